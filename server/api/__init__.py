@@ -1,0 +1,1 @@
+"""The ODK Central-compatible JSON API under /v1."""

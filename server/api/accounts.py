@@ -1,0 +1,104 @@
+"""Sessions, the current user, users and roles."""
+
+from __future__ import annotations
+
+from litestar import Router, delete, get, post
+from litestar.params import FromPath, JSONBody
+from sqlalchemy import select
+
+from server import problems
+from server.api.common import actor_out, check
+from server.api.shapes import RoleOut, SessionIn, SessionOut, Success, UserOut, iso
+from server.db.models import Actor, User
+from server.requests import AnyRequest, require_principal, runtime_of
+from server.roles import ROLES, find_role
+from server.services import accounts
+
+
+@post("/sessions", operation_id="createSession", status_code=200)
+async def create_session(request: AnyRequest, data: JSONBody[SessionIn]) -> SessionOut:
+    rt = runtime_of(request)
+    async with rt.transaction() as db:
+        actor = await accounts.authenticate_password(db, data.email, data.password)
+        if actor is None:
+            raise problems.authentication_failed()
+        token, session = await accounts.create_session(db, actor, rt.settings.session_hours)
+    return SessionOut(
+        token=token,
+        created_at=iso(session.created_at) or "",
+        expires_at=iso(session.expires_at) or "",
+    )
+
+
+@delete("/sessions/{token:str}", operation_id="deleteSession", status_code=200)
+async def delete_session(request: AnyRequest, token: FromPath[str]) -> Success:
+    async with runtime_of(request).transaction() as db:
+        principal = await require_principal(request, db)
+        await accounts.end_session(db, token, principal)
+    return Success()
+
+
+async def _user_out(actor: Actor, user: User) -> UserOut:
+    base = actor_out(actor)
+    return UserOut(**{f: getattr(base, f) for f in base.__struct_fields__}, email=user.email)
+
+
+@get("/users/current", operation_id="getCurrentUser")
+async def current_user(request: AnyRequest) -> UserOut:
+    async with runtime_of(request).transaction() as db:
+        principal = await require_principal(request, db)
+        row = (
+            await db.execute(
+                select(Actor, User)
+                .join(User, User.actor_id == Actor.id)
+                .where(Actor.id == principal.actor_id)
+            )
+        ).first()
+        if row is None:
+            raise problems.not_found()
+        return await _user_out(row[0], row[1])
+
+
+@get("/users", operation_id="listUsers")
+async def list_users(request: AnyRequest) -> list[UserOut]:
+    async with runtime_of(request).transaction() as db:
+        principal = await require_principal(request, db)
+        check(principal, "user.list")
+        rows = await db.execute(
+            select(Actor, User)
+            .join(User, User.actor_id == Actor.id)
+            .where(Actor.deleted_at.is_(None))
+            .order_by(User.email)
+        )
+        return [await _user_out(a, u) for a, u in rows]
+
+
+def _role_out(role_key: str | int) -> RoleOut:
+    role = find_role(role_key)
+    if role is None:
+        raise problems.not_found()
+    return RoleOut(
+        id=role.id,
+        name=role.name,
+        system=role.system,
+        verbs=sorted(role.verbs),
+        created_at="2026-11-23T00:00:00.000Z",
+        updated_at=None,
+    )
+
+
+@get("/roles", operation_id="listRoles")
+async def list_roles() -> list[RoleOut]:
+    return [_role_out(role.id) for role in ROLES]
+
+
+@get("/roles/{role:str}", operation_id="getRole")
+async def get_role(role: FromPath[str]) -> RoleOut:
+    return _role_out(role)
+
+
+router = Router(
+    "/v1",
+    route_handlers=[create_session, delete_session, current_user, list_users, list_roles, get_role],
+    tags=["accounts"],
+)

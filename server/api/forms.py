@@ -1,0 +1,390 @@
+"""Forms, drafts, versions and form attachments, on Central's paths."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+from litestar import Response, Router, delete, get, patch, post
+from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server import problems
+from server.api.common import check
+from server.api.shapes import FormAttachmentOut, FormOut, FormPatch, Success, iso
+from server.auth import Principal
+from server.db.models import Blob, Form, FormAttachment, FormDef
+from server.openrosa.routes import blob_response, serve_form_attachment, serve_form_xml
+from server.requests import AnyRequest, parse_flag, require_principal, runtime_of
+from server.services import forms as form_service
+from server.services.audit import now, record
+from server.services.projects import get_project
+
+IgnoreWarnings = Annotated[str | None, QueryParameter(name="ignoreWarnings")]
+FormIdFallback = Annotated[str | None, HeaderParameter(name="X-XlsForm-FormId-Fallback")]
+
+
+def form_out(form: Form, form_def: FormDef | None) -> FormOut:
+    return FormOut(
+        project_id=form.project_id,
+        xml_form_id=form.xml_form_id,
+        name=form_def.title if form_def else None,
+        version=form_def.version if form_def else "",
+        enketo_id=None,
+        enketo_once_id=None,
+        hash=form_def.md5 if form_def else "",
+        key_id=None,
+        state=form.state,
+        created_at=iso(form.created_at) or "",
+        updated_at=iso(form.updated_at),
+        published_at=iso(form_def.published_at) if form_def else None,
+    )
+
+
+async def _def_of(db: AsyncSession, form: Form) -> FormDef | None:
+    def_id = form.current_def_id or form.draft_def_id
+    return await db.get(FormDef, def_id) if def_id else None
+
+
+async def _caller_and_form(
+    request: AnyRequest, db: AsyncSession, project_id: int, xml_form_id: str, verb: str
+) -> tuple[Principal, Form]:
+    principal = await require_principal(request, db)
+    form = await form_service.find_form(db, project_id, xml_form_id)
+    check(principal, verb, project_id=project_id, form_id=form.id)
+    return principal, form
+
+
+@get("/projects/{project_id:int}/forms", operation_id="listForms")
+async def list_forms(request: AnyRequest, project_id: FromPath[int]) -> list[FormOut]:
+    async with runtime_of(request).transaction() as db:
+        principal = await require_principal(request, db)
+        check(principal, "form.list", project_id=project_id)
+        await get_project(db, project_id)
+        found = await form_service.list_forms(db, project_id)
+        def_ids = {f.current_def_id or f.draft_def_id for f in found}
+        defs = await form_service.form_defs(db, {i for i in def_ids if i is not None})
+        return [form_out(f, defs.get(f.current_def_id or f.draft_def_id or 0)) for f in found]
+
+
+def upload_of(request: AnyRequest, body: bytes, fallback: str | None) -> form_service.FormUpload:
+    return form_service.FormUpload(
+        data=body,
+        content_type=request.headers.get("content-type", "application/xml"),
+        form_id_fallback=fallback,
+    )
+
+
+@post("/projects/{project_id:int}/forms", operation_id="createForm", status_code=200)
+async def create_form(
+    request: AnyRequest,
+    project_id: FromPath[int],
+    publish: FromQuery[str | None] = None,
+    ignore_warnings: IgnoreWarnings = None,
+    form_id_fallback: FormIdFallback = None,
+) -> FormOut:
+    rt = runtime_of(request)
+    body = await request.body()
+    if not body:
+        raise problems.missing_parameter("form definition (request body)")
+    async with rt.transaction() as db:
+        principal = await require_principal(request, db)
+        check(principal, "form.create", project_id=project_id)
+        await get_project(db, project_id)
+        form = await form_service.create_form(
+            rt,
+            db,
+            project_id=project_id,
+            upload=upload_of(request, body, form_id_fallback),
+            publish=parse_flag(publish),
+            ignore_warnings=parse_flag(ignore_warnings),
+            by=principal,
+        )
+        return form_out(form, await _def_of(db, form))
+
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+@get("/projects/{project_id:int}/forms/{form_ref:str}", operation_id="getForm")
+async def get_form(request: AnyRequest, project_id: FromPath[int], form_ref: FromPath[str]) -> Any:
+    """A form as JSON, or its definition: ``{id}.xml``, ``{id}.xlsx`` or ``{id}.xls``."""
+    if form_ref.endswith(".xml"):
+        return await serve_form_xml(request, project_id, form_ref.removesuffix(".xml"))
+    for extension in (".xlsx", ".xls"):
+        if form_ref.endswith(extension):
+            return await _xlsform_file(
+                request, project_id, form_ref.removesuffix(extension), extension
+            )
+    async with runtime_of(request).transaction() as db:
+        _, form = await _caller_and_form(request, db, project_id, form_ref, "form.read")
+        return form_out(form, await _def_of(db, form))
+
+
+async def _xlsform_file(
+    request: AnyRequest, project_id: int, xml_form_id: str, extension: str
+) -> Response[Any]:
+    async with runtime_of(request).transaction() as db:
+        _, form = await _caller_and_form(request, db, project_id, xml_form_id, "form.read")
+        form_def = await _def_of(db, form)
+        blob = await db.get(Blob, form_def.xlsx_blob) if form_def and form_def.xlsx_blob else None
+    if blob is None:
+        raise problems.not_found()
+    return await blob_response(request, blob, f"{xml_form_id}{extension}")
+
+
+@patch("/projects/{project_id:int}/forms/{xml_form_id:str}", operation_id="updateForm")
+async def update_form(
+    request: AnyRequest,
+    project_id: FromPath[int],
+    xml_form_id: FromPath[str],
+    data: JSONBody[FormPatch],
+) -> FormOut:
+    async with runtime_of(request).transaction() as db:
+        principal, form = await _caller_and_form(
+            request, db, project_id, xml_form_id, "form.update"
+        )
+        if data.state is not None:
+            await form_service.set_state(db, form, data.state, principal)
+        return form_out(form, await _def_of(db, form))
+
+
+@delete(
+    "/projects/{project_id:int}/forms/{xml_form_id:str}", operation_id="deleteForm", status_code=200
+)
+async def delete_form(
+    request: AnyRequest, project_id: FromPath[int], xml_form_id: FromPath[str]
+) -> Success:
+    async with runtime_of(request).transaction() as db:
+        principal, form = await _caller_and_form(
+            request, db, project_id, xml_form_id, "form.delete"
+        )
+        form.deleted_at = now()
+        await record(db, principal.actor_id, "form.delete", "form", form.id)
+    return Success()
+
+
+@post(
+    "/projects/{project_id:int}/forms/{xml_form_id:str}/draft",
+    operation_id="createDraft",
+    status_code=200,
+)
+async def create_draft(
+    request: AnyRequest,
+    project_id: FromPath[int],
+    xml_form_id: FromPath[str],
+    ignore_warnings: IgnoreWarnings = None,
+    form_id_fallback: FormIdFallback = None,
+) -> Success:
+    rt = runtime_of(request)
+    body = await request.body()
+    async with rt.transaction() as db:
+        principal, form = await _caller_and_form(
+            request, db, project_id, xml_form_id, "form.update"
+        )
+        upload = upload_of(request, body, form_id_fallback or xml_form_id) if body else None
+        await form_service.replace_draft(
+            rt, db, form, upload=upload, ignore_warnings=parse_flag(ignore_warnings), by=principal
+        )
+    return Success()
+
+
+@get("/projects/{project_id:int}/forms/{xml_form_id:str}/draft", operation_id="getDraft")
+async def get_draft(
+    request: AnyRequest, project_id: FromPath[int], xml_form_id: FromPath[str]
+) -> FormOut:
+    async with runtime_of(request).transaction() as db:
+        _, form = await _caller_and_form(request, db, project_id, xml_form_id, "form.read")
+        draft = await db.get(FormDef, form.draft_def_id) if form.draft_def_id else None
+        if draft is None:
+            raise problems.not_found()
+        return form_out(form, draft)
+
+
+@post(
+    "/projects/{project_id:int}/forms/{xml_form_id:str}/draft/publish",
+    operation_id="publishDraft",
+    status_code=200,
+)
+async def publish(
+    request: AnyRequest,
+    project_id: FromPath[int],
+    xml_form_id: FromPath[str],
+    version: FromQuery[str | None] = None,
+) -> Success:
+    async with runtime_of(request).transaction() as db:
+        principal, form = await _caller_and_form(
+            request, db, project_id, xml_form_id, "form.update"
+        )
+        await form_service.publish_draft(db, form, version=version, by=principal)
+    return Success()
+
+
+@delete(
+    "/projects/{project_id:int}/forms/{xml_form_id:str}/draft",
+    operation_id="deleteDraft",
+    status_code=200,
+)
+async def delete_draft(
+    request: AnyRequest, project_id: FromPath[int], xml_form_id: FromPath[str]
+) -> Success:
+    async with runtime_of(request).transaction() as db:
+        principal, form = await _caller_and_form(
+            request, db, project_id, xml_form_id, "form.update"
+        )
+        if form.draft_def_id is None:
+            raise problems.not_found()
+        if form.current_def_id is None:
+            raise problems.no_published_version()
+        form.draft_def_id = None
+        await record(db, principal.actor_id, "form.update.draft.delete", "form", form.id)
+    return Success()
+
+
+@get("/projects/{project_id:int}/forms/{xml_form_id:str}/versions", operation_id="listVersions")
+async def list_versions(
+    request: AnyRequest, project_id: FromPath[int], xml_form_id: FromPath[str]
+) -> list[FormOut]:
+    async with runtime_of(request).transaction() as db:
+        _, form = await _caller_and_form(request, db, project_id, xml_form_id, "form.read")
+        defs = await db.scalars(
+            select(FormDef)
+            .where(FormDef.form_id == form.id, FormDef.published_at.is_not(None))
+            .order_by(FormDef.published_at.desc(), FormDef.id.desc())
+        )
+        return [form_out(form, d) for d in defs]
+
+
+async def _attachments_out(db: AsyncSession, def_id: int | None) -> list[FormAttachmentOut]:
+    if def_id is None:
+        raise problems.not_found()
+    rows = await db.execute(
+        select(FormAttachment, Blob.md5)
+        .outerjoin(Blob, Blob.sha256 == FormAttachment.blob_sha256)
+        .where(FormAttachment.form_def_id == def_id)
+        .order_by(FormAttachment.name)
+    )
+    return [
+        FormAttachmentOut(
+            name=a.name,
+            type=a.kind,
+            exists=a.blob_sha256 is not None,
+            blob_exists=a.blob_sha256 is not None,
+            dataset_exists=False,
+            updated_at=iso(a.updated_at),
+            hash=md5,
+        )
+        for a, md5 in rows
+    ]
+
+
+@get(
+    "/projects/{project_id:int}/forms/{xml_form_id:str}/attachments",
+    operation_id="listFormAttachments",
+)
+async def list_attachments(
+    request: AnyRequest, project_id: FromPath[int], xml_form_id: FromPath[str]
+) -> list[FormAttachmentOut]:
+    async with runtime_of(request).transaction() as db:
+        _, form = await _caller_and_form(request, db, project_id, xml_form_id, "form.read")
+        return await _attachments_out(db, form.current_def_id)
+
+
+@get(
+    "/projects/{project_id:int}/forms/{xml_form_id:str}/draft/attachments",
+    operation_id="listDraftAttachments",
+)
+async def list_draft_attachments(
+    request: AnyRequest, project_id: FromPath[int], xml_form_id: FromPath[str]
+) -> list[FormAttachmentOut]:
+    async with runtime_of(request).transaction() as db:
+        _, form = await _caller_and_form(request, db, project_id, xml_form_id, "form.read")
+        return await _attachments_out(db, form.draft_def_id)
+
+
+@get(
+    "/projects/{project_id:int}/forms/{xml_form_id:str}/attachments/{name:str}",
+    operation_id="getFormAttachment",
+)
+async def get_attachment(
+    request: AnyRequest, project_id: FromPath[int], xml_form_id: FromPath[str], name: FromPath[str]
+) -> Response[Any]:
+    return await serve_form_attachment(request, project_id, xml_form_id, name)
+
+
+@get(
+    "/projects/{project_id:int}/forms/{xml_form_id:str}/draft/attachments/{name:str}",
+    operation_id="getDraftAttachment",
+)
+async def get_draft_attachment(
+    request: AnyRequest, project_id: FromPath[int], xml_form_id: FromPath[str], name: FromPath[str]
+) -> Response[Any]:
+    async with runtime_of(request).transaction() as db:
+        _, form = await _caller_and_form(request, db, project_id, xml_form_id, "form.read")
+        row = (
+            await db.execute(
+                select(Blob)
+                .join(FormAttachment, FormAttachment.blob_sha256 == Blob.sha256)
+                .where(FormAttachment.form_def_id == form.draft_def_id, FormAttachment.name == name)
+            )
+        ).scalar_one_or_none()
+    if row is None:
+        raise problems.not_found()
+    return await blob_response(request, row, name)
+
+
+@post(
+    "/projects/{project_id:int}/forms/{xml_form_id:str}/draft/attachments/{name:str}",
+    operation_id="uploadDraftAttachment",
+    status_code=200,
+)
+async def upload_attachment(
+    request: AnyRequest, project_id: FromPath[int], xml_form_id: FromPath[str], name: FromPath[str]
+) -> Success:
+    rt = runtime_of(request)
+    with tempfile.TemporaryDirectory(prefix="homeward-attachment-") as spool:
+        path = Path(spool) / "upload"
+        with path.open("wb") as sink:
+            async for chunk in request.stream():
+                sink.write(chunk)
+        async with rt.transaction() as db:
+            principal, form = await _caller_and_form(
+                request, db, project_id, xml_form_id, "form.update"
+            )
+            await form_service.upload_attachment(
+                rt,
+                db,
+                form,
+                name=name,
+                path=path,
+                content_type=request.headers.get("content-type", "application/octet-stream"),
+                by=principal,
+            )
+    return Success()
+
+
+def router(max_body: int) -> Router:
+    return Router(
+        "/v1",
+        route_handlers=[
+            list_forms,
+            create_form,
+            get_form,
+            update_form,
+            delete_form,
+            create_draft,
+            get_draft,
+            publish,
+            delete_draft,
+            list_versions,
+            list_attachments,
+            list_draft_attachments,
+            get_attachment,
+            get_draft_attachment,
+            upload_attachment,
+        ],
+        request_max_body_size=max_body,
+        tags=["forms"],
+    )

@@ -1,0 +1,301 @@
+"""Projects, app users, assignments and the Collect QR code."""
+
+from __future__ import annotations
+
+from litestar import Response, Router, delete, get, patch, post
+from litestar.params import FromPath, JSONBody
+from sqlalchemy import select
+
+from server import problems
+from server.api.common import actor_out, app_user_out, check, project_out
+from server.api.shapes import (
+    ActorOut,
+    AppUserIn,
+    AppUserOut,
+    ProjectIn,
+    ProjectOut,
+    ProjectPatch,
+    Success,
+)
+from server.db.models import Actor, Assignment, FieldKey
+from server.qr import collect_settings, qr_png, settings_payload
+from server.requests import AnyRequest, require_principal, runtime_of
+from server.roles import find_role
+from server.services import accounts, projects
+from server.services.audit import now, record
+from server.services.forms import find_form
+
+
+@get("/projects", operation_id="listProjects")
+async def list_projects(request: AnyRequest) -> list[ProjectOut]:
+    async with runtime_of(request).transaction() as db:
+        principal = await require_principal(request, db)
+        return [project_out(p) for p in await projects.list_projects(db, principal)]
+
+
+@post("/projects", operation_id="createProject", status_code=200)
+async def create_project(request: AnyRequest, data: JSONBody[ProjectIn]) -> ProjectOut:
+    async with runtime_of(request).transaction() as db:
+        principal = await require_principal(request, db)
+        check(principal, "project.create")
+        project = await projects.create_project(
+            db, name=data.name, description=data.description, by=principal
+        )
+        return project_out(project)
+
+
+@get("/projects/{project_id:int}", operation_id="getProject")
+async def get_project(request: AnyRequest, project_id: FromPath[int]) -> ProjectOut:
+    async with runtime_of(request).transaction() as db:
+        principal = await require_principal(request, db)
+        check(principal, "project.read", project_id=project_id)
+        return project_out(await projects.get_project(db, project_id))
+
+
+@patch("/projects/{project_id:int}", operation_id="updateProject")
+async def update_project(
+    request: AnyRequest, project_id: FromPath[int], data: JSONBody[ProjectPatch]
+) -> ProjectOut:
+    async with runtime_of(request).transaction() as db:
+        principal = await require_principal(request, db)
+        check(principal, "project.update", project_id=project_id)
+        project = await projects.get_project(db, project_id)
+        if data.name is not None:
+            project.name = data.name
+        if data.description is not None:
+            project.description = data.description
+        if data.archived is not None:
+            project.archived = data.archived
+        project.updated_at = now()
+        await record(db, principal.actor_id, "project.update", "project", project_id)
+        return project_out(project)
+
+
+@get("/projects/{project_id:int}/app-users", operation_id="listAppUsers")
+async def list_app_users(request: AnyRequest, project_id: FromPath[int]) -> list[AppUserOut]:
+    rt = runtime_of(request)
+    async with rt.transaction() as db:
+        principal = await require_principal(request, db)
+        check(principal, "field_key.list", project_id=project_id)
+        await projects.get_project(db, project_id)
+        rows = await db.execute(
+            select(Actor, FieldKey)
+            .join(FieldKey, FieldKey.actor_id == Actor.id)
+            .where(FieldKey.project_id == project_id, Actor.deleted_at.is_(None))
+            .order_by(Actor.created_at.desc(), Actor.id.desc())
+        )
+        return [
+            app_user_out(a, k, accounts.app_user_token(k, rt.settings.secret_key)) for a, k in rows
+        ]
+
+
+@post("/projects/{project_id:int}/app-users", operation_id="createAppUser", status_code=200)
+async def create_app_user(
+    request: AnyRequest, project_id: FromPath[int], data: JSONBody[AppUserIn]
+) -> AppUserOut:
+    rt = runtime_of(request)
+    async with rt.transaction() as db:
+        principal = await require_principal(request, db)
+        check(principal, "field_key.create", project_id=project_id)
+        await projects.get_project(db, project_id)
+        actor, key, token = await accounts.create_app_user(
+            db,
+            project_id=project_id,
+            display_name=data.display_name,
+            secret_key=rt.settings.secret_key,
+            by=principal,
+        )
+        return app_user_out(actor, key, token)
+
+
+async def _app_user(
+    request: AnyRequest, db: object, project_id: int, actor_id: int
+) -> tuple[Actor, FieldKey]:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    assert isinstance(db, AsyncSession)
+    row = (
+        await db.execute(
+            select(Actor, FieldKey)
+            .join(FieldKey, FieldKey.actor_id == Actor.id)
+            .where(
+                FieldKey.project_id == project_id, Actor.id == actor_id, Actor.deleted_at.is_(None)
+            )
+        )
+    ).first()
+    if row is None:
+        raise problems.not_found()
+    return row[0], row[1]
+
+
+@delete(
+    "/projects/{project_id:int}/app-users/{actor_id:int}",
+    operation_id="deleteAppUser",
+    status_code=200,
+)
+async def delete_app_user(
+    request: AnyRequest, project_id: FromPath[int], actor_id: FromPath[int]
+) -> Success:
+    async with runtime_of(request).transaction() as db:
+        principal = await require_principal(request, db)
+        check(principal, "field_key.delete", project_id=project_id)
+        actor, key = await _app_user(request, db, project_id, actor_id)
+        actor.deleted_at = now()
+        key.token_hash = None
+        key.token_nonce = None
+        await record(db, principal.actor_id, "field_key.delete", "actor", actor_id)
+    return Success()
+
+
+def collect_server_url(request: AnyRequest, project_id: int, token: str) -> str:
+    public = runtime_of(request).settings.public_url.rstrip("/")
+    origin = public or str(request.base_url).rstrip("/")
+    return f"{origin}/v1/key/{token}/projects/{project_id}"
+
+
+@get("/projects/{project_id:int}/app-users/{actor_id:int}/qr.png", operation_id="getAppUserQr")
+async def app_user_qr(
+    request: AnyRequest, project_id: FromPath[int], actor_id: FromPath[int]
+) -> Response[bytes]:
+    rt = runtime_of(request)
+    async with rt.transaction() as db:
+        principal = await require_principal(request, db)
+        check(principal, "field_key.list", project_id=project_id)
+        project = await projects.get_project(db, project_id)
+        _actor, key = await _app_user(request, db, project_id, actor_id)
+        token = accounts.app_user_token(key, rt.settings.secret_key)
+        if token is None:
+            raise problems.Problem(
+                409.3, "This app user's access was revoked; create a new app user."
+            )
+    settings = collect_settings(collect_server_url(request, project_id, token), project.name)
+    return Response(
+        qr_png(settings_payload(settings)),
+        media_type="image/png",
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+def _role_or_404(role: str) -> int:
+    spec = find_role(role)
+    if spec is None:
+        raise problems.not_found()
+    return spec.id
+
+
+@get(
+    "/projects/{project_id:int}/forms/{xml_form_id:str}/assignments/{role:str}",
+    operation_id="listFormRoleAssignments",
+)
+async def list_form_assignments(
+    request: AnyRequest, project_id: FromPath[int], xml_form_id: FromPath[str], role: FromPath[str]
+) -> list[ActorOut]:
+    async with runtime_of(request).transaction() as db:
+        principal = await require_principal(request, db)
+        check(principal, "assignment.list", project_id=project_id)
+        form = await find_form(db, project_id, xml_form_id)
+        rows = await db.scalars(
+            select(Actor)
+            .join(Assignment, Assignment.actor_id == Actor.id)
+            .where(Assignment.form_id == form.id, Assignment.role_id == _role_or_404(role))
+        )
+        return [actor_out(a) for a in rows]
+
+
+async def _form_assignment(
+    request: AnyRequest, project_id: int, xml_form_id: str, role: str, actor_id: int, *, grant: bool
+) -> Success:
+    spec = find_role(role)
+    if spec is None:
+        raise problems.not_found()
+    async with runtime_of(request).transaction() as db:
+        principal = await require_principal(request, db)
+        check(
+            principal, "assignment.create" if grant else "assignment.delete", project_id=project_id
+        )
+        form = await find_form(db, project_id, xml_form_id)
+        actor = await db.get(Actor, actor_id)
+        if actor is None or actor.deleted_at is not None:
+            raise problems.not_found()
+        if grant:
+            await accounts.assign(
+                db, actor_id=actor_id, role=spec, form_id=form.id, by=principal.actor_id
+            )
+        else:
+            await accounts.unassign(
+                db, actor_id=actor_id, role=spec, form_id=form.id, by=principal.actor_id
+            )
+    return Success()
+
+
+@post(
+    "/projects/{project_id:int}/forms/{xml_form_id:str}/assignments/{role:str}/{actor_id:int}",
+    operation_id="assignFormRole",
+    status_code=200,
+)
+async def assign_form_role(
+    request: AnyRequest,
+    project_id: FromPath[int],
+    xml_form_id: FromPath[str],
+    role: FromPath[str],
+    actor_id: FromPath[int],
+) -> Success:
+    return await _form_assignment(request, project_id, xml_form_id, role, actor_id, grant=True)
+
+
+@delete(
+    "/projects/{project_id:int}/forms/{xml_form_id:str}/assignments/{role:str}/{actor_id:int}",
+    operation_id="revokeFormRole",
+    status_code=200,
+)
+async def revoke_form_role(
+    request: AnyRequest,
+    project_id: FromPath[int],
+    xml_form_id: FromPath[str],
+    role: FromPath[str],
+    actor_id: FromPath[int],
+) -> Success:
+    return await _form_assignment(request, project_id, xml_form_id, role, actor_id, grant=False)
+
+
+@post(
+    "/projects/{project_id:int}/assignments/{role:str}/{actor_id:int}",
+    operation_id="assignProjectRole",
+    status_code=200,
+)
+async def assign_project_role(
+    request: AnyRequest, project_id: FromPath[int], role: FromPath[str], actor_id: FromPath[int]
+) -> Success:
+    spec = find_role(role)
+    if spec is None:
+        raise problems.not_found()
+    async with runtime_of(request).transaction() as db:
+        principal = await require_principal(request, db)
+        check(principal, "assignment.create", project_id=project_id)
+        await projects.get_project(db, project_id)
+        if await db.get(Actor, actor_id) is None:
+            raise problems.not_found()
+        await accounts.assign(
+            db, actor_id=actor_id, role=spec, project_id=project_id, by=principal.actor_id
+        )
+    return Success()
+
+
+router = Router(
+    "/v1",
+    route_handlers=[
+        list_projects,
+        create_project,
+        get_project,
+        update_project,
+        list_app_users,
+        create_app_user,
+        delete_app_user,
+        app_user_qr,
+        list_form_assignments,
+        assign_form_role,
+        revoke_form_role,
+        assign_project_role,
+    ],
+    tags=["projects"],
+)

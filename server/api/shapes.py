@@ -1,0 +1,155 @@
+"""Central's JSON shapes, as msgspec structs (camelCase on the wire)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import msgspec
+
+
+class ApiModel(msgspec.Struct, rename="camel"):
+    """Base of every response body: camelCase keys, ``null`` kept (pyodk wants the keys)."""
+
+
+class ApiInput(msgspec.Struct, rename="camel", forbid_unknown_fields=False):
+    """Base of request bodies. Unknown keys are ignored, as Central does."""
+
+
+def iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class SessionOut(ApiModel):
+    token: str
+    created_at: str
+    expires_at: str
+
+
+class SessionIn(ApiInput):
+    email: str
+    password: str
+
+
+class ActorOut(ApiModel):
+    id: int
+    type: str
+    display_name: str
+    created_at: str
+    updated_at: str | None
+    deleted_at: str | None
+
+
+class UserOut(ActorOut):
+    email: str
+
+
+class AppUserOut(ActorOut):
+    token: str | None
+    project_id: int
+    created_by: int
+
+
+class AppUserIn(ApiInput):
+    display_name: str
+
+
+class ProjectOut(ApiModel):
+    id: int
+    name: str
+    description: str | None
+    archived: bool
+    key_id: None
+    created_at: str
+    updated_at: str | None
+    deleted_at: str | None
+
+
+class ProjectIn(ApiInput):
+    name: str
+    description: str | None = None
+
+
+class ProjectPatch(ApiInput):
+    name: str | None = None
+    description: str | None = None
+    archived: bool | None = None
+
+
+class FormOut(ApiModel):
+    project_id: int
+    xml_form_id: str
+    name: str | None
+    version: str
+    enketo_id: None
+    enketo_once_id: None
+    hash: str
+    key_id: None
+    state: str
+    created_at: str
+    updated_at: str | None
+    published_at: str | None
+    entity_related: bool = False
+    webforms_enabled: bool = False
+
+
+class FormPatch(ApiInput):
+    state: str | None = None
+
+
+class FormAttachmentOut(ApiModel):
+    name: str
+    type: str
+    exists: bool
+    blob_exists: bool
+    dataset_exists: bool
+    updated_at: str | None
+    hash: str | None = None
+
+
+class SubmissionOut(ApiModel):
+    instance_id: str
+    submitter_id: int | None
+    device_id: str | None
+    user_agent: str | None
+    review_state: str | None
+    created_at: str
+    updated_at: str | None
+    deleted_at: str | None
+    current_version: SubmissionVersionOut | None = None
+
+
+class SubmissionVersionOut(ApiModel):
+    instance_id: str
+    instance_name: str | None
+    submitter_id: int | None
+    device_id: str | None
+    user_agent: str | None
+    created_at: str
+    current: bool
+
+
+class SubmissionAttachmentOut(ApiModel):
+    name: str
+    exists: bool
+
+
+class RoleOut(ApiModel):
+    id: int
+    name: str
+    system: str
+    verbs: list[str]
+    created_at: str
+    updated_at: str | None
+
+
+class AssignmentOut(ApiModel):
+    actor_id: int
+    role_id: int
+
+
+class Success(ApiModel):
+    success: bool = True

@@ -1,0 +1,62 @@
+"""The app factory: settings in, a Litestar app out. Nothing here reads the environment."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar, get
+from litestar.exceptions import HTTPException
+from litestar.openapi import OpenAPIConfig
+
+from server.api import accounts, forms, projects, submissions
+from server.errors import handle_http_exception, handle_problem, handle_unexpected
+from server.openrosa.routes import openrosa_routers
+from server.problems import Problem
+from server.runtime import Runtime, close_runtime, open_runtime
+from server.settings import Settings
+
+
+@get("/healthz", include_in_schema=False)
+async def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Litestar:
+    """Build the app; with ``runtime`` given (tests) the caller owns its lifetime."""
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        if runtime is not None:
+            app.state.runtime = runtime
+            yield
+            return
+        opened = await open_runtime(settings)
+        app.state.runtime = opened
+        try:
+            yield
+        finally:
+            await close_runtime(opened)
+
+    max_body = settings.max_submission_bytes
+    app = Litestar(
+        route_handlers=[
+            health,
+            accounts.router,
+            projects.router,
+            forms.router(settings.max_form_bytes),
+            submissions.router(max_body),
+            *openrosa_routers(max_body),
+        ],
+        lifespan=[lifespan],
+        exception_handlers={
+            Problem: handle_problem,
+            HTTPException: handle_http_exception,
+            Exception: handle_unexpected,
+        },
+        openapi_config=OpenAPIConfig(title="Homeward", version="0.1.0", path="/v1/openapi"),
+        request_max_body_size=settings.max_form_bytes,
+    )
+    if runtime is not None:
+        app.state.runtime = runtime
+    return app

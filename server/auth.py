@@ -1,0 +1,101 @@
+"""Credentials: password hashes, bearer and app-user tokens, and who may do what.
+
+Tokens are never stored in clear: sessions keep a sha256 of theirs; app-user tokens
+are derived from the deployment secret and a per-user nonce (so they can be shown
+again in a QR code) and looked up by sha256 too.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+
+import msgspec
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from server.roles import ROLES_BY_ID
+
+_hasher = PasswordHasher()
+# A real hash to verify against when the e-mail is unknown, so that a wrong e-mail
+# and a wrong password take the same time.
+_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+# Central's tokens are 64 characters of [A-Za-z0-9!$]; base64 of 48 bytes is 64
+# characters, with '!' and '$' standing in for '+' and '/'.
+_TOKEN_ALPHABET = bytes.maketrans(b"+/", b"!$")
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(password: str, password_hash: str | None) -> bool:
+    try:
+        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def digest_ha1(email: str, realm: str, password: str) -> str:
+    return hashlib.md5(f"{email}:{realm}:{password}".encode(), usedforsecurity=False).hexdigest()
+
+
+def _encode_token(raw: bytes) -> str:
+    return base64.b64encode(raw).translate(_TOKEN_ALPHABET).decode("ascii")
+
+
+def new_session_token() -> str:
+    return _encode_token(secrets.token_bytes(48))
+
+
+def derive_app_user_token(secret_key: str, nonce: str) -> str:
+    digest = hmac.new(secret_key.encode(), f"app-user:{nonce}".encode(), hashlib.sha384)
+    return _encode_token(digest.digest())
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class Grant(msgspec.Struct, frozen=True):
+    role_id: int
+    project_id: int | None
+    form_id: int | None
+
+
+class Principal(msgspec.Struct, frozen=True):
+    """The authenticated actor of one request and the roles it holds."""
+
+    actor_id: int
+    kind: str
+    display_name: str
+    grants: tuple[Grant, ...]
+
+    def can(self, verb: str, *, project_id: int | None = None, form_id: int | None = None) -> bool:
+        for grant in self.grants:
+            if verb not in ROLES_BY_ID[grant.role_id].verbs:
+                continue
+            if grant.project_id is None and grant.form_id is None:
+                return True  # site-wide role
+            if grant.project_id is not None and grant.project_id == project_id:
+                return True
+            if grant.form_id is not None and grant.form_id == form_id:
+                return True
+        return False
+
+    @property
+    def is_admin(self) -> bool:
+        return any(g.role_id == 1 and g.project_id is None for g in self.grants)
+
+    def project_ids(self) -> set[int] | None:
+        """Projects this actor sees something in; ``None`` means every project."""
+        if self.is_admin:
+            return None
+        return {g.project_id for g in self.grants if g.project_id is not None}
+
+
+def constant_time_equal(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode(), b.encode())

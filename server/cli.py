@@ -1,0 +1,155 @@
+"""``homeward``: serve, migrate, demo, user-create, user-promote, each with --help.
+
+Settings come from ``HOMEWARD_*`` environment variables; options override them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import sys
+from collections.abc import Sequence
+
+import msgspec
+
+from server.app import create_app
+from server.demo import seed_demo
+from server.runtime import close_runtime, open_runtime
+from server.services import accounts
+from server.settings import Settings
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = Settings.from_env()
+    overrides = {
+        k: v
+        for k, v in (("host", getattr(args, "host", None)), ("port", getattr(args, "port", None)))
+        if v
+    }
+    return msgspec.structs.replace(settings, **overrides) if overrides else settings
+
+
+def base_url(settings: Settings) -> str:
+    host = "127.0.0.1" if settings.host in {"0.0.0.0", "::"} else settings.host  # noqa: S104
+    return settings.public_url or f"http://{host}:{settings.port}"
+
+
+async def _migrate(settings: Settings) -> None:
+    rt = await open_runtime(settings)
+    await close_runtime(rt)
+    print(f"Database is up to date: {settings.resolved_database_url.split('@')[-1]}")
+
+
+async def _demo(settings: Settings) -> None:
+    rt = await open_runtime(settings)
+    try:
+        demo = await seed_demo(rt, base_url(settings))
+    finally:
+        await close_runtime(rt)
+    print(demo.qr_text)
+    print(f"Homeward is ready at   {base_url(settings)}")
+    print(f"Administrator          {demo.admin_email}")
+    kept = settings.data_dir / "admin-password"
+    print(f"Password               {demo.admin_password}   (kept in {kept})")
+    print(f"ODK Collect            scan the QR code above (also saved as {demo.qr_png_path})")
+    print(f"                       or enter the server URL {demo.collect_url}")
+
+
+def _read_password(prompt: str) -> str:
+    if sys.stdin.isatty():
+        first = getpass.getpass(prompt)
+        if getpass.getpass("Again: ") != first:
+            raise SystemExit("The passwords differ.")
+        return first
+    return sys.stdin.readline().rstrip("\n")
+
+
+async def _user_create(settings: Settings, email: str, password: str) -> None:
+    rt = await open_runtime(settings)
+    try:
+        async with rt.transaction() as db:
+            actor, _ = await accounts.create_user(
+                db, email=email, password=password, keep_digest=rt.settings.digest_auth
+            )
+        print(f"Created user {email} (actor {actor.id}).")
+    finally:
+        await close_runtime(rt)
+
+
+async def _user_promote(settings: Settings, email: str) -> None:
+    rt = await open_runtime(settings)
+    try:
+        async with rt.transaction() as db:
+            found = await accounts.find_user(db, email)
+            if found is None:
+                raise SystemExit(f"No user with e-mail {email}.")
+            await accounts.promote_to_admin(db, found[0].id, by=None)
+        print(f"{email} is now a site administrator.")
+    finally:
+        await close_runtime(rt)
+
+
+def _serve(settings: Settings, workers: int) -> None:
+    import uvicorn
+
+    if workers > 1:
+        uvicorn.run(
+            "server.cli:app_from_env",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=workers,
+            log_level="info",
+        )
+    else:
+        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+
+
+def app_from_env() -> object:
+    """Factory for multi-worker uvicorn: each worker reads the same environment."""
+    return create_app(Settings.from_env())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="homeward", description="Homeward data-collection server."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="Serve HTTP (OpenRosa for Collect, the /v1 API).")
+    serve.add_argument("--host", help="Interface to listen on (HOMEWARD_HOST, default 127.0.0.1).")
+    serve.add_argument("--port", type=int, help="Port (HOMEWARD_PORT, default 8383).")
+    serve.add_argument("--workers", type=int, default=1, help="Worker processes (default 1).")
+    commands.add_parser("migrate", help="Create or upgrade the database tables.")
+    demo = commands.add_parser(
+        "demo", help="Seed the demo project and print URL, login and QR code."
+    )
+    demo.add_argument("--host", help="Host the printed URL uses.")
+    demo.add_argument("--port", type=int, help="Port the printed URL uses.")
+    create = commands.add_parser(
+        "user-create", help="Create a web user; password from stdin or a prompt."
+    )
+    create.add_argument("--email", required=True)
+    promote = commands.add_parser("user-promote", help="Make a user a site administrator.")
+    promote.add_argument("--email", required=True)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    settings = _settings(args)
+    if args.command == "serve":
+        asyncio.run(_migrate(settings))
+        _serve(settings, args.workers)
+    elif args.command == "migrate":
+        asyncio.run(_migrate(settings))
+    elif args.command == "demo":
+        asyncio.run(_demo(settings))
+    elif args.command == "user-create":
+        asyncio.run(_user_create(settings, args.email, _read_password("Password: ")))
+    elif args.command == "user-promote":
+        asyncio.run(_user_promote(settings, args.email))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,242 @@
+"""Tables. Alembic migrations in ``server/migrations`` create exactly these.
+
+Conventions: integer surrogate keys, timestamps in UTC (timezone-aware), soft
+deletion through ``deleted_at`` where Central offers restore, and raw bytes
+(XForms, submission XML, compiled schemas) in ``LargeBinary`` columns because they
+are small and always read together with their row. Large files live in the
+BlobStore and are referenced by sha256.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+Timestamp = DateTime(timezone=True)
+# SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets BIGINT.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Actor(Base):
+    """Anyone who can act: web users, app users (Central's field keys), public links."""
+
+    __tablename__ = "actors"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # user | field_key | public_link
+    display_name: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    updated_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    deleted_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+
+class User(Base):
+    __tablename__ = "users"
+    actor_id: Mapped[int] = mapped_column(ForeignKey("actors.id"), primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    # MD5(email:realm:password), only kept where a deployment enables Digest sign-in.
+    digest_ha1: Mapped[str | None] = mapped_column(String(32))
+
+
+class Session(Base):
+    __tablename__ = "sessions"
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    actor_id: Mapped[int] = mapped_column(ForeignKey("actors.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    expires_at: Mapped[datetime] = mapped_column(Timestamp)
+
+
+class FieldKey(Base):
+    """An app user: a project-bound actor that authenticates with a token in the URL.
+
+    The token is never stored: it is derived from the deployment's secret key and
+    ``token_nonce`` so that it can be shown again (QR code), and looked up by hash.
+    """
+
+    __tablename__ = "field_keys"
+    actor_id: Mapped[int] = mapped_column(ForeignKey("actors.id"), primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
+    created_by: Mapped[int] = mapped_column(ForeignKey("actors.id"))
+    token_nonce: Mapped[str | None] = mapped_column(String(64))
+    token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+
+
+class Project(Base):
+    __tablename__ = "projects"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    description: Mapped[str | None] = mapped_column(Text)
+    archived: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Keys pseudonyms of personal data in exports; stable for the project's life.
+    pseudonym_secret: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    updated_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    deleted_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+
+class Role(Base):
+    __tablename__ = "roles"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    system: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(64))
+    verbs: Mapped[str] = mapped_column(Text)  # JSON list
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+
+
+class Assignment(Base):
+    """A role held by an actor over the whole site, a project, or one form."""
+
+    __tablename__ = "assignments"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    actor_id: Mapped[int] = mapped_column(ForeignKey("actors.id"), index=True)
+    role_id: Mapped[int] = mapped_column(ForeignKey("roles.id"))
+    project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id"))
+    form_id: Mapped[int | None] = mapped_column(ForeignKey("forms.id"))
+    __table_args__ = (
+        UniqueConstraint("actor_id", "role_id", "project_id", "form_id", name="uq_assignment"),
+    )
+
+
+class Blob(Base):
+    __tablename__ = "blobs"
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    md5: Mapped[str] = mapped_column(String(32))
+    size: Mapped[int] = mapped_column(BigInteger)
+    content_type: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+
+
+class Form(Base):
+    __tablename__ = "forms"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"))
+    xml_form_id: Mapped[str] = mapped_column(String(255))
+    state: Mapped[str] = mapped_column(String(16), default="open")  # open|closing|closed
+    # No foreign keys here: forms and form_defs point at each other, and a cycle of
+    # constraints would make every insert and delete order-sensitive.
+    current_def_id: Mapped[int | None] = mapped_column(BigInteger)
+    draft_def_id: Mapped[int | None] = mapped_column(BigInteger)
+    draft_token: Mapped[str | None] = mapped_column(String(64))
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("actors.id"))
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    updated_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    deleted_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    __table_args__ = (UniqueConstraint("project_id", "xml_form_id", name="uq_forms_project_xmlid"),)
+
+
+class FormDef(Base):
+    """One version (or the draft) of a form: the exact XForm bytes Collect downloads."""
+
+    __tablename__ = "form_defs"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    form_id: Mapped[int] = mapped_column(ForeignKey("forms.id"), index=True)
+    version: Mapped[str] = mapped_column(String(255), default="")
+    title: Mapped[str] = mapped_column(String(255))
+    xml: Mapped[bytes] = mapped_column(LargeBinary)
+    md5: Mapped[str] = mapped_column(String(32))
+    sha256: Mapped[str] = mapped_column(String(64))
+    xlsx_blob: Mapped[str | None] = mapped_column(ForeignKey("blobs.sha256"))
+    xlsx_name: Mapped[str | None] = mapped_column(String(255))
+    schema: Mapped[bytes] = mapped_column(LargeBinary)  # msgspec JSON of forms.schema
+    public_key: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    published_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+
+class FormAttachment(Base):
+    __tablename__ = "form_attachments"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    form_def_id: Mapped[int] = mapped_column(ForeignKey("form_defs.id"), index=True)
+    name: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(16))  # image | audio | video | file
+    blob_sha256: Mapped[str | None] = mapped_column(ForeignKey("blobs.sha256"))
+    updated_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    __table_args__ = (UniqueConstraint("form_def_id", "name", name="uq_form_attachments_name"),)
+
+
+class Submission(Base):
+    __tablename__ = "submissions"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    form_id: Mapped[int] = mapped_column(ForeignKey("forms.id"))
+    instance_id: Mapped[str] = mapped_column(String(255))
+    draft: Mapped[bool] = mapped_column(Boolean, default=False)
+    submitter_id: Mapped[int | None] = mapped_column(ForeignKey("actors.id"))
+    device_id: Mapped[str | None] = mapped_column(String(255))
+    user_agent: Mapped[str | None] = mapped_column(String(512))
+    review_state: Mapped[str | None] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    updated_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    deleted_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    __table_args__ = (
+        UniqueConstraint("form_id", "draft", "instance_id", name="uq_submissions_instance"),
+        Index("ix_submissions_form_listing", "form_id", "draft", "id"),
+    )
+
+
+class SubmissionDef(Base):
+    """One version of a submission: the first one, then one per edit (deprecatedID)."""
+
+    __tablename__ = "submission_defs"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    submission_id: Mapped[int] = mapped_column(ForeignKey("submissions.id"), index=True)
+    form_def_id: Mapped[int] = mapped_column(ForeignKey("form_defs.id"))
+    instance_id: Mapped[str] = mapped_column(String(255))
+    deprecated_id: Mapped[str | None] = mapped_column(String(255))
+    instance_name: Mapped[str | None] = mapped_column(Text)
+    xml: Mapped[bytes] = mapped_column(LargeBinary)
+    xml_sha256: Mapped[str] = mapped_column(String(64))
+    record: Mapped[bytes] = mapped_column(LargeBinary)  # parsed answers, msgspec JSON
+    encrypted: Mapped[bool] = mapped_column(Boolean, default=False)
+    current: Mapped[bool] = mapped_column(Boolean, default=True)
+    submitter_id: Mapped[int | None] = mapped_column(ForeignKey("actors.id"))
+    device_id: Mapped[str | None] = mapped_column(String(255))
+    user_agent: Mapped[str | None] = mapped_column(String(512))
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+
+
+class SubmissionAttachment(Base):
+    __tablename__ = "submission_attachments"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    submission_def_id: Mapped[int] = mapped_column(ForeignKey("submission_defs.id"), index=True)
+    name: Mapped[str] = mapped_column(String(255))
+    blob_sha256: Mapped[str | None] = mapped_column(ForeignKey("blobs.sha256"))
+    __table_args__ = (
+        UniqueConstraint("submission_def_id", "name", name="uq_submission_attachments_name"),
+    )
+
+
+class Audit(Base):
+    __tablename__ = "audits"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("actors.id"))
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    target_kind: Mapped[str | None] = mapped_column(String(32))
+    target_id: Mapped[int | None] = mapped_column(BigInteger)
+    details: Mapped[str | None] = mapped_column(Text)  # JSON
+    logged_at: Mapped[datetime] = mapped_column(Timestamp, index=True)

@@ -1,0 +1,85 @@
+"""Domain problems and framework errors to HTTP, in one place.
+
+OpenRosa clients (they send ``X-OpenRosa-Version``) get the XML envelope Collect
+shows to the field worker; everyone else gets Central's JSON problem shape.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import msgspec
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, NotFoundException, ValidationException
+
+from server.digest import challenge
+from server.openrosa.render import render_response
+from server.problems import Problem, unknown_error
+
+log = logging.getLogger("homeward")
+
+_STATUS_CODES = {400: 400.1, 401: 401.2, 403: 403.1, 404: 404.1, 405: 405.1, 413: 413.1}
+
+
+def openrosa_headers() -> dict[str, str]:
+    return {
+        "X-OpenRosa-Version": "1.0",
+        "X-OpenRosa-Accept-Content-Length": "100000000",
+    }
+
+
+def _wants_openrosa(request: Request[Any, Any, Any]) -> bool:
+    return "x-openrosa-version" in request.headers or "/key/" in request.url.path
+
+
+def problem_response(request: Request[Any, Any, Any], problem: Problem) -> Response[bytes]:
+    headers: dict[str, str] = {}
+    if problem.status == 401:
+        rt = request.app.state.runtime
+        if rt.settings.digest_auth:
+            headers["WWW-Authenticate"] = challenge("Homeward", rt.settings.secret_key.encode())
+        else:
+            headers["WWW-Authenticate"] = 'Basic realm="Homeward", charset="UTF-8"'
+    if _wants_openrosa(request):
+        headers.update(openrosa_headers())
+        return Response(
+            render_response(problem.message),
+            status_code=problem.status,
+            media_type="text/xml",
+            headers=headers,
+        )
+    body: dict[str, Any] = {"code": problem.code, "message": problem.message}
+    if problem.details:
+        body["details"] = problem.details
+    return Response(
+        msgspec.json.encode(body),
+        status_code=problem.status,
+        media_type="application/json",
+        headers=headers,
+    )
+
+
+def handle_problem(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    assert isinstance(exc, Problem)
+    return problem_response(request, exc)
+
+
+def handle_http_exception(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    assert isinstance(exc, HTTPException)
+    status = exc.status_code
+    if isinstance(exc, NotFoundException):
+        problem = Problem(404.1, "Nothing was found at this address.")
+    elif isinstance(exc, ValidationException):
+        problem = Problem(400.1, f"The request is not valid: {exc.detail}")
+        problem.details = {"errors": exc.extra} if exc.extra else None
+    else:
+        problem = Problem(_STATUS_CODES.get(status, float(status)), str(exc.detail))
+    response = problem_response(request, problem)
+    response.headers.update(exc.headers or {})
+    return response
+
+
+def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
+    return problem_response(request, unknown_error())

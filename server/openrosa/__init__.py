@@ -1,0 +1,1 @@
+"""OpenRosa endpoints for ODK Collect: formList, manifests, media, submissions."""

@@ -1,0 +1,114 @@
+"""Streaming reader for Collect's multipart submission bodies.
+
+Files go to temporary files chunk by chunk, so a photo is never held whole in
+memory; only the submission XML (bounded) is kept as bytes.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from multipart import MultipartSegment, ParserError, ParserLimitReached, PushMultipartParser
+
+from server import problems
+
+XML_PART = "xml_submission_file"
+INCOMPLETE_PART = "*isIncomplete*"
+MAX_XML_BYTES = 10_000_000
+MAX_PARTS = 1000
+_SAFE_NAME = re.compile(r"^[^/\\\x00-\x1f]{1,255}$")
+
+
+@dataclass
+class SubmissionUpload:
+    xml: bytes
+    files: dict[str, Path] = field(default_factory=dict)
+    content_types: dict[str, str] = field(default_factory=dict)
+    incomplete: bool = False
+
+
+def _attachment_name(segment: MultipartSegment) -> str:
+    name = segment.filename or segment.name
+    if not name or not _SAFE_NAME.match(name) or name in {".", ".."} or name.startswith("../"):
+        raise problems.unexpected_value(
+            "attachment name", name, "file names may not contain path separators."
+        )
+    return str(name)
+
+
+def boundary_of(content_type: str) -> bytes:
+    main, _, params = content_type.partition(";")
+    if main.strip().lower() != "multipart/form-data":
+        raise problems.Problem(
+            400.1, "Submissions are sent as multipart/form-data with an xml_submission_file part."
+        )
+    match = re.search(r'boundary="?([^";]+)"?', params)
+    if match is None:
+        raise problems.Problem(400.1, "The multipart body has no boundary.")
+    return match.group(1).encode("latin-1")
+
+
+async def read_submission(
+    chunks: AsyncIterator[bytes], *, content_type: str, limit: int, spool_dir: Path
+) -> SubmissionUpload:
+    """Read the parts of one submission request; the caller removes ``spool_dir``."""
+    boundary = boundary_of(content_type)
+    xml: bytearray | None = None
+    files: dict[str, Path] = {}
+    content_types: dict[str, str] = {}
+    incomplete = False
+    received = 0
+    segment: MultipartSegment | None = None
+    sink: IO[bytes] | bytearray | None = None
+    try:
+        with PushMultipartParser(boundary, max_segment_count=MAX_PARTS) as parser:
+            async for chunk in chunks:
+                received += len(chunk)
+                if received > limit:
+                    raise problems.too_large(limit)
+                for event in parser.parse(chunk):
+                    if isinstance(event, MultipartSegment):
+                        segment = event
+                        if event.name == XML_PART:
+                            sink = xml = bytearray()
+                        elif event.name == INCOMPLETE_PART and not event.filename:
+                            sink = bytearray()
+                        else:
+                            name = _attachment_name(event)
+                            path = spool_dir / f"{len(files)}.part"
+                            files[name] = path
+                            content_types[name] = event.content_type or "application/octet-stream"
+                            sink = path.open("wb")
+                    elif event:
+                        if isinstance(sink, bytearray):
+                            if len(sink) + len(event) > MAX_XML_BYTES:
+                                raise problems.too_large(MAX_XML_BYTES)
+                            sink.extend(event)
+                        elif sink is not None:
+                            sink.write(event)
+                    else:
+                        assert segment is not None
+                        if segment.name == INCOMPLETE_PART and isinstance(sink, bytearray):
+                            incomplete = bytes(sink).strip().lower() in {b"yes", b"true"}
+                        elif sink is not None and not isinstance(sink, bytearray):
+                            sink.close()
+                        segment, sink = None, None
+            if not parser.closed:
+                raise problems.Problem(400.1, "The multipart body ended before its last part.")
+    except (ParserError, ParserLimitReached) as error:
+        raise problems.Problem(400.1, f"The multipart body could not be read: {error}") from error
+    finally:
+        if sink is not None and not isinstance(sink, bytearray):
+            sink.close()
+    if xml is None:
+        raise problems.missing_multipart_field(XML_PART)
+    return SubmissionUpload(bytes(xml), files, content_types, incomplete)
+
+
+def spool_directory(parent: Path | None = None) -> tempfile.TemporaryDirectory[str]:
+    return tempfile.TemporaryDirectory(prefix="homeward-upload-", dir=parent)

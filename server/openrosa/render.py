@@ -1,0 +1,74 @@
+"""OpenRosa XML documents, built with lxml (never from text templates)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from lxml import etree
+
+XFORMS_LIST_NS = "http://openrosa.org/xforms/xformsList"
+MANIFEST_NS = "http://openrosa.org/xforms/xformsManifest"
+RESPONSE_NS = "http://openrosa.org/http/response"
+
+
+@dataclass(frozen=True, slots=True)
+class FormListEntry:
+    form_id: str
+    name: str
+    version: str
+    md5: str
+    download_url: str
+    manifest_url: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class MediaEntry:
+    filename: str
+    md5: str
+    download_url: str
+
+
+def _default_ns(uri: str) -> Any:
+    # lxml accepts None as the key of the default namespace; its stubs do not.
+    return {None: uri}
+
+
+def _serialise(root: etree._Element) -> bytes:
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+
+def render_form_list(entries: Iterable[FormListEntry]) -> bytes:
+    root = etree.Element(f"{{{XFORMS_LIST_NS}}}xforms", nsmap=_default_ns(XFORMS_LIST_NS))
+    for entry in entries:
+        xform = etree.SubElement(root, f"{{{XFORMS_LIST_NS}}}xform")
+        for tag, value in (
+            ("formID", entry.form_id),
+            ("name", entry.name),
+            ("version", entry.version),
+            ("hash", f"md5:{entry.md5}"),
+            ("downloadUrl", entry.download_url),
+            ("manifestUrl", entry.manifest_url),
+        ):
+            if value is not None:
+                etree.SubElement(xform, f"{{{XFORMS_LIST_NS}}}{tag}").text = value
+    return _serialise(root)
+
+
+def render_manifest(media: Iterable[MediaEntry]) -> bytes:
+    root = etree.Element(f"{{{MANIFEST_NS}}}manifest", nsmap=_default_ns(MANIFEST_NS))
+    for item in media:
+        media_file = etree.SubElement(root, f"{{{MANIFEST_NS}}}mediaFile")
+        etree.SubElement(media_file, f"{{{MANIFEST_NS}}}filename").text = item.filename
+        etree.SubElement(media_file, f"{{{MANIFEST_NS}}}hash").text = f"md5:{item.md5}"
+        etree.SubElement(media_file, f"{{{MANIFEST_NS}}}downloadUrl").text = item.download_url
+    return _serialise(root)
+
+
+def render_response(message: str) -> bytes:
+    """The envelope Collect reads: it shows the first ``<message>`` to the user."""
+    root = etree.Element(f"{{{RESPONSE_NS}}}OpenRosaResponse", nsmap=_default_ns(RESPONSE_NS))
+    element = etree.SubElement(root, f"{{{RESPONSE_NS}}}message", nature="")
+    element.text = message
+    return _serialise(root)

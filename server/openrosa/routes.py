@@ -1,0 +1,458 @@
+"""OpenRosa endpoints, mounted three times: under an app-user key, under plain /v1
+(web users signing in from Collect), and under a draft's test token."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from litestar import Response, Router, get, head, post
+from litestar.params import FromPath
+from litestar.response import Redirect, Stream
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server import problems
+from server.auth import Principal
+from server.db.models import Blob, Form, FormAttachment, FormDef
+from server.errors import openrosa_headers
+from server.openrosa.multipart import read_submission, spool_directory
+from server.openrosa.render import (
+    FormListEntry,
+    MediaEntry,
+    render_form_list,
+    render_manifest,
+    render_response,
+)
+from server.requests import AnyRequest, authenticate, runtime_of
+from server.services import accounts
+from server.services.forms import attachments_of, form_defs
+from server.services.submissions import Incoming, ingest_submission
+
+XML = "text/xml"
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who is asking, and the URL prefix their links must keep."""
+
+    principal: Principal | None
+    base_url: str
+    draft_form: Form | None = None
+
+
+def _base_url(request: AnyRequest) -> str:
+    public = runtime_of(request).settings.public_url.rstrip("/")
+    origin = public or str(request.base_url).rstrip("/")
+    return origin + request.url.path.split("/projects/")[0]
+
+
+def device_id(request: AnyRequest) -> str | None:
+    return request.query_params.get("deviceID")
+
+
+async def resolve_caller(request: AnyRequest, db: AsyncSession, project_id: int) -> Caller:
+    params = request.path_params
+    if "token" in params:
+        found = await accounts.principal_for_app_user_token(db, params["token"])
+        if found is None:
+            raise problems.Problem(
+                403.1,
+                "This app user's access was revoked or the QR code is wrong. "
+                "Ask your supervisor for a new QR code.",
+            )
+        principal, key_project = found
+        if key_project != project_id:
+            raise problems.insufficient_rights()
+        return Caller(principal, _base_url(request))
+    if "draft_token" in params:
+        form = await db.scalar(
+            select(Form).where(
+                Form.project_id == project_id,
+                Form.xml_form_id == params["xml_form_id"],
+                Form.deleted_at.is_(None),
+            )
+        )
+        if form is None or form.draft_def_id is None or form.draft_token != params["draft_token"]:
+            raise problems.draft_gone()
+        return Caller(None, _base_url(request), draft_form=form)
+    signed_in = await authenticate(request, db)
+    if signed_in is None:
+        raise problems.authentication_required()
+    return Caller(signed_in, _base_url(request))
+
+
+def openrosa(
+    body: bytes, *, status: int = 200, extra: dict[str, str] | None = None
+) -> Response[bytes]:
+    headers = openrosa_headers() | {"Cache-Control": "no-cache"} | (extra or {})
+    return Response(body, status_code=status, media_type=XML, headers=headers)
+
+
+async def _visible_forms(
+    db: AsyncSession, caller: Caller, project_id: int
+) -> list[tuple[Form, FormDef]]:
+    if caller.draft_form is not None:
+        draft = await db.get(FormDef, caller.draft_form.draft_def_id)
+        assert draft is not None
+        return [(caller.draft_form, draft)]
+    forms = (
+        await db.scalars(
+            select(Form).where(
+                Form.project_id == project_id,
+                Form.deleted_at.is_(None),
+                Form.state == "open",
+                Form.current_def_id.is_not(None),
+            )
+        )
+    ).all()
+    assert caller.principal is not None
+    allowed = [
+        f for f in forms if caller.principal.can("form.read", project_id=project_id, form_id=f.id)
+    ]
+    defs = await form_defs(db, {f.current_def_id for f in allowed if f.current_def_id})
+    return [(f, defs[f.current_def_id]) for f in allowed if f.current_def_id in defs]
+
+
+def _form_url(caller: Caller, project_id: int, form: Form) -> str:
+    if caller.draft_form is not None:
+        return f"{caller.base_url}/projects/{project_id}/forms/{form.xml_form_id}/draft"
+    return f"{caller.base_url}/projects/{project_id}/forms/{form.xml_form_id}"
+
+
+@get("/projects/{project_id:int}/formList", name="openrosa-form-list", include_in_schema=False)
+async def form_list(request: AnyRequest, project_id: FromPath[int]) -> Response[bytes]:
+    rt = runtime_of(request)
+    wanted = request.query_params.get("formID")
+    async with rt.transaction() as db:
+        caller = await resolve_caller(request, db, project_id)
+        entries = []
+        for form, form_def in await _visible_forms(db, caller, project_id):
+            if wanted and form.xml_form_id != wanted:
+                continue
+            url = _form_url(caller, project_id, form)
+            has_media = bool(await attachments_of(db, form_def.id))
+            entries.append(
+                FormListEntry(
+                    form_id=form.xml_form_id,
+                    name=form_def.title,
+                    version=form_def.version,
+                    md5=form_def.md5,
+                    download_url=f"{url}.xml",
+                    manifest_url=f"{url}/manifest" if has_media else None,
+                )
+            )
+    return openrosa(render_form_list(entries))
+
+
+async def _form_and_def(
+    request: AnyRequest, db: AsyncSession, project_id: int, xml_form_id: str
+) -> tuple[Caller, Form, FormDef]:
+    caller = await resolve_caller(request, db, project_id)
+    form: Form | None
+    if caller.draft_form is not None:
+        form = caller.draft_form
+        def_id = form.draft_def_id
+    else:
+        form = await db.scalar(
+            select(Form).where(
+                Form.project_id == project_id,
+                Form.xml_form_id == xml_form_id,
+                Form.deleted_at.is_(None),
+            )
+        )
+        assert caller.principal is not None
+        if form is None or not caller.principal.can(
+            "form.read", project_id=project_id, form_id=form.id
+        ):
+            raise problems.not_found()
+        def_id = form.current_def_id
+    form_def = await db.get(FormDef, def_id) if def_id else None
+    if form_def is None:
+        raise problems.not_found()
+    return caller, form, form_def
+
+
+def not_modified_or(request: AnyRequest, etag: str) -> Response[bytes] | None:
+    if request.headers.get("if-none-match") == etag:
+        return Response(b"", status_code=304, headers=openrosa_headers() | {"ETag": etag})
+    return None
+
+
+@get(
+    "/projects/{project_id:int}/forms/{form_file:str}",
+    name="openrosa-form-xml",
+    include_in_schema=False,
+)
+async def form_xml(
+    request: AnyRequest, project_id: FromPath[int], form_file: FromPath[str]
+) -> Response[bytes]:
+    if not form_file.endswith(".xml"):
+        raise problems.not_found()
+    return await serve_form_xml(request, project_id, form_file.removesuffix(".xml"))
+
+
+@get(
+    "/projects/{project_id:int}/forms/{xml_form_id:str}/draft.xml",
+    name="openrosa-draft-xml",
+    include_in_schema=False,
+)
+async def draft_xml(
+    request: AnyRequest, project_id: FromPath[int], xml_form_id: FromPath[str]
+) -> Response[bytes]:
+    return await serve_form_xml(request, project_id, xml_form_id)
+
+
+async def serve_form_xml(request: AnyRequest, project_id: int, xml_form_id: str) -> Response[bytes]:
+    async with runtime_of(request).transaction() as db:
+        _, _, form_def = await _form_and_def(request, db, project_id, xml_form_id)
+    etag = f'"{form_def.md5}"'
+    cached = not_modified_or(request, etag)
+    if cached is not None:
+        return cached
+    return Response(form_def.xml, media_type=XML, headers=openrosa_headers() | {"ETag": etag})
+
+
+async def serve_manifest(request: AnyRequest, project_id: int, xml_form_id: str) -> Response[bytes]:
+    async with runtime_of(request).transaction() as db:
+        caller, form, form_def = await _form_and_def(request, db, project_id, xml_form_id)
+        rows = await db.execute(
+            select(FormAttachment.name, Blob.md5)
+            .join(Blob, Blob.sha256 == FormAttachment.blob_sha256)
+            .where(FormAttachment.form_def_id == form_def.id)
+            .order_by(FormAttachment.name)
+        )
+        url = _form_url(caller, project_id, form)
+        media = [MediaEntry(name, md5, f"{url}/attachments/{name}") for name, md5 in rows]
+    return openrosa(render_manifest(media))
+
+
+@get(
+    "/projects/{project_id:int}/forms/{xml_form_id:str}/manifest",
+    name="openrosa-manifest",
+    include_in_schema=False,
+)
+async def manifest(
+    request: AnyRequest, project_id: FromPath[int], xml_form_id: FromPath[str]
+) -> Response[bytes]:
+    return await serve_manifest(request, project_id, xml_form_id)
+
+
+@get(
+    "/projects/{project_id:int}/forms/{xml_form_id:str}/draft/manifest",
+    name="openrosa-draft-manifest",
+    include_in_schema=False,
+)
+async def draft_manifest(
+    request: AnyRequest, project_id: FromPath[int], xml_form_id: FromPath[str]
+) -> Response[bytes]:
+    return await serve_manifest(request, project_id, xml_form_id)
+
+
+async def serve_form_attachment(
+    request: AnyRequest, project_id: int, xml_form_id: str, name: str
+) -> Response[Any]:
+    rt = runtime_of(request)
+    async with rt.transaction() as db:
+        _, _, form_def = await _form_and_def(request, db, project_id, xml_form_id)
+        row = (
+            await db.execute(
+                select(Blob)
+                .join(FormAttachment, FormAttachment.blob_sha256 == Blob.sha256)
+                .where(FormAttachment.form_def_id == form_def.id, FormAttachment.name == name)
+            )
+        ).scalar_one_or_none()
+    if row is None:
+        raise problems.not_found()
+    return await blob_response(request, row, name)
+
+
+async def blob_response(request: AnyRequest, blob: Blob, filename: str) -> Response[Any]:
+    """Bytes of a stored blob, with an ETag; S3 answers with a presigned redirect."""
+    rt = runtime_of(request)
+    etag = f'"{blob.md5}"'
+    cached = not_modified_or(request, etag)
+    if cached is not None:
+        return cached
+    headers = openrosa_headers() | {"ETag": etag}
+    url = await rt.blobs.presigned_url(
+        blob.sha256, filename=filename, content_type=blob.content_type
+    )
+    if url is not None:
+        return Redirect(url, status_code=307, headers=headers)
+    disposition = f"attachment; filename*=UTF-8''{_quote(filename)}"
+    return Stream(
+        rt.blobs.open(blob.sha256),
+        media_type=blob.content_type,
+        headers=headers | {"Content-Disposition": disposition, "Content-Length": str(blob.size)},
+    )
+
+
+def _quote(name: str) -> str:
+    from urllib.parse import quote
+
+    return quote(name, safe="")
+
+
+@get(
+    "/projects/{project_id:int}/forms/{xml_form_id:str}/attachments/{name:str}",
+    name="openrosa-media",
+    include_in_schema=False,
+)
+async def media_file(
+    request: AnyRequest, project_id: FromPath[int], xml_form_id: FromPath[str], name: FromPath[str]
+) -> Response[Any]:
+    return await serve_form_attachment(request, project_id, xml_form_id, name)
+
+
+@get(
+    "/projects/{project_id:int}/forms/{xml_form_id:str}/draft/attachments/{name:str}",
+    name="openrosa-draft-media",
+    include_in_schema=False,
+)
+async def draft_media_file(
+    request: AnyRequest, project_id: FromPath[int], xml_form_id: FromPath[str], name: FromPath[str]
+) -> Response[Any]:
+    return await serve_form_attachment(request, project_id, xml_form_id, name)
+
+
+async def submission_head(request: AnyRequest, project_id: int) -> Response[None]:
+    async with runtime_of(request).transaction() as db:
+        await resolve_caller(request, db, project_id)
+    return Response(None, status_code=204, headers=openrosa_headers())
+
+
+async def submission_post(request: AnyRequest, project_id: int) -> Response[bytes]:
+    rt = runtime_of(request)
+    async with rt.transaction() as db:
+        caller = await resolve_caller(request, db, project_id)
+    with spool_directory() as spool:
+        from pathlib import Path
+
+        upload = await read_submission(
+            request.stream(),
+            content_type=request.headers.get("content-type", ""),
+            limit=rt.settings.max_submission_bytes,
+            spool_dir=Path(spool),
+        )
+        incoming = Incoming(
+            xml=upload.xml,
+            files=upload.files,
+            content_types=upload.content_types,
+            device_id=device_id(request),
+            user_agent=request.headers.get("user-agent"),
+        )
+        async with rt.transaction() as db:
+            if caller.draft_form is not None:
+                principal = _draft_submitter(caller.draft_form)
+                result = await ingest_submission(
+                    rt,
+                    db,
+                    project_id=project_id,
+                    incoming=incoming,
+                    by=principal,
+                    draft=True,
+                    only_form=caller.draft_form.xml_form_id,
+                )
+            else:
+                assert caller.principal is not None
+                result = await ingest_submission(
+                    rt, db, project_id=project_id, incoming=incoming, by=caller.principal
+                )
+    if result.missing_attachments and not upload.incomplete:
+        message = (
+            "Submission received; still waiting for " + ", ".join(result.missing_attachments) + "."
+        )
+    else:
+        message = "Submission received. Thank you."
+    return openrosa(render_response(message), status=201)
+
+
+def _draft_submitter(form: Form) -> Principal:
+    """Draft test submissions come from whoever holds the draft's token."""
+    from server.auth import Grant
+
+    return Principal(
+        actor_id=form.created_by or 0,
+        kind="draft",
+        display_name="Draft tester",
+        grants=(Grant(role_id=2, project_id=None, form_id=form.id),),
+    )
+
+
+@head(
+    "/projects/{project_id:int}/submission",
+    name="openrosa-submission-head",
+    include_in_schema=False,
+)
+async def head_submission(request: AnyRequest, project_id: FromPath[int]) -> Response[None]:
+    return await submission_head(request, project_id)
+
+
+@post(
+    "/projects/{project_id:int}/submission",
+    name="openrosa-submission",
+    include_in_schema=False,
+    status_code=201,
+)
+async def post_submission(request: AnyRequest, project_id: FromPath[int]) -> Response[bytes]:
+    return await submission_post(request, project_id)
+
+
+@get(
+    "/projects/{project_id:int}/forms/{xml_form_id:str}/draft/formList",
+    name="openrosa-draft-form-list",
+    include_in_schema=False,
+)
+async def draft_form_list(
+    request: AnyRequest, project_id: FromPath[int], xml_form_id: FromPath[str]
+) -> Response[bytes]:
+    return await form_list.fn(request, project_id)  # type: ignore[no-any-return]
+
+
+@head(
+    "/projects/{project_id:int}/forms/{xml_form_id:str}/draft/submission",
+    name="openrosa-draft-submission-head",
+    include_in_schema=False,
+)
+async def draft_head_submission(
+    request: AnyRequest, project_id: FromPath[int], xml_form_id: FromPath[str]
+) -> Response[None]:
+    return await submission_head(request, project_id)
+
+
+@post(
+    "/projects/{project_id:int}/forms/{xml_form_id:str}/draft/submission",
+    name="openrosa-draft-submission",
+    include_in_schema=False,
+    status_code=201,
+)
+async def draft_post_submission(
+    request: AnyRequest, project_id: FromPath[int], xml_form_id: FromPath[str]
+) -> Response[bytes]:
+    return await submission_post(request, project_id)
+
+
+KEY_HANDLERS = [form_list, form_xml, manifest, media_file, head_submission, post_submission]
+DRAFT_HANDLERS = [
+    draft_form_list,
+    draft_xml,
+    draft_manifest,
+    draft_media_file,
+    draft_head_submission,
+    draft_post_submission,
+]
+# Under plain /v1 the form XML and attachment paths belong to the JSON API (same
+# paths in Central), which serves both audiences.
+PLAIN_HANDLERS = [form_list, manifest, head_submission, post_submission]
+
+
+def openrosa_routers(max_body: int) -> list[Router]:
+    def router(path: str, handlers: list[Any], name: str) -> Router:
+        return Router(path, route_handlers=handlers, request_max_body_size=max_body, tags=[name])
+
+    return [
+        router("/v1/key/{token:str}", KEY_HANDLERS, "openrosa-key"),
+        router("/v1/test/{draft_token:str}", DRAFT_HANDLERS, "openrosa-draft"),
+        router("/v1", PLAIN_HANDLERS, "openrosa"),
+    ]

@@ -1,0 +1,91 @@
+"""Per-request plumbing shared by the API and OpenRosa routes: runtime, caller, flags."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+from litestar import Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server import problems
+from server.auth import Principal
+from server.digest import verify_digest
+from server.runtime import Runtime
+from server.services import accounts
+
+AnyRequest = Request[Any, Any, Any]
+
+
+def runtime_of(request: AnyRequest) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def parse_flag(value: str | None, *, default: bool = False) -> bool:
+    """Query booleans as Central (``true``) and pyodk (``True``) spell them."""
+    if value is None or value == "":
+        return default
+    lowered = value.lower()
+    if lowered in {"true", "1", "yes"}:
+        return True
+    if lowered in {"false", "0", "no"}:
+        return False
+    raise problems.unexpected_value("flag", value, "use true or false.")
+
+
+def is_https(request: AnyRequest) -> bool:
+    if request.url.scheme == "https":
+        return True
+    forwarded = request.headers.get("x-forwarded-proto", "")
+    public = runtime_of(request).settings.public_url
+    return forwarded.lower() == "https" or public.startswith("https://")
+
+
+async def authenticate(request: AnyRequest, db: AsyncSession) -> Principal | None:
+    """The caller named by the request's credentials; ``None`` when it sent none.
+
+    Bad credentials are a problem (401), not an anonymous caller.
+    """
+    header = request.headers.get("authorization")
+    if header is None:
+        return None
+    scheme, _, value = header.partition(" ")
+    scheme = scheme.lower()
+    rt = runtime_of(request)
+    if scheme == "bearer":
+        principal = await accounts.principal_for_session_token(db, value.strip())
+        if principal is None:
+            raise problems.authentication_failed()
+        return principal
+    if scheme == "basic":
+        if not is_https(request):
+            raise problems.https_only()
+        try:
+            email, _, password = base64.b64decode(value.strip()).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError) as error:
+            raise problems.authentication_failed() from error
+        actor = await accounts.authenticate_password(db, email, password)
+        if actor is None:
+            raise problems.authentication_failed()
+        return await accounts.load_principal(db, actor)
+    if scheme == "digest" and rt.settings.digest_auth:
+        actor = await verify_digest(
+            db,
+            request.method,
+            value,
+            realm=accounts.DIGEST_REALM,
+            key=rt.settings.secret_key.encode(),
+        )
+        if actor is None:
+            raise problems.authentication_failed()
+        return await accounts.load_principal(db, actor)
+    raise problems.authentication_failed()
+
+
+async def require_principal(request: AnyRequest, db: AsyncSession) -> Principal:
+    principal = await authenticate(request, db)
+    if principal is None:
+        raise problems.authentication_required()
+    return principal

@@ -1,0 +1,80 @@
+"""Central's system roles, with Central's numeric ids (pyodk assigns app users with id 2).
+
+The migration that creates the ``roles`` table seeds exactly these rows; a test keeps
+the two in step. Authorisation reads the verbs from here.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import msgspec
+
+
+class RoleSpec(msgspec.Struct, frozen=True):
+    id: int
+    system: str
+    name: str
+    verbs: frozenset[str]
+
+
+_PROJECT_READ = frozenset(
+    {"project.read", "form.list", "form.read", "submission.list", "submission.read"}
+)
+_PROJECT_MANAGE = _PROJECT_READ | frozenset(
+    {
+        "project.update",
+        "project.delete",
+        "assignment.list",
+        "assignment.create",
+        "assignment.delete",
+        "field_key.list",
+        "field_key.create",
+        "field_key.delete",
+        "public_link.list",
+        "public_link.create",
+        "public_link.delete",
+        "form.create",
+        "form.update",
+        "form.delete",
+        "submission.create",
+        "submission.update",
+        "submission.delete",
+    }
+)
+_SITE = frozenset(
+    {
+        "project.list",
+        "project.create",
+        "user.list",
+        "user.read",
+        "user.create",
+        "user.update",
+        "user.delete",
+        "audit.read",
+        "config.read",
+    }
+)
+
+ROLES: Final = (
+    RoleSpec(1, "admin", "Administrator", _PROJECT_MANAGE | _SITE),
+    RoleSpec(2, "app-user", "App User", frozenset({"form.read", "submission.create"})),
+    RoleSpec(3, "manager", "Project Manager", _PROJECT_MANAGE),
+    RoleSpec(4, "viewer", "Project Viewer", _PROJECT_READ),
+    RoleSpec(
+        5,
+        "formfill",
+        "Data Collector",
+        frozenset({"project.read", "form.list", "form.read", "submission.create"}),
+    ),
+    RoleSpec(6, "pub-link", "Public Link", frozenset({"form.read", "submission.create"})),
+)
+ROLES_BY_ID: Final = {role.id: role for role in ROLES}
+ROLES_BY_SYSTEM: Final = {role.system: role for role in ROLES}
+
+
+def find_role(key: str | int) -> RoleSpec | None:
+    """A role named by its numeric id or its system name, as Central's routes accept."""
+    if isinstance(key, int) or key.isdigit():
+        return ROLES_BY_ID.get(int(key))
+    return ROLES_BY_SYSTEM.get(key)

@@ -1,0 +1,37 @@
+"""The audit log: every write records who did what to which thing."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.db.models import Audit
+
+_encode = msgspec.json.Encoder().encode
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def record(
+    db: AsyncSession,
+    actor_id: int | None,
+    action: str,
+    target_kind: str | None = None,
+    target_id: int | None = None,
+    details: dict[str, Any] | None = None,
+) -> None:
+    db.add(
+        Audit(
+            actor_id=actor_id,
+            action=action,
+            target_kind=target_kind,
+            target_id=target_id,
+            details=_encode(details).decode() if details else None,
+            logged_at=now(),
+        )
+    )

@@ -1,0 +1,332 @@
+"""Forms: upload (XLSForm or XForm), drafts, publishing, attachments, states."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import anyio.to_thread
+import msgspec
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from forms.schema import FormSchema, decode_schema, encode_schema
+from forms.xform import XFormError, read_xform, set_xform_version
+from forms.xlsform import XlsFormError, compile_xlsform
+from server import problems
+from server.auth import Principal
+from server.db.models import Form, FormAttachment, FormDef
+from server.runtime import Runtime
+from server.services.audit import now, record
+from server.services.blobs import store_blob
+
+XLSX_TYPES = frozenset(
+    {
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        "application/vnd.ms-excel",
+        "application/vnd.ms-excel.sheet.macroenabled.12",
+    }
+)
+XML_TYPES = frozenset({"application/xml", "text/xml"})
+FORM_STATES = frozenset({"open", "closing", "closed"})
+
+
+@dataclass(frozen=True, slots=True)
+class FormUpload:
+    """A form definition as it arrived: its bytes, content type and a name to go by."""
+
+    data: bytes
+    content_type: str
+    form_id_fallback: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledUpload:
+    xml: bytes
+    schema: FormSchema
+    warnings: list[str]
+    xlsx: bytes | None
+    xlsx_name: str | None
+
+
+async def compile_upload(upload: FormUpload) -> CompiledUpload:
+    """Turn an uploaded XLSForm or XForm into XForm bytes and a schema, off the event loop."""
+    content_type = upload.content_type.split(";")[0].strip().lower()
+    if content_type in XLSX_TYPES:
+        extension = ".xls" if content_type == "application/vnd.ms-excel" else ".xlsx"
+        name = f"{upload.form_id_fallback or 'form'}{extension}"
+        try:
+            compiled = await anyio.to_thread.run_sync(
+                lambda: compile_xlsform(
+                    upload.data, file_name=name, form_id_fallback=upload.form_id_fallback
+                )
+            )
+        except XlsFormError as error:
+            raise problems.xlsform_invalid(str(error)) from error
+        xml, warnings, xlsx = compiled.xml, list(compiled.warnings), upload.data
+    elif content_type in XML_TYPES:
+        xml, warnings, xlsx, name = upload.data, [], None, None
+    else:
+        raise problems.Problem(
+            415.1,
+            f"Forms are uploaded as XLSForm spreadsheets or XForm XML, not {content_type!r}.",
+        )
+    try:
+        schema = await anyio.to_thread.run_sync(read_xform, xml)
+    except XFormError as error:
+        raise problems.Problem(400.1, f"The XForm could not be read: {error}") from error
+    return CompiledUpload(xml, schema, warnings, xlsx, name)
+
+
+@lru_cache(maxsize=512)
+def _decode_schema_cached(form_def_id: int, data: bytes) -> FormSchema:
+    return decode_schema(data)
+
+
+def schema_of(form_def: FormDef) -> FormSchema:
+    """The compiled schema of a form version; versions never change, so it is cached."""
+    return _decode_schema_cached(form_def.id, form_def.schema)
+
+
+async def _new_def(rt: Runtime, db: AsyncSession, form: Form, compiled: CompiledUpload) -> FormDef:
+    xlsx_sha = None
+    if compiled.xlsx is not None:
+        info = await rt.blobs.put_bytes(compiled.xlsx)
+        await store_blob(
+            db, info, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+        )
+        xlsx_sha = info.sha256
+    schema = compiled.schema
+    form_def = FormDef(
+        form_id=form.id,
+        version=schema.version or "",
+        title=schema.title or schema.form_id,
+        xml=compiled.xml,
+        md5=hashlib.md5(compiled.xml, usedforsecurity=False).hexdigest(),
+        sha256=hashlib.sha256(compiled.xml).hexdigest(),
+        xlsx_blob=xlsx_sha,
+        xlsx_name=compiled.xlsx_name,
+        schema=encode_schema(schema),
+        public_key=schema.public_key,
+        created_at=now(),
+    )
+    db.add(form_def)
+    await db.flush()
+    previous = await _attachments_by_name(db, form.draft_def_id or form.current_def_id)
+    for media in schema.media:
+        carried = previous.get(media.name)
+        db.add(
+            FormAttachment(
+                form_def_id=form_def.id,
+                name=media.name,
+                kind=media.kind,
+                # An attachment of the same name carries over to the new version.
+                blob_sha256=carried.blob_sha256 if carried else None,
+                updated_at=carried.updated_at if carried else None,
+            )
+        )
+    return form_def
+
+
+async def _attachments_by_name(db: AsyncSession, def_id: int | None) -> dict[str, FormAttachment]:
+    if def_id is None:
+        return {}
+    rows = await db.scalars(select(FormAttachment).where(FormAttachment.form_def_id == def_id))
+    return {row.name: row for row in rows}
+
+
+def _check_warnings(compiled: CompiledUpload, ignore_warnings: bool) -> None:
+    if compiled.warnings and not ignore_warnings:
+        raise problems.form_warnings(compiled.warnings)
+
+
+async def create_form(
+    rt: Runtime,
+    db: AsyncSession,
+    *,
+    project_id: int,
+    upload: FormUpload,
+    publish: bool,
+    ignore_warnings: bool,
+    by: Principal,
+) -> Form:
+    compiled = await compile_upload(upload)
+    _check_warnings(compiled, ignore_warnings)
+    xml_form_id = compiled.schema.form_id
+    existing = await db.scalar(
+        select(Form.id).where(Form.project_id == project_id, Form.xml_form_id == xml_form_id)
+    )
+    if existing is not None:
+        raise problems.already_exists("xmlFormId", xml_form_id)
+    form = Form(
+        project_id=project_id,
+        xml_form_id=xml_form_id,
+        state="open",
+        draft_token=secrets.token_urlsafe(48),
+        created_by=by.actor_id,
+        created_at=now(),
+    )
+    db.add(form)
+    await db.flush()
+    form.draft_def_id = (await _new_def(rt, db, form, compiled)).id
+    await record(db, by.actor_id, "form.create", "form", form.id, {"xmlFormId": xml_form_id})
+    if publish:
+        await publish_draft(db, form, version=None, by=by)
+    return form
+
+
+async def replace_draft(
+    rt: Runtime,
+    db: AsyncSession,
+    form: Form,
+    *,
+    upload: FormUpload | None,
+    ignore_warnings: bool,
+    by: Principal,
+) -> FormDef:
+    """``POST .../draft``: a new draft from an upload, or a copy of the published version."""
+    if upload is None:
+        if form.current_def_id is None:
+            raise problems.missing_parameter("form definition")
+        current = await db.get(FormDef, form.current_def_id)
+        assert current is not None
+        compiled = CompiledUpload(current.xml, schema_of(current), [], None, None)
+    else:
+        compiled = await compile_upload(upload)
+        _check_warnings(compiled, ignore_warnings)
+        if compiled.schema.form_id != form.xml_form_id:
+            raise problems.unexpected_value(
+                "xmlFormId",
+                compiled.schema.form_id,
+                f"the draft must keep the form id '{form.xml_form_id}'.",
+            )
+    form_def = await _new_def(rt, db, form, compiled)
+    form.draft_def_id = form_def.id
+    form.draft_token = secrets.token_urlsafe(48)
+    form.updated_at = now()
+    await record(db, by.actor_id, "form.update.draft.set", "form", form.id)
+    return form_def
+
+
+async def publish_draft(
+    db: AsyncSession, form: Form, *, version: str | None, by: Principal
+) -> FormDef:
+    if form.draft_def_id is None:
+        raise problems.not_found()
+    draft = await db.get(FormDef, form.draft_def_id)
+    assert draft is not None
+    if version is not None and version != draft.version:
+        _set_version(draft, version)
+    clash = await db.scalar(
+        select(FormDef.id).where(
+            FormDef.form_id == form.id,
+            FormDef.version == draft.version,
+            FormDef.published_at.is_not(None),
+        )
+    )
+    if clash is not None:
+        raise problems.version_conflict(form.xml_form_id, draft.version)
+    draft.published_at = now()
+    form.current_def_id = draft.id
+    form.draft_def_id = None
+    form.draft_token = secrets.token_urlsafe(48)
+    form.updated_at = now()
+    await record(
+        db, by.actor_id, "form.update.publish", "form", form.id, {"version": draft.version}
+    )
+    return draft
+
+
+def _set_version(form_def: FormDef, version: str) -> None:
+    xml = set_xform_version(form_def.xml, version)
+    form_def.xml = xml
+    form_def.version = version
+    form_def.md5 = hashlib.md5(xml, usedforsecurity=False).hexdigest()
+    form_def.sha256 = hashlib.sha256(xml).hexdigest()
+    schema = decode_schema(form_def.schema)
+    form_def.schema = encode_schema(msgspec.structs.replace(schema, version=version))
+
+
+async def find_form(db: AsyncSession, project_id: int, xml_form_id: str) -> Form:
+    form = await db.scalar(
+        select(Form).where(
+            Form.project_id == project_id,
+            Form.xml_form_id == xml_form_id,
+            Form.deleted_at.is_(None),
+        )
+    )
+    if form is None:
+        raise problems.not_found()
+    return form
+
+
+async def list_forms(db: AsyncSession, project_id: int) -> Sequence[Form]:
+    return (
+        await db.scalars(
+            select(Form)
+            .where(Form.project_id == project_id, Form.deleted_at.is_(None))
+            .order_by(Form.xml_form_id)
+        )
+    ).all()
+
+
+async def form_defs(db: AsyncSession, ids: set[int]) -> dict[int, FormDef]:
+    if not ids:
+        return {}
+    return {d.id: d for d in await db.scalars(select(FormDef).where(FormDef.id.in_(ids)))}
+
+
+async def attachments_of(db: AsyncSession, form_def_id: int) -> Sequence[FormAttachment]:
+    return (
+        await db.scalars(
+            select(FormAttachment)
+            .where(FormAttachment.form_def_id == form_def_id)
+            .order_by(FormAttachment.name)
+        )
+    ).all()
+
+
+async def upload_attachment(
+    rt: Runtime,
+    db: AsyncSession,
+    form: Form,
+    *,
+    name: str,
+    path: Path,
+    content_type: str,
+    by: Principal,
+) -> FormAttachment:
+    if form.draft_def_id is None:
+        raise problems.not_found()
+    attachment = await db.scalar(
+        select(FormAttachment).where(
+            FormAttachment.form_def_id == form.draft_def_id, FormAttachment.name == name
+        )
+    )
+    if attachment is None:
+        raise problems.not_found()
+    info = await rt.blobs.put_file(path)
+    await store_blob(db, info, content_type)
+    attachment.blob_sha256 = info.sha256
+    attachment.updated_at = now()
+    await record(
+        db,
+        by.actor_id,
+        "form.attachment.update",
+        "form",
+        form.id,
+        {"name": name, "sha": info.sha256},
+    )
+    return attachment
+
+
+async def set_state(db: AsyncSession, form: Form, state: str, by: Principal) -> None:
+    if state not in FORM_STATES:
+        raise problems.unexpected_value("state", state, "use open, closing or closed.")
+    form.state = state
+    form.updated_at = now()
+    await record(db, by.actor_id, "form.update", "form", form.id, {"state": state})

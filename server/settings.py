@@ -1,0 +1,82 @@
+"""Settings: one struct, read from ``HOMEWARD_*`` environment variables by the CLI only.
+
+Nothing reads the environment at import time; tests build as many apps as they like by
+passing their own :class:`Settings` to :func:`server.app.create_app`.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+
+import msgspec
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    data_dir: Path = Path("var")
+    database_url: str = ""
+    storage_url: str = ""
+    s3_access_key: str | None = None
+    s3_secret_key: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8383
+    public_url: str = ""
+    secret_key: str = ""
+    session_hours: int = 24
+    # Digest stores an MD5-derived credential; only deployments that need Collect
+    # sign-in with e-mail + password over plain HTTP turn it on.
+    digest_auth: bool = False
+    max_submission_bytes: int = 100_000_000
+    max_form_bytes: int = 20_000_000
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'homeward.sqlite3'}"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+
+        def get(name: str) -> str | None:
+            value = env.get(f"HOMEWARD_{name}")
+            return value if value not in (None, "") else None
+
+        data_dir = Path(get("DATA_DIR") or "var")
+        fields: dict[str, object] = {"data_dir": data_dir}
+        for name in (
+            "database_url",
+            "storage_url",
+            "s3_access_key",
+            "s3_secret_key",
+            "host",
+            "public_url",
+            "secret_key",
+        ):
+            value = get(name.upper())
+            if value is not None:
+                fields[name] = value
+        for name in ("port", "session_hours", "max_submission_bytes", "max_form_bytes"):
+            value = get(name.upper())
+            if value is not None:
+                fields[name] = int(value)
+        digest = get("DIGEST_AUTH")
+        if digest is not None:
+            fields["digest_auth"] = digest.lower() in {"1", "true", "yes", "on"}
+        return msgspec.convert(fields, cls, strict=False)
+
+    def with_secret(self) -> Settings:
+        """Fill in a secret key kept under the data directory when none was configured.
+
+        App-user tokens are derived from this key, so every app process of one
+        deployment must share it: production sets ``HOMEWARD_SECRET_KEY``.
+        """
+        if self.secret_key:
+            return self
+        path = self.data_dir / "secret-key"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(48))
+            path.chmod(0o600)
+        return msgspec.structs.replace(self, secret_key=path.read_text().strip())

@@ -1,0 +1,144 @@
+"""BlobStore on a local folder: the embedded default, no services needed.
+
+Layout: `root/ab/cd/<sha256>`. Two levels of fan-out keep directories small
+(65,536 leaf folders) for millions of blobs. New blobs are written to
+`root/tmp/` and renamed into place, so a reader never sees a partial blob and a
+crash leaves at most a stray temp file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import AsyncGenerator
+from pathlib import Path
+from typing import IO
+
+import anyio
+import anyio.to_thread
+
+from storage.blobs import CHUNK_SIZE, BlobInfo, BlobNotFound, check_sha256, hash_bytes
+
+
+class FilesystemBlobStore:
+    """Blobs as files under `root`; all blocking I/O runs in worker threads."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root).absolute()
+        self._tmp = self.root / "tmp"
+
+    def path_for(self, sha256: str) -> Path:
+        """Where a blob lives (whether or not it exists)."""
+        check_sha256(sha256)
+        return self.root / sha256[:2] / sha256[2:4] / sha256
+
+    async def put_file(self, path: Path) -> BlobInfo:
+        return await anyio.to_thread.run_sync(self._put_file, Path(path))
+
+    async def put_bytes(self, data: bytes) -> BlobInfo:
+        return await anyio.to_thread.run_sync(self._put_bytes, data)
+
+    async def open(
+        self, sha256: str, *, chunk_size: int = CHUNK_SIZE
+    ) -> AsyncGenerator[bytes, None]:
+        if chunk_size <= 0:
+            raise ValueError("chunk_size must be positive")
+        path = self.path_for(sha256)
+        try:
+            source = await anyio.open_file(path, "rb")
+        except FileNotFoundError:
+            raise BlobNotFound(sha256) from None
+        async with source:
+            while chunk := await source.read(chunk_size):
+                yield chunk
+
+    async def read_bytes(self, sha256: str) -> bytes:
+        path = self.path_for(sha256)
+        try:
+            return await anyio.Path(path).read_bytes()
+        except FileNotFoundError:
+            raise BlobNotFound(sha256) from None
+
+    async def exists(self, sha256: str) -> bool:
+        return await anyio.Path(self.path_for(sha256)).is_file()
+
+    async def delete(self, sha256: str) -> None:
+        await anyio.Path(self.path_for(sha256)).unlink(missing_ok=True)
+
+    async def presigned_url(
+        self, sha256: str, *, filename: str, content_type: str, expires_seconds: int = 300
+    ) -> str | None:
+        check_sha256(sha256)
+        return None  # the app streams local files itself
+
+    async def close(self) -> None:
+        return None
+
+    # Blocking halves, run in worker threads.
+
+    def _put_file(self, path: Path) -> BlobInfo:
+        # Hash while copying, in one pass: the stored bytes are exactly the
+        # bytes that were hashed, even if the source changes under us.
+        sha256 = hashlib.sha256()
+        md5 = hashlib.md5(usedforsecurity=False)
+        size = 0
+        with path.open("rb") as source, _PendingBlob(self._tmp) as pending:
+            while chunk := source.read(CHUNK_SIZE):
+                sha256.update(chunk)
+                md5.update(chunk)
+                size += len(chunk)
+                pending.file.write(chunk)
+            info = BlobInfo(sha256=sha256.hexdigest(), md5=md5.hexdigest(), size=size)
+            pending.commit(self.path_for(info.sha256))
+        return info
+
+    def _put_bytes(self, data: bytes) -> BlobInfo:
+        info = hash_bytes(data)
+        target = self.path_for(info.sha256)
+        if not target.is_file():
+            with _PendingBlob(self._tmp) as pending:
+                pending.file.write(data)
+                pending.commit(target)
+        return info
+
+
+class _PendingBlob:
+    """A temp file in root/tmp, renamed into place by `commit` or removed on exit.
+
+    root/tmp is on the same filesystem as the blobs, so the rename is atomic.
+    """
+
+    def __init__(self, tmp_dir: Path) -> None:
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+        self.file: IO[bytes] = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed in __exit__
+            dir=tmp_dir, prefix="put-", delete=False
+        )
+        self._committed = False
+
+    def commit(self, target: Path) -> None:
+        if target.is_file():
+            return  # already stored: same name, same bytes
+        self.file.flush()
+        os.fsync(self.file.fileno())
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(self.file.name, target)
+        self._committed = True
+        _fsync_dir(target.parent)
+
+    def __enter__(self) -> _PendingBlob:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.file.close()
+        if not self._committed:
+            Path(self.file.name).unlink(missing_ok=True)
+
+
+def _fsync_dir(directory: Path) -> None:
+    # Make the rename itself durable, not only the file's content.
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
