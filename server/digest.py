@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import re
 import time
+from urllib.parse import unquote, urlsplit
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -45,13 +46,21 @@ def challenge(realm: str, key: bytes) -> str:
     return f'Digest realm="{realm}", qop="auth", algorithm=MD5, nonce="{new_nonce(key)}"'
 
 
+def _same_path(uri: str, path: str) -> bool:
+    # The answer signs the URI the client asked for; one captured for another
+    # path must not open this one. Clients differ on sending the query string.
+    return unquote(urlsplit(uri).path) == unquote(path)
+
+
 async def verify_digest(
-    db: AsyncSession, method: str, header: str, *, realm: str, key: bytes
+    db: AsyncSession, method: str, header: str, *, realm: str, key: bytes, path: str
 ) -> Actor | None:
     params = {m.group(1).lower(): m.group(2) or m.group(3) for m in _PARAM.finditer(header)}
     username, nonce, uri = params.get("username"), params.get("nonce"), params.get("uri")
     response = params.get("response")
     if not (username and nonce and uri and response) or not _nonce_valid(nonce, key):
+        return None
+    if params.get("realm", realm) != realm or not _same_path(uri, path):
         return None
     row = (
         await db.execute(

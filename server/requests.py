@@ -77,6 +77,7 @@ async def authenticate(request: AnyRequest, db: AsyncSession) -> Principal | Non
             value,
             realm=accounts.DIGEST_REALM,
             key=rt.settings.secret_key.encode(),
+            path=request.url.path,
         )
         if actor is None:
             raise problems.authentication_failed()

@@ -1,5 +1,9 @@
 """Central's system roles, with Central's numeric ids (pyodk assigns app users with id 2).
 
+Central's ids come from the order its migrations created the roles: 3 and 4 are
+internal token roles (password reset, backup verification) never assigned through
+the API, so they are absent here and the numbering keeps Central's gaps.
+
 The migration that creates the ``roles`` table seeds exactly these rows; a test keeps
 the two in step. Authorisation reads the verbs from here.
 """
@@ -59,15 +63,16 @@ _SITE = frozenset(
 ROLES: Final = (
     RoleSpec(1, "admin", "Administrator", _PROJECT_MANAGE | _SITE),
     RoleSpec(2, "app-user", "App User", frozenset({"form.read", "submission.create"})),
-    RoleSpec(3, "manager", "Project Manager", _PROJECT_MANAGE),
-    RoleSpec(4, "viewer", "Project Viewer", _PROJECT_READ),
+    RoleSpec(5, "manager", "Project Manager", _PROJECT_MANAGE),
+    RoleSpec(6, "viewer", "Project Viewer", _PROJECT_READ),
+    RoleSpec(7, "form-viewer", "Form Viewer", frozenset({"form.read"})),
     RoleSpec(
-        5,
+        8,
         "formfill",
         "Data Collector",
         frozenset({"project.read", "form.list", "form.read", "submission.create"}),
     ),
-    RoleSpec(6, "pub-link", "Public Link", frozenset({"form.read", "submission.create"})),
+    RoleSpec(9, "pub-link", "Public Link", frozenset({"form.read", "submission.create"})),
 )
 ROLES_BY_ID: Final = {role.id: role for role in ROLES}
 ROLES_BY_SYSTEM: Final = {role.system: role for role in ROLES}

@@ -28,6 +28,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Digest stores an MD5-derived credential; only deployments that need Collect
     # sign-in with e-mail + password over plain HTTP turn it on.
     digest_auth: bool = False
+    # S3 blobs are served by a 307 to a short-lived presigned URL; turn this off
+    # when phones cannot reach the S3 endpoint (e.g. MinIO on a private network).
+    blob_redirects: bool = True
     max_submission_bytes: int = 100_000_000
     max_form_bytes: int = 20_000_000
 
@@ -61,9 +64,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             value = get(name.upper())
             if value is not None:
                 fields[name] = int(value)
-        digest = get("DIGEST_AUTH")
-        if digest is not None:
-            fields["digest_auth"] = digest.lower() in {"1", "true", "yes", "on"}
+        for name in ("digest_auth", "blob_redirects"):
+            flag = get(name.upper())
+            if flag is not None:
+                fields[name] = flag.lower() in {"1", "true", "yes", "on"}
         return msgspec.convert(fields, cls, strict=False)
 
     def with_secret(self) -> Settings:

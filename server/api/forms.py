@@ -26,7 +26,7 @@ IgnoreWarnings = Annotated[str | None, QueryParameter(name="ignoreWarnings")]
 FormIdFallback = Annotated[str | None, HeaderParameter(name="X-XlsForm-FormId-Fallback")]
 
 
-def form_out(form: Form, form_def: FormDef | None) -> FormOut:
+def form_out(form: Form, form_def: FormDef | None, *, draft: bool = False) -> FormOut:
     return FormOut(
         project_id=form.project_id,
         xml_form_id=form.xml_form_id,
@@ -40,6 +40,7 @@ def form_out(form: Form, form_def: FormDef | None) -> FormOut:
         created_at=iso(form.created_at) or "",
         updated_at=iso(form.updated_at),
         published_at=iso(form_def.published_at) if form_def else None,
+        draft_token=form.draft_token if draft else None,
     )
 
 
@@ -200,7 +201,7 @@ async def get_draft(
         draft = await db.get(FormDef, form.draft_def_id) if form.draft_def_id else None
         if draft is None:
             raise problems.not_found()
-        return form_out(form, draft)
+        return form_out(form, draft, draft=True)
 
 
 @post(

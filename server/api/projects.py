@@ -12,6 +12,7 @@ from server.api.shapes import (
     ActorOut,
     AppUserIn,
     AppUserOut,
+    AssignmentOut,
     ProjectIn,
     ProjectOut,
     ProjectPatch,
@@ -197,7 +198,12 @@ async def list_form_assignments(
         rows = await db.scalars(
             select(Actor)
             .join(Assignment, Assignment.actor_id == Actor.id)
-            .where(Assignment.form_id == form.id, Assignment.role_id == _role_or_404(role))
+            .where(
+                Assignment.form_id == form.id,
+                Assignment.role_id == _role_or_404(role),
+                Actor.deleted_at.is_(None),
+            )
+            .order_by(Actor.id)
         )
         return [actor_out(a) for a in rows]
 
@@ -258,6 +264,74 @@ async def revoke_form_role(
     return await _form_assignment(request, project_id, xml_form_id, role, actor_id, grant=False)
 
 
+@get("/projects/{project_id:int}/assignments", operation_id="listProjectAssignments")
+async def list_project_assignments(
+    request: AnyRequest, project_id: FromPath[int]
+) -> list[AssignmentOut]:
+    async with runtime_of(request).transaction() as db:
+        principal = await require_principal(request, db)
+        check(principal, "assignment.list", project_id=project_id)
+        await projects.get_project(db, project_id)
+        rows = await db.execute(
+            select(Assignment.actor_id, Assignment.role_id)
+            .join(Actor, Actor.id == Assignment.actor_id)
+            .where(Assignment.project_id == project_id, Actor.deleted_at.is_(None))
+            .order_by(Assignment.actor_id, Assignment.role_id)
+        )
+        return [AssignmentOut(actor_id=a, role_id=r) for a, r in rows]
+
+
+@get(
+    "/projects/{project_id:int}/assignments/{role:str}",
+    operation_id="listProjectRoleAssignments",
+)
+async def list_project_role_assignments(
+    request: AnyRequest, project_id: FromPath[int], role: FromPath[str]
+) -> list[ActorOut]:
+    role_id = _role_or_404(role)
+    async with runtime_of(request).transaction() as db:
+        principal = await require_principal(request, db)
+        check(principal, "assignment.list", project_id=project_id)
+        await projects.get_project(db, project_id)
+        rows = await db.scalars(
+            select(Actor)
+            .join(Assignment, Assignment.actor_id == Actor.id)
+            .where(
+                Assignment.project_id == project_id,
+                Assignment.role_id == role_id,
+                Actor.deleted_at.is_(None),
+            )
+            .order_by(Actor.id)
+        )
+        return [actor_out(a) for a in rows]
+
+
+async def _project_assignment(
+    request: AnyRequest, project_id: int, role: str, actor_id: int, *, grant: bool
+) -> Success:
+    spec = find_role(role)
+    if spec is None:
+        raise problems.not_found()
+    async with runtime_of(request).transaction() as db:
+        principal = await require_principal(request, db)
+        check(
+            principal, "assignment.create" if grant else "assignment.delete", project_id=project_id
+        )
+        await projects.get_project(db, project_id)
+        actor = await db.get(Actor, actor_id)
+        if actor is None or actor.deleted_at is not None:
+            raise problems.not_found()
+        if grant:
+            await accounts.assign(
+                db, actor_id=actor_id, role=spec, project_id=project_id, by=principal.actor_id
+            )
+        else:
+            await accounts.unassign(
+                db, actor_id=actor_id, role=spec, project_id=project_id, by=principal.actor_id
+            )
+    return Success()
+
+
 @post(
     "/projects/{project_id:int}/assignments/{role:str}/{actor_id:int}",
     operation_id="assignProjectRole",
@@ -266,19 +340,18 @@ async def revoke_form_role(
 async def assign_project_role(
     request: AnyRequest, project_id: FromPath[int], role: FromPath[str], actor_id: FromPath[int]
 ) -> Success:
-    spec = find_role(role)
-    if spec is None:
-        raise problems.not_found()
-    async with runtime_of(request).transaction() as db:
-        principal = await require_principal(request, db)
-        check(principal, "assignment.create", project_id=project_id)
-        await projects.get_project(db, project_id)
-        if await db.get(Actor, actor_id) is None:
-            raise problems.not_found()
-        await accounts.assign(
-            db, actor_id=actor_id, role=spec, project_id=project_id, by=principal.actor_id
-        )
-    return Success()
+    return await _project_assignment(request, project_id, role, actor_id, grant=True)
+
+
+@delete(
+    "/projects/{project_id:int}/assignments/{role:str}/{actor_id:int}",
+    operation_id="revokeProjectRole",
+    status_code=200,
+)
+async def revoke_project_role(
+    request: AnyRequest, project_id: FromPath[int], role: FromPath[str], actor_id: FromPath[int]
+) -> Success:
+    return await _project_assignment(request, project_id, role, actor_id, grant=False)
 
 
 router = Router(
@@ -295,7 +368,10 @@ router = Router(
         list_form_assignments,
         assign_form_role,
         revoke_form_role,
+        list_project_assignments,
+        list_project_role_assignments,
         assign_project_role,
+        revoke_project_role,
     ],
     tags=["projects"],
 )

@@ -94,6 +94,8 @@ class FormOut(ApiModel):
     published_at: str | None
     entity_related: bool = False
     webforms_enabled: bool = False
+    # Only on drafts: the token of the draft's test URLs (/v1/test/{draftToken}/...).
+    draft_token: str | None = None
 
 
 class FormPatch(ApiInput):

@@ -32,13 +32,29 @@ class SubmissionUpload:
     incomplete: bool = False
 
 
+_CONTENT_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,126}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}$")
+
+
 def _attachment_name(segment: MultipartSegment) -> str:
     name = segment.filename or segment.name
-    if not name or not _SAFE_NAME.match(name) or name in {".", ".."} or name.startswith("../"):
+    if not name:
+        raise problems.Problem(
+            400.1, "A part of the multipart body has neither a name nor a file name."
+        )
+    if not _SAFE_NAME.match(name) or name in {".", ".."}:
         raise problems.unexpected_value(
-            "attachment name", name, "file names may not contain path separators."
+            "attachment name",
+            name if len(name) <= 60 else name[:60] + "...",
+            "an attachment is named by its file name alone: at most 255 characters, "
+            "no / or \\, no control characters, not . or ..",
         )
     return str(name)
+
+
+def _content_type(value: str | None) -> str:
+    """The part's media type without parameters, or octet-stream when it is not one."""
+    essence = (value or "").partition(";")[0].strip().lower()
+    return essence if _CONTENT_TYPE.match(essence) else "application/octet-stream"
 
 
 def boundary_of(content_type: str) -> bytes:
@@ -82,7 +98,7 @@ async def read_submission(
                             name = _attachment_name(event)
                             path = spool_dir / f"{len(files)}.part"
                             files[name] = path
-                            content_types[name] = event.content_type or "application/octet-stream"
+                            content_types[name] = _content_type(event.content_type)
                             sink = path.open("wb")
                     elif event:
                         if isinstance(sink, bytearray):

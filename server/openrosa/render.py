@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -66,9 +67,22 @@ def render_manifest(media: Iterable[MediaEntry]) -> bytes:
     return _serialise(root)
 
 
+# Characters XML 1.0 cannot carry at all (lxml raises ValueError on them).
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def xml_safe(text: str) -> str:
+    """``text`` with the characters XML cannot hold replaced by U+FFFD."""
+    return _NOT_XML.sub("\ufffd", text)
+
+
 def render_response(message: str) -> bytes:
-    """The envelope Collect reads: it shows the first ``<message>`` to the user."""
+    """The envelope Collect reads: it shows the first ``<message>`` to the user.
+
+    Messages may quote what the client sent (a URL path, a file name), so
+    characters XML cannot hold are replaced rather than failing the error page.
+    """
     root = etree.Element(f"{{{RESPONSE_NS}}}OpenRosaResponse", nsmap=_default_ns(RESPONSE_NS))
     element = etree.SubElement(root, f"{{{RESPONSE_NS}}}message", nature="")
-    element.text = message
+    element.text = xml_safe(message)
     return _serialise(root)

@@ -275,16 +275,24 @@ async def blob_response(request: AnyRequest, blob: Blob, filename: str) -> Respo
     if cached is not None:
         return cached
     headers = openrosa_headers() | {"ETag": etag}
-    url = await rt.blobs.presigned_url(
-        blob.sha256, filename=filename, content_type=blob.content_type
-    )
-    if url is not None:
-        return Redirect(url, status_code=307, headers=headers)
+    if rt.settings.blob_redirects:
+        url = await rt.blobs.presigned_url(
+            blob.sha256, filename=filename, content_type=blob.content_type
+        )
+        if url is not None:
+            return Redirect(url, status_code=307, headers=headers)
     disposition = f"attachment; filename*=UTF-8''{_quote(filename)}"
+    # An explicit Content-Type header: Litestar would otherwise let a JSON route's
+    # default media type replace the blob's own.
     return Stream(
         rt.blobs.open(blob.sha256),
         media_type=blob.content_type,
-        headers=headers | {"Content-Disposition": disposition, "Content-Length": str(blob.size)},
+        headers=headers
+        | {
+            "Content-Type": blob.content_type,
+            "Content-Disposition": disposition,
+            "Content-Length": str(blob.size),
+        },
     )
 
 

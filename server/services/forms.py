@@ -6,6 +6,7 @@ import hashlib
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 
@@ -32,6 +33,7 @@ XLSX_TYPES = frozenset(
     }
 )
 XML_TYPES = frozenset({"application/xml", "text/xml"})
+EXTERNAL_ITEMSETS = "itemsets.csv"
 FORM_STATES = frozenset({"open", "closing", "closed"})
 
 
@@ -51,6 +53,8 @@ class CompiledUpload:
     warnings: list[str]
     xlsx: bytes | None
     xlsx_name: str | None
+    # pyxform's CSV of the external_choices sheet: attached as itemsets.csv.
+    itemsets_csv: bytes | None = None
 
 
 async def compile_upload(upload: FormUpload) -> CompiledUpload:
@@ -68,8 +72,9 @@ async def compile_upload(upload: FormUpload) -> CompiledUpload:
         except XlsFormError as error:
             raise problems.xlsform_invalid(str(error)) from error
         xml, warnings, xlsx = compiled.xml, list(compiled.warnings), upload.data
+        itemsets = compiled.itemsets_csv
     elif content_type in XML_TYPES:
-        xml, warnings, xlsx, name = upload.data, [], None, None
+        xml, warnings, xlsx, name, itemsets = upload.data, [], None, None, None
     else:
         raise problems.Problem(
             415.1,
@@ -79,7 +84,7 @@ async def compile_upload(upload: FormUpload) -> CompiledUpload:
         schema = await anyio.to_thread.run_sync(read_xform, xml)
     except XFormError as error:
         raise problems.Problem(400.1, f"The XForm could not be read: {error}") from error
-    return CompiledUpload(xml, schema, warnings, xlsx, name)
+    return CompiledUpload(xml, schema, warnings, xlsx, name, itemsets)
 
 
 @lru_cache(maxsize=512)
@@ -96,9 +101,7 @@ async def _new_def(rt: Runtime, db: AsyncSession, form: Form, compiled: Compiled
     xlsx_sha = None
     if compiled.xlsx is not None:
         info = await rt.blobs.put_bytes(compiled.xlsx)
-        await store_blob(
-            db, info, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-        )
+        await store_blob(db, info, _workbook_type(compiled.xlsx))
         xlsx_sha = info.sha256
     schema = compiled.schema
     form_def = FormDef(
@@ -117,19 +120,47 @@ async def _new_def(rt: Runtime, db: AsyncSession, form: Form, compiled: Compiled
     db.add(form_def)
     await db.flush()
     previous = await _attachments_by_name(db, form.draft_def_id or form.current_def_id)
+    generated = await _generated_itemsets(rt, db, compiled)
     for media in schema.media:
         carried = previous.get(media.name)
+        blob_sha256: str | None
+        updated_at: datetime | None
+        if media.name == EXTERNAL_ITEMSETS and generated is not None:
+            # The spreadsheet's external_choices sheet is the file, as in Central.
+            blob_sha256, updated_at = generated, now()
+        else:
+            # An attachment of the same name carries over to the new version.
+            blob_sha256 = carried.blob_sha256 if carried else None
+            updated_at = carried.updated_at if carried else None
         db.add(
             FormAttachment(
                 form_def_id=form_def.id,
                 name=media.name,
                 kind=media.kind,
-                # An attachment of the same name carries over to the new version.
-                blob_sha256=carried.blob_sha256 if carried else None,
-                updated_at=carried.updated_at if carried else None,
+                blob_sha256=blob_sha256,
+                updated_at=updated_at,
             )
         )
     return form_def
+
+
+async def _generated_itemsets(
+    rt: Runtime, db: AsyncSession, compiled: CompiledUpload
+) -> str | None:
+    if compiled.itemsets_csv is None or all(
+        media.name != EXTERNAL_ITEMSETS for media in compiled.schema.media
+    ):
+        return None
+    info = await rt.blobs.put_bytes(compiled.itemsets_csv)
+    await store_blob(db, info, "text/csv")
+    return info.sha256
+
+
+def _workbook_type(data: bytes) -> str:
+    # Researchers rename old .xls files to .xlsx; serve them as what they are.
+    if data.startswith(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"):
+        return "application/vnd.ms-excel"
+    return "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 async def _attachments_by_name(db: AsyncSession, def_id: int | None) -> dict[str, FormAttachment]:

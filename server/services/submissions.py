@@ -6,6 +6,7 @@ leave an orphan blob, never a row without its bytes.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -50,11 +51,44 @@ class IngestResult:
     missing_attachments: list[str]
 
 
-def _parse(xml: bytes) -> ParsedSubmission:
+# Column widths of the identifiers a submission brings (server/db/models.py).
+MAX_ID_LENGTH = 255
+MAX_DEVICE_ID_LENGTH = 255
+MAX_USER_AGENT_LENGTH = 512
+
+
+def _parse(xml: bytes, repeat_paths: frozenset[str] = frozenset()) -> ParsedSubmission:
     try:
-        return parse_submission(xml)
+        parsed = parse_submission(xml, repeat_paths=repeat_paths)
     except SubmissionError as error:
-        raise problems.Problem(400.1, f"The submission could not be read: {error}") from error
+        raise problems.Problem(400.1, f"{error}.") from error
+    for what, value in (
+        ("instanceID", parsed.instance_id),
+        ("deprecatedID", parsed.deprecated_id),
+    ):
+        if value is not None and len(value) > MAX_ID_LENGTH:
+            raise problems.Problem(
+                400.1,
+                f"The submission's {what} is longer than {MAX_ID_LENGTH} characters: "
+                f"{value[:40]!r}...",
+            )
+    return parsed
+
+
+def _check_attachment_names(names: Sequence[str]) -> None:
+    for name in names:
+        if len(name) > MAX_ID_LENGTH:
+            raise problems.unexpected_value(
+                "attachment name", name[:40] + "...", f"longer than {MAX_ID_LENGTH} characters."
+            )
+
+
+def clean_header_value(value: str | None, limit: int) -> str | None:
+    """A device id or user agent fit to store: printable, and cut to its column's width."""
+    if value is None:
+        return None
+    cleaned = "".join(c for c in value if c.isprintable())[:limit]
+    return cleaned or None
 
 
 def _repeat_paths(schema: FormSchema) -> frozenset[str]:
@@ -100,6 +134,11 @@ async def ingest_submission(
     only_form: str | None = None,
 ) -> IngestResult:
     parsed = _parse(incoming.xml)
+    incoming = dataclasses.replace(
+        incoming,
+        device_id=clean_header_value(incoming.device_id, MAX_DEVICE_ID_LENGTH),
+        user_agent=clean_header_value(incoming.user_agent, MAX_USER_AGENT_LENGTH),
+    )
     form = await db.scalar(
         select(Form).where(
             Form.project_id == project_id,
@@ -117,23 +156,38 @@ async def ingest_submission(
     schema = schema_of(form_def)
     repeats = _repeat_paths(schema)
     if repeats:
-        parsed = parse_submission(incoming.xml, repeat_paths=repeats)
+        parsed = _parse(incoming.xml, repeats)
+    _check_attachment_names(expected_attachments(schema, parsed))
     xml_sha = hashlib.sha256(incoming.xml).hexdigest()
 
-    existing = await db.scalar(
-        select(Submission).where(
-            Submission.form_id == form.id,
-            Submission.draft == draft,
-            Submission.instance_id == parsed.instance_id,
+    # Any version with this instanceID, not only the first: Collect resends an edit
+    # whose answer it never got, and splits an edit's attachments like any other.
+    found = (
+        await db.execute(
+            select(Submission, SubmissionDef)
+            .join(SubmissionDef, SubmissionDef.submission_id == Submission.id)
+            .where(
+                Submission.form_id == form.id,
+                Submission.draft == draft,
+                SubmissionDef.instance_id == parsed.instance_id,
+            )
         )
-    )
-    if existing is not None:
-        current = await _current_def(db, existing)
-        if current.xml_sha256 != xml_sha:
+    ).first()
+    if found is not None:
+        existing, same = found
+        if same.xml_sha256 != xml_sha:
             raise problems.xml_conflict()
-        missing = await _attach(rt, db, current, incoming)
-        if incoming.files:
-            await record(db, by.actor_id, "submission.attachment.update", "submission", existing.id)
+        missing, updated = await _attach(rt, db, same, incoming)
+        if updated:
+            # A resend that brings nothing new (Collect retries) is not a write.
+            await record(
+                db,
+                by.actor_id,
+                "submission.attachment.update",
+                "submission",
+                existing.id,
+                {"instanceId": parsed.instance_id, "attachments": updated},
+            )
         return IngestResult("attachments", existing, missing)
 
     if parsed.deprecated_id:
@@ -159,7 +213,7 @@ async def ingest_submission(
     sub_def = _new_def(submission, form_def, parsed, incoming, xml_sha, by)
     db.add(sub_def)
     await db.flush()
-    missing = await _attach(rt, db, sub_def, incoming, expected_attachments(schema, parsed))
+    missing, _ = await _attach(rt, db, sub_def, incoming, expected_attachments(schema, parsed))
     await record(
         db,
         by.actor_id,
@@ -197,16 +251,6 @@ def _new_def(
     )
 
 
-async def _current_def(db: AsyncSession, submission: Submission) -> SubmissionDef:
-    current = await db.scalar(
-        select(SubmissionDef).where(
-            SubmissionDef.submission_id == submission.id, SubmissionDef.current.is_(True)
-        )
-    )
-    assert current is not None
-    return current
-
-
 async def _edit(
     rt: Runtime,
     db: AsyncSession,
@@ -239,11 +283,25 @@ async def _edit(
     taken = await db.scalar(
         select(SubmissionDef.id)
         .join(Submission, Submission.id == SubmissionDef.submission_id)
-        .where(Submission.form_id == form.id, SubmissionDef.instance_id == parsed.instance_id)
+        .where(
+            Submission.form_id == form.id,
+            Submission.draft == draft,
+            SubmissionDef.instance_id == parsed.instance_id,
+        )
     )
     if taken is not None:
         raise problems.instance_id_conflict()
-    await db.execute(update(SubmissionDef).where(SubmissionDef.id == old.id).values(current=False))
+    # Check and set in one statement: of two phones editing the same version at
+    # once, the second one's UPDATE waits for the first to commit and then finds
+    # nothing current to replace (on PostgreSQL and on SQLite alike).
+    replaced = await db.scalar(
+        update(SubmissionDef)
+        .where(SubmissionDef.id == old.id, SubmissionDef.current.is_(True))
+        .values(current=False)
+        .returning(SubmissionDef.id)
+    )
+    if replaced is None:
+        raise problems.deprecating_old_version(parsed.deprecated_id)
     sub_def = _new_def(submission, form_def, parsed, incoming, xml_sha, by)
     db.add(sub_def)
     submission.updated_at = now()
@@ -257,7 +315,7 @@ async def _edit(
             select(SubmissionAttachment).where(SubmissionAttachment.submission_def_id == old.id)
         )
     }
-    missing = await _attach(rt, db, sub_def, incoming, expected, carried)
+    missing, _ = await _attach(rt, db, sub_def, incoming, expected, carried)
     await record(
         db,
         by.actor_id,
@@ -276,8 +334,10 @@ async def _attach(
     incoming: Incoming,
     expected: Sequence[str] | None = None,
     carried: dict[str, str | None] | None = None,
-) -> list[str]:
-    """Store the files this request carries for ``sub_def``; return names still missing.
+) -> tuple[list[str], list[str]]:
+    """Store the files this request carries for ``sub_def``.
+
+    Returns the names still missing and the names whose bytes this request changed.
 
     With ``expected`` the attachment rows are created (a new version); without it the
     existing rows are filled in (a resend or the next part of a split upload).
@@ -302,12 +362,16 @@ async def _attach(
                 )
             )
         }
+    updated: list[str] = []
     for name, path in incoming.files.items():
         row = rows.get(name)
         if row is None:
             continue
         info = await rt.blobs.put_file(path)
         await store_blob(db, info, incoming.content_types.get(name, "application/octet-stream"))
-        row.blob_sha256 = info.sha256
+        if row.blob_sha256 != info.sha256:
+            row.blob_sha256 = info.sha256
+            updated.append(name)
     await db.flush()
-    return sorted(name for name, row in rows.items() if row.blob_sha256 is None)
+    missing = sorted(name for name, row in rows.items() if row.blob_sha256 is None)
+    return missing, updated

@@ -45,7 +45,9 @@ async def seeded_admin(runtime: Runtime) -> str:
     return ADMIN_EMAIL
 
 
-def server_environment(settings: Settings, port: int) -> dict[str, str]:
+def server_environment(
+    settings: Settings, port: int, extra: dict[str, str] | None = None
+) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HOMEWARD_")}
     env |= {
         "HOMEWARD_DATA_DIR": str(settings.data_dir),
@@ -61,7 +63,7 @@ def server_environment(settings: Settings, port: int) -> dict[str, str]:
         "HOMEWARD_S3_SECRET_KEY": settings.s3_secret_key,
     }
     env |= {name: value for name, value in optional.items() if value}
-    return env
+    return env | (extra or {})
 
 
 def _healthy(process: subprocess.Popen[bytes], port: int, *, timeout: float) -> bool:
@@ -97,7 +99,9 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def running_server(settings: Settings, log_path: Path) -> Iterator[str]:
+def running_server(
+    settings: Settings, log_path: Path, extra_env: dict[str, str] | None = None
+) -> Iterator[str]:
     """``homeward serve`` in a subprocess of its own session; yields its base URL."""
     with log_path.open("ab") as log:
         for _ in range(_START_ATTEMPTS):
@@ -105,7 +109,7 @@ def running_server(settings: Settings, log_path: Path) -> Iterator[str]:
             process = subprocess.Popen(
                 [sys.executable, "-m", "server.cli", "serve"],
                 cwd=REPO_ROOT,
-                env=server_environment(settings, port),
+                env=server_environment(settings, port, extra_env),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -128,13 +132,21 @@ def server_log(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def live_server(settings: Settings, seeded_admin: str, server_log: Path) -> Iterator[str]:
+def server_extra_env() -> dict[str, str]:
+    """More ``HOMEWARD_*`` variables for the live server; override it in a module."""
+    return {}
+
+
+@pytest.fixture
+def live_server(
+    settings: Settings, seeded_admin: str, server_log: Path, server_extra_env: dict[str, str]
+) -> Iterator[str]:
     """Base URL (``http://127.0.0.1:PORT``) of a real ``homeward serve`` process.
 
     On teardown the server is stopped, and a request that failed inside the
     server (a traceback in its log) fails the test.
     """
-    with running_server(settings, server_log) as url:
+    with running_server(settings, server_log, server_extra_env) as url:
         yield url
     log = server_log.read_text(errors="replace")
     errors = [line for line in log.splitlines() if any(e in line for e in _SERVER_ERRORS)]

@@ -23,10 +23,11 @@ depends_on: str | Sequence[str] | None = None
 ROLES = [
     (1, "admin", "Administrator"),
     (2, "app-user", "App User"),
-    (3, "manager", "Project Manager"),
-    (4, "viewer", "Project Viewer"),
-    (5, "formfill", "Data Collector"),
-    (6, "pub-link", "Public Link"),
+    (5, "manager", "Project Manager"),
+    (6, "viewer", "Project Viewer"),
+    (7, "form-viewer", "Form Viewer"),
+    (8, "formfill", "Data Collector"),
+    (9, "pub-link", "Public Link"),
 ]
 
 

@@ -1,0 +1,269 @@
+"""Central-compatible CSV exports: `submissions.csv.zip` and the root-only `.csv`.
+
+Layout and bytes follow Central (central-backend's briefcase.js with
+csv-stringify): UTF-8 without BOM, `\n` line ends, quotes only around cells
+holding a comma, quote or line break, empty cells unquoted; members are the root
+table `<formId>.csv`, then one `<formId>-<repeat>.csv` per repeat, then
+attachments under `media/`. The one deliberate difference is formula escaping
+(see exports.formulas).
+
+Memory stays flat: the root table streams straight into its zip member while
+batches arrive (unless select multiple values must first be collected), and
+repeat tables are spooled to temporary files and copied in afterwards. The
+output may be a pipe or socket; it is never sought. If anything fails midway
+the archive is left without its central directory, so a client never mistakes a
+truncated export for a complete one.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+import zipfile
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import ExitStack
+from pathlib import Path
+from typing import IO, Protocol
+
+import msgspec
+import polars as pl
+
+from exports.formulas import formula_escaped
+from exports.options import ExportOptions
+from exports.plan import ExportPlan, TablePlan, plan_export, sanitize_file_name
+from exports.records import ExportRecord
+from exports.spool import FrameSpool
+from exports.tabulate import (
+    collect_select_values,
+    header,
+    shape_table,
+    sorted_select_values,
+    tabulate_batch,
+)
+from forms.schema import FormSchema
+
+__all__ = ["ByteSink", "MediaFile", "write_csv_zip", "write_root_csv"]
+
+Batches = Iterable[Sequence[ExportRecord]]
+SelectValues = Mapping[str, Sequence[str]]
+
+_DEFAULT_OPTIONS = ExportOptions()
+_NEEDS_QUOTES = frozenset(',"\n\r')
+
+
+class ByteSink(Protocol):
+    """Where a zip goes: a file, a pipe, a socket's writer (never sought)."""
+
+    def write(self, data: bytes, /) -> object: ...
+
+    def flush(self) -> None: ...
+
+
+class MediaFile(msgspec.Struct, frozen=True):
+    """An attachment to add under media/ (what Central's attachments=true adds)."""
+
+    name: str
+    size: int
+    chunks: Iterable[bytes]
+
+
+def write_csv_zip(
+    schema: FormSchema,
+    batches: Batches,
+    out: ByteSink,
+    options: ExportOptions = _DEFAULT_OPTIONS,
+    *,
+    select_values: SelectValues | None = None,
+    media: Iterable[MediaFile] = (),
+    spool_dir: str | Path | None = None,
+) -> None:
+    """Write Central's CSV zip of `batches` (newest submission first) to `out`.
+
+    `select_values` (field path -> sorted values) lets the root table stream
+    even with split_select_multiples; without it the values are collected from
+    the data, as Central does, and every table is spooled first.
+    """
+    plan = plan_export(schema, options)
+    guard = _Guard(out)
+    archive = zipfile.ZipFile(guard, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6)
+    try:
+        _write_tables(plan, batches, archive, select_values, spool_dir)
+        _write_media(archive, media)
+        archive.close()
+    except BaseException:
+        guard.abort()  # no central directory: the archive is visibly incomplete
+        archive.close()
+        raise
+
+
+def write_root_csv(
+    schema: FormSchema,
+    batches: Batches,
+    out: IO[bytes],
+    options: ExportOptions = _DEFAULT_OPTIONS,
+    *,
+    select_values: SelectValues | None = None,
+    spool_dir: str | Path | None = None,
+) -> None:
+    """Write the root table alone as CSV (Central's `submissions.csv`)."""
+    plan = plan_export(schema, options, root_only=True)
+    root = plan.root
+    if select_values is not None or not options.split_select_multiples:
+        out.write(_header_line(header(plan, root, select_values)))
+        for batch in batches:
+            _write_rows(plan, root, tabulate_batch(plan, batch)[root.name], out, select_values)
+        return
+    with FrameSpool(spool_dir) as spool:
+        found: dict[str, set[str]] = {}
+        for batch in batches:
+            raw = tabulate_batch(plan, batch)[root.name]
+            collect_select_values(root, raw, found)
+            spool.append(raw)
+        values = sorted_select_values(found)
+        out.write(_header_line(header(plan, root, values)))
+        for raw in spool.frames():
+            _write_rows(plan, root, raw, out, values)
+
+
+def _write_tables(
+    plan: ExportPlan,
+    batches: Batches,
+    archive: zipfile.ZipFile,
+    select_values: SelectValues | None,
+    spool_dir: str | Path | None,
+) -> None:
+    root = plan.root
+    stream_root = select_values is not None or not plan.options.split_select_multiples
+    with ExitStack() as stack:
+        spools = {
+            table.name: stack.enter_context(FrameSpool(spool_dir))
+            for table in plan.tables
+            if table is not root or not stream_root
+        }
+        found: dict[str, set[str]] = {}
+        if stream_root:
+            # Size unknown until the end: zip64 headers keep >4 GiB members valid.
+            with archive.open(root.file_name, "w", force_zip64=True) as member:
+                member.write(_header_line(header(plan, root, select_values)))
+                for frames in _tabulated(plan, batches):
+                    _write_rows(plan, root, frames[root.name], member, select_values)
+                    for table in plan.tables[1:]:
+                        spools[table.name].append(frames[table.name])
+        else:
+            for frames in _tabulated(plan, batches):
+                for table in plan.tables:
+                    raw = frames[table.name]
+                    if select_values is None:
+                        collect_select_values(table, raw, found)
+                    spools[table.name].append(raw)
+        values = select_values if select_values is not None else sorted_select_values(found)
+        for table in plan.tables:
+            if table.name in spools:
+                _copy_table(plan, table, spools[table.name], archive, values, spool_dir)
+
+
+def _tabulated(plan: ExportPlan, batches: Batches) -> Iterator[dict[str, pl.DataFrame]]:
+    for batch in batches:
+        if batch:
+            yield tabulate_batch(plan, batch)
+
+
+def _copy_table(
+    plan: ExportPlan,
+    table: TablePlan,
+    spool: FrameSpool,
+    archive: zipfile.ZipFile,
+    select_values: SelectValues,
+    spool_dir: str | Path | None,
+) -> None:
+    # Rendered to a file first so the member's size is known and zip64 is used only when needed.
+    with tempfile.TemporaryFile(dir=spool_dir) as rendered:
+        rendered.write(_header_line(header(plan, table, select_values)))
+        for raw in spool.frames():
+            _write_rows(plan, table, raw, rendered, select_values)
+        size = rendered.tell()
+        rendered.seek(0)
+        info = _member_info(table.file_name, size)
+        with archive.open(info, "w") as member:
+            shutil.copyfileobj(rendered, member, length=1024 * 1024)
+
+
+def _write_media(archive: zipfile.ZipFile, media: Iterable[MediaFile]) -> None:
+    written: set[str] = set()
+    for item in media:
+        name = sanitize_file_name(item.name)
+        if not name or name in written:
+            continue  # names are unique per submission only; the first one wins
+        written.add(name)
+        with archive.open(_member_info(f"media/{name}", item.size), "w") as member:
+            for chunk in item.chunks:
+                member.write(chunk)
+
+
+def _member_info(name: str, size: int) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(name, date_time=time.gmtime()[:6])
+    info.compress_type = zipfile.ZIP_DEFLATED
+    info.file_size = size
+    return info
+
+
+def _write_rows(
+    plan: ExportPlan,
+    table: TablePlan,
+    raw: pl.DataFrame,
+    out: IO[bytes],
+    select_values: SelectValues | None,
+) -> None:
+    if raw.height == 0:
+        return
+    frame = shape_table(plan, table, raw, select_values)
+    escape = plan.options.escape_formulas
+    cells = [formula_escaped(name) if escape else pl.col(name) for name in frame.columns]
+    # Blank cells become nulls, which Polars writes unquoted like csv-stringify does.
+    frame = frame.select(
+        pl.when(cell != "").then(cell).otherwise(pl.lit(None, dtype=pl.String)).alias(name)
+        for cell, name in zip(cells, frame.columns, strict=True)
+    )
+    frame.write_csv(
+        out,
+        include_header=False,
+        separator=",",
+        line_terminator="\n",
+        quote_char='"',
+        quote_style="necessary",
+        null_value="",
+    )
+
+
+def _header_line(names: Sequence[str]) -> bytes:
+    return (",".join(_quoted(name) for name in names) + "\n").encode("utf-8")
+
+
+def _quoted(cell: str) -> str:
+    if _NEEDS_QUOTES.isdisjoint(cell):
+        return cell
+    return '"' + cell.replace('"', '""') + '"'
+
+
+class _Guard:
+    """A write-only, unseekable view of the output that can be cut off after a failure."""
+
+    def __init__(self, out: ByteSink) -> None:
+        self._out = out
+        self._aborted = False
+
+    def write(self, data: bytes) -> int:
+        if not self._aborted:
+            self._out.write(data)
+        return len(data)
+
+    def flush(self) -> None:
+        if not self._aborted:
+            self._out.flush()
+
+    def close(self) -> None:
+        """The output belongs to the caller, who closes it."""
+
+    def abort(self) -> None:
+        self._aborted = True

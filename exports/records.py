@@ -1,0 +1,40 @@
+"""What the server hands the export pipeline: one parsed submission and its metadata.
+
+Records are parsed once at ingest (forms.submission), so an export never reads
+XML again. The server streams them from the database in batches, newest first
+as Central orders them, and the pipeline never needs more than one batch.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import msgspec
+
+__all__ = ["ExportRecord", "SubmissionMeta"]
+
+
+class SubmissionMeta(msgspec.Struct, frozen=True):
+    """The system columns of Central's export, for one submission."""
+
+    instance_id: str
+    # Time zone aware; written as UTC with milliseconds, e.g. 2026-08-01T10:00:00.000Z.
+    submission_date: datetime
+    submitter_id: int | None
+    submitter_name: str | None
+    attachments_present: int
+    attachments_expected: int
+    # Set only when the submission's data cannot be read (Central writes
+    # "not decrypted" or "missing encrypted form data"); its data columns are
+    # then left empty and its repeats have no rows.
+    status: str | None
+    review_state: str | None
+    device_id: str | None
+    edits: int
+    form_version: str
+
+
+class ExportRecord(msgspec.Struct, frozen=True):
+    meta: SubmissionMeta
+    # ParsedSubmission.record as stored: element name -> str | dict | list[dict].
+    record: dict[str, object]

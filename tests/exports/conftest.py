@@ -1,0 +1,81 @@
+"""Helpers for export tests: the shared folder, and records as the server builds them."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from exports.records import ExportRecord, SubmissionMeta
+from forms.schema import FormSchema
+from forms.submission import binary_values, parse_submission
+from forms.xform import read_xform
+from forms.xlsform import compile_xlsform
+
+BASE_DATE = datetime(2026, 8, 1, 10, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """The shared folder beside the repository (HOMEWARD_SHARED_DIR overrides it).
+
+    Skipped when missing on a developer's machine; a failure in CI (``CI`` set).
+    """
+    override = os.environ.get("HOMEWARD_SHARED_DIR")
+    shared = Path(override) if override else Path(__file__).resolve().parents[3] / "shared"
+    if not (shared / "central-golden").is_dir() or not (shared / "xlsforms").is_dir():
+        if os.environ.get("CI"):
+            pytest.fail(f"shared folder with central-golden/ and xlsforms/ not found in {shared}")
+        pytest.skip(f"shared folder with central-golden/ and xlsforms/ not found in {shared}")
+    return shared
+
+
+def schema_from_markdown(markdown: str, form_id: str = "test_form") -> FormSchema:
+    compiled = compile_xlsform(
+        markdown.encode(), file_name=f"{form_id}.md", form_id_fallback=form_id
+    )
+    return read_xform(compiled.xml)
+
+
+def schema_from_xlsform(path: Path) -> FormSchema:
+    compiled = compile_xlsform(path.read_bytes(), file_name=path.name, form_id_fallback=path.stem)
+    return read_xform(compiled.xml)
+
+
+def export_record(
+    schema: FormSchema,
+    xml: bytes,
+    *,
+    attachments: Iterable[str] = (),
+    submitted: datetime = BASE_DATE,
+    submitter_id: int | None = 5,
+    submitter_name: str | None = "Field Worker",
+    status: str | None = None,
+    review_state: str | None = None,
+    device_id: str | None = None,
+    edits: int = 0,
+) -> ExportRecord:
+    parsed = parse_submission(xml, repeat_paths=schema.repeat_paths)
+    return ExportRecord(
+        meta=SubmissionMeta(
+            instance_id=parsed.instance_id,
+            submission_date=submitted,
+            submitter_id=submitter_id,
+            submitter_name=submitter_name,
+            attachments_present=len(list(attachments)),
+            attachments_expected=len(binary_values(parsed.record, schema.binary_paths)),
+            status=status,
+            review_state=review_state,
+            device_id=device_id,
+            edits=edits,
+            form_version=schema.version or "",
+        ),
+        record=parsed.record,
+    )
+
+
+def minutes_ago(minutes: int) -> datetime:
+    return BASE_DATE - timedelta(minutes=minutes)
