@@ -15,7 +15,13 @@ from lxml import etree
 
 from forms.xml import XmlError, parse_xml
 
-__all__ = ["ParsedSubmission", "SubmissionError", "binary_values", "parse_submission"]
+__all__ = [
+    "ParsedSubmission",
+    "SubmissionError",
+    "binary_values",
+    "parse_submission",
+    "with_repeats",
+]
 
 ENCRYPTED_NS = "http://www.opendatakit.org/xforms/encrypted"
 MAX_DEPTH = 64
@@ -77,6 +83,36 @@ def parse_submission(xml: bytes, repeat_paths: frozenset[str] = frozenset()) -> 
         encrypted_xml_file=(_child_text(root, "encryptedXmlFile") or None) if encrypted else None,
         record=_record(root, "", repeat_paths),
     )
+
+
+def with_repeats(parsed: ParsedSubmission, repeat_paths: frozenset[str]) -> ParsedSubmission:
+    """The same submission with every repeat in `repeat_paths` as a list.
+
+    For callers that parse before they know the form: equal to parsing again with
+    `repeat_paths`, without touching the XML.
+    """
+    if not repeat_paths:
+        return parsed
+    return msgspec.structs.replace(parsed, record=_listify(parsed.record, "", repeat_paths))
+
+
+def _listify(
+    record: dict[str, object], path: str, repeat_paths: frozenset[str]
+) -> dict[str, object]:
+    result: dict[str, object] = {}
+    for name, value in record.items():
+        child_path = f"{path}/{name}"
+        if isinstance(value, dict):
+            value = _listify(value, child_path, repeat_paths)
+        elif isinstance(value, list):
+            value = [
+                _listify(item, child_path, repeat_paths) if isinstance(item, dict) else item
+                for item in value
+            ]
+        if child_path in repeat_paths and not isinstance(value, list):
+            value = [value if isinstance(value, dict) else {}]
+        result[name] = value
+    return result
 
 
 def binary_values(record: dict[str, object], binary_paths: Iterable[str]) -> list[str]:

@@ -8,16 +8,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import subprocess
 import sys
 from collections.abc import Sequence
 
 import msgspec
 
-from server.app import create_app
-from server.demo import seed_demo
-from server.runtime import close_runtime, open_runtime
-from server.services import accounts
 from server.settings import Settings
+
+# The rest of the server is imported inside the commands: with several workers the
+# uvicorn supervisor process imports only this module, and stays small.
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -36,12 +36,17 @@ def base_url(settings: Settings) -> str:
 
 
 async def _migrate(settings: Settings) -> None:
+    from server.runtime import close_runtime, open_runtime
+
     rt = await open_runtime(settings)
     await close_runtime(rt)
     print(f"Database is up to date: {settings.resolved_database_url.split('@')[-1]}")
 
 
 async def _demo(settings: Settings) -> None:
+    from server.demo import seed_demo
+    from server.runtime import close_runtime, open_runtime
+
     rt = await open_runtime(settings)
     try:
         demo = await seed_demo(rt, base_url(settings))
@@ -66,6 +71,9 @@ def _read_password(prompt: str) -> str:
 
 
 async def _user_create(settings: Settings, email: str, password: str) -> None:
+    from server.runtime import close_runtime, open_runtime
+    from server.services import accounts
+
     rt = await open_runtime(settings)
     try:
         async with rt.transaction() as db:
@@ -78,6 +86,9 @@ async def _user_create(settings: Settings, email: str, password: str) -> None:
 
 
 async def _user_promote(settings: Settings, email: str) -> None:
+    from server.runtime import close_runtime, open_runtime
+    from server.services import accounts
+
     rt = await open_runtime(settings)
     try:
         async with rt.transaction() as db:
@@ -103,11 +114,15 @@ def _serve(settings: Settings, workers: int) -> None:
             log_level="info",
         )
     else:
+        from server.app import create_app
+
         uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
 
 
 def app_from_env() -> object:
     """Factory for multi-worker uvicorn: each worker reads the same environment."""
+    from server.app import create_app
+
     return create_app(Settings.from_env())
 
 
@@ -139,7 +154,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     settings = _settings(args)
     if args.command == "serve":
-        asyncio.run(_migrate(settings))
+        if args.workers > 1:
+            # In a child process, so the supervisor never imports the database layer.
+            subprocess.run([sys.executable, "-m", "server.cli", "migrate"], check=True)
+        else:
+            asyncio.run(_migrate(settings))
         _serve(settings, args.workers)
     elif args.command == "migrate":
         asyncio.run(_migrate(settings))

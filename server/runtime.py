@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -20,11 +21,28 @@ class Runtime:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     blobs: BlobStore
+    # SQLite has one writer at a time. Queueing transactions here, instead of
+    # letting each connection sleep in SQLite's busy handler, keeps waits short
+    # and fair; a PostgreSQL runtime has no lock.
+    serial: asyncio.Lock | None = field(default=None)
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        """A unit of work that only reads: never waits for the SQLite writer queue.
+
+        (SQLite readers in WAL mode see a consistent snapshot beside the writer.)
+        """
+        async with self.sessions() as db, db.begin():
+            yield db
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """One unit of work: commits on success, rolls back on any exception."""
-        async with self.sessions() as db, db.begin():
+        if self.serial is None:
+            async with self.sessions() as db, db.begin():
+                yield db
+            return
+        async with self.serial, self.sessions() as db, db.begin():
             yield db
 
 
@@ -40,7 +58,8 @@ async def open_runtime(settings: Settings, *, run_migrations: bool = True) -> Ru
         s3_access_key=settings.s3_access_key,
         s3_secret_key=settings.s3_secret_key,
     )
-    return Runtime(settings, engine, create_session_factory(engine), blobs)
+    serial = asyncio.Lock() if engine.dialect.name == "sqlite" else None
+    return Runtime(settings, engine, create_session_factory(engine), blobs, serial)
 
 
 async def close_runtime(runtime: Runtime) -> None:

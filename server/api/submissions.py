@@ -16,7 +16,12 @@ from server.db.models import Blob, Form, Submission, SubmissionAttachment, Submi
 from server.openrosa.routes import blob_response, device_id
 from server.requests import AnyRequest, require_principal, runtime_of
 from server.services.forms import find_form
-from server.services.submissions import Incoming, ingest_submission
+from server.services.submissions import (
+    Incoming,
+    find_target,
+    ingest_submission,
+    parse_incoming,
+)
 
 
 def submission_out(submission: Submission) -> SubmissionOut:
@@ -94,23 +99,30 @@ async def create_submission(
     body = await request.body()
     async with rt.transaction() as db:
         principal = await require_principal(request, db)
-        result = await ingest_submission(
-            rt,
+        target = await find_target(
             db,
             project_id=project_id,
+            parsed=parse_incoming(body),
             by=principal,
             only_form=xml_form_id,
+        )
+        if target.parsed.deprecated_id:
+            raise problems.unexpected_value(
+                "deprecatedID", target.parsed.deprecated_id, "edit submissions with PUT."
+            )
+        result = await ingest_submission(
+            db,
+            target=target,
             incoming=Incoming(body, {}, {}, device_id(request), request.headers.get("user-agent")),
+            stored={},
+            by=principal,
         )
         if result.outcome != "created":
-            raise (
-                problems.xml_conflict()
-                if result.outcome == "attachments"
-                else problems.unexpected_value(
-                    "deprecatedID", "present", "edit submissions with PUT."
-                )
-            )
-        return submission_out(result.submission)
+            # Rolls the transaction back: the API creates, it does not resend.
+            raise problems.xml_conflict()
+        submission = await db.get(Submission, result.submission_id)
+        assert submission is not None
+        return submission_out(submission)
 
 
 @get(

@@ -70,9 +70,9 @@ def boundary_of(content_type: str) -> bytes:
 
 
 async def read_submission(
-    chunks: AsyncIterator[bytes], *, content_type: str, limit: int, spool_dir: Path
+    chunks: AsyncIterator[bytes], *, content_type: str, limit: int, spool: Spool
 ) -> SubmissionUpload:
-    """Read the parts of one submission request; the caller removes ``spool_dir``."""
+    """Read the parts of one submission request; files land in ``spool``."""
     boundary = boundary_of(content_type)
     xml: bytearray | None = None
     files: dict[str, Path] = {}
@@ -96,7 +96,7 @@ async def read_submission(
                             sink = bytearray()
                         else:
                             name = _attachment_name(event)
-                            path = spool_dir / f"{len(files)}.part"
+                            path = spool.new_file()
                             files[name] = path
                             content_types[name] = _content_type(event.content_type)
                             sink = path.open("wb")
@@ -126,5 +126,27 @@ async def read_submission(
     return SubmissionUpload(bytes(xml), files, content_types, incomplete)
 
 
-def spool_directory(parent: Path | None = None) -> tempfile.TemporaryDirectory[str]:
-    return tempfile.TemporaryDirectory(prefix="homeward-upload-", dir=parent)
+class Spool:
+    """Temporary files of one request, in a folder made only when a file arrives
+    (most submissions carry none) and removed on exit."""
+
+    def __init__(self) -> None:
+        self._folder: tempfile.TemporaryDirectory[str] | None = None
+        self._count = 0
+
+    def new_file(self) -> Path:
+        if self._folder is None:
+            self._folder = tempfile.TemporaryDirectory(prefix="homeward-upload-")
+        self._count += 1
+        return Path(self._folder.name) / f"{self._count}.part"
+
+    def __enter__(self) -> Spool:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self._folder is not None:
+            self._folder.cleanup()
+
+
+def spool_directory() -> Spool:
+    return Spool()

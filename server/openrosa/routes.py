@@ -27,7 +27,7 @@ from server.openrosa.render import (
 from server.requests import AnyRequest, authenticate, runtime_of
 from server.services import accounts
 from server.services.forms import attachments_of, form_defs
-from server.services.submissions import Incoming, ingest_submission
+from server.services.submissions import Incoming, receive_submission
 
 XML = "text/xml"
 
@@ -332,16 +332,14 @@ async def submission_head(request: AnyRequest, project_id: int) -> Response[None
 
 async def submission_post(request: AnyRequest, project_id: int) -> Response[bytes]:
     rt = runtime_of(request)
-    async with rt.transaction() as db:
+    async with rt.read() as db:
         caller = await resolve_caller(request, db, project_id)
     with spool_directory() as spool:
-        from pathlib import Path
-
         upload = await read_submission(
             request.stream(),
             content_type=request.headers.get("content-type", ""),
             limit=rt.settings.max_submission_bytes,
-            spool_dir=Path(spool),
+            spool=spool,
         )
         incoming = Incoming(
             xml=upload.xml,
@@ -350,23 +348,20 @@ async def submission_post(request: AnyRequest, project_id: int) -> Response[byte
             device_id=device_id(request),
             user_agent=request.headers.get("user-agent"),
         )
-        async with rt.transaction() as db:
-            if caller.draft_form is not None:
-                principal = _draft_submitter(caller.draft_form)
-                result = await ingest_submission(
-                    rt,
-                    db,
-                    project_id=project_id,
-                    incoming=incoming,
-                    by=principal,
-                    draft=True,
-                    only_form=caller.draft_form.xml_form_id,
-                )
-            else:
-                assert caller.principal is not None
-                result = await ingest_submission(
-                    rt, db, project_id=project_id, incoming=incoming, by=caller.principal
-                )
+        if caller.draft_form is not None:
+            result = await receive_submission(
+                rt,
+                project_id=project_id,
+                incoming=incoming,
+                by=_draft_submitter(caller.draft_form),
+                draft=True,
+                only_form=caller.draft_form.xml_form_id,
+            )
+        else:
+            assert caller.principal is not None
+            result = await receive_submission(
+                rt, project_id=project_id, incoming=incoming, by=caller.principal
+            )
     if result.missing_attachments and not upload.incomplete:
         message = (
             "Submission received; still waiting for " + ", ".join(result.missing_attachments) + "."

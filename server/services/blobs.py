@@ -2,25 +2,31 @@
 
 from __future__ import annotations
 
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import DateTime, bindparam, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.db.models import Blob
 from server.services.audit import now
 from storage import BlobInfo
+
+# Written as SQL because SQLAlchemy does not cache compiled ON CONFLICT statements;
+# this spelling is valid on both SQLite and PostgreSQL.
+_INSERT = text(
+    "INSERT INTO blobs (sha256, md5, size, content_type, created_at)"
+    " VALUES (:sha256, :md5, :size, :content_type, :created_at)"
+    " ON CONFLICT (sha256) DO NOTHING"
+).bindparams(bindparam("created_at", type_=DateTime(timezone=True)))
 
 
 async def store_blob(db: AsyncSession, info: BlobInfo, content_type: str) -> None:
     """Record a blob already written to the store; concurrent identical uploads are fine."""
-    values = {
-        "sha256": info.sha256,
-        "md5": info.md5,
-        "size": info.size,
-        "content_type": content_type,
-        "created_at": now(),
-    }
-    insert = pg_insert if db.bind.dialect.name == "postgresql" else sqlite_insert
-    await db.execute(
-        insert(Blob).values(**values).on_conflict_do_nothing(index_elements=["sha256"])
+    connection = await db.connection()
+    await connection.execute(
+        _INSERT,
+        {
+            "sha256": info.sha256,
+            "md5": info.md5,
+            "size": info.size,
+            "content_type": content_type,
+            "created_at": now(),
+        },
     )

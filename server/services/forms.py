@@ -7,7 +7,6 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
 from pathlib import Path
 
 import anyio.to_thread
@@ -87,14 +86,33 @@ async def compile_upload(upload: FormUpload) -> CompiledUpload:
     return CompiledUpload(xml, schema, warnings, xlsx, name, itemsets)
 
 
-@lru_cache(maxsize=512)
-def _decode_schema_cached(form_def_id: int, data: bytes) -> FormSchema:
-    return decode_schema(data)
+# Compiled schemas by the sha256 of their XForm: a schema is a pure function of
+# the XForm bytes, so an entry can never go stale, whichever database it came from.
+_SCHEMAS: dict[str, FormSchema] = {}
+_SCHEMA_CACHE_SIZE = 512
 
 
 def schema_of(form_def: FormDef) -> FormSchema:
-    """The compiled schema of a form version; versions never change, so it is cached."""
-    return _decode_schema_cached(form_def.id, form_def.schema)
+    schema = _SCHEMAS.get(form_def.sha256)
+    if schema is None:
+        schema = _remember(form_def.sha256, decode_schema(form_def.schema))
+    return schema
+
+
+async def schema_by_id(db: AsyncSession, form_def_id: int, xform_sha256: str) -> FormSchema:
+    schema = _SCHEMAS.get(xform_sha256)
+    if schema is None:
+        data = await db.scalar(select(FormDef.schema).where(FormDef.id == form_def_id))
+        assert data is not None
+        schema = _remember(xform_sha256, decode_schema(data))
+    return schema
+
+
+def _remember(xform_sha256: str, schema: FormSchema) -> FormSchema:
+    if len(_SCHEMAS) >= _SCHEMA_CACHE_SIZE:
+        _SCHEMAS.pop(next(iter(_SCHEMAS)))
+    _SCHEMAS[xform_sha256] = schema
+    return schema
 
 
 async def _new_def(rt: Runtime, db: AsyncSession, form: Form, compiled: CompiledUpload) -> FormDef:

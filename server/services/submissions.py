@@ -6,27 +6,33 @@ leave an orphan blob, never a row without its bytes.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
 import msgspec
-from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Boolean, DateTime, and_, bindparam, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from forms.schema import FormSchema
-from forms.submission import ParsedSubmission, SubmissionError, binary_values, parse_submission
+from forms.submission import (
+    ParsedSubmission,
+    SubmissionError,
+    binary_values,
+    parse_submission,
+    with_repeats,
+)
 from server import problems
 from server.auth import Principal
 from server.db.models import Form, FormDef, Submission, SubmissionAttachment, SubmissionDef
 from server.runtime import Runtime
 from server.services.audit import now, record
 from server.services.blobs import store_blob
-from server.services.forms import schema_of
+from server.services.forms import schema_by_id
+from storage import BlobInfo
 
 _encode_record = msgspec.json.Encoder().encode
 
@@ -47,9 +53,67 @@ class Incoming:
 @dataclass(frozen=True, slots=True)
 class IngestResult:
     outcome: Outcome
-    submission: Submission
+    submission_id: int
+    instance_id: str
     missing_attachments: list[str]
 
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """An attachment already in the blob store, waiting for its row."""
+
+    info: BlobInfo
+    content_type: str
+
+
+# Statements of the ingest path, built once: ingest runs them hundreds of times a
+# second and SQLAlchemy's statement construction would otherwise dominate.
+_FIND_TARGET = (
+    select(Form.id, Form.state, FormDef.id, FormDef.sha256)
+    .outerjoin(
+        FormDef,
+        and_(
+            FormDef.form_id == Form.id,
+            FormDef.version == bindparam("version"),
+            FormDef.published_at.is_not(None),
+        ),
+    )
+    .where(
+        Form.project_id == bindparam("project_id"),
+        Form.xml_form_id == bindparam("xml_form_id"),
+        Form.deleted_at.is_(None),
+    )
+)
+_FIND_DRAFT_TARGET = (
+    select(Form.id, Form.state, FormDef.id, FormDef.sha256)
+    .outerjoin(FormDef, FormDef.id == Form.draft_def_id)
+    .where(
+        Form.project_id == bindparam("project_id"),
+        Form.xml_form_id == bindparam("xml_form_id"),
+        Form.deleted_at.is_(None),
+    )
+)
+_FIND_VERSION = (
+    select(Submission.id, SubmissionDef.id, SubmissionDef.xml_sha256)
+    .join(SubmissionDef, SubmissionDef.submission_id == Submission.id)
+    .where(
+        Submission.form_id == bindparam("form_id"),
+        Submission.draft == bindparam("draft"),
+        SubmissionDef.instance_id == bindparam("instance_id"),
+    )
+)
+# Written as SQL because SQLAlchemy does not cache compiled ON CONFLICT statements;
+# this spelling is valid on both SQLite (3.35+) and PostgreSQL.
+_INSERT_SUBMISSION = text(
+    "INSERT INTO submissions (form_id, instance_id, draft, submitter_id, device_id,"
+    " user_agent, created_at) VALUES (:form_id, :instance_id, :draft, :submitter_id,"
+    " :device_id, :user_agent, :created_at)"
+    " ON CONFLICT (form_id, draft, instance_id) DO NOTHING RETURNING id"
+).bindparams(
+    bindparam("draft", type_=Boolean()), bindparam("created_at", type_=DateTime(timezone=True))
+)
+_INSERT_DEF = insert(SubmissionDef).returning(SubmissionDef.id)
+_INSERT_ATTACHMENT = insert(SubmissionAttachment)
 
 # Column widths of the identifiers a submission brings (server/db/models.py).
 MAX_ID_LENGTH = 255
@@ -57,9 +121,10 @@ MAX_DEVICE_ID_LENGTH = 255
 MAX_USER_AGENT_LENGTH = 512
 
 
-def _parse(xml: bytes, repeat_paths: frozenset[str] = frozenset()) -> ParsedSubmission:
+def parse_incoming(xml: bytes) -> ParsedSubmission:
+    """The submission XML, read before the form is known (repeats come later)."""
     try:
-        parsed = parse_submission(xml, repeat_paths=repeat_paths)
+        parsed = parse_submission(xml)
     except SubmissionError as error:
         raise problems.Problem(400.1, f"{error}.") from error
     for what, value in (
@@ -91,10 +156,6 @@ def clean_header_value(value: str | None, limit: int) -> str | None:
     return cleaned or None
 
 
-def _repeat_paths(schema: FormSchema) -> frozenset[str]:
-    return frozenset(f.path for f in schema.fields if f.kind == "repeat")
-
-
 def expected_attachments(schema: FormSchema, parsed: ParsedSubmission) -> list[str]:
     if parsed.encrypted:
         names = [*parsed.encrypted_media]
@@ -104,28 +165,69 @@ def expected_attachments(schema: FormSchema, parsed: ParsedSubmission) -> list[s
     return binary_values(parsed.record, schema.binary_paths)
 
 
-async def _form_def_for(db: AsyncSession, form: Form, version: str | None, draft: bool) -> FormDef:
-    if draft:
-        draft_def = await db.get(FormDef, form.draft_def_id) if form.draft_def_id else None
-        if draft_def is None:
-            raise problems.draft_gone()
-        return draft_def
-    wanted = version or ""
-    form_def = await db.scalar(
-        select(FormDef).where(
-            FormDef.form_id == form.id,
-            FormDef.version == wanted,
-            FormDef.published_at.is_not(None),
-        )
-    )
-    if form_def is None:
-        raise problems.form_version_not_found(wanted)
-    return form_def
+@dataclass(frozen=True, slots=True)
+class Target:
+    """The form version a submission belongs to, found before anything is written."""
+
+    form_id: int
+    xml_form_id: str
+    form_def_id: int
+    schema: FormSchema
+    parsed: ParsedSubmission
+    expected: list[str]
 
 
-async def ingest_submission(
-    rt: Runtime,
+async def find_target(
     db: AsyncSession,
+    *,
+    project_id: int,
+    parsed: ParsedSubmission,
+    by: Principal,
+    draft: bool = False,
+    only_form: str | None = None,
+) -> Target:
+    """Read phase of ingest: authorise, and find the form version (one query)."""
+    version = parsed.version or ""
+    connection = await db.connection()
+    row = (
+        await connection.execute(
+            _FIND_DRAFT_TARGET if draft else _FIND_TARGET,
+            {"project_id": project_id, "xml_form_id": parsed.form_id, "version": version},
+        )
+    ).first()
+    if row is None or (only_form is not None and parsed.form_id != only_form):
+        raise problems.not_found()
+    form_id, state, form_def_id, xform_sha256 = row
+    if not by.can("submission.create", project_id=project_id, form_id=form_id):
+        raise problems.insufficient_rights()
+    if state == "closed" and not draft:
+        raise problems.not_accepting_submissions()
+    if form_def_id is None:
+        raise problems.draft_gone() if draft else problems.form_version_not_found(version)
+    schema = await schema_by_id(db, form_def_id, xform_sha256)
+    parsed = with_repeats(parsed, schema.repeat_paths)
+    expected = expected_attachments(schema, parsed)
+    _check_attachment_names(expected)
+    return Target(form_id, parsed.form_id, form_def_id, schema, parsed, expected)
+
+
+async def store_attachments(rt: Runtime, target: Target, incoming: Incoming) -> dict[str, Stored]:
+    """Blob phase: write the expected files to the store, before any row points at them.
+
+    Runs outside the database transaction so no lock is held while bytes move.
+    Files the form does not expect are ignored, as Central does.
+    """
+    stored: dict[str, Stored] = {}
+    for name in target.expected:
+        path = incoming.files.get(name)
+        if path is not None:
+            content_type = incoming.content_types.get(name, "application/octet-stream")
+            stored[name] = Stored(await rt.blobs.put_file(path), content_type)
+    return stored
+
+
+async def receive_submission(
+    rt: Runtime,
     *,
     project_id: int,
     incoming: Incoming,
@@ -133,51 +235,53 @@ async def ingest_submission(
     draft: bool = False,
     only_form: str | None = None,
 ) -> IngestResult:
-    parsed = _parse(incoming.xml)
-    incoming = dataclasses.replace(
-        incoming,
-        device_id=clean_header_value(incoming.device_id, MAX_DEVICE_ID_LENGTH),
-        user_agent=clean_header_value(incoming.user_agent, MAX_USER_AGENT_LENGTH),
-    )
-    form = await db.scalar(
-        select(Form).where(
-            Form.project_id == project_id,
-            Form.xml_form_id == parsed.form_id,
-            Form.deleted_at.is_(None),
+    """The whole ingest of one request: parse, read phase, blob phase, write phase.
+
+    Only the write phase waits in SQLite's writer queue (Runtime.transaction).
+    """
+    parsed = parse_incoming(incoming.xml)
+    async with rt.read() as db:
+        target = await find_target(
+            db, project_id=project_id, parsed=parsed, by=by, draft=draft, only_form=only_form
         )
-    )
-    if form is None or (only_form is not None and form.xml_form_id != only_form):
-        raise problems.not_found()
-    if not by.can("submission.create", project_id=project_id, form_id=form.id):
-        raise problems.insufficient_rights()
-    if form.state == "closed" and not draft:
-        raise problems.not_accepting_submissions()
-    form_def = await _form_def_for(db, form, parsed.version, draft)
-    schema = schema_of(form_def)
-    repeats = _repeat_paths(schema)
-    if repeats:
-        parsed = _parse(incoming.xml, repeats)
-    _check_attachment_names(expected_attachments(schema, parsed))
+    stored = await store_attachments(rt, target, incoming)
+    async with rt.transaction() as db:
+        return await ingest_submission(
+            db, target=target, incoming=incoming, stored=stored, by=by, draft=draft
+        )
+
+
+async def ingest_submission(
+    db: AsyncSession,
+    *,
+    target: Target,
+    incoming: Incoming,
+    stored: dict[str, Stored],
+    by: Principal,
+    draft: bool = False,
+) -> IngestResult:
+    """Write phase: a new submission, more attachments for a known one, or an edit."""
+    parsed = target.parsed
+    device = clean_header_value(incoming.device_id, MAX_DEVICE_ID_LENGTH)
+    user_agent = clean_header_value(incoming.user_agent, MAX_USER_AGENT_LENGTH)
     xml_sha = hashlib.sha256(incoming.xml).hexdigest()
+    for item in stored.values():
+        await store_blob(db, item.info, item.content_type)
 
     # Any version with this instanceID, not only the first: Collect resends an edit
     # whose answer it never got, and splits an edit's attachments like any other.
+    connection = await db.connection()
     found = (
-        await db.execute(
-            select(Submission, SubmissionDef)
-            .join(SubmissionDef, SubmissionDef.submission_id == Submission.id)
-            .where(
-                Submission.form_id == form.id,
-                Submission.draft == draft,
-                SubmissionDef.instance_id == parsed.instance_id,
-            )
+        await connection.execute(
+            _FIND_VERSION,
+            {"form_id": target.form_id, "draft": draft, "instance_id": parsed.instance_id},
         )
     ).first()
     if found is not None:
-        existing, same = found
-        if same.xml_sha256 != xml_sha:
+        submission_id, def_id, same_sha = found
+        if same_sha != xml_sha:
             raise problems.xml_conflict()
-        missing, updated = await _attach(rt, db, same, incoming)
+        missing, updated = await _fill_attachments(db, def_id, stored)
         if updated:
             # A resend that brings nothing new (Collect retries) is not a write.
             await record(
@@ -185,91 +289,103 @@ async def ingest_submission(
                 by.actor_id,
                 "submission.attachment.update",
                 "submission",
-                existing.id,
+                submission_id,
                 {"instanceId": parsed.instance_id, "attachments": updated},
             )
-        return IngestResult("attachments", existing, missing)
+        return IngestResult("attachments", submission_id, parsed.instance_id, missing)
 
     if parsed.deprecated_id:
-        return await _edit(rt, db, form, form_def, schema, parsed, incoming, xml_sha, by, draft)
+        return await _edit(db, target, incoming, stored, xml_sha, device, user_agent, by, draft)
 
-    submission = Submission(
-        form_id=form.id,
-        instance_id=parsed.instance_id,
-        draft=draft,
-        submitter_id=by.actor_id,
-        device_id=incoming.device_id,
-        user_agent=incoming.user_agent,
-        created_at=now(),
+    created = now()
+    submission_id = await connection.scalar(
+        _INSERT_SUBMISSION,
+        {
+            "form_id": target.form_id,
+            "instance_id": parsed.instance_id,
+            "draft": draft,
+            "submitter_id": by.actor_id,
+            "device_id": device,
+            "user_agent": user_agent,
+            "created_at": created,
+        },
     )
-    db.add(submission)
-    try:
-        await db.flush()
-    except IntegrityError as error:
-        # Two copies of one submission raced; the loser is told to resend.
+    if submission_id is None:
+        # Two copies of one submission raced and the other one won; this copy is
+        # told to resend, which then finds it and answers as for any resend.
         raise problems.Problem(
             409.3, "This submission is being received right now. Send it again shortly."
-        ) from error
-    sub_def = _new_def(submission, form_def, parsed, incoming, xml_sha, by)
-    db.add(sub_def)
-    await db.flush()
-    missing, _ = await _attach(rt, db, sub_def, incoming, expected_attachments(schema, parsed))
+        )
+    def_id = await _insert_def(
+        db, submission_id, target, incoming.xml, xml_sha, device, user_agent, by, created
+    )
+    missing = await _insert_attachments(db, def_id, target.expected, stored, {})
     await record(
         db,
         by.actor_id,
         "submission.create",
         "submission",
-        submission.id,
-        {"instanceId": parsed.instance_id, "form": form.xml_form_id},
+        submission_id,
+        {"instanceId": parsed.instance_id, "form": target.xml_form_id},
     )
-    return IngestResult("created", submission, missing)
+    return IngestResult("created", submission_id, parsed.instance_id, missing)
 
 
-def _new_def(
-    submission: Submission,
-    form_def: FormDef,
-    parsed: ParsedSubmission,
-    incoming: Incoming,
+async def _insert_def(
+    db: AsyncSession,
+    submission_id: int,
+    target: Target,
+    xml: bytes,
     xml_sha: str,
+    device: str | None,
+    user_agent: str | None,
     by: Principal,
-) -> SubmissionDef:
-    return SubmissionDef(
-        submission_id=submission.id,
-        form_def_id=form_def.id,
-        instance_id=parsed.instance_id,
-        deprecated_id=parsed.deprecated_id,
-        instance_name=parsed.instance_name,
-        xml=incoming.xml,
-        xml_sha256=xml_sha,
-        record=_encode_record(parsed.record),
-        encrypted=parsed.encrypted,
-        current=True,
-        submitter_id=by.actor_id,
-        device_id=incoming.device_id,
-        user_agent=incoming.user_agent,
-        created_at=now(),
+    created: datetime,
+) -> int:
+    parsed = target.parsed
+    connection = await db.connection()
+    def_id = await connection.scalar(
+        _INSERT_DEF,
+        {
+            "submission_id": submission_id,
+            "form_def_id": target.form_def_id,
+            "instance_id": parsed.instance_id,
+            "deprecated_id": parsed.deprecated_id,
+            "instance_name": parsed.instance_name,
+            "xml": xml,
+            "xml_sha256": xml_sha,
+            "record": _encode_record(parsed.record),
+            "encrypted": parsed.encrypted,
+            "current": True,
+            "submitter_id": by.actor_id,
+            "device_id": device,
+            "user_agent": user_agent,
+            "created_at": created,
+        },
     )
+    assert def_id is not None
+    return def_id
 
 
 async def _edit(
-    rt: Runtime,
     db: AsyncSession,
-    form: Form,
-    form_def: FormDef,
-    schema: FormSchema,
-    parsed: ParsedSubmission,
+    target: Target,
     incoming: Incoming,
+    stored: dict[str, Stored],
     xml_sha: str,
+    device: str | None,
+    user_agent: str | None,
     by: Principal,
     draft: bool,
 ) -> IngestResult:
+    parsed = target.parsed
     assert parsed.deprecated_id is not None
     row = (
         await db.execute(
-            select(Submission, SubmissionDef)
+            select(Submission.id, SubmissionDef.id, SubmissionDef.current)
             .join(SubmissionDef, SubmissionDef.submission_id == Submission.id)
             .where(
-                Submission.form_id == form.id,
+                Submission.form_id == target.form_id,
                 Submission.draft == draft,
                 SubmissionDef.instance_id == parsed.deprecated_id,
             )
@@ -277,101 +393,87 @@ async def _edit(
     ).first()
     if row is None:
         raise problems.deprecated_id_not_found(parsed.deprecated_id)
-    submission, old = row
-    if not old.current:
+    submission_id, old_def_id, old_current = row
+    if not old_current:
         raise problems.deprecating_old_version(parsed.deprecated_id)
-    taken = await db.scalar(
-        select(SubmissionDef.id)
-        .join(Submission, Submission.id == SubmissionDef.submission_id)
-        .where(
-            Submission.form_id == form.id,
-            Submission.draft == draft,
-            SubmissionDef.instance_id == parsed.instance_id,
-        )
-    )
-    if taken is not None:
-        raise problems.instance_id_conflict()
     # Check and set in one statement: of two phones editing the same version at
     # once, the second one's UPDATE waits for the first to commit and then finds
     # nothing current to replace (on PostgreSQL and on SQLite alike).
     replaced = await db.scalar(
         update(SubmissionDef)
-        .where(SubmissionDef.id == old.id, SubmissionDef.current.is_(True))
+        .where(SubmissionDef.id == old_def_id, SubmissionDef.current.is_(True))
         .values(current=False)
         .returning(SubmissionDef.id)
     )
     if replaced is None:
         raise problems.deprecating_old_version(parsed.deprecated_id)
-    sub_def = _new_def(submission, form_def, parsed, incoming, xml_sha, by)
-    db.add(sub_def)
-    submission.updated_at = now()
-    submission.review_state = "edited"
-    await db.flush()
-    expected = expected_attachments(schema, parsed)
+    edited = now()
+    await db.execute(
+        update(Submission)
+        .where(Submission.id == submission_id)
+        .values(updated_at=edited, review_state="edited")
+    )
+    def_id = await _insert_def(
+        db, submission_id, target, incoming.xml, xml_sha, device, user_agent, by, edited
+    )
     # Files the phone does not resend keep the bytes of the version it edited.
-    carried = {
-        a.name: a.blob_sha256
-        for a in await db.scalars(
-            select(SubmissionAttachment).where(SubmissionAttachment.submission_def_id == old.id)
+    rows = await db.execute(
+        select(SubmissionAttachment.name, SubmissionAttachment.blob_sha256).where(
+            SubmissionAttachment.submission_def_id == old_def_id
         )
-    }
-    missing, _ = await _attach(rt, db, sub_def, incoming, expected, carried)
+    )
+    carried = {name: sha for name, sha in rows}
+    missing = await _insert_attachments(db, def_id, target.expected, stored, carried)
     await record(
         db,
         by.actor_id,
         "submission.update.version",
         "submission",
-        submission.id,
+        submission_id,
         {"instanceId": parsed.instance_id, "deprecatedId": parsed.deprecated_id},
     )
-    return IngestResult("edited", submission, missing)
+    return IngestResult("edited", submission_id, parsed.instance_id, missing)
 
 
-async def _attach(
-    rt: Runtime,
+async def _insert_attachments(
     db: AsyncSession,
-    sub_def: SubmissionDef,
-    incoming: Incoming,
-    expected: Sequence[str] | None = None,
-    carried: dict[str, str | None] | None = None,
+    def_id: int,
+    expected: Sequence[str],
+    stored: dict[str, Stored],
+    carried: dict[str, str | None],
+) -> list[str]:
+    """One row per expected file of a new version; returns the names still missing."""
+    rows = [
+        {
+            "submission_def_id": def_id,
+            "name": name,
+            "blob_sha256": stored[name].info.sha256 if name in stored else carried.get(name),
+        }
+        for name in dict.fromkeys(expected)
+    ]
+    if rows:
+        await (await db.connection()).execute(_INSERT_ATTACHMENT, rows)
+    return sorted(row["name"] for row in rows if row["blob_sha256"] is None)  # type: ignore[misc]
+
+
+async def _fill_attachments(
+    db: AsyncSession, def_id: int, stored: dict[str, Stored]
 ) -> tuple[list[str], list[str]]:
-    """Store the files this request carries for ``sub_def``.
+    """A resend or the next part of a split upload: fill in the files it carries.
 
     Returns the names still missing and the names whose bytes this request changed.
-
-    With ``expected`` the attachment rows are created (a new version); without it the
-    existing rows are filled in (a resend or the next part of a split upload).
-    Files the form does not expect are ignored, as Central does.
     """
-    if expected is not None:
-        rows = {
-            name: SubmissionAttachment(
-                submission_def_id=sub_def.id,
-                name=name,
-                blob_sha256=(carried or {}).get(name),
-            )
-            for name in dict.fromkeys(expected)
-        }
-        db.add_all(rows.values())
-    else:
-        rows = {
-            a.name: a
-            for a in await db.scalars(
-                select(SubmissionAttachment).where(
-                    SubmissionAttachment.submission_def_id == sub_def.id
-                )
-            )
-        }
+    rows = await db.scalars(
+        select(SubmissionAttachment).where(SubmissionAttachment.submission_def_id == def_id)
+    )
+    missing: list[str] = []
     updated: list[str] = []
-    for name, path in incoming.files.items():
-        row = rows.get(name)
-        if row is None:
-            continue
-        info = await rt.blobs.put_file(path)
-        await store_blob(db, info, incoming.content_types.get(name, "application/octet-stream"))
-        if row.blob_sha256 != info.sha256:
-            row.blob_sha256 = info.sha256
-            updated.append(name)
+    for row in rows:
+        item = stored.get(row.name)
+        if item is not None and row.blob_sha256 != item.info.sha256:
+            row.blob_sha256 = item.info.sha256
+            updated.append(row.name)
+        if row.blob_sha256 is None:
+            missing.append(row.name)
     await db.flush()
-    missing = sorted(name for name, row in rows.items() if row.blob_sha256 is None)
-    return missing, updated
+    return sorted(missing), updated

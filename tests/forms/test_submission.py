@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from forms.submission import SubmissionError, binary_values, parse_submission
+from forms.submission import SubmissionError, binary_values, parse_submission, with_repeats
 
 HOUSEHOLD = b"""<?xml version='1.0' ?>
 <data id="household" version="3" xmlns:jr="http://openrosa.org/javarosa"
@@ -222,3 +222,15 @@ def test_generated_submission_round_trips(
     parsed_record = dict(parsed.record)
     assert parsed_record.pop("meta") == {"instanceID": instance_id}
     assert parsed_record == record
+
+
+@given(st.integers(min_value=1, max_value=3), st.booleans())
+def test_with_repeats_equals_parsing_with_repeat_paths(members: int, nested_group: bool) -> None:
+    group = "<g><h>1</h></g>" if nested_group else ""
+    body = "".join(f"<member><age>{i}</age>{group}</member>" for i in range(members))
+    xml = (
+        f'<data id="f"><household>{body}</household>'
+        "<meta><instanceID>uuid:1</instanceID></meta></data>"
+    ).encode()
+    paths = frozenset({"/household/member"})
+    assert with_repeats(parse_submission(xml), paths) == parse_submission(xml, repeat_paths=paths)
