@@ -81,6 +81,15 @@ class BlobStore(Protocol):
         """
         ...
 
+    async def adopt_file(self, path: Path, info: BlobInfo) -> BlobInfo:
+        """Store a file the caller already hashed (``info``) and gives up.
+
+        The store trusts ``info`` and may move the file instead of copying it
+        (the filesystem store renames it when it lies on the same filesystem), so
+        an upload is written once. The caller must not use ``path`` afterwards.
+        """
+        ...
+
     async def put_bytes(self, data: bytes) -> BlobInfo:
         """Store small in-memory bytes (XForms, manifests); idempotent."""
         ...

@@ -8,6 +8,7 @@ crash leaves at most a stray temp file.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import tempfile
@@ -35,6 +36,9 @@ class FilesystemBlobStore:
 
     async def put_file(self, path: Path) -> BlobInfo:
         return await anyio.to_thread.run_sync(self._put_file, Path(path))
+
+    async def adopt_file(self, path: Path, info: BlobInfo) -> BlobInfo:
+        return await anyio.to_thread.run_sync(self._adopt_file, Path(path), info)
 
     async def put_bytes(self, data: bytes) -> BlobInfo:
         return await anyio.to_thread.run_sync(self._put_bytes, data)
@@ -91,6 +95,23 @@ class FilesystemBlobStore:
                 pending.file.write(chunk)
             info = BlobInfo(sha256=sha256.hexdigest(), md5=md5.hexdigest(), size=size)
             pending.commit(self.path_for(info.sha256))
+        return info
+
+    def _adopt_file(self, path: Path, info: BlobInfo) -> BlobInfo:
+        target = self.path_for(info.sha256)
+        if target.is_file():
+            path.unlink(missing_ok=True)  # already stored: same name, same bytes
+            return info
+        with path.open("rb+") as source:
+            os.fsync(source.fileno())
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.replace(path, target)
+        except OSError as error:
+            if error.errno != errno.EXDEV:
+                raise
+            return self._put_file(path)  # another filesystem: copy instead
+        _fsync_dir(target.parent)
         return info
 
     def _put_bytes(self, data: bytes) -> BlobInfo:

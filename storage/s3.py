@@ -87,6 +87,12 @@ class S3BlobStore:
         await self._ready()
         return await anyio.to_thread.run_sync(self._put_file, Path(path))
 
+    async def adopt_file(self, path: Path, info: BlobInfo) -> BlobInfo:
+        await self._ready()
+        stored = await anyio.to_thread.run_sync(self._upload_hashed, Path(path), info)
+        await anyio.Path(path).unlink(missing_ok=True)
+        return stored
+
     async def put_bytes(self, data: bytes) -> BlobInfo:
         await self._ready()
         return await anyio.to_thread.run_sync(self._put_bytes, data)
@@ -173,10 +179,14 @@ class S3BlobStore:
         # Hash first (the key is the hash), then upload streaming from disk.
         # The caller must not change the file meanwhile; upload temp files are
         # ours alone, so that holds.
-        info = hash_file(path)
+        return self._upload_hashed(path, hash_file(path))
+
+    def _upload_hashed(self, path: Path, info: BlobInfo) -> BlobInfo:
+        # No existence check first: the key is the content hash, so writing the
+        # same object again changes nothing, and a HEAD would cost a round trip
+        # on every new upload to save one on the rare repeat.
         key = self.key_for(info.sha256)
-        if not self._exists(key):
-            self._client.fput_object(self.bucket, key, str(path), content_type=_CONTENT_TYPE)
+        self._client.fput_object(self.bucket, key, str(path), content_type=_CONTENT_TYPE)
         return info
 
     def _put_bytes(self, data: bytes) -> BlobInfo:

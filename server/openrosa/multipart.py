@@ -6,16 +6,17 @@ memory; only the submission XML (bounded) is kept as bytes.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
 
 from multipart import MultipartSegment, ParserError, ParserLimitReached, PushMultipartParser
 
 from server import problems
+from storage import BlobInfo
 
 XML_PART = "xml_submission_file"
 INCOMPLETE_PART = "*isIncomplete*"
@@ -29,7 +30,31 @@ class SubmissionUpload:
     xml: bytes
     files: dict[str, Path] = field(default_factory=dict)
     content_types: dict[str, str] = field(default_factory=dict)
+    # Hashed while the bytes arrived, so the blob store need not read them again.
+    hashes: dict[str, BlobInfo] = field(default_factory=dict)
     incomplete: bool = False
+
+
+class _HashingFile:
+    """A spooled attachment, hashed as it is written."""
+
+    def __init__(self, path: Path) -> None:
+        self._file = path.open("wb")
+        self._sha256 = hashlib.sha256()
+        self._md5 = hashlib.md5(usedforsecurity=False)
+        self._size = 0
+
+    def write(self, data: bytes) -> None:
+        self._file.write(data)
+        self._sha256.update(data)
+        self._md5.update(data)
+        self._size += len(data)
+
+    def close(self) -> None:
+        self._file.close()
+
+    def info(self) -> BlobInfo:
+        return BlobInfo(self._sha256.hexdigest(), self._md5.hexdigest(), self._size)
 
 
 _CONTENT_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,126}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}$")
@@ -77,10 +102,12 @@ async def read_submission(
     xml: bytearray | None = None
     files: dict[str, Path] = {}
     content_types: dict[str, str] = {}
+    hashes: dict[str, BlobInfo] = {}
     incomplete = False
     received = 0
     segment: MultipartSegment | None = None
-    sink: IO[bytes] | bytearray | None = None
+    sink: _HashingFile | bytearray | None = None
+    file_name = ""
     try:
         with PushMultipartParser(boundary, max_segment_count=MAX_PARTS) as parser:
             async for chunk in chunks:
@@ -95,11 +122,11 @@ async def read_submission(
                         elif event.name == INCOMPLETE_PART and not event.filename:
                             sink = bytearray()
                         else:
-                            name = _attachment_name(event)
+                            name = file_name = _attachment_name(event)
                             path = spool.new_file()
                             files[name] = path
                             content_types[name] = _content_type(event.content_type)
-                            sink = path.open("wb")
+                            sink = _HashingFile(path)
                     elif event:
                         if isinstance(sink, bytearray):
                             if len(sink) + len(event) > MAX_XML_BYTES:
@@ -113,6 +140,7 @@ async def read_submission(
                             incomplete = bytes(sink).strip().lower() in {b"yes", b"true"}
                         elif sink is not None and not isinstance(sink, bytearray):
                             sink.close()
+                            hashes[file_name] = sink.info()
                         segment, sink = None, None
             if not parser.closed:
                 raise problems.Problem(400.1, "The multipart body ended before its last part.")
@@ -123,20 +151,23 @@ async def read_submission(
             sink.close()
     if xml is None:
         raise problems.missing_multipart_field(XML_PART)
-    return SubmissionUpload(bytes(xml), files, content_types, incomplete)
+    return SubmissionUpload(bytes(xml), files, content_types, hashes, incomplete)
 
 
 class Spool:
     """Temporary files of one request, in a folder made only when a file arrives
     (most submissions carry none) and removed on exit."""
 
-    def __init__(self) -> None:
+    def __init__(self, parent: Path | None = None) -> None:
+        self._parent = parent
         self._folder: tempfile.TemporaryDirectory[str] | None = None
         self._count = 0
 
     def new_file(self) -> Path:
         if self._folder is None:
-            self._folder = tempfile.TemporaryDirectory(prefix="homeward-upload-")
+            if self._parent is not None:
+                self._parent.mkdir(parents=True, exist_ok=True)
+            self._folder = tempfile.TemporaryDirectory(prefix="upload-", dir=self._parent)
         self._count += 1
         return Path(self._folder.name) / f"{self._count}.part"
 
@@ -148,5 +179,7 @@ class Spool:
             self._folder.cleanup()
 
 
-def spool_directory() -> Spool:
-    return Spool()
+def spool_directory(parent: Path | None = None) -> Spool:
+    """A spool under ``parent``: the data directory's tmp/, beside the filesystem
+    blob store, so that a received photo is renamed into the store, not copied."""
+    return Spool(parent)

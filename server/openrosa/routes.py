@@ -334,7 +334,7 @@ async def submission_post(request: AnyRequest, project_id: int) -> Response[byte
     rt = runtime_of(request)
     async with rt.read() as db:
         caller = await resolve_caller(request, db, project_id)
-    with spool_directory() as spool:
+    with spool_directory(rt.settings.data_dir / "tmp") as spool:
         upload = await read_submission(
             request.stream(),
             content_type=request.headers.get("content-type", ""),
@@ -347,6 +347,7 @@ async def submission_post(request: AnyRequest, project_id: int) -> Response[byte
             content_types=upload.content_types,
             device_id=device_id(request),
             user_agent=request.headers.get("user-agent"),
+            hashes=upload.hashes,
         )
         if caller.draft_form is not None:
             result = await receive_submission(

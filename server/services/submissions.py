@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
@@ -48,6 +48,8 @@ class Incoming:
     content_types: dict[str, str]
     device_id: str | None
     user_agent: str | None
+    # Hashes taken while the files arrived; files with one are moved into the store.
+    hashes: dict[str, BlobInfo] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,7 +224,13 @@ async def store_attachments(rt: Runtime, target: Target, incoming: Incoming) -> 
         path = incoming.files.get(name)
         if path is not None:
             content_type = incoming.content_types.get(name, "application/octet-stream")
-            stored[name] = Stored(await rt.blobs.put_file(path), content_type)
+            known = incoming.hashes.get(name)
+            info = (
+                await rt.blobs.adopt_file(path, known)
+                if known is not None
+                else await rt.blobs.put_file(path)
+            )
+            stored[name] = Stored(info, content_type)
     return stored
 
 

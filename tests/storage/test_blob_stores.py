@@ -259,3 +259,24 @@ async def test_s3_store_creates_its_bucket_and_keys_objects_by_hash(moto_endpoin
     client = Minio(moto_endpoint, access_key=S3_ACCESS_KEY, secret_key=S3_SECRET_KEY, secure=False)
     names = [item.object_name for item in client.list_objects(store.bucket, recursive=True)]
     assert names == [f"homeward/blobs/{info.sha256[:2]}/{info.sha256}"]
+
+
+async def test_adopt_file_takes_a_hashed_file_and_consumes_it(
+    store: BlobStore, tmp_path: Path
+) -> None:
+    data = os.urandom(200_000)
+    first, second = tmp_path / "first.part", tmp_path / "second.part"
+    first.write_bytes(data)
+    second.write_bytes(data)
+    known = BlobInfo(
+        sha256=hashlib.sha256(data).hexdigest(),
+        md5=hashlib.md5(data, usedforsecurity=False).hexdigest(),
+        size=len(data),
+    )
+    assert await store.adopt_file(first, known) == known
+    assert not first.exists()
+    assert await store.read_bytes(known.sha256) == data
+    # The same bytes again: still one blob, and the second file is consumed too.
+    assert await store.adopt_file(second, known) == known
+    assert not second.exists()
+    assert await store.read_bytes(known.sha256) == data
