@@ -8,12 +8,12 @@ paths to keep its shape stable across submissions.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
 import msgspec
 from lxml import etree
 
-from forms.xml import XmlError, parse_xml
+from forms.xml import XmlError, child_elements, first_child, local_name, parse_xml
 
 __all__ = [
     "ParsedSubmission",
@@ -57,10 +57,10 @@ def parse_submission(xml: bytes, repeat_paths: frozenset[str] = frozenset()) -> 
     form_id = root.get("id")
     if not form_id:
         raise SubmissionError(
-            f"The submission's root element <{_local(root)}> has no id attribute "
+            f"The submission's root element <{local_name(root)}> has no id attribute "
             "(the form id), so it cannot be matched to a form"
         )
-    meta = _child(root, "meta")
+    meta = first_child(root, "meta")
     instance_id = _child_text(meta, "instanceID")
     if not instance_id:
         raise SubmissionError("The submission has no meta/instanceID")
@@ -69,9 +69,9 @@ def parse_submission(xml: bytes, repeat_paths: frozenset[str] = frozenset()) -> 
     )
     encrypted_media: list[str] = []
     if encrypted:
-        media = _child(root, "media")
+        media = first_child(root, "media")
         if media is not None:
-            encrypted_media = [_text(f) for f in _elements(media) if _local(f) == "file"]
+            encrypted_media = [_text(f) for f in child_elements(media) if local_name(f) == "file"]
     return ParsedSubmission(
         form_id=form_id,
         version=root.get("version"),
@@ -143,16 +143,16 @@ def _record(
     if depth > MAX_DEPTH:
         raise SubmissionError(f"The submission nests elements more than {MAX_DEPTH} levels deep")
     record: dict[str, object] = {}
-    children = list(_elements(element))
+    children = list(child_elements(element))
     counts: dict[str, int] = {}
     for child in children:
-        counts[_local(child)] = counts.get(_local(child), 0) + 1
+        counts[local_name(child)] = counts.get(local_name(child), 0) + 1
     for child in children:
-        name = _local(child)
+        name = local_name(child)
         child_path = f"{path}/{name}"
         is_repeat = child_path in repeat_paths
         value: object
-        if next(_elements(child), None) is not None:
+        if next(child_elements(child), None) is not None:
             value = _record(child, child_path, repeat_paths, depth + 1)
         elif is_repeat:
             value = {}  # a repeat instance whose questions were all left unanswered
@@ -174,22 +174,8 @@ def _check_size(root: etree._Element) -> None:
         )
 
 
-def _local(element: etree._Element) -> str:
-    return etree.QName(element).localname
-
-
-def _elements(element: etree._Element) -> Iterator[etree._Element]:
-    return (child for child in element if isinstance(child.tag, str))
-
-
-def _child(element: etree._Element | None, name: str) -> etree._Element | None:
-    if element is None:
-        return None
-    return next((c for c in _elements(element) if _local(c) == name), None)
-
-
 def _child_text(element: etree._Element | None, name: str) -> str:
-    return _text(_child(element, name))
+    return _text(first_child(element, name))
 
 
 def _text(element: etree._Element | None) -> str:

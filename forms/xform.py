@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from lxml import etree
 
 from forms.schema import HOMEWARD_NS, REPEAT, STRUCTURE, Choice, Field, FormSchema, MediaRef
-from forms.xml import XmlError, parse_xml
+from forms.xml import XmlError, child_elements, first_child, local_name, parse_xml
 
 __all__ = ["XFormError", "read_xform", "set_xform_version"]
 
@@ -51,21 +51,21 @@ def read_xform(xml: bytes) -> FormSchema:
     """Read an XForm's identity, fields, labels, choices and attachments."""
     html, head, model, instances, root = _primary_root(xml)
     form_id = root.get("id", "")
-    title = _text(_child(head, "title"))
+    title = _text(first_child(head, "title"))
 
-    reader = _Reader(root_name=_local(root), model=model, instances=instances)
-    body = _child(html, "body")
+    reader = _Reader(root_name=local_name(root), model=model, instances=instances)
+    body = first_child(html, "body")
     if body is not None:
         reader.read_body(body, context="")
     fields = list(reader.fields_under(root, prefix="", parent_repeat=None))
 
-    submission = _child(model, "submission")
+    submission = first_child(model, "submission")
     public_key = submission.get("base64RsaPublicKey") if submission is not None else None
     return FormSchema(
         form_id=form_id,
         version=root.get("version"),
         title=title or form_id,
-        root=_local(root),
+        root=local_name(root),
         fields=fields,
         languages=list(reader.translations),
         choices=reader.choices,
@@ -93,23 +93,24 @@ def _primary_root(
         html = parse_xml(xml)
     except XmlError as err:
         raise XFormError(f"The XForm {err.reason}") from err
-    if _local(html) != "html":
-        raise XFormError(f"The XForm's root element must be <h:html>, not <{_local(html)}>")
-    head = _child(html, "head")
-    model = _child(head, "model") if head is not None else None
+    if local_name(html) != "html":
+        raise XFormError(f"The XForm's root element must be <h:html>, not <{local_name(html)}>")
+    head = first_child(html, "head")
+    model = first_child(head, "model") if head is not None else None
     if head is None or model is None:
         raise XFormError("The XForm has no <model> inside <h:head>")
     instances = _children(model, "instance")
     primary = next((i for i in instances if i.get("id") is None), None)
     if primary is None:
         raise XFormError("The XForm's model has no primary <instance> (one without an id)")
-    root = next(_elements(primary), None)
+    root = next(child_elements(primary), None)
     if root is None:
         raise XFormError("The XForm's primary <instance> is empty")
     form_id = root.get("id")
     if not form_id:
         raise XFormError(
-            f"The XForm's primary instance root <{_local(root)}> has no id attribute (the form id)"
+            f"The XForm's primary instance root <{local_name(root)}> has no id attribute "
+            "(the form id)"
         )
     return html, head, model, instances, root
 
@@ -151,8 +152,8 @@ class _Reader:
         return f"{context}/{ref}"
 
     def read_body(self, element: etree._Element, context: str) -> None:
-        for child in _elements(element):
-            kind = _local(child)
+        for child in child_elements(element):
+            kind = local_name(child)
             if kind in ("group", "repeat"):
                 ref = child.get("nodeset") if kind == "repeat" else child.get("ref")
                 path = self.to_path(ref or "", context) if ref else None
@@ -173,7 +174,7 @@ class _Reader:
                     self._read_choices(child, path)
 
     def _read_label(self, control: etree._Element, path: str) -> None:
-        label = _child(control, "label")
+        label = first_child(control, "label")
         if label is None or path in self.labels:
             return
         labels = self.text_of(label)
@@ -197,11 +198,11 @@ class _Reader:
         if items:
             self.choice_lists[path] = path
             self.choices[path] = [
-                Choice(name=_text(_child(item, "value")), labels=self._item_label(item))
+                Choice(name=_text(first_child(item, "value")), labels=self._item_label(item))
                 for item in items
             ]
             return
-        itemset = _child(control, "itemset")
+        itemset = first_child(control, "itemset")
         if itemset is None:
             return
         match = _INSTANCE_CALL.search(itemset.get("nodeset", ""))
@@ -214,34 +215,34 @@ class _Reader:
         instance = self.secondary.get(list_name)
         if instance is None or instance.get("src"):
             return  # choices come from an attachment, not the XForm
-        value_el, label_el = _child(itemset, "value"), _child(itemset, "label")
+        value_el, label_el = first_child(itemset, "value"), first_child(itemset, "label")
         value_ref = value_el.get("ref", "name") if value_el is not None else "name"
         label_ref = label_el.get("ref", "label") if label_el is not None else "label"
         label_itext = _ITEXT_CALL.match(label_ref)
         choices = []
         for item in _instance_items(instance):
             if label_itext:
-                labels = self.itext(_text(_child(item, label_itext.group(1))))
+                labels = self.itext(_text(first_child(item, label_itext.group(1))))
             else:
-                label_text = _text(_child(item, label_ref))
+                label_text = _text(first_child(item, label_ref))
                 labels = {"default": label_text} if label_text else {}
-            choices.append(Choice(name=_text(_child(item, value_ref)), labels=labels))
+            choices.append(Choice(name=_text(first_child(item, value_ref)), labels=labels))
         self.choices[list_name] = choices
 
     def _item_label(self, item: etree._Element) -> dict[str, str]:
-        label = _child(item, "label")
+        label = first_child(item, "label")
         return self.text_of(label) if label is not None else {}
 
     def fields_under(
         self, element: etree._Element, prefix: str, parent_repeat: str | None
     ) -> Iterator[Field]:
         seen: set[str] = set()
-        for child in _elements(element):
-            path = f"{prefix}/{_local(child)}"
+        for child in child_elements(element):
+            path = f"{prefix}/{local_name(child)}"
             if path in seen:
                 continue  # a repeat's jr:template followed by its first instance
             seen.add(path)
-            has_children = next(_elements(child), None) is not None
+            has_children = next(child_elements(child), None) is not None
             control = self.controls.get(path)
             if control == REPEAT or child.get(_TEMPLATE_ATTR) is not None:
                 kind = REPEAT
@@ -253,7 +254,7 @@ class _Reader:
                 kind = self.types.get(path, "string")
             yield Field(
                 path=path,
-                name=_local(child),
+                name=local_name(child),
                 kind=kind,
                 parent_repeat=parent_repeat,
                 personal=path in self.personal,
@@ -266,7 +267,7 @@ class _Reader:
 
 
 def _translations(model: etree._Element) -> dict[str, dict[str, str]]:
-    itext = _child(model, "itext")
+    itext = first_child(model, "itext")
     result: dict[str, dict[str, str]] = {}
     if itext is None:
         return result
@@ -282,8 +283,8 @@ def _translations(model: etree._Element) -> dict[str, dict[str, str]]:
 
 
 def _instance_items(instance: etree._Element) -> Iterator[etree._Element]:
-    for root in _elements(instance):
-        yield from _elements(root)
+    for root in child_elements(instance):
+        yield from child_elements(root)
 
 
 def _media(html: etree._Element) -> list[MediaRef]:
@@ -299,7 +300,7 @@ def _media(html: etree._Element) -> list[MediaRef]:
         for text in texts:
             for scheme, name in _MEDIA_URI.findall(text):
                 add(name, _MEDIA_KINDS[scheme])
-        if _local(element) == "input" and element.get("query"):
+        if local_name(element) == "input" and element.get("query"):
             add(EXTERNAL_ITEMSETS, "file")
     return list(found.values())
 
@@ -316,8 +317,8 @@ def _entity_lists(instances: list[etree._Element]) -> list[str]:
 
 
 def _entity_dataset(root: etree._Element) -> str | None:
-    meta = _child(root, "meta")
-    entity = _child(meta, "entity") if meta is not None else None
+    meta = first_child(root, "meta")
+    entity = first_child(meta, "entity") if meta is not None else None
     return entity.get("dataset") if entity is not None else None
 
 
@@ -326,22 +327,8 @@ def _normalise_type(raw: str) -> str:
     return _TYPE_ALIASES.get(name.lower(), name)
 
 
-def _local(element: etree._Element) -> str:
-    return etree.QName(element).localname
-
-
-def _elements(element: etree._Element) -> Iterator[etree._Element]:
-    return (child for child in element if isinstance(child.tag, str))
-
-
-def _child(element: etree._Element | None, name: str) -> etree._Element | None:
-    if element is None:
-        return None
-    return next((c for c in _elements(element) if _local(c) == name), None)
-
-
 def _children(element: etree._Element, name: str) -> list[etree._Element]:
-    return [c for c in _elements(element) if _local(c) == name]
+    return [c for c in child_elements(element) if local_name(c) == name]
 
 
 def _text(element: etree._Element | None) -> str:

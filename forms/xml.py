@@ -9,11 +9,12 @@ how "billion laughs" and XXE payloads travel, and ODK never needs them).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from lxml import etree
 
-__all__ = ["XmlError", "parse_xml"]
+__all__ = ["XmlError", "child_elements", "first_child", "local_name", "parse_xml"]
 
 
 _DOCTYPE_MARKERS = tuple(
@@ -80,3 +81,20 @@ def _describe(err: etree.XMLSyntaxError) -> str:
     message = (err.msg or str(err)).strip()
     line = err.lineno
     return f"line {line}: {message}" if line else message
+
+
+def local_name(element: etree._Element) -> str:
+    """An element's name without its namespace."""
+    return etree.QName(element).localname
+
+
+def child_elements(element: etree._Element) -> Iterator[etree._Element]:
+    """Child elements, skipping comments and processing instructions."""
+    return (child for child in element if isinstance(child.tag, str))
+
+
+def first_child(element: etree._Element | None, name: str) -> etree._Element | None:
+    """The first child element with this local name, in any namespace."""
+    if element is None:
+        return None
+    return next((c for c in child_elements(element) if local_name(c) == name), None)

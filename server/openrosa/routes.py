@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server import problems
-from server.auth import Principal
+from server.auth import Grant, Principal
 from server.db.models import Blob, Form, FormAttachment, FormDef
 from server.errors import openrosa_headers
 from server.openrosa.multipart import read_submission, spool_directory
@@ -122,6 +122,10 @@ def _form_url(caller: Caller, project_id: int, form: Form) -> str:
 
 @get("/projects/{project_id:int}/formList", name="openrosa-form-list", include_in_schema=False)
 async def form_list(request: AnyRequest, project_id: FromPath[int]) -> Response[bytes]:
+    return await serve_form_list(request, project_id)
+
+
+async def serve_form_list(request: AnyRequest, project_id: int) -> Response[bytes]:
     rt = runtime_of(request)
     wanted = request.query_params.get("formID")
     async with rt.transaction() as db:
@@ -373,11 +377,12 @@ async def submission_post(request: AnyRequest, project_id: int) -> Response[byte
 
 
 def _draft_submitter(form: Form) -> Principal:
-    """Draft test submissions come from whoever holds the draft's token."""
-    from server.auth import Grant
-
+    """Draft test submissions are recorded as the form's creator's, who shared the
+    draft's token; they never mix with real submissions."""
+    if form.created_by is None:
+        raise problems.draft_gone()
     return Principal(
-        actor_id=form.created_by or 0,
+        actor_id=form.created_by,
         kind="draft",
         display_name="Draft tester",
         grants=(Grant(role_id=2, project_id=None, form_id=form.id),),
@@ -411,7 +416,7 @@ async def post_submission(request: AnyRequest, project_id: FromPath[int]) -> Res
 async def draft_form_list(
     request: AnyRequest, project_id: FromPath[int], xml_form_id: FromPath[str]
 ) -> Response[bytes]:
-    return await form_list.fn(request, project_id)  # type: ignore[no-any-return]
+    return await serve_form_list(request, project_id)
 
 
 @head(

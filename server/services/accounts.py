@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import ColumnElement, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -202,14 +202,7 @@ async def assign(
     by: int | None,
 ) -> None:
     exists = await db.scalar(
-        select(Assignment.id).where(
-            Assignment.actor_id == actor_id,
-            Assignment.role_id == role.id,
-            Assignment.project_id.is_(None)
-            if project_id is None
-            else Assignment.project_id == project_id,
-            Assignment.form_id.is_(None) if form_id is None else Assignment.form_id == form_id,
-        )
+        select(Assignment.id).where(*_assignment_is(actor_id, role, project_id, form_id))
     )
     if exists is not None:
         raise problems.already_exists("assignment", f"{role.system} for actor {actor_id}")
@@ -234,29 +227,31 @@ async def unassign(
     by: int | None,
 ) -> None:
     result = await db.execute(
-        delete(Assignment).where(
-            Assignment.actor_id == actor_id,
-            Assignment.role_id == role.id,
-            Assignment.project_id.is_(None)
-            if project_id is None
-            else Assignment.project_id == project_id,
-            Assignment.form_id.is_(None) if form_id is None else Assignment.form_id == form_id,
-        )
+        delete(Assignment).where(*_assignment_is(actor_id, role, project_id, form_id))
     )
     if result.rowcount == 0:  # type: ignore[attr-defined]
         raise problems.not_found()
     await record(db, by, "assignment.delete", "actor", actor_id, {"role": role.system})
 
 
+def _assignment_is(
+    actor_id: int, role: RoleSpec, project_id: int | None, form_id: int | None
+) -> tuple[ColumnElement[bool], ...]:
+    """The row of one assignment: this actor, this role, exactly this scope."""
+    return (
+        Assignment.actor_id == actor_id,
+        Assignment.role_id == role.id,
+        Assignment.project_id.is_(None)
+        if project_id is None
+        else Assignment.project_id == project_id,
+        Assignment.form_id.is_(None) if form_id is None else Assignment.form_id == form_id,
+    )
+
+
 async def promote_to_admin(db: AsyncSession, actor_id: int, by: int | None) -> None:
     admin = ROLES_BY_SYSTEM["admin"]
     exists = await db.scalar(
-        select(Assignment.id).where(
-            Assignment.actor_id == actor_id,
-            Assignment.role_id == admin.id,
-            Assignment.project_id.is_(None),
-            Assignment.form_id.is_(None),
-        )
+        select(Assignment.id).where(*_assignment_is(actor_id, admin, None, None))
     )
     if exists is None:
         await assign(db, actor_id=actor_id, role=admin, by=by)
