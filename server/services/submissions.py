@@ -177,6 +177,8 @@ class Target:
     schema: FormSchema
     parsed: ParsedSubmission
     expected: list[str]
+    # The version already stored under this instanceID: (submission, def, xml sha256).
+    existing: tuple[int, int, str] | None
 
 
 async def find_target(
@@ -210,7 +212,18 @@ async def find_target(
     parsed = with_repeats(parsed, schema.repeat_paths)
     expected = expected_attachments(schema, parsed)
     _check_attachment_names(expected)
-    return Target(form_id, parsed.form_id, form_def_id, schema, parsed, expected)
+    # Any version with this instanceID, not only the first: Collect resends an edit
+    # whose answer it never got, and splits an edit's attachments like any other.
+    # Looked up here, before the writer queue; a copy that arrives in between
+    # loses the insert race below and is told to resend.
+    found = (
+        await connection.execute(
+            _FIND_VERSION,
+            {"form_id": form_id, "draft": draft, "instance_id": parsed.instance_id},
+        )
+    ).first()
+    existing = (found[0], found[1], found[2]) if found is not None else None
+    return Target(form_id, parsed.form_id, form_def_id, schema, parsed, expected, existing)
 
 
 async def store_attachments(rt: Runtime, target: Target, incoming: Incoming) -> dict[str, Stored]:
@@ -276,17 +289,9 @@ async def ingest_submission(
     for item in stored.values():
         await store_blob(db, item.info, item.content_type)
 
-    # Any version with this instanceID, not only the first: Collect resends an edit
-    # whose answer it never got, and splits an edit's attachments like any other.
     connection = await db.connection()
-    found = (
-        await connection.execute(
-            _FIND_VERSION,
-            {"form_id": target.form_id, "draft": draft, "instance_id": parsed.instance_id},
-        )
-    ).first()
-    if found is not None:
-        submission_id, def_id, same_sha = found
+    if target.existing is not None:
+        submission_id, def_id, same_sha = target.existing
         if same_sha != xml_sha:
             raise problems.xml_conflict()
         missing, updated = await _fill_attachments(db, def_id, stored)
