@@ -39,7 +39,7 @@ format: install ## Reformat the code with ruff
 	$(VENV)/bin/ruff check --fix .
 
 bench: install ## Ingest benchmarks; figures go to docs/benchmarks.md
-	$(PY) -m bench.ingest
+	$(PY) -m bench.ingest --write-docs
 
 lock: $(UV) ## Re-resolve dependencies into uv.lock
 	$(UV) lock
