@@ -36,11 +36,13 @@ def parse_flag(value: str | None, *, default: bool = False) -> bool:
 
 
 def is_https(request: AnyRequest) -> bool:
-    if request.url.scheme == "https":
-        return True
-    forwarded = request.headers.get("x-forwarded-proto", "")
-    public = runtime_of(request).settings.public_url
-    return forwarded.lower() == "https" or public.startswith("https://")
+    """Whether the client's connection was encrypted.
+
+    Behind a TLS proxy uvicorn sets the scheme from X-Forwarded-Proto, but only
+    for proxies it trusts (127.0.0.1, or FORWARDED_ALLOW_IPS); the header itself
+    is never believed here, since any client could send it.
+    """
+    return request.url.scheme == "https"
 
 
 async def authenticate(request: AnyRequest, db: AsyncSession) -> Principal | None:

@@ -102,10 +102,14 @@ async def test_unauthenticated_and_unknown_bearer_are_401_with_a_challenge(world
         "/v1/users/current", auth=httpx.BasicAuth(ADMIN_EMAIL, ADMIN_PASSWORD)
     )
     assert basic.status_code == 401
-    over_tls = await world.client.get(
+    claimed = await world.client.get(
         "/v1/users/current",
         auth=httpx.BasicAuth(ADMIN_EMAIL, ADMIN_PASSWORD),
         headers={"X-Forwarded-Proto": "https"},
+    )
+    assert claimed.status_code == 401  # a client's own claim of TLS is not believed
+    over_tls = await world.client.get(
+        "https://testserver/v1/users/current", auth=httpx.BasicAuth(ADMIN_EMAIL, ADMIN_PASSWORD)
     )
     assert over_tls.status_code == 200
 
