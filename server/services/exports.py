@@ -1,0 +1,493 @@
+"""Central's CSV exports, streamed from the database: selection, pages, the writer thread.
+
+Rows are the current versions of a form's non-draft, non-deleted submissions,
+newest first (Central orders by creation time; our ids grow with it, so
+``ORDER BY id DESC`` is the same order and gives a unique, monotonic cursor).
+They are read in pages of ``BATCH_SIZE`` by keyset on ``submissions.id``, each
+page in a short read transaction of its own: a slow client never pins a pooled
+connection or an open snapshot (which would hold back PostgreSQL's vacuum and
+SQLite's WAL checkpoints) for the length of a download, and the keyset cursor
+still gives every submission at most once.
+
+Why a worker thread: the writers in ``exports`` are synchronous (zipfile,
+Polars) and write to a file-like object, while the database and the BlobStore
+are async. The writer runs in one worker thread and *pulls* its input from the
+event loop one page (or one blob chunk) at a time with
+``anyio.from_thread.run``; its output goes in ~64 KiB chunks through a bounded
+memory object stream that the response drains. Both directions hold at most a
+page and a few chunks, so memory stays flat however many submissions there are,
+and a slow client slows the export down instead of filling memory. No page is
+fetched before the writer asks for it. (Repeat tables and split select
+multiples are spooled to temporary files by the writer itself.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import threading
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, TypeVar, cast
+
+import anyio
+import anyio.from_thread
+import anyio.to_thread
+import msgspec
+from anyio.streams.memory import MemoryObjectSendStream
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from exports import (
+    ExportOptions,
+    ExportRecord,
+    MediaFile,
+    SubmissionMeta,
+    write_csv_zip,
+    write_root_csv,
+)
+from forms.schema import FormSchema
+from server import problems
+from server.db.models import (
+    Actor,
+    Blob,
+    Form,
+    FormDef,
+    Submission,
+    SubmissionAttachment,
+    SubmissionDef,
+)
+from server.runtime import Runtime
+from server.services.forms import schema_of
+
+__all__ = [
+    "BATCH_SIZE",
+    "ExportJob",
+    "Page",
+    "fetch_page",
+    "parse_filter",
+    "prepare_export",
+    "stream_export",
+]
+
+log = logging.getLogger("homeward.exports")
+
+BATCH_SIZE = 1000  # submissions per page (read at call time, so tests may lower it)
+CHUNK_BYTES = 64 * 1024  # bytes handed to the response at a time
+PENDING_CHUNKS = 8  # chunks the writer may run ahead of the client
+
+T = TypeVar("T")
+Where = tuple[ColumnElement[bool], ...]
+
+_decode_record = msgspec.json.Decoder(dict[str, object]).decode
+
+
+# --- $filter ---------------------------------------------------------------------
+
+_OPS = {"gt", "ge", "lt", "le", "eq", "ne"}
+_CLAUSE = re.compile(
+    r"\s*(?P<field>__system/[A-Za-z]+)\s+(?P<op>[a-z]+)\s+"
+    r"(?P<value>'(?:[^']|'')*'|[^\s()']+)\s*(?P<rest>.*)",
+    re.DOTALL,
+)
+
+
+def not_supported(text: str) -> problems.Problem:
+    return problems.Problem(
+        501.4,
+        f"The $filter expression {text!r} is not supported yet. Supported are "
+        "__system/submissionDate with gt, ge, lt or le and a date or time, and "
+        "__system/reviewState with eq or ne and a quoted state or null, joined by 'and'.",
+    )
+
+
+def parse_filter(text: str | None) -> Where:
+    """SQL conditions on submissions for the part of OData $filter we support.
+
+    Anything else is refused with 501.4: a filter we do not understand must never
+    silently select the wrong rows.
+    """
+    if text is None or not text.strip():
+        return ()
+    clauses: list[ColumnElement[bool]] = []
+    rest = text
+    while True:
+        match = _CLAUSE.fullmatch(rest)
+        if match is None or match["op"] not in _OPS:
+            raise not_supported(text)
+        clauses.append(_clause(text, match["field"], match["op"], match["value"]))
+        rest = match["rest"]
+        if not rest:
+            return tuple(clauses)
+        if not rest.startswith("and ") and not rest.startswith("and\t"):
+            raise not_supported(text)
+        rest = rest[3:]
+
+
+def _clause(text: str, field: str, op: str, value: str) -> ColumnElement[bool]:
+    if field == "__system/submissionDate" and op in {"gt", "ge", "lt", "le"}:
+        at = _odata_datetime(value)
+        column = Submission.created_at
+        return {
+            "gt": column > at,
+            "ge": column >= at,
+            "lt": column < at,
+            "le": column <= at,
+        }[op]
+    if field == "__system/reviewState" and op in {"eq", "ne"}:
+        review_state = Submission.review_state
+        if value == "null":
+            return review_state.is_(None) if op == "eq" else review_state.is_not(None)
+        if not (value.startswith("'") and value.endswith("'")):
+            raise not_supported(text)
+        literal = value[1:-1].replace("''", "'")
+        if op == "eq":
+            return review_state == literal
+        # OData: null ne 'x' is true, SQL's NULL <> 'x' is not.
+        return or_(review_state != literal, review_state.is_(None))
+    raise not_supported(text)
+
+
+def _odata_datetime(value: str) -> datetime:
+    """An OData date or dateTimeOffset literal, as a UTC instant (no offset means UTC)."""
+    literal = value[1:-1] if value.startswith("'") and value.endswith("'") else value
+    try:
+        parsed = datetime.fromisoformat(literal)
+    except ValueError as error:
+        raise problems.unexpected_value(
+            "$filter", literal, "write dates as 2026-08-01 or 2026-08-01T10:00:00Z."
+        ) from error
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    # UTC before binding: SQLite stores the wall-clock UTC time without an offset.
+    return parsed.astimezone(UTC)
+
+
+# --- selection and pages --------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ExportJob:
+    """Everything the stream needs, settled (and authorised) before the first byte."""
+
+    form_id: int
+    schema: FormSchema
+    options: ExportOptions
+    where: Where
+    media: bool
+    root_only: bool
+    spool_dir: Path
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    records: list[ExportRecord]
+    last_id: int | None
+    more: bool
+
+
+async def prepare_export(
+    db: AsyncSession,
+    form: Form,
+    options: ExportOptions,
+    where: Where,
+    *,
+    media: bool,
+    root_only: bool,
+    spool_dir: Path,
+) -> ExportJob:
+    """The export of `form`'s submissions, laid out by its current published version.
+
+    Fields that only older versions have are not merged in yet.
+    """
+    if form.current_def_id is None:
+        raise problems.not_found()  # never published: nothing to export
+    form_def = await db.get(FormDef, form.current_def_id)
+    if form_def is None:
+        raise problems.not_found()
+    selected = (
+        Submission.form_id == form.id,
+        Submission.draft.is_(False),
+        Submission.deleted_at.is_(None),
+        *where,
+    )
+    return ExportJob(form.id, schema_of(form_def), options, selected, media, root_only, spool_dir)
+
+
+def _page_query(job: ExportJob, before: int | None) -> Select[tuple[object, ...]]:
+    versions = aliased(SubmissionDef)
+    edits = (
+        select(func.count())
+        .where(versions.submission_id == Submission.id)
+        .correlate(Submission)
+        .scalar_subquery()
+    )
+    files = select(func.count()).where(SubmissionAttachment.submission_def_id == SubmissionDef.id)
+    expected = files.correlate(SubmissionDef).scalar_subquery()
+    present = (
+        files.where(SubmissionAttachment.blob_sha256.is_not(None))
+        .correlate(SubmissionDef)
+        .scalar_subquery()
+    )
+    query = (
+        select(
+            Submission.id,
+            Submission.instance_id,
+            Submission.created_at,
+            Submission.submitter_id,
+            Actor.display_name,
+            Submission.review_state,
+            Submission.device_id,
+            SubmissionDef.record,
+            SubmissionDef.encrypted,
+            FormDef.version,
+            edits,
+            expected,
+            present,
+        )
+        .join(
+            SubmissionDef,
+            and_(SubmissionDef.submission_id == Submission.id, SubmissionDef.current.is_(True)),
+        )
+        .join(FormDef, FormDef.id == SubmissionDef.form_def_id)
+        .outerjoin(Actor, Actor.id == Submission.submitter_id)
+        .where(*job.where)
+        .order_by(Submission.id.desc())
+        .limit(BATCH_SIZE)
+    )
+    if before is not None:
+        query = query.where(Submission.id < before)
+    return query
+
+
+async def fetch_page(db: AsyncSession, job: ExportJob, before: int | None) -> Page:
+    """The next page of export records: submissions with ids below `before`, newest first."""
+    rows = (await db.execute(_page_query(job, before))).all()
+    records = [
+        ExportRecord(
+            meta=SubmissionMeta(
+                instance_id=row[1],
+                submission_date=_utc(row[2]),
+                submitter_id=row[3],
+                submitter_name=row[4],
+                attachments_present=row[12],
+                attachments_expected=row[11],
+                # Encrypted data is stored as sent; Central says so in this column.
+                status="not decrypted" if row[8] else None,
+                review_state=row[5],
+                device_id=row[6],
+                edits=max(row[10] - 1, 0),
+                form_version=row[9] or "",
+            ),
+            record=_decode_record(row[7]),
+        )
+        for row in rows
+    ]
+    last_id = rows[-1][0] if rows else None
+    return Page(records, last_id, more=len(rows) == BATCH_SIZE)
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+@dataclass(frozen=True, slots=True)
+class _Stored:
+    id: int
+    name: str
+    sha256: str
+    size: int
+
+
+async def _media_page(db: AsyncSession, job: ExportJob, before: int | None) -> list[_Stored]:
+    """Attachments with bytes of the selected submissions' current versions, newest first."""
+    query = (
+        select(SubmissionAttachment.id, SubmissionAttachment.name, Blob.sha256, Blob.size)
+        .join(Blob, Blob.sha256 == SubmissionAttachment.blob_sha256)
+        .join(
+            SubmissionDef,
+            and_(
+                SubmissionDef.id == SubmissionAttachment.submission_def_id,
+                SubmissionDef.current.is_(True),
+            ),
+        )
+        .join(Submission, Submission.id == SubmissionDef.submission_id)
+        .where(*job.where)
+        .order_by(SubmissionAttachment.id.desc())
+        .limit(BATCH_SIZE)
+    )
+    if before is not None:
+        query = query.where(SubmissionAttachment.id < before)
+    return [_Stored(*row) for row in (await db.execute(query)).all()]
+
+
+# --- the stream ---------------------------------------------------------------------
+
+
+async def _pages(
+    rt: Runtime, job: ExportJob, first: Page
+) -> AsyncGenerator[list[ExportRecord], None]:
+    page = first
+    while True:
+        if page.records:
+            yield page.records
+        if not page.more:
+            return
+        async with rt.read() as db:
+            page = await fetch_page(db, job, page.last_id)
+
+
+async def _media(
+    rt: Runtime, job: ExportJob, bridge: _LoopBridge
+) -> AsyncGenerator[MediaFile, None]:
+    before: int | None = None
+    while True:
+        async with rt.read() as db:
+            stored = await _media_page(db, job, before)
+        for item in stored:
+            chunks = bridge.iterate(rt.blobs.open(item.sha256))
+            yield MediaFile(name=item.name, size=item.size, chunks=chunks)
+        if len(stored) < BATCH_SIZE:
+            return
+        before = stored[-1].id
+
+
+class ExportAbandoned(Exception):  # noqa: N818 - a state, not an error of ours
+    """The client went away; the writer thread stops at its next pull or push."""
+
+
+async def _step(source: AsyncIterator[T]) -> tuple[T] | None:
+    try:
+        return (await anext(source),)
+    except StopAsyncIteration:
+        return None
+
+
+class _LoopBridge:
+    """Lets the writer thread pull items from async generators running on the event loop.
+
+    A source is tracked only while it is being read (so one per media file does
+    not pile up), and whatever is left open is closed from the thread when the
+    writer is done, on the loop, even after an error.
+    """
+
+    def __init__(self) -> None:
+        self.abandoned = threading.Event()
+        self._open: set[AsyncGenerator[object, None]] = set()
+
+    def iterate(self, source: AsyncGenerator[T, None]) -> Iterator[T]:
+        tracked = cast("AsyncGenerator[object, None]", source)
+        self._open.add(tracked)
+        while True:
+            if self.abandoned.is_set():
+                raise ExportAbandoned
+            item = anyio.from_thread.run(_step, source)
+            if item is None:
+                self._open.discard(tracked)
+                return
+            yield item[0]
+
+    def close(self) -> None:
+        for source in list(self._open):
+            anyio.from_thread.run(source.aclose)
+        self._open.clear()
+
+
+class _ChunkSink:
+    """The writer's output: buffered into chunks and handed to the event loop.
+
+    `send` blocks the writer thread while the response's buffer is full, which is
+    what keeps a slow client from growing memory.
+    """
+
+    def __init__(self, send: MemoryObjectSendStream[bytes], bridge: _LoopBridge) -> None:
+        self._send = send
+        self._bridge = bridge
+        self._buffer = bytearray()
+
+    def write(self, data: bytes, /) -> int:
+        self._buffer += data
+        if len(self._buffer) >= CHUNK_BYTES:
+            self._push()
+        return len(data)
+
+    def flush(self) -> None:
+        """Chunks go out when full; `finish` sends the rest."""
+
+    def writable(self) -> bool:
+        return True
+
+    def finish(self) -> None:
+        if self._buffer:
+            self._push()
+
+    def _push(self) -> None:
+        if self._bridge.abandoned.is_set():
+            raise ExportAbandoned
+        chunk = bytes(self._buffer)
+        self._buffer.clear()
+        anyio.from_thread.run(self._send.send, chunk)
+
+
+def _write(rt: Runtime, job: ExportJob, first: Page, sink: _ChunkSink, bridge: _LoopBridge) -> None:
+    """Runs in the worker thread."""
+    try:
+        batches = bridge.iterate(_pages(rt, job, first))
+        if job.root_only:
+            # write_root_csv only ever calls write() on its output.
+            out = cast(IO[bytes], sink)
+            write_root_csv(job.schema, batches, out, job.options, spool_dir=job.spool_dir)
+        else:
+            media = bridge.iterate(_media(rt, job, bridge)) if job.media else ()
+            write_csv_zip(
+                job.schema, batches, sink, job.options, media=media, spool_dir=job.spool_dir
+            )
+        sink.finish()
+    finally:
+        bridge.close()
+
+
+async def _run_writer(
+    rt: Runtime,
+    job: ExportJob,
+    first: Page,
+    send: MemoryObjectSendStream[bytes],
+    bridge: _LoopBridge,
+) -> None:
+    async with send:  # closing it ends the response once the last chunk is out
+        job.spool_dir.mkdir(parents=True, exist_ok=True)
+        sink = _ChunkSink(send, bridge)
+        await anyio.to_thread.run_sync(_write, rt, job, first, sink, bridge)
+
+
+async def stream_export(rt: Runtime, job: ExportJob, first: Page) -> AsyncGenerator[bytes, None]:
+    """The export's bytes, for a streaming response; `first` was fetched before it.
+
+    A failure after the first byte ends the response with an error, so the server
+    drops the connection: the client sees a broken download (a zip without its
+    central directory), never an error message inside the file.
+    """
+    send, receive = anyio.create_memory_object_stream[bytes](max_buffer_size=PENDING_CHUNKS)
+    bridge = _LoopBridge()
+    writer = asyncio.ensure_future(_run_writer(rt, job, first, send, bridge))
+    finished = False
+    try:
+        async with receive:
+            async for chunk in receive:
+                yield chunk
+        finished = True
+    finally:
+        bridge.abandoned.set()
+        receive.close()  # a writer blocked on a full buffer wakes up and stops
+        with anyio.CancelScope(shield=True):
+            await asyncio.wait({writer})
+        failure = None if writer.cancelled() else writer.exception()
+        expected = ExportAbandoned | anyio.BrokenResourceError
+        if failure is not None and not finished and not isinstance(failure, expected):
+            log.warning("export abandoned by the client also failed: %r", failure)
+    if finished and failure is not None:
+        raise failure
