@@ -35,8 +35,10 @@ from typing import IO, TypeVar, cast
 
 import anyio
 import anyio.from_thread
+import anyio.lowlevel
 import anyio.to_thread
 import msgspec
+from anyio.lowlevel import EventLoopToken
 from anyio.streams.memory import MemoryObjectSendStream
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -375,7 +377,10 @@ class _LoopBridge:
     writer is done, on the loop, even after an error.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, token: EventLoopToken) -> None:
+        # Calls into the loop name it explicitly: Polars writes its CSV output from
+        # threads of its own, where anyio cannot find the loop by itself.
+        self.token = token
         self.abandoned = threading.Event()
         self._open: set[AsyncGenerator[object, None]] = set()
 
@@ -385,7 +390,7 @@ class _LoopBridge:
         while True:
             if self.abandoned.is_set():
                 raise ExportAbandoned
-            item = anyio.from_thread.run(_step, source)
+            item = anyio.from_thread.run(_step, source, token=self.token)
             if item is None:
                 self._open.discard(tracked)
                 return
@@ -393,7 +398,7 @@ class _LoopBridge:
 
     def close(self) -> None:
         for source in list(self._open):
-            anyio.from_thread.run(source.aclose)
+            anyio.from_thread.run(source.aclose, token=self.token)
         self._open.clear()
 
 
@@ -430,7 +435,7 @@ class _ChunkSink:
             raise ExportAbandoned
         chunk = bytes(self._buffer)
         self._buffer.clear()
-        anyio.from_thread.run(self._send.send, chunk)
+        anyio.from_thread.run(self._send.send, chunk, token=self._bridge.token)
 
 
 def _write(rt: Runtime, job: ExportJob, first: Page, sink: _ChunkSink, bridge: _LoopBridge) -> None:
@@ -472,7 +477,7 @@ async def stream_export(rt: Runtime, job: ExportJob, first: Page) -> AsyncGenera
     central directory), never an error message inside the file.
     """
     send, receive = anyio.create_memory_object_stream[bytes](max_buffer_size=PENDING_CHUNKS)
-    bridge = _LoopBridge()
+    bridge = _LoopBridge(anyio.lowlevel.current_token())
     writer = asyncio.ensure_future(_run_writer(rt, job, first, send, bridge))
     finished = False
     try:
