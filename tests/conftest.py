@@ -37,6 +37,23 @@ class Backend:
 
 
 @pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """The shared folder beside the repository: real XLSForms and Central's answers.
+
+    ``HOMEWARD_SHARED_DIR`` overrides where it is. A developer's checkout without
+    it skips the tests that need it; CI (``CI`` set) always has it, so there a
+    missing folder fails instead of hiding them.
+    """
+    override = os.environ.get("HOMEWARD_SHARED_DIR")
+    shared = Path(override) if override else Path(__file__).resolve().parents[2] / "shared"
+    if not (shared / "xlsforms").is_dir() or not (shared / "central-golden").is_dir():
+        if os.environ.get("CI"):
+            pytest.fail(f"shared folder with xlsforms/ and central-golden/ not found in {shared}")
+        pytest.skip(f"shared folder with xlsforms/ and central-golden/ not found in {shared}")
+    return shared
+
+
+@pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
     """HOST:PORT of a moto S3 server shared by the session."""
     with moto_s3_server() as endpoint:

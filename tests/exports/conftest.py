@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-
-import pytest
 
 from exports.records import ExportRecord, SubmissionMeta
 from forms.schema import FormSchema
@@ -16,21 +13,6 @@ from forms.xform import read_xform
 from forms.xlsform import compile_xlsform
 
 BASE_DATE = datetime(2026, 8, 1, 10, 0, tzinfo=UTC)
-
-
-@pytest.fixture(scope="session")
-def shared_dir() -> Path:
-    """The shared folder beside the repository (HOMEWARD_SHARED_DIR overrides it).
-
-    Skipped when missing on a developer's machine; a failure in CI (``CI`` set).
-    """
-    override = os.environ.get("HOMEWARD_SHARED_DIR")
-    shared = Path(override) if override else Path(__file__).resolve().parents[3] / "shared"
-    if not (shared / "central-golden").is_dir() or not (shared / "xlsforms").is_dir():
-        if os.environ.get("CI"):
-            pytest.fail(f"shared folder with central-golden/ and xlsforms/ not found in {shared}")
-        pytest.skip(f"shared folder with central-golden/ and xlsforms/ not found in {shared}")
-    return shared
 
 
 def schema_from_markdown(markdown: str, form_id: str = "test_form") -> FormSchema:

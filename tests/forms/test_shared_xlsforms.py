@@ -55,3 +55,10 @@ def test_shared_xlsform_converts_as_expected(file_name: str) -> None:
     for companion in expected.get("companion_files", []):
         assert (CORPUS / companion).is_file()
         assert companion.split("__", 1)[1] in media
+
+
+def test_the_parametrised_corpus_is_the_shared_one(xlsform_corpus: Path) -> None:
+    # EXPECTED is read when the module is collected; this pins that it was read from
+    # the folder the fixture finds (which fails in CI when the folder is missing).
+    assert xlsform_corpus.resolve() == CORPUS.resolve()
+    assert set(EXPECTED) == set(json.loads((xlsform_corpus / "expected.json").read_text()))

@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -379,17 +378,6 @@ async def test_failure_after_the_first_byte_breaks_the_download(
 # --- golden replay against ODK Central ------------------------------------------------
 
 GOLDEN = "pyodk__fav_color"
-
-
-@pytest.fixture
-def shared_dir() -> Path:
-    override = os.environ.get("HOMEWARD_SHARED_DIR")
-    shared = Path(override) if override else Path(__file__).resolve().parents[3] / "shared"
-    if not (shared / "central-golden" / f"{GOLDEN}.json").is_file():
-        if os.environ.get("CI"):
-            pytest.fail(f"shared folder with central-golden/ not found in {shared}")
-        pytest.skip(f"shared folder with central-golden/ not found in {shared}")
-    return shared
 
 
 def assert_matches_golden(expected: dict[str, Any], data: bytes) -> None:

@@ -7,7 +7,6 @@ becomes itemsets.csv, and two that pyxform rejects.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -27,16 +26,8 @@ SAMPLE = [
 
 
 @pytest.fixture(scope="module")
-def corpus() -> Path:
-    """The shared folder of real XLSForms beside the repository (CI must have it)."""
-    override = os.environ.get("HOMEWARD_SHARED_DIR")
-    shared = Path(override) if override else Path(__file__).resolve().parents[3] / "shared"
-    folder = shared / "xlsforms"
-    if not folder.is_dir():
-        if os.environ.get("CI"):
-            pytest.fail(f"shared XLSForm corpus not found in {folder}")
-        pytest.skip(f"shared XLSForm corpus not found in {folder}")
-    return folder
+def corpus(shared_dir: Path) -> Path:
+    return shared_dir / "xlsforms"
 
 
 @pytest.fixture(scope="module")
