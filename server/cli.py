@@ -11,6 +11,7 @@ import getpass
 import subprocess
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import msgspec
 
@@ -101,6 +102,53 @@ async def _user_promote(settings: Settings, email: str) -> None:
         await close_runtime(rt)
 
 
+EXPORT_FORMATS = ("csv.zip", "csv")
+
+
+async def _export(settings: Settings, args: argparse.Namespace) -> None:
+    """The same export as the API's, written to a file, with progress on a terminal."""
+    from exports import ExportOptions
+    from server.runtime import close_runtime, open_runtime
+    from server.services import exports
+    from server.services.forms import find_form
+
+    rt = await open_runtime(settings)
+    try:
+        root_only = args.format == "csv"
+        async with rt.read() as db:
+            form = await find_form(db, args.project, args.form)
+            job = await exports.prepare_export(
+                db,
+                form,
+                ExportOptions(
+                    group_paths=not args.no_group_paths,
+                    split_select_multiples=args.split_select_multiples,
+                ),
+                exports.parse_filter(args.filter),
+                media=args.attachments and not root_only,
+                root_only=root_only,
+                spool_dir=settings.data_dir / "tmp",
+            )
+            first = await exports.fetch_page(db, job, None)
+        args.out.mkdir(parents=True, exist_ok=True)
+        target = args.out / f"{form.xml_form_id}.{args.format}"
+        partial = target.with_name(target.name + ".partial")
+        written = 0
+        show = sys.stderr.isatty()
+        with partial.open("wb") as sink:
+            async for chunk in exports.stream_export(rt, job, first):
+                sink.write(chunk)
+                written += len(chunk)
+                if show:
+                    print(f"\r{target.name}: {written / 1e6:8.1f} MB", end="", file=sys.stderr)
+        partial.replace(target)  # a finished file only ever appears whole
+        if show:
+            print(file=sys.stderr)
+        print(f"Wrote {target} ({written} bytes).")
+    finally:
+        await close_runtime(rt)
+
+
 def _serve(settings: Settings, workers: int) -> None:
     import uvicorn
 
@@ -147,12 +195,43 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--email", required=True)
     promote = commands.add_parser("user-promote", help="Make a user a site administrator.")
     promote.add_argument("--email", required=True)
+    export = commands.add_parser(
+        "export", help="Export a form's submissions to a file (Central's CSV zip layout)."
+    )
+    export.add_argument("--project", type=int, required=True, help="Project id.")
+    export.add_argument("--form", required=True, help="The form's xmlFormId.")
+    export.add_argument(
+        "--format",
+        choices=EXPORT_FORMATS,
+        default="csv.zip",
+        help="csv.zip (every table, media/) or csv (the main table alone).",
+    )
+    export.add_argument("--out", type=Path, default=Path("."), help="Folder to write into.")
+    export.add_argument(
+        "--no-attachments", dest="attachments", action="store_false", help="Leave media/ out."
+    )
+    export.add_argument(
+        "--no-group-paths", action="store_true", help="Bare field names, as groupPaths=false."
+    )
+    export.add_argument(
+        "--split-select-multiples", action="store_true", help="One 0/1 column per choice."
+    )
+    export.add_argument("--filter", help="OData $filter, as the API accepts it.")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    from server.problems import Problem
+
     args = build_parser().parse_args(argv)
     settings = _settings(args)
+    try:
+        _run(args, settings)
+    except Problem as problem:
+        raise SystemExit(f"homeward: {problem.message}") from None
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> None:
     if args.command == "serve":
         if args.workers > 1:
             # In a child process, so the supervisor never imports the database layer.
@@ -168,6 +247,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         asyncio.run(_user_create(settings, args.email, _read_password("Password: ")))
     elif args.command == "user-promote":
         asyncio.run(_user_promote(settings, args.email))
+    elif args.command == "export":
+        asyncio.run(_export(settings, args))
 
 
 if __name__ == "__main__":
