@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Annotated
 from urllib.parse import quote
 
-from litestar import Router, get, post
+from litestar import HttpMethod, Router, get, route
 from litestar.params import FromPath, QueryParameter
 from litestar.response import Stream
 
@@ -88,36 +88,15 @@ def _disposition(file_name: str) -> str:
     return f"attachment; filename=\"{plain}\"; filename*=UTF-8''{quote(file_name, safe='')}"
 
 
-@get(f"{_PATH}/submissions.csv.zip", operation_id="exportSubmissionsCsvZip")
-async def get_csv_zip(
-    request: AnyRequest,
-    project_id: FromPath[int],
-    xml_form_id: FromPath[str],
-    attachments: Attachments = None,
-    group_paths: GroupPaths = None,
-    split_select_multiples: SplitSelectMultiples = None,
-    deleted_fields: DeletedFields = None,
-    filter_text: Filter = None,
-) -> Stream:
-    return await _export(
-        request,
-        project_id,
-        xml_form_id,
-        root_only=False,
-        attachments=attachments,
-        group_paths=group_paths,
-        split_select_multiples=split_select_multiples,
-        deleted_fields=deleted_fields,
-        filter_text=filter_text,
-    )
-
-
-@post(
+@route(
     f"{_PATH}/submissions.csv.zip",
-    operation_id="exportSubmissionsCsvZipPost",
+    http_method=[HttpMethod.GET, HttpMethod.POST],
+    operation_id=lambda _handler, method, _path: (
+        "exportSubmissionsCsvZip" if method == HttpMethod.GET else "exportSubmissionsCsvZipPost"
+    ),
     status_code=200,
 )
-async def post_csv_zip(
+async def csv_zip(
     request: AnyRequest,
     project_id: FromPath[int],
     xml_form_id: FromPath[str],
@@ -127,8 +106,8 @@ async def post_csv_zip(
     deleted_fields: DeletedFields = None,
     filter_text: Filter = None,
 ) -> Stream:
-    """Central's POST form carries decryption passphrases; encrypted forms are not
-    decrypted here, so the body is ignored."""
+    """GET or POST, as in Central. Central's POST body carries decryption
+    passphrases; encrypted forms are not decrypted here, so the body is ignored."""
     return await _export(
         request,
         project_id,
@@ -165,4 +144,4 @@ async def get_csv(
     )
 
 
-router = Router("/v1", route_handlers=[get_csv_zip, post_csv_zip, get_csv], tags=["exports"])
+router = Router("/v1", route_handlers=[csv_zip, get_csv], tags=["exports"])
