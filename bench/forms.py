@@ -108,7 +108,12 @@ def _label(name: str) -> str:
     return name.replace("_", " ").capitalize()
 
 
-def build_xform() -> bytes:
+# The export benchmark's form also has a household roster: a repeat of three rows.
+MEMBER_FIELDS = (("member_name", "string"), ("member_age", "int"), ("relation", "string"))
+MEMBERS = 3
+
+
+def build_xform(*, with_members: bool = False) -> bytes:
     """The XForm as Central would receive it: groups, selects, a geopoint and a photo."""
     instance: list[str] = []
     binds: list[str] = []
@@ -136,6 +141,18 @@ def build_xform() -> bytes:
         if group:
             instance.append(f"</{group}>")
             body.append("</group>")
+    if with_members:
+        instance.append("<member>" + "".join(f"<{n}/>" for n, _ in MEMBER_FIELDS) + "</member>")
+        binds.extend(f'<bind nodeset="/data/member/{n}" type="{k}"/>' for n, k in MEMBER_FIELDS)
+        body.append(
+            '<group ref="/data/member"><label>Household member</label>'
+            '<repeat nodeset="/data/member">'
+            + "".join(
+                f'<input ref="/data/member/{n}"><label>{_label(n)}</label></input>'
+                for n, _ in MEMBER_FIELDS
+            )
+            + "</repeat></group>"
+        )
     return (
         '<?xml version="1.0"?>\n'
         '<h:html xmlns="http://www.w3.org/2002/xforms" xmlns:h="http://www.w3.org/1999/xhtml" '
@@ -180,7 +197,9 @@ def _answer(q: Question, rng: random.Random, photo_name: str | None) -> str:
     return " ".join(rng.choices(_WORDS, k=2)).title()
 
 
-def submission_xml(instance_id: str, rng: random.Random, photo_name: str | None) -> bytes:
+def submission_xml(
+    instance_id: str, rng: random.Random, photo_name: str | None, *, members: int = 0
+) -> bytes:
     """One filled-in interview as Collect serialises it (about 2 KB)."""
     parts = [
         f'<?xml version="1.0" ?><data xmlns:jr="http://openrosa.org/javarosa" '
@@ -197,6 +216,13 @@ def submission_xml(instance_id: str, rng: random.Random, photo_name: str | None)
             parts.append(f"<{q.name}>{escape(value)}</{q.name}>")
         if group:
             parts.append(f"</{group}>")
+    for number in range(1, members + 1):
+        name_of_member = " ".join(rng.choices(_WORDS, k=2)).title()
+        parts.append(
+            f"<member><member_name>{escape(name_of_member)}</member_name>"
+            f"<member_age>{rng.randint(0, 90)}</member_age>"
+            f"<relation>{'head' if number == 1 else 'relative'}</relation></member>"
+        )
     parts.append(
         f"<meta><instanceID>{instance_id}</instanceID>"
         f"<instanceName>{escape(name)}</instanceName></meta></data>"
