@@ -36,5 +36,6 @@ class SubmissionMeta(msgspec.Struct, frozen=True):
 
 class ExportRecord(msgspec.Struct, frozen=True):
     meta: SubmissionMeta
-    # ParsedSubmission.record as stored: element name -> str | dict | list[dict].
-    record: dict[str, object]
+    # ParsedSubmission.record: element name -> str | dict | list[dict], decoded
+    # or still the JSON bytes stored at ingest (which Polars reads fastest).
+    record: dict[str, object] | bytes

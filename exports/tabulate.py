@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 import msgspec
 import polars as pl
 
+from exports.columnar import tabulate_columns
 from exports.plan import (
     KEY,
     PARENT_KEY,
@@ -35,7 +36,7 @@ from exports.plan import (
     ExportPlan,
     TablePlan,
 )
-from exports.records import ExportRecord
+from exports.records import ExportRecord, SubmissionMeta
 
 __all__ = [
     "LABEL_SEPARATOR",
@@ -43,6 +44,7 @@ __all__ = [
     "collect_select_values",
     "format_submission_date",
     "header",
+    "meta_columns",
     "output_columns",
     "pseudonym",
     "shape_table",
@@ -58,6 +60,8 @@ _WHITESPACE = r"\s+"
 
 SelectValues = Mapping[str, Sequence[str]]
 
+_decode_record = msgspec.json.Decoder(dict[str, object]).decode
+
 
 class OutputColumn(msgspec.Struct, frozen=True):
     key: str
@@ -68,10 +72,21 @@ class OutputColumn(msgspec.Struct, frozen=True):
 
 
 def tabulate_batch(plan: ExportPlan, batch: Sequence[ExportRecord]) -> dict[str, pl.DataFrame]:
-    """Raw frames, by table name, for one batch of records (rows in batch order)."""
+    """Raw frames, by table name, for one batch of records (rows in batch order).
+
+    Columns are read a batch at a time (exports.columnar); a batch with a
+    record of another shape is walked record by record here instead.
+    """
+    records = [
+        _decode_record(item.record) if isinstance(item.record, bytes) else item.record
+        for item in batch
+    ]
+    frames = tabulate_columns(plan, records, meta_columns(batch))
+    if frames is not None:
+        return frames
     walker = _Walker(plan)
-    for item in batch:
-        walker.add(item)
+    for item, record in zip(batch, records, strict=True):
+        walker.add(item.meta, record)
     return {
         table.name: pl.from_dicts(
             walker.rows[table.repeat_path],
@@ -83,8 +98,26 @@ def tabulate_batch(plan: ExportPlan, batch: Sequence[ExportRecord]) -> dict[str,
 
 def format_submission_date(value: datetime) -> str:
     """Central's ISO form, in UTC with milliseconds; naive datetimes are taken as UTC."""
-    moment = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    moment = value if value.tzinfo is None else value.astimezone(UTC).replace(tzinfo=None)
+    return moment.isoformat(timespec="milliseconds") + "Z"
+
+
+def meta_columns(batch: Sequence[ExportRecord]) -> dict[str, list[str | None]]:
+    """The root table's system columns for a batch, as raw (string) columns."""
+    metas = [item.meta for item in batch]
+    return {
+        SUBMISSION_DATE: [format_submission_date(m.submission_date) for m in metas],
+        KEY: [m.instance_id for m in metas],
+        "@SubmitterID": [None if m.submitter_id is None else str(m.submitter_id) for m in metas],
+        "@SubmitterName": [m.submitter_name for m in metas],
+        "@AttachmentsPresent": [str(m.attachments_present) for m in metas],
+        "@AttachmentsExpected": [str(m.attachments_expected) for m in metas],
+        STATUS: [m.status for m in metas],
+        "@ReviewState": [m.review_state for m in metas],
+        "@DeviceID": [m.device_id for m in metas],
+        "@Edits": [str(m.edits) for m in metas],
+        "@FormVersion": [m.form_version for m in metas],
+    }
 
 
 class _Walker:
@@ -96,8 +129,7 @@ class _Walker:
             table.repeat_path: [] for table in plan.tables
         }
 
-    def add(self, item: ExportRecord) -> None:
-        meta = item.meta
+    def add(self, meta: SubmissionMeta, record: Mapping[str, object]) -> None:
         root: dict[str, str | None] = {
             SUBMISSION_DATE: format_submission_date(meta.submission_date),
             KEY: meta.instance_id,
@@ -112,7 +144,7 @@ class _Walker:
             "@FormVersion": meta.form_version,
         }
         if meta.status is None:
-            self._group(item.record, "", meta.instance_id, meta.instance_id, root)
+            self._group(record, "", meta.instance_id, meta.instance_id, root)
         self.rows[None].append(root)
 
     def _group(

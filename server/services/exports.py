@@ -38,7 +38,6 @@ import anyio
 import anyio.from_thread
 import anyio.lowlevel
 import anyio.to_thread
-import msgspec
 from anyio.lowlevel import EventLoopToken
 from anyio.streams.memory import MemoryObjectSendStream
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select
@@ -84,8 +83,6 @@ PENDING_CHUNKS = 8  # chunks the writer may run ahead of the client
 
 T = TypeVar("T")
 Where = tuple[ColumnElement[bool], ...]
-
-_decode_record = msgspec.json.Decoder(dict[str, object]).decode
 
 
 # --- $filter ---------------------------------------------------------------------
@@ -305,7 +302,7 @@ async def fetch_page(db: AsyncSession, job: ExportJob, before: int | None) -> Pa
                     edits=edited.get(row[0], 1) - 1,
                     form_version=row[10] or "",
                 ),
-                record=_decode_record(row[8]),
+                record=row[8],  # Polars reads the stored JSON itself
             )
         )
     return Page(records, rows[-1][0], more=len(rows) == BATCH_SIZE)
