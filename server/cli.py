@@ -102,36 +102,56 @@ async def _user_promote(settings: Settings, email: str) -> None:
         await close_runtime(rt)
 
 
-EXPORT_FORMATS = ("csv.zip", "csv")
+EXPORT_FORMATS = ("csv.zip", "csv")  # the values of server.services.exports.ExportFormat
 
 
 async def _export(settings: Settings, args: argparse.Namespace) -> None:
-    """The same export as the API's, written to a file, with progress on a terminal."""
+    """The same export as the API's, written to a file, with progress on a terminal.
+
+    Whoever runs this command runs the server, so personal fields are kept unless
+    --personal says otherwise.
+    """
     from exports import ExportOptions
+    from server.api.exports import export_query
+    from server.db.models import Project
+    from server.problems import not_found
     from server.runtime import close_runtime, open_runtime
     from server.services import exports
     from server.services.forms import find_form
 
+    query = await export_query(
+        filter_text=args.filter,
+        start=args.start,
+        end=args.end,
+        review_state=args.review_state,
+    )
     rt = await open_runtime(settings)
     try:
-        root_only = args.format == "csv"
+        export_format = exports.ExportFormat(args.format)
         async with rt.read() as db:
             form = await find_form(db, args.project, args.form)
+            project = await db.get(Project, args.project)
+            if project is None:
+                raise not_found()
             job = await exports.prepare_export(
                 db,
                 form,
                 ExportOptions(
                     group_paths=not args.no_group_paths,
                     split_select_multiples=args.split_select_multiples,
+                    labels=args.labels,
+                    language=args.language,
+                    personal=args.personal,
+                    pseudonym_key=project.pseudonym_secret.encode(),
                 ),
-                exports.parse_filter(args.filter),
-                media=args.attachments and not root_only,
-                root_only=root_only,
+                query.where,
+                format=export_format,
+                media=args.attachments,
                 spool_dir=settings.data_dir / "tmp",
             )
             first = await exports.fetch_page(db, job, None)
         args.out.mkdir(parents=True, exist_ok=True)
-        target = args.out / f"{form.xml_form_id}.{args.format}"
+        target = args.out / f"{form.xml_form_id}.{export_format.value}"
         partial = target.with_name(target.name + ".partial")
         written = 0
         show = sys.stderr.isatty()
@@ -217,10 +237,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--split-select-multiples", action="store_true", help="One 0/1 column per choice."
     )
     export.add_argument("--filter", help="OData $filter, as the API accepts it.")
+    export.add_argument("--start", help="Only submissions received at or after this date/time.")
+    export.add_argument("--end", help="Only submissions received before this date/time.")
+    export.add_argument(
+        "--review-state", help="Comma-separated review states (received, approved ..., null)."
+    )
+    export.add_argument("--labels", action="store_true", help="Choice labels, not values.")
+    export.add_argument("--language", help="Language of the labels, as the form names it.")
+    export.add_argument(
+        "--personal",
+        choices=("keep", "drop", "pseudonymise"),
+        default="keep",
+        help="What to do with fields the XLSForm marks personal (default keep).",
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    from exports import ExportError
     from server.problems import Problem
 
     args = build_parser().parse_args(argv)
@@ -229,6 +263,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         _run(args, settings)
     except Problem as problem:
         raise SystemExit(f"homeward: {problem.message}") from None
+    except ExportError as error:
+        raise SystemExit(f"homeward: {error}") from None
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> None:

@@ -71,6 +71,14 @@ def insufficient_rights() -> Problem:
     return Problem(403.1, "You are not allowed to do that.")
 
 
+def personal_data_forbidden() -> Problem:
+    return Problem(
+        403.1,
+        "Only project managers and administrators may export personal fields as they "
+        "are; ask for personal=pseudonymise or personal=drop.",
+    )
+
+
 def not_found() -> Problem:
     return Problem(404.1, "Nothing was found at this address.")
 

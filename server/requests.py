@@ -23,7 +23,7 @@ def runtime_of(request: AnyRequest) -> Runtime:
     return runtime
 
 
-def parse_flag(value: str | None, *, default: bool = False) -> bool:
+def parse_flag(value: str | None, *, default: bool = False, name: str = "flag") -> bool:
     """Query booleans as Central (``true``) and pyodk (``True``) spell them."""
     if value is None or value == "":
         return default
@@ -32,7 +32,7 @@ def parse_flag(value: str | None, *, default: bool = False) -> bool:
         return True
     if lowered in {"false", "0", "no"}:
         return False
-    raise problems.unexpected_value("flag", value, "use true or false.")
+    raise problems.unexpected_value(name, value, "use true or false.")
 
 
 def is_https(request: AnyRequest) -> bool:

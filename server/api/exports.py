@@ -1,4 +1,4 @@
-"""Central's submission exports: `submissions.csv.zip` (GET and POST) and `submissions.csv`.
+"""Submission exports: Central's `submissions.csv.zip` (GET and POST) and `submissions.csv`.
 
 Everything that can fail with a proper answer (sign-in, rights, the form, the
 query options, the first page of rows) is settled before the response starts;
@@ -6,77 +6,187 @@ the bytes then stream (see server.services.exports).
 
 Query options as Central names them: `attachments` (default true; the zip only),
 `groupPaths` (default true), `splitSelectMultiples` (default false),
-`deletedFields` (accepted and ignored for now: columns come from the form's
-current version only) and `$filter` (see services.exports.parse_filter).
+`deletedFields` (accepted; columns come from the form's current version) and
+`$filter` (see services.exports.parse_filter). Homeward adds `labels` (choice
+labels instead of values), `language`, `personal` (keep, drop or pseudonymise
+the fields the XLSForm marks personal), `start` / `end` (submission date range,
+ISO dates or times; `end` is exclusive) and `reviewState` (a comma-separated
+list, `null` for none yet).
+
+Personal data: project managers and site administrators get personal fields as
+they are unless they ask otherwise; everyone else who may read submissions gets
+keyed pseudonyms (or nothing, with `personal=drop`), and asking for
+`personal=keep` without the right is refused (403), never silently downgraded.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, get_args
 from urllib.parse import quote
 
 from litestar import HttpMethod, Router, get, route
+from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, QueryParameter
 from litestar.response import Stream
+from sqlalchemy import or_
 
-from exports import ExportOptions
+from exports import ExportError, ExportOptions
+from exports.options import PersonalMode
+from server import problems
 from server.api.common import check
+from server.auth import Principal
+from server.db.models import Project, Submission
 from server.requests import AnyRequest, parse_flag, require_principal, runtime_of
 from server.services import exports as export_service
+from server.services.exports import ExportFormat, Where
 from server.services.forms import find_form
 
-ZIP = "application/zip"
-CSV = "text/csv; charset=utf-8"
-
-Attachments = Annotated[str | None, QueryParameter(name="attachments")]
-GroupPaths = Annotated[str | None, QueryParameter(name="groupPaths")]
-SplitSelectMultiples = Annotated[str | None, QueryParameter(name="splitSelectMultiples")]
-DeletedFields = Annotated[str | None, QueryParameter(name="deletedFields")]
-Filter = Annotated[str | None, QueryParameter(name="$filter")]
-
+REVIEW_STATES = ("received", "hasIssues", "edited", "approved", "rejected")
 _PATH = "/projects/{project_id:int}/forms/{xml_form_id:str}"
+
+
+@dataclass(frozen=True, slots=True)
+class ExportQuery:
+    """The query options of an export, checked; who may see what is decided later."""
+
+    attachments: bool
+    group_paths: bool
+    split_select_multiples: bool
+    labels: bool
+    language: str | None
+    personal: PersonalMode | None
+    where: Where
+
+
+def _personal_mode(value: str | None) -> PersonalMode | None:
+    if value is None or value == "":
+        return None
+    modes: tuple[PersonalMode, ...] = get_args(PersonalMode)
+    for mode in modes:
+        if value == mode:
+            return mode
+    raise problems.unexpected_value("personal", value, "use keep, drop or pseudonymise.")
+
+
+def _moment(name: str, value: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError as error:
+        raise problems.unexpected_value(
+            name, value, "write a date or time as 2026-08-01 or 2026-08-01T10:00:00Z."
+        ) from error
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+
+
+def _review_states(value: str) -> Where:
+    wanted = [state.strip() for state in value.split(",") if state.strip()]
+    unknown = [s for s in wanted if s not in REVIEW_STATES and s != "null"]
+    if not wanted or unknown:
+        raise problems.unexpected_value(
+            "reviewState", value, f"use one or more of {', '.join(REVIEW_STATES)} or null."
+        )
+    column = Submission.review_state
+    named = [s for s in wanted if s != "null"]
+    clauses = [column.in_(named)] if named else []
+    if "null" in wanted:
+        clauses.append(column.is_(None))
+    return (or_(*clauses),)
+
+
+async def export_query(
+    attachments: Annotated[str | None, QueryParameter(name="attachments")] = None,
+    group_paths: Annotated[str | None, QueryParameter(name="groupPaths")] = None,
+    split_select_multiples: Annotated[
+        str | None, QueryParameter(name="splitSelectMultiples")
+    ] = None,
+    deleted_fields: Annotated[str | None, QueryParameter(name="deletedFields")] = None,
+    filter_text: Annotated[str | None, QueryParameter(name="$filter")] = None,
+    labels: Annotated[str | None, QueryParameter(name="labels")] = None,
+    language: Annotated[str | None, QueryParameter(name="language")] = None,
+    personal: Annotated[str | None, QueryParameter(name="personal")] = None,
+    start: Annotated[str | None, QueryParameter(name="start")] = None,
+    end: Annotated[str | None, QueryParameter(name="end")] = None,
+    review_state: Annotated[str | None, QueryParameter(name="reviewState")] = None,
+) -> ExportQuery:
+    parse_flag(deleted_fields, name="deletedFields")  # validated; see the module docstring
+    where = list(export_service.parse_filter(filter_text))
+    if start:
+        where.append(Submission.created_at >= _moment("start", start))
+    if end:
+        where.append(Submission.created_at < _moment("end", end))
+    if review_state:
+        where.extend(_review_states(review_state))
+    return ExportQuery(
+        attachments=parse_flag(attachments, default=True, name="attachments"),
+        group_paths=parse_flag(group_paths, default=True, name="groupPaths"),
+        split_select_multiples=parse_flag(split_select_multiples, name="splitSelectMultiples"),
+        labels=parse_flag(labels, name="labels"),
+        language=language or None,
+        personal=_personal_mode(personal),
+        where=tuple(where),
+    )
+
+
+def may_see_personal(principal: Principal, project_id: int) -> bool:
+    """Those who run the project (managers, administrators) see personal fields."""
+    return principal.can("project.update", project_id=project_id)
+
+
+def export_options(query: ExportQuery, principal: Principal, project: Project) -> ExportOptions:
+    allowed = may_see_personal(principal, project.id)
+    personal = query.personal or ("keep" if allowed else "pseudonymise")
+    if personal == "keep" and not allowed:
+        raise problems.personal_data_forbidden()
+    try:
+        return ExportOptions(
+            group_paths=query.group_paths,
+            split_select_multiples=query.split_select_multiples,
+            labels=query.labels,
+            language=query.language,
+            personal=personal,
+            pseudonym_key=project.pseudonym_secret.encode(),
+        )
+    except ExportError as error:
+        raise problems.unexpected_value("personal", personal, str(error)) from error
 
 
 async def _export(
     request: AnyRequest,
     project_id: int,
     xml_form_id: str,
-    *,
-    root_only: bool,
-    attachments: str | None,
-    group_paths: str | None,
-    split_select_multiples: str | None,
-    deleted_fields: str | None,
-    filter_text: str | None,
+    query: ExportQuery,
+    format: ExportFormat,
 ) -> Stream:
     rt = runtime_of(request)
     async with rt.read() as db:
         principal = await require_principal(request, db)
         form = await find_form(db, project_id, xml_form_id)
         check(principal, "submission.read", project_id=project_id, form_id=form.id)
-        options = ExportOptions(
-            group_paths=parse_flag(group_paths, default=True),
-            split_select_multiples=parse_flag(split_select_multiples),
-        )
-        parse_flag(deleted_fields)  # validated, not yet honoured
-        job = await export_service.prepare_export(
-            db,
-            form,
-            options,
-            export_service.parse_filter(filter_text),
-            media=parse_flag(attachments, default=True) and not root_only,
-            root_only=root_only,
-            spool_dir=rt.settings.data_dir / "tmp",
-        )
+        project = await db.get(Project, project_id)
+        if project is None:
+            raise problems.not_found()
+        try:
+            job = await export_service.prepare_export(
+                db,
+                form,
+                export_options(query, principal, project),
+                query.where,
+                format=format,
+                media=query.attachments,
+                spool_dir=rt.settings.data_dir / "tmp",
+            )
+        except ExportError as error:  # e.g. a language the form does not have
+            raise problems.unexpected_value("language", query.language, str(error)) from error
         first = await export_service.fetch_page(db, job, None)
-    file_name = f"{form.xml_form_id}.csv" if root_only else f"{form.xml_form_id}.csv.zip"
-    media_type = CSV if root_only else ZIP
+    file_name = f"{form.xml_form_id}.{format.value}"
     return Stream(
         export_service.stream_export(rt, job, first),
-        media_type=media_type,
+        media_type=format.media_type,
         headers={
             # Explicit: a JSON router's default media type would otherwise win.
-            "Content-Type": media_type,
+            "Content-Type": format.media_type,
             "Content-Disposition": _disposition(file_name),
             "Cache-Control": "no-store",
         },
@@ -100,25 +210,11 @@ async def csv_zip(
     request: AnyRequest,
     project_id: FromPath[int],
     xml_form_id: FromPath[str],
-    attachments: Attachments = None,
-    group_paths: GroupPaths = None,
-    split_select_multiples: SplitSelectMultiples = None,
-    deleted_fields: DeletedFields = None,
-    filter_text: Filter = None,
+    options: NamedDependency[ExportQuery],
 ) -> Stream:
     """GET or POST, as in Central. Central's POST body carries decryption
     passphrases; encrypted forms are not decrypted here, so the body is ignored."""
-    return await _export(
-        request,
-        project_id,
-        xml_form_id,
-        root_only=False,
-        attachments=attachments,
-        group_paths=group_paths,
-        split_select_multiples=split_select_multiples,
-        deleted_fields=deleted_fields,
-        filter_text=filter_text,
-    )
+    return await _export(request, project_id, xml_form_id, options, ExportFormat.CSV_ZIP)
 
 
 @get(f"{_PATH}/submissions.csv", operation_id="exportSubmissionsCsv")
@@ -126,22 +222,15 @@ async def get_csv(
     request: AnyRequest,
     project_id: FromPath[int],
     xml_form_id: FromPath[str],
-    group_paths: GroupPaths = None,
-    split_select_multiples: SplitSelectMultiples = None,
-    deleted_fields: DeletedFields = None,
-    filter_text: Filter = None,
+    options: NamedDependency[ExportQuery],
 ) -> Stream:
-    return await _export(
-        request,
-        project_id,
-        xml_form_id,
-        root_only=True,
-        attachments=None,
-        group_paths=group_paths,
-        split_select_multiples=split_select_multiples,
-        deleted_fields=deleted_fields,
-        filter_text=filter_text,
-    )
+    """The root table alone."""
+    return await _export(request, project_id, xml_form_id, options, ExportFormat.CSV)
 
 
-router = Router("/v1", route_handlers=[csv_zip, get_csv], tags=["exports"])
+router = Router(
+    "/v1",
+    route_handlers=[csv_zip, get_csv],
+    dependencies={"options": Provide(export_query)},
+    tags=["exports"],
+)

@@ -31,6 +31,7 @@ import threading
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import IO, TypeVar, cast
 
@@ -48,6 +49,7 @@ from exports import (
     ExportRecord,
     MediaFile,
     SubmissionMeta,
+    plan_export,
     write_csv_zip,
     write_root_csv,
 )
@@ -67,6 +69,7 @@ from server.services.forms import schema_of
 
 __all__ = [
     "BATCH_SIZE",
+    "ExportFormat",
     "ExportJob",
     "Page",
     "fetch_page",
@@ -169,6 +172,23 @@ def _odata_datetime(value: str) -> datetime:
 # --- selection and pages --------------------------------------------------------------
 
 
+class ExportFormat(StrEnum):
+    """What an export is written as; the value is the file name's extension."""
+
+    CSV_ZIP = "csv.zip"  # Central's layout: every table, media/ with attachments=true
+    CSV = "csv"  # the root table alone, as Central's submissions.csv
+
+    @property
+    def media_type(self) -> str:
+        return _MEDIA_TYPES[self]
+
+
+_MEDIA_TYPES = {
+    ExportFormat.CSV_ZIP: "application/zip",
+    ExportFormat.CSV: "text/csv; charset=utf-8",
+}
+
+
 @dataclass(frozen=True, slots=True)
 class ExportJob:
     """Everything the stream needs, settled (and authorised) before the first byte."""
@@ -178,8 +198,12 @@ class ExportJob:
     options: ExportOptions
     where: Where
     media: bool
-    root_only: bool
+    format: ExportFormat
     spool_dir: Path
+
+    @property
+    def root_only(self) -> bool:
+        return self.format is ExportFormat.CSV
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,8 +219,8 @@ async def prepare_export(
     options: ExportOptions,
     where: Where,
     *,
+    format: ExportFormat = ExportFormat.CSV_ZIP,
     media: bool,
-    root_only: bool,
     spool_dir: Path,
 ) -> ExportJob:
     """The export of `form`'s submissions, laid out by its current published version.
@@ -214,7 +238,10 @@ async def prepare_export(
         Submission.deleted_at.is_(None),
         *where,
     )
-    return ExportJob(form.id, schema_of(form_def), options, selected, media, root_only, spool_dir)
+    schema = schema_of(form_def)
+    plan_export(schema, options)  # an ExportError (unknown language ...) before the first byte
+    media = media and format is ExportFormat.CSV_ZIP
+    return ExportJob(form.id, schema, options, selected, media, format, spool_dir)
 
 
 def _page_query(job: ExportJob, before: int | None) -> Select[tuple[object, ...]]:

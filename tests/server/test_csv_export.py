@@ -329,7 +329,6 @@ async def _job(world: World) -> tuple[export_service.ExportJob, export_service.P
             ExportOptions(),
             (),
             media=True,
-            root_only=False,
             spool_dir=world.runtime.settings.data_dir / "tmp",
         )
         return job, await export_service.fetch_page(db, job, None)
