@@ -440,6 +440,9 @@ async def test_missing_xml_part_is_400(world: World, baseline: StoreState) -> No
     body = multipart_body(part("p.jpg", b"photo", filename="p.jpg", content_type="image/jpeg"))
     response = await post_raw(world, body)
     assert_refused(response, 400, "xml_submission_file")
+    # The photo was spooled before the request failed; its temporary file is gone.
+    spool = world.runtime.settings.data_dir / "tmp"
+    assert list(spool.glob("upload-*")) == []
 
 
 GARBAGE: dict[str, tuple[bytes, tuple[str, ...]]] = {
