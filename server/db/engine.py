@@ -20,19 +20,21 @@ def create_engine(url: str) -> AsyncEngine:
         # SQLite the extra round trip to the driver's thread costs ~5 % of ingest.
         engine = create_async_engine(url, connect_args={"timeout": 30}, pool_reset_on_return=None)
 
-        @event.listens_for(engine.sync_engine, "connect")
-        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-            # WAL lets readers run beside the single writer; NORMAL sync is durable
-            # across application crashes, which is what an embedded server needs.
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA busy_timeout=30000")
-            cursor.close()
-
+        event.listen(engine.sync_engine, "connect", sqlite_pragmas)
         return engine
     return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+
+
+def sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    """Settings of every SQLite connection (aiosqlite's and the writer thread's)."""
+    # WAL lets readers run beside the single writer; NORMAL sync is durable across
+    # application crashes, which is what an embedded server needs.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Literal
 
 import msgspec
-from sqlalchemy import Boolean, DateTime, and_, bindparam, insert, select, text, update
+from sqlalchemy import Boolean, Connection, DateTime, and_, bindparam, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from forms.schema import FormSchema
@@ -29,8 +29,8 @@ from server import problems
 from server.auth import Principal
 from server.db.models import Form, FormDef, Submission, SubmissionAttachment, SubmissionDef
 from server.runtime import Runtime
-from server.services.audit import now, record
-from server.services.blobs import store_blob
+from server.services.audit import now, record_on
+from server.services.blobs import store_blob_on
 from server.services.forms import schema_by_id
 from storage import BlobInfo
 
@@ -258,7 +258,8 @@ async def receive_submission(
 ) -> IngestResult:
     """The whole ingest of one request: parse, read phase, blob phase, write phase.
 
-    Only the write phase waits in SQLite's writer queue (Runtime.transaction).
+    Only the write phase waits for SQLite's writer, and it runs there whole
+    (Runtime.write).
     """
     parsed = parse_incoming(incoming.xml)
     async with rt.read() as db:
@@ -266,10 +267,11 @@ async def receive_submission(
             db, project_id=project_id, parsed=parsed, by=by, draft=draft, only_form=only_form
         )
     stored = await store_attachments(rt, target, incoming)
-    async with rt.transaction() as db:
-        return await ingest_submission(
-            db, target=target, incoming=incoming, stored=stored, by=by, draft=draft
+    return await rt.write(
+        lambda connection: write_submission(
+            connection, target=target, incoming=incoming, stored=stored, by=by, draft=draft
         )
+    )
 
 
 async def ingest_submission(
@@ -281,24 +283,49 @@ async def ingest_submission(
     by: Principal,
     draft: bool = False,
 ) -> IngestResult:
-    """Write phase: a new submission, more attachments for a known one, or an edit."""
+    """The write phase inside a caller's own transaction (the API's create and edit)."""
+    return await db.run_sync(
+        lambda session: write_submission(
+            session.connection(),
+            target=target,
+            incoming=incoming,
+            stored=stored,
+            by=by,
+            draft=draft,
+        )
+    )
+
+
+def write_submission(
+    connection: Connection,
+    *,
+    target: Target,
+    incoming: Incoming,
+    stored: dict[str, Stored],
+    by: Principal,
+    draft: bool = False,
+) -> IngestResult:
+    """Write phase: a new submission, more attachments for a known one, or an edit.
+
+    Synchronous Core statements only, so that SQLite runs it whole on its writer
+    thread (server.db.writer).
+    """
     parsed = target.parsed
     device = clean_header_value(incoming.device_id, MAX_DEVICE_ID_LENGTH)
     user_agent = clean_header_value(incoming.user_agent, MAX_USER_AGENT_LENGTH)
     xml_sha = hashlib.sha256(incoming.xml).hexdigest()
     for item in stored.values():
-        await store_blob(db, item.info, item.content_type)
+        store_blob_on(connection, item.info, item.content_type)
 
-    connection = await db.connection()
     if target.existing is not None:
         submission_id, def_id, same_sha = target.existing
         if same_sha != xml_sha:
             raise problems.xml_conflict()
-        missing, updated = await _fill_attachments(db, def_id, stored)
+        missing, updated = _fill_attachments(connection, def_id, stored)
         if updated:
             # A resend that brings nothing new (Collect retries) is not a write.
-            await record(
-                db,
+            record_on(
+                connection,
                 by.actor_id,
                 "submission.attachment.update",
                 "submission",
@@ -307,11 +334,12 @@ async def ingest_submission(
             )
         return IngestResult("attachments", submission_id, parsed.instance_id, missing)
 
+    written = _Written(target, incoming.xml, xml_sha, device, user_agent, by)
     if parsed.deprecated_id:
-        return await _edit(db, target, incoming, stored, xml_sha, device, user_agent, by, draft)
+        return _edit(connection, written, stored, draft)
 
     created = now()
-    submission_id = await connection.scalar(
+    submission_id = connection.scalar(
         _INSERT_SUBMISSION,
         {
             "form_id": target.form_id,
@@ -329,12 +357,10 @@ async def ingest_submission(
         raise problems.Problem(
             409.3, "This submission is being received right now. Send it again shortly."
         )
-    def_id = await _insert_def(
-        db, submission_id, target, incoming.xml, xml_sha, device, user_agent, by, created
-    )
-    missing = await _insert_attachments(db, def_id, target.expected, stored, {})
-    await record(
-        db,
+    def_id = _insert_def(connection, submission_id, written, created)
+    missing = _insert_attachments(connection, def_id, target.expected, stored, {})
+    record_on(
+        connection,
         by.actor_id,
         "submission.create",
         "submission",
@@ -344,35 +370,38 @@ async def ingest_submission(
     return IngestResult("created", submission_id, parsed.instance_id, missing)
 
 
-async def _insert_def(
-    db: AsyncSession,
-    submission_id: int,
-    target: Target,
-    xml: bytes,
-    xml_sha: str,
-    device: str | None,
-    user_agent: str | None,
-    by: Principal,
-    created: datetime,
+@dataclass(frozen=True, slots=True)
+class _Written:
+    """What a new version's row is made of."""
+
+    target: Target
+    xml: bytes
+    xml_sha: str
+    device: str | None
+    user_agent: str | None
+    by: Principal
+
+
+def _insert_def(
+    connection: Connection, submission_id: int, written: _Written, created: datetime
 ) -> int:
-    parsed = target.parsed
-    connection = await db.connection()
-    def_id = await connection.scalar(
+    parsed = written.target.parsed
+    def_id = connection.scalar(
         _INSERT_DEF,
         {
             "submission_id": submission_id,
-            "form_def_id": target.form_def_id,
+            "form_def_id": written.target.form_def_id,
             "instance_id": parsed.instance_id,
             "deprecated_id": parsed.deprecated_id,
             "instance_name": parsed.instance_name,
-            "xml": xml,
-            "xml_sha256": xml_sha,
+            "xml": written.xml,
+            "xml_sha256": written.xml_sha,
             "record": _encode_record(parsed.record),
             "encrypted": parsed.encrypted,
             "current": True,
-            "submitter_id": by.actor_id,
-            "device_id": device,
-            "user_agent": user_agent,
+            "submitter_id": written.by.actor_id,
+            "device_id": written.device,
+            "user_agent": written.user_agent,
             "created_at": created,
         },
     )
@@ -380,28 +409,19 @@ async def _insert_def(
     return def_id
 
 
-async def _edit(
-    db: AsyncSession,
-    target: Target,
-    incoming: Incoming,
-    stored: dict[str, Stored],
-    xml_sha: str,
-    device: str | None,
-    user_agent: str | None,
-    by: Principal,
-    draft: bool,
+def _edit(
+    connection: Connection, written: _Written, stored: dict[str, Stored], draft: bool
 ) -> IngestResult:
+    target = written.target
     parsed = target.parsed
     assert parsed.deprecated_id is not None
-    row = (
-        await db.execute(
-            select(Submission.id, SubmissionDef.id, SubmissionDef.current)
-            .join(SubmissionDef, SubmissionDef.submission_id == Submission.id)
-            .where(
-                Submission.form_id == target.form_id,
-                Submission.draft == draft,
-                SubmissionDef.instance_id == parsed.deprecated_id,
-            )
+    row = connection.execute(
+        select(Submission.id, SubmissionDef.id, SubmissionDef.current)
+        .join(SubmissionDef, SubmissionDef.submission_id == Submission.id)
+        .where(
+            Submission.form_id == target.form_id,
+            Submission.draft == draft,
+            SubmissionDef.instance_id == parsed.deprecated_id,
         )
     ).first()
     if row is None:
@@ -412,7 +432,7 @@ async def _edit(
     # Check and set in one statement: of two phones editing the same version at
     # once, the second one's UPDATE waits for the first to commit and then finds
     # nothing current to replace (on PostgreSQL and on SQLite alike).
-    replaced = await db.scalar(
+    replaced = connection.scalar(
         update(SubmissionDef)
         .where(SubmissionDef.id == old_def_id, SubmissionDef.current.is_(True))
         .values(current=False)
@@ -421,25 +441,23 @@ async def _edit(
     if replaced is None:
         raise problems.deprecating_old_version(parsed.deprecated_id)
     edited = now()
-    await db.execute(
+    connection.execute(
         update(Submission)
         .where(Submission.id == submission_id)
         .values(updated_at=edited, review_state="edited")
     )
-    def_id = await _insert_def(
-        db, submission_id, target, incoming.xml, xml_sha, device, user_agent, by, edited
-    )
+    def_id = _insert_def(connection, submission_id, written, edited)
     # Files the phone does not resend keep the bytes of the version it edited.
-    rows = await db.execute(
+    rows = connection.execute(
         select(SubmissionAttachment.name, SubmissionAttachment.blob_sha256).where(
             SubmissionAttachment.submission_def_id == old_def_id
         )
     )
     carried = {name: sha for name, sha in rows}
-    missing = await _insert_attachments(db, def_id, target.expected, stored, carried)
-    await record(
-        db,
-        by.actor_id,
+    missing = _insert_attachments(connection, def_id, target.expected, stored, carried)
+    record_on(
+        connection,
+        written.by.actor_id,
         "submission.update.version",
         "submission",
         submission_id,
@@ -448,8 +466,8 @@ async def _edit(
     return IngestResult("edited", submission_id, parsed.instance_id, missing)
 
 
-async def _insert_attachments(
-    db: AsyncSession,
+def _insert_attachments(
+    connection: Connection,
     def_id: int,
     expected: Sequence[str],
     stored: dict[str, Stored],
@@ -465,28 +483,34 @@ async def _insert_attachments(
         for name in dict.fromkeys(expected)
     ]
     if rows:
-        await (await db.connection()).execute(_INSERT_ATTACHMENT, rows)
+        connection.execute(_INSERT_ATTACHMENT, rows)
     return sorted(row["name"] for row in rows if row["blob_sha256"] is None)  # type: ignore[misc]
 
 
-async def _fill_attachments(
-    db: AsyncSession, def_id: int, stored: dict[str, Stored]
+def _fill_attachments(
+    connection: Connection, def_id: int, stored: dict[str, Stored]
 ) -> tuple[list[str], list[str]]:
     """A resend or the next part of a split upload: fill in the files it carries.
 
     Returns the names still missing and the names whose bytes this request changed.
     """
-    rows = await db.scalars(
-        select(SubmissionAttachment).where(SubmissionAttachment.submission_def_id == def_id)
-    )
+    rows = connection.execute(
+        select(SubmissionAttachment.id, SubmissionAttachment.name, SubmissionAttachment.blob_sha256)
+        .where(SubmissionAttachment.submission_def_id == def_id)
+        .order_by(SubmissionAttachment.id)
+    ).all()
     missing: list[str] = []
     updated: list[str] = []
-    for row in rows:
-        item = stored.get(row.name)
-        if item is not None and row.blob_sha256 != item.info.sha256:
-            row.blob_sha256 = item.info.sha256
-            updated.append(row.name)
-        if row.blob_sha256 is None:
-            missing.append(row.name)
-    await db.flush()
+    for row_id, name, sha in rows:
+        item = stored.get(name)
+        if item is not None and sha != item.info.sha256:
+            connection.execute(
+                update(SubmissionAttachment)
+                .where(SubmissionAttachment.id == row_id)
+                .values(blob_sha256=item.info.sha256)
+            )
+            sha = item.info.sha256
+            updated.append(name)
+        if sha is None:
+            missing.append(name)
     return sorted(missing), updated
