@@ -15,6 +15,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 import exports.xlsx
 from exports.options import ExportOptions
 from exports.records import ExportRecord
+from exports.sheetxml import column_letters
 from exports.tabulate import pseudonym
 from exports.xlsx import write_xlsx
 from tests.exports.conftest import export_record, schema_from_markdown
@@ -275,3 +276,23 @@ def test_a_failure_midway_writes_nothing() -> None:
     with pytest.raises(RuntimeError, match="database went away"):
         write_xlsx(SCHEMA, batches(), pipe)
     assert pipe.chunks == []
+
+
+def test_text_that_looks_like_an_ooxml_escape_and_very_long_text_survive() -> None:
+    tricky = ["a_x000D_b", "snake_x_case", "_x", "x" * 40_000]
+    records = [
+        export_record(SCHEMA, farm_xml(f"uuid:t{i}", name=text)) for i, text in enumerate(tricky)
+    ]
+
+    sheet = workbook(records, ExportOptions())["farm"]
+
+    names = [text_of(row[1]) for row in sheet.iter_rows(min_row=3)]
+    # Excel keeps at most 32,767 characters in a cell.
+    assert names == [*tricky[:3], "x" * 32_767]
+
+
+@pytest.mark.parametrize(
+    ("index", "letters"), [(0, "A"), (25, "Z"), (26, "AA"), (701, "ZZ"), (702, "AAA")]
+)
+def test_column_letters_follow_excel(index: int, letters: str) -> None:
+    assert column_letters(index) == letters
