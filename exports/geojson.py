@@ -13,8 +13,9 @@ Choices made:
 - ODK writes "lat lon alt acc" per point and separates points with ";".
   geopoint -> Point, geotrace -> LineString, geoshape -> Polygon whose ring is
   closed if the phone did not close it and turned counterclockwise (RFC 7946's
-  right-hand rule). Positions are [lon, lat], with the altitude as a third
-  number only when every point of the value has one; accuracy is dropped.
+  right-hand rule); a ring whose corners are all on one line is not a shape.
+  Positions are [lon, lat], with the altitude as a third number only when
+  every point of the value has one; accuracy is dropped.
 - A value that cannot be read (not numbers, latitude beyond ±90, longitude
   beyond ±180, too few points for its kind) skips the feature and is counted
   in the returned summary; the export goes on.
@@ -132,8 +133,11 @@ def geometry_of(kind: str, value: str) -> dict[str, Any] | None:
         positions.append(list(positions[0]))
     if len(positions) < 4:
         return None  # a ring needs three distinct corners
-    if _is_clockwise(positions):
-        positions.reverse()
+    area = _signed_area(positions)
+    if area == 0:
+        return None  # all corners on one line: no shape
+    if area < 0:
+        positions.reverse()  # RFC 7946: exterior rings counterclockwise
     return {"type": "Polygon", "coordinates": [positions]}
 
 
@@ -159,10 +163,9 @@ def _positions(value: str) -> list[Position] | None:
     return positions
 
 
-def _is_clockwise(ring: list[Position]) -> bool:
-    # Shoelace sum: positive for a clockwise ring in lon/lat axes.
-    total = sum((b[0] - a[0]) * (b[1] + a[1]) for a, b in itertools.pairwise(ring))
-    return total > 0
+def _signed_area(ring: list[Position]) -> float:
+    # Shoelace formula in lon/lat axes: positive for a counterclockwise ring.
+    return sum(a[0] * b[1] - b[0] * a[1] for a, b in itertools.pairwise(ring)) / 2
 
 
 def _raw_frames(plan: ExportPlan, table: TablePlan, batches: Batches) -> Iterator[pl.DataFrame]:

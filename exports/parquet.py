@@ -52,6 +52,8 @@ Batches = Iterable[Sequence[ExportRecord]]
 SelectValues = Mapping[str, Sequence[str]]
 
 _DEFAULT_OPTIONS = ExportOptions()
+# Rows a Parquet row group holds: the writer buffers one group, so this bounds memory.
+_ROW_GROUP_ROWS = 100_000
 
 
 def write_parquet_zip(
@@ -135,7 +137,7 @@ def _copy_table(
     with tempfile.TemporaryDirectory(dir=spool_dir) as directory:
         path = Path(directory) / "table.parquet"
         if spool.rows:
-            frames.sink_parquet(path, compression="zstd")
+            frames.sink_parquet(path, compression="zstd", row_group_size=_ROW_GROUP_ROWS)
         else:
             pl.DataFrame(schema=schema).write_parquet(path, compression="zstd")
         info = zipfile.ZipInfo(parquet_member_name(table), date_time=time.gmtime()[:6])

@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from exports.geojson import GeoJsonSummary, geometry_of, write_geojson
 from exports.options import ExportError, ExportOptions, PersonalMode
@@ -150,6 +152,8 @@ def test_a_clockwise_ring_is_turned_around() -> None:
         ("geotrace", "1 2 0 0"),
         ("geotrace", "1 2;x y"),
         ("geoshape", "1 2;3 4;1 2"),
+        ("geoshape", "0 0;0 1;0 2"),
+        ("geoshape", "5 5;5 5;5 5;5 5"),
     ],
 )
 def test_malformed_values_have_no_geometry(kind: str, value: str) -> None:
@@ -278,3 +282,26 @@ def test_a_form_without_geo_questions_is_explained() -> None:
 
     with pytest.raises(ExportError, match="no geopoint, geotrace or geoshape"):
         write_geojson(schema, [], io.BytesIO())
+
+
+@given(
+    kind=st.sampled_from(["geopoint", "geotrace", "geoshape"]),
+    value=st.one_of(
+        st.text(),
+        st.lists(
+            st.lists(
+                st.one_of(st.floats(), st.integers().map(str), st.text(max_size=4)),
+                max_size=5,
+            ).map(lambda parts: " ".join(map(str, parts))),
+            max_size=6,
+        ).map(";".join),
+    ),
+)
+@settings(max_examples=300, deadline=None)
+def test_any_text_gives_a_valid_geometry_or_none(kind: str, value: str) -> None:
+    geometry = geometry_of(kind, value)
+
+    if geometry is not None:
+        feature = {"type": "Feature", "geometry": geometry, "properties": {}}
+        check_rfc7946({"type": "FeatureCollection", "features": [feature]})
+        json.dumps(geometry, allow_nan=False)
