@@ -43,7 +43,7 @@ from exports.tabulate import (
 )
 from forms.schema import FormSchema
 
-__all__ = ["ByteSink", "MediaFile", "write_csv_zip", "write_root_csv"]
+__all__ = ["ByteSink", "MediaFile", "OutputGuard", "write_csv_zip", "write_root_csv"]
 
 Batches = Iterable[Sequence[ExportRecord]]
 SelectValues = Mapping[str, Sequence[str]]
@@ -89,7 +89,7 @@ def write_csv_zip(
     the data, as Central does, and every table is spooled first.
     """
     plan = plan_export(schema, options)
-    guard = _Guard(out)
+    guard = OutputGuard(out)
     archive = zipfile.ZipFile(guard, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=ZIP_LEVEL)
     try:
         _write_tables(plan, batches, archive, select_values, spool_dir)
@@ -252,7 +252,7 @@ def _quoted(cell: str) -> str:
     return '"' + cell.replace('"', '""') + '"'
 
 
-class _Guard:
+class OutputGuard:
     """A write-only, unseekable view of the output that can be cut off after a failure."""
 
     def __init__(self, out: ByteSink) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import polars as pl
 
-__all__ = ["escape_formulas", "formula_escaped"]
+__all__ = ["escape_formulas", "escaped_text", "formula_escaped"]
 
 _RISKY = r"^[=+\-@\t\r]"
 _NUMBER = r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
@@ -26,9 +26,13 @@ _HARMLESS = rf"^{_POINT}(?:[ \t]*;[ \t]*{_POINT})*[ \t;]*$"
 
 def formula_escaped(column: str) -> pl.Expr:
     """The column with risky cells prefixed by a single quote."""
-    value = pl.col(column)
+    return escaped_text(pl.col(column)).alias(column)
+
+
+def escaped_text(value: pl.Expr) -> pl.Expr:
+    """Any text expression (list elements too) with risky values prefixed by a single quote."""
     risky = value.str.contains(_RISKY) & ~value.str.contains(_HARMLESS)
-    return pl.when(risky).then(pl.lit("'") + value).otherwise(value).alias(column)
+    return pl.when(risky).then(pl.lit("'") + value).otherwise(value)
 
 
 def escape_formulas(frame: pl.DataFrame) -> pl.DataFrame:

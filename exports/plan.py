@@ -25,6 +25,8 @@ __all__ = [
     "ExportPlan",
     "TablePlan",
     "file_name_for",
+    "label_language",
+    "pick_label",
     "plan_export",
     "sanitize_file_name",
 ]
@@ -220,7 +222,7 @@ def _repeat_table_names(form_id: str, repeats: list[Field]) -> list[str]:
 def _choice_labels(
     schema: FormSchema, tables: list[TablePlan], options: ExportOptions
 ) -> dict[str, dict[str, str]]:
-    language = _label_language(schema, options.language)
+    language = label_language(schema, options.language)
     labels: dict[str, dict[str, str]] = {}
     for table in tables:
         for column in table.columns:
@@ -228,13 +230,14 @@ def _choice_labels(
             if name is None or name in labels or name not in schema.choices:
                 continue
             labels[name] = {
-                choice.name: _pick_label(choice.labels, language) or choice.name
+                choice.name: pick_label(choice.labels, language) or choice.name
                 for choice in schema.choices[name]
             }
     return labels
 
 
-def _label_language(schema: FormSchema, language: str | None) -> str | None:
+def label_language(schema: FormSchema, language: str | None) -> str | None:
+    """The language to show labels in: the one asked for, or the form's first."""
     if language is None:
         return schema.languages[0] if schema.languages else None
     if language not in schema.languages and not (language == "default" and not schema.languages):
@@ -243,7 +246,8 @@ def _label_language(schema: FormSchema, language: str | None) -> str | None:
     return language
 
 
-def _pick_label(labels: dict[str, str], language: str | None) -> str | None:
+def pick_label(labels: dict[str, str], language: str | None) -> str | None:
+    """The label in `language`, else the untranslated one, else any."""
     if language is not None and labels.get(language):
         return labels[language]
     return labels.get("default") or next(iter(labels.values()), None)

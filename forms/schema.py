@@ -9,6 +9,8 @@ be stored as JSON and decoded cheaply on every export.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import msgspec
 
 __all__ = [
@@ -19,6 +21,7 @@ __all__ = [
     "MediaRef",
     "decode_schema",
     "encode_schema",
+    "merge_schemas",
 ]
 
 # Our own XForm namespace, for bind attributes that ODK tools ignore but
@@ -103,3 +106,78 @@ def encode_schema(schema: FormSchema) -> bytes:
 
 def decode_schema(data: bytes) -> FormSchema:
     return _decoder.decode(data)
+
+
+def merge_schemas(current: FormSchema, older: Sequence[FormSchema]) -> FormSchema:
+    """The current version's fields plus those only older versions had.
+
+    What Central's exports show with `deletedFields=true`, so answers to
+    questions removed from the form stay exportable. `older` is oldest first.
+    As Central does, versions are folded from the oldest to the current one:
+    each newer version keeps its fields in its order, and a field only the
+    older side has comes back, with everything below it, right after the last
+    field of its parent's subtree in the newer one (at the end of the form for
+    a top-level field). A path present in both keeps the newer field (kind,
+    labels, choice list). Fields keep their labels and personal marks; choice
+    lists keep the current choices followed by those only older versions had,
+    so old answers still find their labels. Identity, media and encryption are
+    the current version's.
+    """
+    fields = older[0].fields if older else current.fields
+    for version in [*older[1:], current] if older else []:
+        fields = _revive(fields, version.fields)
+    # A revived field may now sit in a repeat that was a group when it existed, or the reverse.
+    repeats = [f.path for f in fields if f.kind == REPEAT]
+    fields = [_in_closest_repeat(f, repeats) for f in fields]
+    languages = list(current.languages)
+    choices = {name: list(items) for name, items in current.choices.items()}
+    for version in reversed(older):
+        languages.extend(lang for lang in version.languages if lang not in languages)
+        for name, items in version.choices.items():
+            merged = choices.setdefault(name, [])
+            known = {choice.name for choice in merged}
+            merged.extend(choice for choice in items if choice.name not in known)
+    return msgspec.structs.replace(
+        current,
+        fields=fields,
+        languages=languages,
+        choices=choices,
+        binary_paths=[f.path for f in fields if f.kind == "binary"],
+    )
+
+
+def _revive(old: list[Field], new: list[Field]) -> list[Field]:
+    """`new` with the subtrees only `old` has put back where Central puts them."""
+    result = list(new)
+    present = {f.path for f in new}
+    index = 0
+    while index < len(old):
+        field = old[index]
+        if field.path in present:
+            index += 1
+            continue
+        end = index + 1
+        while end < len(old) and old[end].path.startswith(field.path + "/"):
+            end += 1
+        parent = field.path.rpartition("/")[0]
+        at = _end_of_subtree(result, parent)
+        result[at:at] = old[index:end]
+        index = end
+    return result
+
+
+def _end_of_subtree(fields: list[Field], parent: str) -> int:
+    """Index just after the last field at or below `parent` ("" is the whole form)."""
+    for index in range(len(fields) - 1, -1, -1):
+        path = fields[index].path
+        if path == parent or path.startswith(parent + "/"):
+            return index + 1
+    return len(fields)
+
+
+def _in_closest_repeat(field: Field, repeats: list[str]) -> Field:
+    enclosing = [path for path in repeats if field.path.startswith(path + "/")]
+    parent = max(enclosing, key=len) if enclosing else None
+    if parent == field.parent_repeat:
+        return field
+    return msgspec.structs.replace(field, parent_repeat=parent)

@@ -1,0 +1,284 @@
+"""GeoJSON (RFC 7946) of one table's locations, for QGIS, ArcGIS and web maps.
+
+Field teams collect points, traces and shapes; analysts want them on a map
+without converting a CSV's "lat lon alt acc" strings by hand. The output is one
+FeatureCollection: one Feature per row (submission or repeat instance) of the
+chosen table that has a value in the chosen geo question.
+
+Choices made:
+- The table is the root when it has a geopoint, geotrace or geoshape, else the
+  first repeat table (in the CSV zip's order) that has one; the geo question is
+  the table's first. Both may be named (table as in the CSV zip, question by
+  name or path); unknown names raise ExportError.
+- ODK writes "lat lon alt acc" per point and separates points with ";".
+  geopoint -> Point, geotrace -> LineString, geoshape -> Polygon whose ring is
+  closed if the phone did not close it and turned counterclockwise (RFC 7946's
+  right-hand rule); a ring whose corners are all on one line is not a shape.
+  Positions are [lon, lat], with the altitude as a third number only when
+  every point of the value has one; accuracy is dropped.
+- A value that cannot be read (not numbers, latitude beyond ±90, longitude
+  beyond ±180, too few points for its kind) skips the feature and is counted
+  in the returned summary; the export goes on.
+- `id` is the row's KEY. Properties are the table's other output columns, as
+  in the CSV (KEY, PARENT_KEY for repeats, labels and split select multiples
+  per the options), with int and decimal answers, geopoint parts, system counts
+  and split 0/1 columns as JSON numbers (null when the answer is not a number)
+  and everything else as strings, formula-escaped like the CSV by default.
+- Personal data: a personal geo question that the options drop or pseudonymise
+  cannot give a geometry (coordinates cannot be pseudonymised); choosing it is
+  an ExportError, and the default choice skips it.
+
+The output is streamed: one batch of features is in memory at a time (the
+table's rows are spooled first only when split select multiple columns must be
+found in the data).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import polars as pl
+
+from exports.csvzip import ByteSink
+from exports.formulas import escaped_text
+from exports.options import ExportError, ExportOptions
+from exports.plan import KEY, ExportPlan, TablePlan, plan_export
+from exports.records import ExportRecord
+from exports.spool import FrameSpool
+from exports.tabulate import (
+    OutputColumn,
+    collect_select_values,
+    shape_table,
+    sorted_select_values,
+    tabulate_batch,
+)
+from exports.typed import CellType, to_float, to_int, typed_columns
+from forms.schema import Field, FormSchema
+
+__all__ = ["GEO_KINDS", "GeoJsonSummary", "geometry_of", "write_geojson"]
+
+Batches = Iterable[Sequence[ExportRecord]]
+SelectValues = Mapping[str, Sequence[str]]
+Position = list[float]
+
+GEO_KINDS = ("geopoint", "geotrace", "geoshape")
+_DEFAULT_OPTIONS = ExportOptions()
+_OPEN = b'{"type":"FeatureCollection","features":[\n'
+_CLOSE = b"\n]}\n"
+_encoder = msgspec.json.Encoder()
+
+
+class GeoJsonSummary(msgspec.Struct, frozen=True):
+    table: str
+    geo_field: str
+    features: int
+    # Rows whose geo value was present but could not be read.
+    skipped: int
+
+
+def write_geojson(
+    schema: FormSchema,
+    batches: Batches,
+    out: ByteSink,
+    options: ExportOptions = _DEFAULT_OPTIONS,
+    *,
+    table: str | None = None,
+    geo_field: str | None = None,
+    select_values: SelectValues | None = None,
+    spool_dir: str | Path | None = None,
+) -> GeoJsonSummary:
+    """Write a FeatureCollection of one table's geo question to `out`; say what was written.
+
+    Raises ExportError before writing anything when the form has no geo
+    question, or `table` / `geo_field` name none.
+    """
+    plan = plan_export(schema, options)
+    chosen, field = _choose(schema, plan, table, geo_field)
+    writer = _FeatureWriter(plan, chosen, field, out)
+    out.write(_OPEN)
+    if select_values is not None or not options.split_select_multiples:
+        for raw in _raw_frames(plan, chosen, batches):
+            writer.write(raw, select_values)
+    else:
+        with FrameSpool(spool_dir) as spool:
+            found: dict[str, set[str]] = {}
+            for raw in _raw_frames(plan, chosen, batches):
+                collect_select_values(chosen, raw, found)
+                spool.append(raw)
+            values = sorted_select_values(found)
+            for raw in spool.frames():
+                writer.write(raw, values)
+    out.write(_CLOSE)
+    out.flush()
+    return GeoJsonSummary(
+        table=chosen.name, geo_field=field.path, features=writer.features, skipped=writer.skipped
+    )
+
+
+def geometry_of(kind: str, value: str) -> dict[str, Any] | None:
+    """The GeoJSON geometry of an ODK geo answer, or None when it cannot be read."""
+    positions = _positions(value)
+    if positions is None:
+        return None
+    if kind == "geopoint":
+        return {"type": "Point", "coordinates": positions[0]} if len(positions) == 1 else None
+    if kind == "geotrace":
+        return {"type": "LineString", "coordinates": positions} if len(positions) >= 2 else None
+    if positions[0] != positions[-1]:
+        positions.append(list(positions[0]))
+    if len(positions) < 4:
+        return None  # a ring needs three distinct corners
+    area = _signed_area(positions)
+    if area == 0:
+        return None  # all corners on one line: no shape
+    if area < 0:
+        positions.reverse()  # RFC 7946: exterior rings counterclockwise
+    return {"type": "Polygon", "coordinates": [positions]}
+
+
+def _positions(value: str) -> list[Position] | None:
+    points = [point.split() for point in value.split(";") if point.strip()]
+    if not points:
+        return None
+    with_altitude = all(len(parts) >= 3 for parts in points)
+    positions = []
+    for parts in points:
+        if len(parts) < 2:
+            return None
+        try:
+            numbers = [float(part) for part in parts[: 3 if with_altitude else 2]]
+        except ValueError:
+            return None
+        if not all(math.isfinite(n) for n in numbers):
+            return None
+        latitude, longitude = numbers[0], numbers[1]
+        if not (-90 <= latitude <= 90 and -180 <= longitude <= 180):
+            return None
+        positions.append([longitude, latitude, *numbers[2:]])
+    return positions
+
+
+def _signed_area(ring: list[Position]) -> float:
+    # Shoelace formula in lon/lat axes: positive for a counterclockwise ring.
+    return sum(a[0] * b[1] - b[0] * a[1] for a, b in itertools.pairwise(ring)) / 2
+
+
+def _raw_frames(plan: ExportPlan, table: TablePlan, batches: Batches) -> Iterator[pl.DataFrame]:
+    for batch in batches:
+        if batch:
+            yield tabulate_batch(plan, batch)[table.name]
+
+
+class _FeatureWriter:
+    def __init__(self, plan: ExportPlan, table: TablePlan, field: Field, out: ByteSink) -> None:
+        self.plan = plan
+        self.table = table
+        self.field = field
+        self.out = out
+        self.features = 0
+        self.skipped = 0
+
+    def write(self, raw: pl.DataFrame, select_values: SelectValues | None) -> None:
+        if raw.height == 0:
+            return
+        columns = [
+            (name, out, kind)
+            for name, out, kind in typed_columns(self.plan, self.table, select_values)
+            if out.column.source != self.field.path
+        ]
+        shaped = shape_table(self.plan, self.table, raw, select_values)
+        properties = shaped.select(
+            self._property(out, kind).alias(name) for name, out, kind in columns
+        )
+        names = properties.columns
+        geo_values = raw.get_column(self.field.path).to_list()
+        keys = raw.get_column(KEY).to_list()
+        chunks = []
+        for geo, key, row in zip(geo_values, keys, properties.iter_rows(), strict=True):
+            if not geo:
+                continue
+            geometry = geometry_of(self.field.kind, geo)
+            if geometry is None:
+                self.skipped += 1
+                continue
+            feature = {
+                "type": "Feature",
+                "id": key,
+                "geometry": geometry,
+                "properties": dict(zip(names, row, strict=True)),
+            }
+            chunks.append(_encoder.encode(feature))
+        if chunks:
+            if self.features:
+                self.out.write(b",\n")
+            self.out.write(b",\n".join(chunks))
+            self.features += len(chunks)
+
+    def _property(self, out: OutputColumn, kind: CellType) -> pl.Expr:
+        value = pl.col(out.key)
+        if kind in ("int", "bool"):
+            return to_int(value)
+        if kind == "float":
+            return to_float(value)
+        return escaped_text(value) if self.plan.options.escape_formulas else value
+
+
+def _choose(
+    schema: FormSchema, plan: ExportPlan, table_name: str | None, geo_name: str | None
+) -> tuple[TablePlan, Field]:
+    geo_fields = [f for f in schema.fields if f.kind in GEO_KINDS]
+    if not geo_fields:
+        raise ExportError("The form has no geopoint, geotrace or geoshape question to map")
+    if table_name is not None:
+        table = next((t for t in plan.tables if t.name == table_name), None)
+        if table is None:
+            known = ", ".join(t.name for t in plan.tables)
+            raise ExportError(f'The form has no table "{table_name}"; its tables are: {known}')
+        candidates = [table]
+    else:
+        with_geo = {f.parent_repeat for f in geo_fields}
+        candidates = [t for t in plan.tables if t.repeat_path in with_geo]
+    in_tables = [
+        (table, field)
+        for table in candidates
+        for field in geo_fields
+        if field.parent_repeat == table.repeat_path
+    ]
+    if geo_name is not None:
+        named = [(t, f) for t, f in in_tables if geo_name in (f.name, f.path)]
+        if not named:
+            where = f'table "{table_name}"' if table_name is not None else "form"
+            known = ", ".join(f.path for _, f in in_tables) or "none"
+            raise ExportError(
+                f'The {where} has no geo question "{geo_name}"; its geo questions are: {known}'
+            )
+        table, field = named[0]
+        if not _exported(table, field):
+            raise ExportError(_personal_message(field, plan.options))
+        return table, field
+    if not in_tables:
+        raise ExportError(
+            f'The table "{table_name}" has no geopoint, geotrace or geoshape question'
+        )
+    usable = [(t, f) for t, f in in_tables if _exported(t, f)]
+    if not usable:
+        raise ExportError(_personal_message(in_tables[0][1], plan.options))
+    return usable[0]
+
+
+def _exported(table: TablePlan, field: Field) -> bool:
+    """Whether the field's real values are in the export (not dropped or pseudonymised)."""
+    return any(c.source == field.path and not c.pseudonymised for c in table.columns)
+
+
+def _personal_message(field: Field, options: ExportOptions) -> str:
+    action = "drops" if options.personal == "drop" else "pseudonymises"
+    return (
+        f'The geo question "{field.path}" is personal data and this export {action} '
+        "personal data, so it has no locations to map"
+    )

@@ -1,0 +1,298 @@
+"""The XLSX writer: same tables as the CSV zip, typed cells, labels, hostile text, row limit."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+
+import openpyxl
+import pytest
+from openpyxl.cell.cell import Cell
+from openpyxl.utils.escape import unescape
+from openpyxl.worksheet.worksheet import Worksheet
+
+import exports.xlsx
+from exports.options import ExportOptions
+from exports.records import ExportRecord
+from exports.sheetxml import column_letters
+from exports.tabulate import pseudonym
+from exports.xlsx import write_xlsx
+from tests.exports.conftest import export_record, schema_from_markdown
+from tests.exports.survey import (
+    ESCAPED,
+    HOSTILE,
+    SCHEMA,
+    csv_tables,
+    farm_records,
+    farm_xml,
+    hostile_records,
+)
+
+KEY = b"k" * 32
+OPTIONS = [
+    ExportOptions(),
+    ExportOptions(split_select_multiples=True),
+    ExportOptions(labels=True, language="French (fr)"),
+    ExportOptions(group_paths=False, labels=True, split_select_multiples=True),
+    ExportOptions(personal="drop"),
+    ExportOptions(personal="pseudonymise", pseudonym_key=KEY),
+    ExportOptions(escape_formulas=False),
+]
+
+
+class PipeLike:
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+
+    def write(self, data: bytes) -> int:
+        self.chunks.append(bytes(data))
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+
+def workbook(records: list[ExportRecord], options: ExportOptions) -> openpyxl.Workbook:
+    pipe = PipeLike()
+    write_xlsx(SCHEMA, iter([records[:1], records[1:]]), pipe, options)
+    return openpyxl.load_workbook(io.BytesIO(b"".join(pipe.chunks)))
+
+
+def rows(sheet: Worksheet) -> list[list[object]]:
+    return [list(row) for row in sheet.iter_rows(values_only=True)]
+
+
+def as_csv_text(cell: object, csv_cell: str) -> bool:
+    """Whether a typed cell holds what the CSV shows as text."""
+    if cell is None:
+        return csv_cell == ""
+    if isinstance(cell, bool):
+        return False
+    if isinstance(cell, int | float):
+        return float(csv_cell) == cell
+    if isinstance(cell, datetime):
+        # The CSV keeps offsets and milliseconds; the cell holds the clock time.
+        return csv_cell[:19] == cell.isoformat()[:19] or csv_cell == cell.date().isoformat()
+    return cell == csv_cell
+
+
+@pytest.mark.parametrize("options", OPTIONS)
+def test_sheets_hold_the_csv_zips_tables_cell_for_cell(options: ExportOptions) -> None:
+    records = farm_records()
+    expected = csv_tables(records, options)
+
+    book = workbook(records, options)
+
+    assert book.sheetnames == list(expected)
+    for name, csv_rows in expected.items():
+        sheet_rows = rows(book[name])
+        assert list(sheet_rows[0]) == csv_rows[0]
+        assert len(sheet_rows) == len(csv_rows) + 1  # the label row
+        for sheet_row, csv_row in zip(sheet_rows[2:], csv_rows[1:], strict=True):
+            mismatches = [
+                (header, cell, text)
+                for header, cell, text in zip(csv_rows[0], sheet_row, csv_row, strict=True)
+                if not as_csv_text(cell, text)
+            ]
+            assert mismatches == []
+
+
+def test_cells_are_typed_from_the_question_kinds() -> None:
+    book = workbook(farm_records(), ExportOptions(split_select_multiples=True))
+    sheet = book["farm"]
+    header = [cell.value for cell in sheet[1]]
+    first = {name: cell for name, cell in zip(header, sheet[3], strict=True)}
+    second = {name: cell for name, cell in zip(header, sheet[4], strict=True)}
+
+    assert first["age"].value == 34
+    assert first["weight"].value == -61.5
+    assert first["home-Latitude"].value == -1.286
+    assert first["home-Accuracy"].value == 4.2
+    assert first["born"].value == datetime(1992, 2, 29)
+    assert first["born"].number_format == "yyyy-mm-dd"
+    # The phone's clock time, offset (+03:00) dropped.
+    seen = first["seen"].value
+    assert isinstance(seen, datetime)
+    assert abs(seen - datetime(2026, 8, 1, 10, 30, 0, 250_000)) < timedelta(milliseconds=1)
+    # SubmissionDate in UTC.
+    assert first["SubmissionDate"].value == datetime(2026, 8, 1, 10, 0)
+    assert (first["fruits/apple"].value, first["fruits/pear"].value) == (1, 0)
+    assert first["Edits"].value == 0
+    assert first["SubmitterID"].value == 5
+    assert first["FormVersion"].value == "4"
+    assert first["FormVersion"].data_type == "s"
+    # Answers that do not read as their type stay as the text that was sent.
+    assert second["age"].value == "abc"
+    assert second["born"].value == "not a date"
+    assert second["seen"].value == datetime(2026, 1, 15, 23, 0)
+    assert second["weight"].value is None
+
+
+def test_second_header_row_has_question_labels_in_the_chosen_language() -> None:
+    english = workbook(farm_records(), ExportOptions(split_select_multiples=True))
+    french = workbook(farm_records(), ExportOptions(language="French (fr)"))
+
+    labels = rows(english["farm"])[1]
+    assert labels[:5] == [None, "Name", "Age", "Weight", "Born"]
+    assert labels[6:14] == [
+        "Home (Latitude)",
+        "Home (Longitude)",
+        "Home (Altitude)",
+        "Home (Accuracy)",
+        "Fruits",
+        "Fruits: Apple",
+        "Fruits: Big fig",
+        "Fruits: Pear",
+    ]
+    assert rows(french["farm-plot"])[1] == ["Culture", "Limite", "Chemin", None, None]
+    assert english["farm"].freeze_panes == "A3"
+
+
+def test_choice_labels_replace_values_with_labels_on() -> None:
+    book = workbook(farm_records(), ExportOptions(labels=True, language="French (fr)"))
+    header, _, first, second, _ = rows(book["farm"])
+
+    assert first[header.index("fruits")] == "Pomme; Grosse figue"
+    assert first[header.index("favourite")] == "Poire"
+    assert second[header.index("fruits")] == "Poire"
+
+
+def test_personal_answers_are_dropped_or_pseudonymised() -> None:
+    dropped = workbook(farm_records(), ExportOptions(personal="drop"))
+    hidden = workbook(farm_records(), ExportOptions(personal="pseudonymise", pseudonym_key=KEY))
+
+    assert "name" not in rows(dropped["farm"])[0]
+    header, _, first, *_ = rows(hidden["farm"])
+    assert first[header.index("name")] == pseudonym(KEY, "Arta Hoxha")
+
+
+@pytest.mark.parametrize("escape", [True, False])
+def test_hostile_text_is_a_string_cell_escaped_and_otherwise_intact(escape: bool) -> None:
+    book = workbook(hostile_records(), ExportOptions(escape_formulas=escape))
+    expected = ESCAPED if escape else HOSTILE
+
+    root = book["farm"]
+    header = [cell.value for cell in root[1]]
+    for column in ("name", "favourite"):
+        cells = [row[header.index(column)] for row in root.iter_rows(min_row=3)]
+        assert [text_of(cell) for cell in cells] == expected
+        assert {cell.data_type for cell in cells} == {"s"}  # never a formula
+    crops = [row[0] for row in book["farm-plot"].iter_rows(min_row=3)]
+    assert [text_of(cell) for cell in crops] == expected
+    assert {cell.data_type for cell in crops} == {"s"}
+
+
+def text_of(cell: Cell) -> object:
+    """The cell's text as Excel shows it: OOXML writes control characters as _xHHHH_
+    (xlsxwriter does, openpyxl does not decode them in inline strings)."""
+    return unescape(cell.value) if isinstance(cell.value, str) else cell.value
+
+
+def many_records(count: int) -> list[ExportRecord]:
+    return [
+        export_record(SCHEMA, farm_xml(f"uuid:{n}", plots=[{"crop": f"c{n}"}], age=str(n)))
+        for n in range(count)
+    ]
+
+
+def test_a_table_longer_than_a_sheet_continues_on_numbered_sheets(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(exports.xlsx, "MAX_ROWS", 5)  # two header rows, three data rows
+    records = many_records(8)
+
+    book = workbook(records, ExportOptions())
+
+    assert book.sheetnames == [
+        "farm",
+        "farm (2)",
+        "farm (3)",
+        "farm-plot",
+        "farm-plot (2)",
+        "farm-plot (3)",
+    ]
+    ages: list[object] = []
+    for name in ("farm", "farm (2)", "farm (3)"):
+        sheet_rows = rows(book[name])
+        assert sheet_rows[0][:3] == ["SubmissionDate", "name", "age"]
+        assert sheet_rows[1][:3] == [None, "Name", "Age"]
+        assert len(sheet_rows) <= 5
+        ages.extend(row[2] for row in sheet_rows[2:])
+    assert ages == list(range(8))
+    crops = [row[0] for name in book.sheetnames[3:] for row in rows(book[name])[2:]]
+    assert crops == [f"c{n}" for n in range(8)]
+
+
+LONG_REPEATS = """
+| survey |
+|        | type         | name                                        | label |
+|        | begin repeat | a_very_long_repeat_name_that_excel_cuts_one | One   |
+|        | text         | x                                           | X     |
+|        | end repeat   |                                             |       |
+|        | begin repeat | a_very_long_repeat_name_that_excel_cuts_two | Two   |
+|        | text         | y                                           | Y     |
+|        | end repeat   |                                             |       |
+| settings |
+|          | form_id |
+|          | history |
+"""
+
+
+def test_sheet_names_are_cut_to_31_characters_and_unique() -> None:
+    schema = schema_from_markdown(LONG_REPEATS, "history")
+    out = io.BytesIO()
+
+    write_xlsx(schema, [], out)
+
+    names = openpyxl.load_workbook(io.BytesIO(out.getvalue())).sheetnames
+    assert names == [
+        "history~2",
+        "history-a_very_long_repeat_name",
+        "history-a_very_long_repeat_na~2",
+    ]
+    assert all(len(name) <= 31 for name in names)
+
+
+def test_no_submissions_still_gives_every_sheet_with_headers() -> None:
+    out = io.BytesIO()
+
+    write_xlsx(SCHEMA, [], out, ExportOptions(split_select_multiples=True))
+
+    book = openpyxl.load_workbook(io.BytesIO(out.getvalue()))
+    assert book.sheetnames == ["farm", "farm-plot"]
+    assert rows(book["farm-plot"]) == [
+        ["crop", "boundary", "path", "PARENT_KEY", "KEY"],
+        ["Crop", "Boundary", "Path", None, None],
+    ]
+
+
+def test_a_failure_midway_writes_nothing() -> None:
+    def batches() -> Iterator[list[ExportRecord]]:
+        yield farm_records()
+        raise RuntimeError("database went away")
+
+    pipe = PipeLike()
+    with pytest.raises(RuntimeError, match="database went away"):
+        write_xlsx(SCHEMA, batches(), pipe)
+    assert pipe.chunks == []
+
+
+def test_text_that_looks_like_an_ooxml_escape_and_very_long_text_survive() -> None:
+    tricky = ["a_x000D_b", "snake_x_case", "_x", "x" * 40_000]
+    records = [
+        export_record(SCHEMA, farm_xml(f"uuid:t{i}", name=text)) for i, text in enumerate(tricky)
+    ]
+
+    sheet = workbook(records, ExportOptions())["farm"]
+
+    names = [text_of(row[1]) for row in sheet.iter_rows(min_row=3)]
+    # Excel keeps at most 32,767 characters in a cell.
+    assert names == [*tricky[:3], "x" * 32_767]
+
+
+@pytest.mark.parametrize(
+    ("index", "letters"), [(0, "A"), (25, "Z"), (26, "AA"), (701, "ZZ"), (702, "AAA")]
+)
+def test_column_letters_follow_excel(index: int, letters: str) -> None:
+    assert column_letters(index) == letters
