@@ -16,7 +16,7 @@ No HTTP, no database, no I/O beyond the outputs and temporary spool files.
 """
 
 from exports.csvzip import ByteSink, MediaFile, write_csv_zip, write_root_csv
-from exports.geojson import GeoJsonSummary, write_geojson
+from exports.geojson import GeoJsonSummary, check_geojson, write_geojson
 from exports.options import ExportError, ExportOptions
 from exports.parquet import write_parquet_zip
 from exports.plan import ExportPlan, TablePlan, plan_export
@@ -34,6 +34,7 @@ __all__ = [
     "MediaFile",
     "SubmissionMeta",
     "TablePlan",
+    "check_geojson",
     "plan_export",
     "shape_table",
     "tabulate_batch",

@@ -60,7 +60,7 @@ from exports.tabulate import (
 from exports.typed import CellType, to_float, to_int, typed_columns
 from forms.schema import Field, FormSchema
 
-__all__ = ["GEO_KINDS", "GeoJsonSummary", "geometry_of", "write_geojson"]
+__all__ = ["GEO_KINDS", "GeoJsonSummary", "check_geojson", "geometry_of", "write_geojson"]
 
 Batches = Iterable[Sequence[ExportRecord]]
 SelectValues = Mapping[str, Sequence[str]]
@@ -79,6 +79,21 @@ class GeoJsonSummary(msgspec.Struct, frozen=True):
     features: int
     # Rows whose geo value was present but could not be read.
     skipped: int
+
+
+def check_geojson(
+    schema: FormSchema,
+    options: ExportOptions = _DEFAULT_OPTIONS,
+    *,
+    table: str | None = None,
+    geo_field: str | None = None,
+) -> tuple[str, str]:
+    """The table and geo question an export would use; ExportError as write_geojson.
+
+    For servers, to refuse a request before a response starts.
+    """
+    chosen, field = _choose(schema, plan_export(schema, options), table, geo_field)
+    return chosen.name, field.path
 
 
 def write_geojson(

@@ -102,7 +102,9 @@ async def _user_promote(settings: Settings, email: str) -> None:
         await close_runtime(rt)
 
 
-EXPORT_FORMATS = ("csv.zip", "csv")  # the values of server.services.exports.ExportFormat
+# The values of server.services.exports.ExportFormat (a test keeps them equal); not
+# imported from there, so that `homeward serve` stays light.
+EXPORT_FORMATS = ("csv.zip", "csv", "xlsx", "parquet.zip", "geojson")
 
 
 async def _export(settings: Settings, args: argparse.Namespace) -> None:
@@ -148,6 +150,9 @@ async def _export(settings: Settings, args: argparse.Namespace) -> None:
                 format=export_format,
                 media=args.attachments,
                 spool_dir=settings.data_dir / "tmp",
+                deleted_fields=args.deleted_fields,
+                geo_table=args.table,
+                geo_field=args.geo_field,
             )
             first = await exports.fetch_page(db, job, None)
         args.out.mkdir(parents=True, exist_ok=True)
@@ -216,7 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
     promote = commands.add_parser("user-promote", help="Make a user a site administrator.")
     promote.add_argument("--email", required=True)
     export = commands.add_parser(
-        "export", help="Export a form's submissions to a file (Central's CSV zip layout)."
+        "export",
+        help="Export a form's submissions to a file (CSV zip, CSV, XLSX, Parquet, GeoJSON).",
     )
     export.add_argument("--project", type=int, required=True, help="Project id.")
     export.add_argument("--form", required=True, help="The form's xmlFormId.")
@@ -224,7 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--format",
         choices=EXPORT_FORMATS,
         default="csv.zip",
-        help="csv.zip (every table, media/) or csv (the main table alone).",
+        help="csv.zip (every table, media/), csv (the main table alone), xlsx, "
+        "parquet.zip (typed tables) or geojson (one table's locations).",
     )
     export.add_argument("--out", type=Path, default=Path("."), help="Folder to write into.")
     export.add_argument(
@@ -243,6 +250,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--review-state", help="Comma-separated review states (received, approved ..., null)."
     )
     export.add_argument("--labels", action="store_true", help="Choice labels, not values.")
+    export.add_argument(
+        "--deleted-fields",
+        action="store_true",
+        help="Also the questions only older versions of the form had.",
+    )
+    export.add_argument("--table", help="geojson: the table to map (as named in the CSV zip).")
+    export.add_argument("--geo-field", help="geojson: the geo question (name or path).")
     export.add_argument("--language", help="Language of the labels, as the form names it.")
     export.add_argument(
         "--personal",

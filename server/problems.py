@@ -71,6 +71,11 @@ def insufficient_rights() -> Problem:
     return Problem(403.1, "You are not allowed to do that.")
 
 
+def export_not_possible(reason: str) -> Problem:
+    """An export that cannot be made as asked (unknown language, no geo question ...)."""
+    return Problem(400.8, f"{reason}.")
+
+
 def personal_data_forbidden() -> Problem:
     return Problem(
         403.1,

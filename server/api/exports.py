@@ -1,4 +1,5 @@
-"""Submission exports: Central's `submissions.csv.zip` (GET and POST) and `submissions.csv`.
+"""Submission exports: Central's `submissions.csv.zip` (GET and POST) and `submissions.csv`,
+and Homeward's `submissions.xlsx`, `submissions.parquet.zip` and `submissions.geojson`.
 
 Everything that can fail with a proper answer (sign-in, rights, the form, the
 query options, the first page of rows) is settled before the response starts;
@@ -6,12 +7,14 @@ the bytes then stream (see server.services.exports).
 
 Query options as Central names them: `attachments` (default true; the zip only),
 `groupPaths` (default true), `splitSelectMultiples` (default false),
-`deletedFields` (accepted; columns come from the form's current version) and
+`deletedFields` (also the columns of questions older versions had) and
 `$filter` (see services.exports.parse_filter). Homeward adds `labels` (choice
 labels instead of values), `language`, `personal` (keep, drop or pseudonymise
 the fields the XLSForm marks personal), `start` / `end` (submission date range,
-ISO dates or times; `end` is exclusive) and `reviewState` (a comma-separated
-list, `null` for none yet).
+ISO dates or times; `end` is exclusive), `reviewState` (a comma-separated
+list, `null` for none yet), and for GeoJSON `table` (as named in the CSV zip)
+and `geoField` (a question's name or path). Every option applies to every
+format where it means something.
 
 Personal data: project managers and site administrators get personal fields as
 they are unless they ask otherwise; everyone else who may read submissions gets
@@ -58,6 +61,9 @@ class ExportQuery:
     language: str | None
     personal: PersonalMode | None
     where: Where
+    deleted_fields: bool = False
+    geo_table: str | None = None
+    geo_field: str | None = None
 
 
 def _personal_mode(value: str | None) -> PersonalMode | None:
@@ -109,8 +115,9 @@ async def export_query(
     start: Annotated[str | None, QueryParameter(name="start")] = None,
     end: Annotated[str | None, QueryParameter(name="end")] = None,
     review_state: Annotated[str | None, QueryParameter(name="reviewState")] = None,
+    table: Annotated[str | None, QueryParameter(name="table")] = None,
+    geo_field: Annotated[str | None, QueryParameter(name="geoField")] = None,
 ) -> ExportQuery:
-    parse_flag(deleted_fields, name="deletedFields")  # validated; see the module docstring
     where = list(export_service.parse_filter(filter_text))
     if start:
         where.append(Submission.created_at >= _moment("start", start))
@@ -126,6 +133,9 @@ async def export_query(
         language=language or None,
         personal=_personal_mode(personal),
         where=tuple(where),
+        deleted_fields=parse_flag(deleted_fields, name="deletedFields"),
+        geo_table=table or None,
+        geo_field=geo_field or None,
     )
 
 
@@ -149,7 +159,7 @@ def export_options(query: ExportQuery, principal: Principal, project: Project) -
             pseudonym_key=project.pseudonym_secret.encode(),
         )
     except ExportError as error:
-        raise problems.unexpected_value("personal", personal, str(error)) from error
+        raise problems.export_not_possible(str(error)) from error
 
 
 async def _export(
@@ -176,9 +186,12 @@ async def _export(
                 format=format,
                 media=query.attachments,
                 spool_dir=rt.settings.data_dir / "tmp",
+                deleted_fields=query.deleted_fields,
+                geo_table=query.geo_table,
+                geo_field=query.geo_field,
             )
-        except ExportError as error:  # e.g. a language the form does not have
-            raise problems.unexpected_value("language", query.language, str(error)) from error
+        except ExportError as error:  # a language the form does not have, no geo question ...
+            raise problems.export_not_possible(str(error)) from error
         first = await export_service.fetch_page(db, job, None)
     file_name = f"{form.xml_form_id}.{format.value}"
     return Stream(
@@ -228,9 +241,42 @@ async def get_csv(
     return await _export(request, project_id, xml_form_id, options, ExportFormat.CSV)
 
 
+@get(f"{_PATH}/submissions.xlsx", operation_id="exportSubmissionsXlsx")
+async def get_xlsx(
+    request: AnyRequest,
+    project_id: FromPath[int],
+    xml_form_id: FromPath[str],
+    options: NamedDependency[ExportQuery],
+) -> Stream:
+    """Every table as a sheet: typed cells, a row of question labels, frozen header."""
+    return await _export(request, project_id, xml_form_id, options, ExportFormat.XLSX)
+
+
+@get(f"{_PATH}/submissions.parquet.zip", operation_id="exportSubmissionsParquet")
+async def get_parquet(
+    request: AnyRequest,
+    project_id: FromPath[int],
+    xml_form_id: FromPath[str],
+    options: NamedDependency[ExportQuery],
+) -> Stream:
+    """Every table as a typed Parquet file, in one zip."""
+    return await _export(request, project_id, xml_form_id, options, ExportFormat.PARQUET)
+
+
+@get(f"{_PATH}/submissions.geojson", operation_id="exportSubmissionsGeoJson")
+async def get_geojson(
+    request: AnyRequest,
+    project_id: FromPath[int],
+    xml_form_id: FromPath[str],
+    options: NamedDependency[ExportQuery],
+) -> Stream:
+    """One table's locations as a FeatureCollection (`table`, `geoField` choose them)."""
+    return await _export(request, project_id, xml_form_id, options, ExportFormat.GEOJSON)
+
+
 router = Router(
     "/v1",
-    route_handlers=[csv_zip, get_csv],
+    route_handlers=[csv_zip, get_csv, get_xlsx, get_parquet, get_geojson],
     dependencies={"options": Provide(export_query)},
     tags=["exports"],
 )

@@ -39,6 +39,7 @@ import anyio
 import anyio.from_thread
 import anyio.lowlevel
 import anyio.to_thread
+import msgspec
 from anyio.lowlevel import EventLoopToken
 from anyio.streams.memory import MemoryObjectSendStream
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select
@@ -49,11 +50,15 @@ from exports import (
     ExportRecord,
     MediaFile,
     SubmissionMeta,
+    check_geojson,
     plan_export,
     write_csv_zip,
+    write_geojson,
+    write_parquet_zip,
     write_root_csv,
+    write_xlsx,
 )
-from forms.schema import FormSchema
+from forms.schema import FormSchema, merge_schemas
 from server import problems
 from server.db.models import (
     Actor,
@@ -177,6 +182,9 @@ class ExportFormat(StrEnum):
 
     CSV_ZIP = "csv.zip"  # Central's layout: every table, media/ with attachments=true
     CSV = "csv"  # the root table alone, as Central's submissions.csv
+    XLSX = "xlsx"  # the same tables as sheets, typed cells, label header row
+    PARQUET = "parquet.zip"  # the same tables as typed Parquet files
+    GEOJSON = "geojson"  # one table's locations
 
     @property
     def media_type(self) -> str:
@@ -186,7 +194,12 @@ class ExportFormat(StrEnum):
 _MEDIA_TYPES = {
     ExportFormat.CSV_ZIP: "application/zip",
     ExportFormat.CSV: "text/csv; charset=utf-8",
+    ExportFormat.XLSX: "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    ExportFormat.PARQUET: "application/zip",
+    ExportFormat.GEOJSON: "application/geo+json",
 }
+# Formula escaping protects spreadsheets; data for R, pandas, DuckDB or QGIS stays as typed.
+_SPREADSHEET_FORMATS = frozenset({ExportFormat.CSV_ZIP, ExportFormat.CSV, ExportFormat.XLSX})
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +213,9 @@ class ExportJob:
     media: bool
     format: ExportFormat
     spool_dir: Path
+    # GeoJSON only: the table and geo question (None: the writer's default).
+    geo_table: str | None = None
+    geo_field: str | None = None
 
     @property
     def root_only(self) -> bool:
@@ -222,26 +238,50 @@ async def prepare_export(
     format: ExportFormat = ExportFormat.CSV_ZIP,
     media: bool,
     spool_dir: Path,
+    deleted_fields: bool = False,
+    geo_table: str | None = None,
+    geo_field: str | None = None,
 ) -> ExportJob:
     """The export of `form`'s submissions, laid out by its current published version.
 
-    Fields that only older versions have are not merged in yet.
+    With `deleted_fields`, fields that only older versions had are merged in
+    (Central's deletedFields=true). Raises ExportError (unknown language, no geo
+    question ...) before anything is streamed.
     """
     if form.current_def_id is None:
         raise problems.not_found()  # never published: nothing to export
     form_def = await db.get(FormDef, form.current_def_id)
     if form_def is None:
         raise problems.not_found()
+    schema = schema_of(form_def)
+    if deleted_fields:
+        older = (
+            await db.scalars(
+                select(FormDef)
+                .where(
+                    FormDef.form_id == form.id,
+                    FormDef.published_at.is_not(None),
+                    FormDef.id != form_def.id,
+                )
+                .order_by(FormDef.published_at, FormDef.id)
+            )
+        ).all()
+        schema = merge_schemas(schema, [schema_of(item) for item in older])
+    if format not in _SPREADSHEET_FORMATS:
+        options = msgspec.structs.replace(options, escape_formulas=False)
+    plan_export(schema, options)  # an ExportError (unknown language ...) before the first byte
+    if format is ExportFormat.GEOJSON:
+        check_geojson(schema, options, table=geo_table, geo_field=geo_field)
     selected = (
         Submission.form_id == form.id,
         Submission.draft.is_(False),
         Submission.deleted_at.is_(None),
         *where,
     )
-    schema = schema_of(form_def)
-    plan_export(schema, options)  # an ExportError (unknown language ...) before the first byte
     media = media and format is ExportFormat.CSV_ZIP
-    return ExportJob(form.id, schema, options, selected, media, format, spool_dir)
+    return ExportJob(
+        form.id, schema, options, selected, media, format, spool_dir, geo_table, geo_field
+    )
 
 
 def _page_query(job: ExportJob, before: int | None) -> Select[tuple[object, ...]]:
@@ -499,14 +539,27 @@ def _write(rt: Runtime, job: ExportJob, first: Page, sink: _ChunkSink, bridge: _
     """Runs in the worker thread."""
     try:
         batches = bridge.iterate(_pages(rt, job, first))
-        if job.root_only:
+        schema, options, spool_dir = job.schema, job.options, job.spool_dir
+        if job.format is ExportFormat.CSV:
             # write_root_csv only ever calls write() on its output.
             out = cast(IO[bytes], sink)
-            write_root_csv(job.schema, batches, out, job.options, spool_dir=job.spool_dir)
-        else:
+            write_root_csv(schema, batches, out, options, spool_dir=spool_dir)
+        elif job.format is ExportFormat.CSV_ZIP:
             media = bridge.iterate(_media(rt, job, bridge)) if job.media else ()
-            write_csv_zip(
-                job.schema, batches, sink, job.options, media=media, spool_dir=job.spool_dir
+            write_csv_zip(schema, batches, sink, options, media=media, spool_dir=spool_dir)
+        elif job.format is ExportFormat.XLSX:
+            write_xlsx(schema, batches, sink, options, spool_dir=spool_dir)
+        elif job.format is ExportFormat.PARQUET:
+            write_parquet_zip(schema, batches, sink, options, spool_dir=spool_dir)
+        else:
+            write_geojson(
+                schema,
+                batches,
+                sink,
+                options,
+                table=job.geo_table,
+                geo_field=job.geo_field,
+                spool_dir=spool_dir,
             )
         sink.finish()
     finally:
