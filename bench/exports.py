@@ -49,7 +49,7 @@ CENTRAL_CSV_20K_SECONDS = 6.4
 POOL = 1000
 CHUNK = 5000
 PLACEHOLDER = "uuid:00000000-0000-0000-0000-000000000000"
-FORMATS = ("csv.zip",)
+FORMATS = ("csv.zip", "xlsx", "parquet.zip", "geojson")
 MARKERS = ("<!-- export-figures:start", "<!-- export-figures:end -->")
 
 
