@@ -114,19 +114,13 @@ async def _export(settings: Settings, args: argparse.Namespace) -> None:
     --personal says otherwise.
     """
     from exports import ExportOptions
-    from server.api.exports import export_query
     from server.db.models import Project
     from server.problems import not_found
     from server.runtime import close_runtime, open_runtime
     from server.services import exports
     from server.services.forms import find_form
 
-    query = await export_query(
-        filter_text=args.filter,
-        start=args.start,
-        end=args.end,
-        review_state=args.review_state,
-    )
+    where = exports.selection(args.filter, args.start, args.end, args.review_state)
     rt = await open_runtime(settings)
     try:
         export_format = exports.ExportFormat(args.format)
@@ -146,7 +140,7 @@ async def _export(settings: Settings, args: argparse.Namespace) -> None:
                     personal=args.personal,
                     pseudonym_key=project.pseudonym_secret.encode(),
                 ),
-                query.where,
+                where,
                 format=export_format,
                 media=args.attachments,
                 spool_dir=settings.data_dir / "tmp",

@@ -25,7 +25,6 @@ keyed pseudonyms (or nothing, with `personal=drop`), and asking for
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Annotated, get_args
 from urllib.parse import quote
 
@@ -33,20 +32,18 @@ from litestar import HttpMethod, Router, get, route
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, QueryParameter
 from litestar.response import Stream
-from sqlalchemy import or_
 
 from exports import ExportError, ExportOptions
 from exports.options import PersonalMode
 from server import problems
 from server.api.common import check
 from server.auth import Principal
-from server.db.models import Project, Submission
+from server.db.models import Project
 from server.requests import AnyRequest, parse_flag, require_principal, runtime_of
 from server.services import exports as export_service
 from server.services.exports import ExportFormat, Where
 from server.services.forms import find_form
 
-REVIEW_STATES = ("received", "hasIssues", "edited", "approved", "rejected")
 _PATH = "/projects/{project_id:int}/forms/{xml_form_id:str}"
 
 
@@ -76,31 +73,6 @@ def _personal_mode(value: str | None) -> PersonalMode | None:
     raise problems.unexpected_value("personal", value, "use keep, drop or pseudonymise.")
 
 
-def _moment(name: str, value: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError as error:
-        raise problems.unexpected_value(
-            name, value, "write a date or time as 2026-08-01 or 2026-08-01T10:00:00Z."
-        ) from error
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
-
-
-def _review_states(value: str) -> Where:
-    wanted = [state.strip() for state in value.split(",") if state.strip()]
-    unknown = [s for s in wanted if s not in REVIEW_STATES and s != "null"]
-    if not wanted or unknown:
-        raise problems.unexpected_value(
-            "reviewState", value, f"use one or more of {', '.join(REVIEW_STATES)} or null."
-        )
-    column = Submission.review_state
-    named = [s for s in wanted if s != "null"]
-    clauses = [column.in_(named)] if named else []
-    if "null" in wanted:
-        clauses.append(column.is_(None))
-    return (or_(*clauses),)
-
-
 async def export_query(
     attachments: Annotated[str | None, QueryParameter(name="attachments")] = None,
     group_paths: Annotated[str | None, QueryParameter(name="groupPaths")] = None,
@@ -118,13 +90,7 @@ async def export_query(
     table: Annotated[str | None, QueryParameter(name="table")] = None,
     geo_field: Annotated[str | None, QueryParameter(name="geoField")] = None,
 ) -> ExportQuery:
-    where = list(export_service.parse_filter(filter_text))
-    if start:
-        where.append(Submission.created_at >= _moment("start", start))
-    if end:
-        where.append(Submission.created_at < _moment("end", end))
-    if review_state:
-        where.extend(_review_states(review_state))
+    where = export_service.selection(filter_text, start, end, review_state)
     return ExportQuery(
         attachments=parse_flag(attachments, default=True, name="attachments"),
         group_paths=parse_flag(group_paths, default=True, name="groupPaths"),
@@ -132,7 +98,7 @@ async def export_query(
         labels=parse_flag(labels, name="labels"),
         language=language or None,
         personal=_personal_mode(personal),
-        where=tuple(where),
+        where=where,
         deleted_fields=parse_flag(deleted_fields, name="deletedFields"),
         geo_table=table or None,
         geo_field=geo_field or None,

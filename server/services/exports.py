@@ -72,14 +72,18 @@ from server.db.models import (
 from server.runtime import Runtime
 from server.services.forms import schema_of
 
+REVIEW_STATES = ("received", "hasIssues", "edited", "approved", "rejected")
+
 __all__ = [
     "BATCH_SIZE",
+    "REVIEW_STATES",
     "ExportFormat",
     "ExportJob",
     "Page",
     "fetch_page",
     "parse_filter",
     "prepare_export",
+    "selection",
     "stream_export",
 ]
 
@@ -172,6 +176,45 @@ def _odata_datetime(value: str) -> datetime:
         parsed = parsed.replace(tzinfo=UTC)
     # UTC before binding: SQLite stores the wall-clock UTC time without an offset.
     return parsed.astimezone(UTC)
+
+
+def selection(
+    filter_text: str | None, start: str | None, end: str | None, review_state: str | None
+) -> Where:
+    """SQL conditions for $filter, a submission date range (end exclusive) and review states."""
+    where = list(parse_filter(filter_text))
+    if start:
+        where.append(Submission.created_at >= _moment("start", start))
+    if end:
+        where.append(Submission.created_at < _moment("end", end))
+    if review_state:
+        where.extend(_review_states(review_state))
+    return tuple(where)
+
+
+def _moment(name: str, value: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError as error:
+        raise problems.unexpected_value(
+            name, value, "write a date or time as 2026-08-01 or 2026-08-01T10:00:00Z."
+        ) from error
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+
+
+def _review_states(value: str) -> Where:
+    wanted = [state.strip() for state in value.split(",") if state.strip()]
+    unknown = [s for s in wanted if s not in REVIEW_STATES and s != "null"]
+    if not wanted or unknown:
+        raise problems.unexpected_value(
+            "reviewState", value, f"use one or more of {', '.join(REVIEW_STATES)} or null."
+        )
+    column = Submission.review_state
+    named = [s for s in wanted if s != "null"]
+    clauses = [column.in_(named)] if named else []
+    if "null" in wanted:
+        clauses.append(column.is_(None))
+    return (or_(*clauses),)
 
 
 # --- selection and pages --------------------------------------------------------------
