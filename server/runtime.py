@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from server.db.engine import create_engine, create_session_factory
 from server.db.migrate import migrate
-from server.db.writer import SqliteWriter
+from server.db.threads import SqliteThreads
 from server.settings import Settings
 from storage import BlobStore, open_blob_store
 
@@ -32,8 +32,8 @@ class Runtime:
     # letting each connection sleep in SQLite's busy handler, keeps waits short
     # and fair; a PostgreSQL runtime has no lock.
     serial: asyncio.Lock | None = field(default=None)
-    # SQLite only: runs `write` transactions whole on a thread of their own.
-    writer: SqliteWriter | None = field(default=None)
+    # SQLite only: runs `query` and `write` units of work whole on threads.
+    threads: SqliteThreads | None = field(default=None)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -54,20 +54,30 @@ class Runtime:
         async with self.serial, self.sessions() as db, db.begin():
             yield db
 
+    async def query(self, work: Callable[[Connection], T]) -> T:
+        """Run a synchronous read-only unit of work; for the hottest reads (ingest).
+
+        `work` gets a Core connection and must do nothing but SQL: on SQLite it runs
+        on a reader thread (server.db.threads).
+        """
+        if self.threads is None:
+            async with self.engine.connect() as connection:
+                return await connection.run_sync(work)
+        return await self.threads.read(work)
+
     async def write(self, work: Callable[[Connection], T]) -> T:
         """Run a synchronous unit of work in one transaction; for the hottest writes.
 
-        `work` gets a Core connection and must do nothing but SQL: on SQLite it runs
-        on the writer thread (server.db.writer), still in turn with `transaction`.
+        As `query`; on SQLite it runs on the writer thread, in turn with `transaction`.
         """
-        if self.writer is None or self.serial is None:
+        if self.threads is None or self.serial is None:
             async with self.engine.begin() as connection:
                 return await connection.run_sync(work)
         async with self.serial:
             # Shielded: a client that goes away must not release the writer queue
             # while its transaction is still running on the thread.
             with anyio.CancelScope(shield=True):
-                result = await self.writer.run(work)
+                result = await self.threads.write(work)
         return result
 
 
@@ -85,12 +95,12 @@ async def open_runtime(settings: Settings, *, run_migrations: bool = True) -> Ru
     )
     sqlite = engine.dialect.name == "sqlite"
     serial = asyncio.Lock() if sqlite else None
-    writer = SqliteWriter(settings.resolved_database_url) if sqlite else None
-    return Runtime(settings, engine, create_session_factory(engine), blobs, serial, writer)
+    threads = SqliteThreads(settings.resolved_database_url) if sqlite else None
+    return Runtime(settings, engine, create_session_factory(engine), blobs, serial, threads)
 
 
 async def close_runtime(runtime: Runtime) -> None:
     await runtime.blobs.close()
-    if runtime.writer is not None:
-        await anyio.to_thread.run_sync(runtime.writer.close)
+    if runtime.threads is not None:
+        await anyio.to_thread.run_sync(runtime.threads.close)
     await runtime.engine.dispose()

@@ -55,16 +55,7 @@ async def resolve_caller(request: AnyRequest, db: AsyncSession, project_id: int)
     params = request.path_params
     if "token" in params:
         found = await accounts.principal_for_app_user_token(db, params["token"])
-        if found is None:
-            raise problems.Problem(
-                403.1,
-                "This app user's access was revoked or the QR code is wrong. "
-                "Ask your supervisor for a new QR code.",
-            )
-        principal, key_project = found
-        if key_project != project_id:
-            raise problems.insufficient_rights()
-        return Caller(principal, _base_url(request))
+        return _app_user_caller(request, found, project_id)
     if "draft_token" in params:
         form = await db.scalar(
             select(Form).where(
@@ -80,6 +71,21 @@ async def resolve_caller(request: AnyRequest, db: AsyncSession, project_id: int)
     if signed_in is None:
         raise problems.authentication_required()
     return Caller(signed_in, _base_url(request))
+
+
+def _app_user_caller(
+    request: AnyRequest, found: tuple[Principal, int] | None, project_id: int
+) -> Caller:
+    if found is None:
+        raise problems.Problem(
+            403.1,
+            "This app user's access was revoked or the QR code is wrong. "
+            "Ask your supervisor for a new QR code.",
+        )
+    principal, key_project = found
+    if key_project != project_id:
+        raise problems.insufficient_rights()
+    return Caller(principal, _base_url(request))
 
 
 def openrosa(
@@ -336,8 +342,14 @@ async def submission_head(request: AnyRequest, project_id: int) -> Response[None
 
 async def submission_post(request: AnyRequest, project_id: int) -> Response[bytes]:
     rt = runtime_of(request)
-    async with rt.read() as db:
-        caller = await resolve_caller(request, db, project_id)
+    token = request.path_params.get("token")
+    if token is not None:
+        # Every phone's every submission comes this way: one hop, not a session.
+        found = await rt.query(lambda connection: accounts.app_user_on(connection, token))
+        caller = _app_user_caller(request, found, project_id)
+    else:
+        async with rt.read() as db:
+            caller = await resolve_caller(request, db, project_id)
     with spool_directory(rt.settings.data_dir / "tmp") as spool:
         upload = await read_submission(
             request.stream(),

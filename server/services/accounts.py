@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import ColumnElement, bindparam, delete, select
+from sqlalchemy import ColumnElement, Connection, bindparam, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -164,12 +164,16 @@ async def principal_for_session_token(db: AsyncSession, token: str) -> Principal
 async def principal_for_app_user_token(
     db: AsyncSession, token: str
 ) -> tuple[Principal, int] | None:
-    """The app user behind a URL token and the project it belongs to.
+    """The app user behind a URL token and the project it belongs to."""
+    return await db.run_sync(lambda session: app_user_on(session.connection(), token))
+
+
+def app_user_on(connection: Connection, token: str) -> tuple[Principal, int] | None:
+    """`principal_for_app_user_token` as a synchronous unit of work (Runtime.query).
 
     One query, with the assignments joined in: every Collect request pays for it.
     """
-    connection = await db.connection()
-    rows = (await connection.execute(_APP_USER_BY_TOKEN, {"token_hash": token_hash(token)})).all()
+    rows = connection.execute(_APP_USER_BY_TOKEN, {"token_hash": token_hash(token)}).all()
     if not rows:
         return None
     actor_id, display_name, project_id = rows[0][:3]

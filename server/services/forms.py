@@ -11,7 +11,7 @@ from pathlib import Path
 
 import anyio.to_thread
 import msgspec
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from forms.schema import FormSchema, decode_schema, encode_schema
@@ -103,6 +103,16 @@ async def schema_by_id(db: AsyncSession, form_def_id: int, xform_sha256: str) ->
     schema = _SCHEMAS.get(xform_sha256)
     if schema is None:
         data = await db.scalar(select(FormDef.schema).where(FormDef.id == form_def_id))
+        assert data is not None
+        schema = _remember(xform_sha256, decode_schema(data))
+    return schema
+
+
+def schema_by_id_on(connection: Connection, form_def_id: int, xform_sha256: str) -> FormSchema:
+    """`schema_by_id` for synchronous units of work (Runtime.query)."""
+    schema = _SCHEMAS.get(xform_sha256)
+    if schema is None:
+        data = connection.scalar(select(FormDef.schema).where(FormDef.id == form_def_id))
         assert data is not None
         schema = _remember(xform_sha256, decode_schema(data))
     return schema

@@ -31,7 +31,7 @@ from server.db.models import Form, FormDef, Submission, SubmissionAttachment, Su
 from server.runtime import Runtime
 from server.services.audit import now, record_on
 from server.services.blobs import store_blob_on
-from server.services.forms import schema_by_id
+from server.services.forms import schema_by_id_on
 from storage import BlobInfo
 
 _encode_record = msgspec.json.Encoder().encode
@@ -190,14 +190,33 @@ async def find_target(
     draft: bool = False,
     only_form: str | None = None,
 ) -> Target:
+    """Read phase of ingest inside a caller's own transaction (the API's create and edit)."""
+    return await db.run_sync(
+        lambda session: find_target_on(
+            session.connection(),
+            project_id=project_id,
+            parsed=parsed,
+            by=by,
+            draft=draft,
+            only_form=only_form,
+        )
+    )
+
+
+def find_target_on(
+    connection: Connection,
+    *,
+    project_id: int,
+    parsed: ParsedSubmission,
+    by: Principal,
+    draft: bool = False,
+    only_form: str | None = None,
+) -> Target:
     """Read phase of ingest: authorise, and find the form version (one query)."""
     version = parsed.version or ""
-    connection = await db.connection()
-    row = (
-        await connection.execute(
-            _FIND_DRAFT_TARGET if draft else _FIND_TARGET,
-            {"project_id": project_id, "xml_form_id": parsed.form_id, "version": version},
-        )
+    row = connection.execute(
+        _FIND_DRAFT_TARGET if draft else _FIND_TARGET,
+        {"project_id": project_id, "xml_form_id": parsed.form_id, "version": version},
     ).first()
     if row is None or (only_form is not None and parsed.form_id != only_form):
         raise problems.not_found()
@@ -208,7 +227,7 @@ async def find_target(
         raise problems.not_accepting_submissions()
     if form_def_id is None:
         raise problems.draft_gone() if draft else problems.form_version_not_found(version)
-    schema = await schema_by_id(db, form_def_id, xform_sha256)
+    schema = schema_by_id_on(connection, form_def_id, xform_sha256)
     parsed = with_repeats(parsed, schema.repeat_paths)
     expected = expected_attachments(schema, parsed)
     _check_attachment_names(expected)
@@ -216,11 +235,9 @@ async def find_target(
     # whose answer it never got, and splits an edit's attachments like any other.
     # Looked up here, before the writer queue; a copy that arrives in between
     # loses the insert race below and is told to resend.
-    found = (
-        await connection.execute(
-            _FIND_VERSION,
-            {"form_id": form_id, "draft": draft, "instance_id": parsed.instance_id},
-        )
+    found = connection.execute(
+        _FIND_VERSION,
+        {"form_id": form_id, "draft": draft, "instance_id": parsed.instance_id},
     ).first()
     existing = (found[0], found[1], found[2]) if found is not None else None
     return Target(form_id, parsed.form_id, form_def_id, schema, parsed, expected, existing)
@@ -262,10 +279,16 @@ async def receive_submission(
     (Runtime.write).
     """
     parsed = parse_incoming(incoming.xml)
-    async with rt.read() as db:
-        target = await find_target(
-            db, project_id=project_id, parsed=parsed, by=by, draft=draft, only_form=only_form
+    target = await rt.query(
+        lambda connection: find_target_on(
+            connection,
+            project_id=project_id,
+            parsed=parsed,
+            by=by,
+            draft=draft,
+            only_form=only_form,
         )
+    )
     stored = await store_attachments(rt, target, incoming)
     return await rt.write(
         lambda connection: write_submission(
