@@ -276,7 +276,7 @@ class _Parser:
             raise ODataError.unparseable_filter(
                 f"{token.text}() takes {arity} argument{'s' if arity != 1 else ''}"
             )
-        if any(isinstance(arg, Call) for arg in args):
+        if any(isinstance(arg, Call) and arg.name != "now" for arg in args):
             raise ODataError.unsupported_expression("nested function", token.at, token.text)
         return Call(token.text, tuple(args))
 

@@ -464,7 +464,7 @@ Sessions = Callable[[], AbstractAsyncContextManager[AsyncSession]]
 
 
 async def iterate_rows(
-    open_session: Sessions, query: FeedQuery, *, batch: int = BATCH_SIZE
+    open_session: Sessions, query: FeedQuery, *, batch: int | None = None
 ) -> AsyncIterator[Entity]:
     """The table's rows in feed order from the cursor on, reading `batch` submissions at a time.
 
@@ -472,6 +472,7 @@ async def iterate_rows(
     batch, so a long stream holds no snapshot open between batches. The root
     table's $skip is applied by the database; a repeat table's here.
     """
+    batch = batch or BATCH_SIZE  # read at call time, so tests may lower it
     root = query.table.parent is None
     cursor = query.cursor
     offset = query.skip if root and cursor is None else 0
