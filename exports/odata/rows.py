@@ -14,6 +14,7 @@ then a walk over prebuilt tuples.
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -48,11 +49,23 @@ def _js_text(value: float | int) -> str:
 
 
 def _int(text: str) -> int | None:
+    """JavaScript's parseInt: the leading digits, if any."""
+    if text.isdigit():
+        return int(text)
     match = _INT.match(text)
     return int(match.group()) if match else None
 
 
 def _float(text: str) -> float | None:
+    """JavaScript's parseFloat: the leading number, if any."""
+    try:
+        value = float(text)
+    except ValueError:
+        pass
+    else:
+        # Python also reads "1_000", "nan" and "inf"; JavaScript stops earlier.
+        if math.isfinite(value) and "_" not in text:
+            return value
     match = _FLOAT.match(text)
     return float(match.group()) if match else None
 
@@ -216,28 +229,39 @@ class RowOptions:
     select: Selection | None = None
 
 
-# A compiled field: (kind, OData name, record key, converter or nested plan, node)
-_LEAF, _GROUP, _REPEAT = 0, 1, 2
-
-
 class _Plan:
-    __slots__ = ("fields",)
+    """One level of a table's fields, sorted by what writing them takes.
 
-    def __init__(self, fields: list[tuple[int, str, str, Any, Any]]) -> None:
-        self.fields = fields
+    ``template`` holds every leaf and group name in form order, so copying it and
+    assigning fills a row in that order while unanswered fields stay null.
+    """
 
+    __slots__ = ("converted", "groups", "needs_context", "plain", "repeats", "template")
 
-def _compile(node: Node, options: RowOptions) -> _Plan:
-    fields: list[tuple[int, str, str, Any, Any]] = []
-    for child in node.children:
-        if child.kind == STRUCTURE:
-            fields.append((_GROUP, child.name, child.key, _compile(child, options), None))
-        elif child.kind == REPEAT:
-            nested = _compile(child, options) if options.expand else None
-            fields.append((_REPEAT, child.name, child.key, nested, child))
-        else:
-            fields.append((_LEAF, child.name, child.key, _converter(child.kind, options.wkt), None))
-    return _Plan(fields)
+    def __init__(self, node: Node, options: RowOptions) -> None:
+        self.template: Row = {}
+        self.plain: list[tuple[str, str]] = []
+        self.converted: list[tuple[str, str, Convert]] = []
+        self.groups: list[tuple[str, str, _Plan]] = []
+        self.repeats: list[tuple[str, str, _Plan | None]] = []
+        for child in node.children:
+            if child.kind == REPEAT:
+                nested = _Plan(child, options) if options.expand else None
+                self.repeats.append((child.name, child.key, nested))
+                continue
+            self.template[child.name] = None
+            if child.kind == STRUCTURE:
+                self.groups.append((child.name, child.key, _Plan(child, options)))
+                continue
+            convert = _converter(child.kind, options.wkt)
+            if convert is None:
+                self.plain.append((child.name, child.key))
+            else:
+                self.converted.append((child.name, child.key, convert))
+        # Ids and links are only worked out where a repeat needs them.
+        self.needs_context: bool = bool(self.repeats) or any(
+            nested.needs_context for _, _, nested in self.groups
+        )
 
 
 def _sha1(text: str) -> str:
@@ -261,7 +285,7 @@ class RowWriter:
         self.options = options
         selection = options.select
         shape = selection.table if selection is not None else table
-        self._plan = _compile(shape, options)
+        self._plan = _Plan(shape, options)
         self._with_id = selection is None or "__id" in selection.ids
         self._parent_id = (
             None
@@ -292,22 +316,28 @@ class RowWriter:
         system: Mapping[str, Any] | None = None,
     ) -> list[Row]:
         """The table's rows in one submission; ``record`` None when it cannot be read."""
-        link = f"{ROOT_TABLE}('{quote(instance_id, safe=_URL_SAFE)}')"
         if self.table.parent is None:
-            base = f"{ROOT_TABLE}#{instance_id}"
-            row: Row = {} if record is None else self._fill(self._plan, record, base, link)
+            if record is None:
+                row: Row = {}
+            elif self._plan.needs_context:
+                row = self._fill(
+                    self._plan, record, f"{ROOT_TABLE}#{instance_id}", _root_link(instance_id)
+                )
+            else:
+                row = self._fill(self._plan, record, "", "")
             if self._with_id:
                 row["__id"] = instance_id
             if system is not None:
                 if self._system is None:
-                    row["__system"] = dict(system)
+                    row["__system"] = system
                 elif self._system:
                     row["__system"] = {name: system[name] for name in self._system}
             return [row]
         if record is None:
             return []
         found: list[Row] = []
-        self._descend(record, 0, f"{ROOT_TABLE}#{instance_id}", link, instance_id, found)
+        base = f"{ROOT_TABLE}#{instance_id}"
+        self._descend(record, 0, base, _root_link(instance_id), instance_id, found)
         return found
 
     def _descend(
@@ -349,34 +379,54 @@ class RowWriter:
                 )
 
     def _fill(self, plan: _Plan, data: Mapping[str, object], hash_base: str, link: str) -> Row:
-        row: Row = {}
-        for kind, name, key, extra, _node in plan.fields:
-            value = data.get(key)
-            if kind == _LEAF:
-                if isinstance(value, list):  # a leaf sent twice: the last one counts
-                    value = value[-1] if value else None
-                if not isinstance(value, str) or value == "":
-                    row[name] = None
-                else:
-                    row[name] = value if extra is None else extra(value)
-            elif kind == _GROUP:
-                inner = value if isinstance(value, dict) else {}
-                row[name] = self._fill(extra, inner, f"{hash_base}%%{key}#", f"{link}/{name}")
-            else:
-                items = _instances(value)
-                if not items:
-                    continue
-                row[f"{name}@odata.navigationLink"] = f"{link}/{name}"
-                if extra is not None:
-                    expanded = []
-                    for index, item in enumerate(items):
-                        item_hash = f"{hash_base}%%{key}#{index}"
-                        row_id = _sha1(item_hash)
-                        child = self._fill(extra, item, item_hash, f"{link}/{name}('{row_id}')")
-                        child["__id"] = row_id
-                        expanded.append(child)
-                    row[name] = expanded
+        row = plan.template.copy()
+        get = data.get
+        for name, key in plan.plain:
+            value = get(key)
+            if value.__class__ is str and value:
+                row[name] = value
+            elif value.__class__ is list:
+                row[name] = _last_text(value)
+        for name, key, convert in plan.converted:
+            value = get(key)
+            if value.__class__ is str and value:
+                row[name] = convert(value)
+            elif value.__class__ is list:
+                text = _last_text(value)
+                row[name] = None if text is None else convert(text)
+        for name, key, nested in plan.groups:
+            inner = get(key)
+            row[name] = self._fill(
+                nested,
+                inner if inner.__class__ is dict else {},
+                f"{hash_base}%%{key}#" if nested.needs_context else "",
+                f"{link}/{name}" if nested.needs_context else "",
+            )
+        for name, key, expanded in plan.repeats:
+            items = _instances(get(key))
+            if not items:
+                continue
+            row[f"{name}@odata.navigationLink"] = f"{link}/{name}"
+            if expanded is not None:
+                children = []
+                for index, item in enumerate(items):
+                    item_hash = f"{hash_base}%%{key}#{index}"
+                    row_id = _sha1(item_hash)
+                    child = self._fill(expanded, item, item_hash, f"{link}/{name}('{row_id}')")
+                    child["__id"] = row_id
+                    children.append(child)
+                row[name] = children
         return row
+
+
+def _root_link(instance_id: str) -> str:
+    return f"{ROOT_TABLE}('{quote(instance_id, safe=_URL_SAFE)}')"
+
+
+def _last_text(values: list[object]) -> str | None:
+    """A leaf sent twice: the last answer counts."""
+    text = values[-1] if values else None
+    return text if isinstance(text, str) and text else None
 
 
 # encodeURIComponent leaves these alone.

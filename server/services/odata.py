@@ -479,7 +479,8 @@ async def iterate_rows(
     to_skip = 0 if root or cursor is not None else query.skip
     while True:
         async with open_session() as db:
-            fetched = (await db.execute(_page(query, batch, offset, cursor))).all()
+            connection = await db.connection()  # Core rows: no ORM bookkeeping per row
+            fetched = (await connection.execute(_page(query, batch, offset, cursor))).all()
         offset = 0
         owed = cursor.sent if cursor is not None else 0
         first_id = cursor.id if cursor is not None else None
@@ -517,7 +518,7 @@ async def count_rows(db: AsyncSession, query: FeedQuery, open_session: Sessions)
 def base_where(feed: Feed, expr: Expr | None, *, include_deleted: bool) -> tuple[Any, ...]:
     conditions: list[ColumnElement[bool]] = [
         Submission.form_id == feed.form.id,
-        Submission.draft.is_(feed.draft),
+        Submission.draft == feed.draft,  # "IS" would keep SQLite off the listing index
     ]
     if not include_deleted:
         conditions.append(Submission.deleted_at.is_(None))
