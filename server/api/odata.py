@@ -229,7 +229,9 @@ async def _data(
     last: Entity | None = None
     more = False
     if limit > 0:
-        batch = min(feed_service.BATCH_SIZE, limit + 1 + query.skip)
+        # The root table's $skip is an OFFSET in SQL; a repeat table's is counted here.
+        wanted = limit + 1 + (query.skip if table.parent is not None else 0)
+        batch = min(feed_service.BATCH_SIZE, wanted)
         async for entity in feed_service.iterate_rows(rt.read, query, batch=batch):
             if len(rows) == limit:
                 more = True

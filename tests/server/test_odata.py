@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -209,6 +210,24 @@ async def test_filters(world: World, expression: str, picked: list[int]) -> None
 
     assert ids_of(body) == [ids[index] for index in picked]
     assert body["@odata.count"] == len(picked)
+
+
+async def test_deleted_rows_only_when_the_filter_asks_for_them(world: World) -> None:
+    ids = await submit_simple(world, 3)
+    async with world.runtime.transaction() as db:
+        await db.execute(
+            update(Submission)
+            .where(Submission.instance_id == ids[1])
+            .values(deleted_at=datetime.now(UTC))
+        )
+
+    plain = await ok(await get_feed(world, **{"$count": "true"}))
+    deleted = await ok(await get_feed(world, **{"$filter": "__system/deletedAt ne null"}))
+
+    assert ids_of(plain) == [ids[2], ids[0]]
+    assert plain["@odata.count"] == 2
+    assert ids_of(deleted) == [ids[1]]
+    assert deleted["value"][0]["__system"]["deletedAt"].endswith("Z")
 
 
 async def test_filter_on_submitter(world: World) -> None:
