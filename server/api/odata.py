@@ -99,13 +99,6 @@ def _count_option(name: str, value: str | None) -> int | None:
     return int(value)
 
 
-def _odata(call: Any) -> Any:
-    try:
-        return call()
-    except ODataError as error:
-        raise feed_service.problem_of(error) from error
-
-
 @get(
     "/projects/{project_id:int}/forms/{form_ref:str}/{rest:path}",
     operation_id="getODataResource",
@@ -138,20 +131,23 @@ async def odata_resource(
     feed = await _feed(request, project_id, xml_form_id, draft=draft)
     if sub == "$metadata":
         return Response(render_metadata(feed.model), media_type=XML, headers=HEADERS)
-    return await _data(
-        request,
-        feed,
-        sub,
-        top=top,
-        skip=skip,
-        count=count,
-        filter_text=filter_text,
-        orderby=orderby,
-        select=select,
-        expand=expand,
-        wkt=wkt,
-        skiptoken=skiptoken,
-    )
+    try:
+        return await _data(
+            request,
+            feed,
+            sub,
+            top=top,
+            skip=skip,
+            count=count,
+            filter_text=filter_text,
+            orderby=orderby,
+            select=select,
+            expand=expand,
+            wkt=wkt,
+            skiptoken=skiptoken,
+        )
+    except ODataError as error:  # the options are all read before the first byte
+        raise feed_service.problem_of(error) from error
 
 
 def _parse_path(sub: str) -> tuple[str, str | None, list[tuple[str, str | None]]]:
@@ -190,16 +186,16 @@ async def _data(
     table = feed_service.find_table(feed.model, table_name)
     root_only = table.parent is not None
     if expand not in (None, "", "*"):
-        raise feed_service.problem_of(ODataError.unsupported_expand(expand))
+        raise ODataError.unsupported_expand(expand)
     if select not in (None, "") and expand == "*":
-        raise feed_service.problem_of(ODataError.select_with_expand())
+        raise ODataError.select_with_expand()
     options = RowOptions(
         expand=expand == "*",
         wkt=parse_flag(wkt),
-        select=_odata(lambda: parse_select(table, select)) if instance_id is None else None,
+        select=parse_select(table, select) if instance_id is None else None,
     )
-    expr = _odata(lambda: parse_filter(filter_text, root_only=root_only))
-    order = _odata(lambda: parse_orderby(orderby, root_only=root_only))
+    expr = parse_filter(filter_text, root_only=root_only)
+    order = parse_orderby(orderby, root_only=root_only)
     limit = _count_option("$top", top)
     offset = _count_option("$skip", skip) or 0
     cursor = None if not skiptoken else feed_service.decode_skiptoken(skiptoken)

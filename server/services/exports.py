@@ -101,9 +101,9 @@ def parse_filter(text: str | None) -> Where:
     """
     try:
         expr = parse_odata_filter(text)
+        return () if expr is None else (odata_service.filter_clause(expr),)
     except ODataError as error:
         raise odata_service.problem_of(error) from error
-    return () if expr is None else (odata_service.filter_clause(expr),)
 
 
 # --- selection and pages --------------------------------------------------------------
