@@ -161,6 +161,8 @@ def _parse_path(sub: str) -> tuple[str, str | None, list[tuple[str, str | None]]
     if segments[0][0] != ROOT_TABLE and len(segments) > 1:
         raise problems.not_found()
     if len(segments) == 1:
+        if segments[0][1] is not None and segments[0][0] != ROOT_TABLE:
+            raise problems.not_found()  # only submissions are addressed by key
         return segments[0][0], segments[0][1], segments
     if segments[0][1] is None:
         raise problems.not_found()  # Submissions/x without a key
@@ -192,7 +194,8 @@ async def _data(
     options = RowOptions(
         expand=expand == "*",
         wkt=parse_flag(wkt),
-        select=parse_select(table, select) if instance_id is None else None,
+        # Below Submissions('id') rows are filtered by parent afterwards: all fields.
+        select=parse_select(table, select) if len(segments) == 1 else None,
     )
     expr = parse_filter(filter_text, root_only=root_only)
     order = parse_orderby(orderby, root_only=root_only)

@@ -271,9 +271,13 @@ async def test_single_submission(world: World) -> None:
     ids = await submit_simple(world, 2)
 
     body = await ok(await get_feed(world, f"Submissions('{ids[0]}')"))
+    selected = await ok(await get_feed(world, f"Submissions('{ids[1]}')", **{"$select": "age"}))
+    keyed_repeat = await get_feed(world, "Submissions.meta('x')")
 
     assert ids_of(body) == [ids[0]]
     assert body["value"][0]["name"] == "N0"
+    assert selected["value"] == [{"age": 1}]
+    assert keyed_repeat.status_code == 404
 
 
 async def test_draft_feed(world: World) -> None:
