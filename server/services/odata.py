@@ -321,7 +321,6 @@ class FeedQuery:
     order: OrderKey | None = None
     skip: int = 0
     cursor: Cursor | None = None
-    instance_id: str | None = None  # one submission only
 
 
 def _order_column(order: OrderKey | None) -> InstrumentedAttribute[Any] | None:
