@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from typing import Annotated, Any
 from urllib.parse import unquote, urlencode
 
@@ -231,12 +232,14 @@ async def _data(
         # The root table's $skip is an OFFSET in SQL; a repeat table's is counted here.
         wanted = limit + 1 + (query.skip if table.parent is not None else 0)
         batch = min(feed_service.BATCH_SIZE, wanted)
-        async for entity in feed_service.iterate_rows(rt.read, query, batch=batch):
-            if len(rows) == limit:
-                more = True
-                break
-            rows.append(entity.row)
-            last = entity
+        entities = feed_service.iterate_rows(rt.read, query, batch=batch)
+        async with aclosing(entities):
+            async for entity in entities:
+                if len(rows) == limit:
+                    more = True
+                    break
+                rows.append(entity.row)
+                last = entity
     body = head | {"value": rows}
     if more and last is not None:
         token = feed_service.encode_skiptoken(last.cursor, last.instance_id)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -464,7 +464,7 @@ Sessions = Callable[[], AbstractAsyncContextManager[AsyncSession]]
 
 async def iterate_rows(
     open_session: Sessions, query: FeedQuery, *, batch: int | None = None
-) -> AsyncIterator[Entity]:
+) -> AsyncGenerator[Entity, None]:
     """The table's rows in feed order from the cursor on, reading `batch` submissions at a time.
 
     `open_session()` gives an async context manager yielding a session: one per
@@ -517,7 +517,7 @@ async def count_rows(db: AsyncSession, query: FeedQuery, open_session: Sessions)
 def base_where(feed: Feed, expr: Expr | None, *, include_deleted: bool) -> tuple[Any, ...]:
     conditions: list[ColumnElement[bool]] = [
         Submission.form_id == feed.form.id,
-        Submission.draft == feed.draft,  # "IS" would keep SQLite off the listing index
+        Submission.draft == feed.draft,
     ]
     if not include_deleted:
         conditions.append(Submission.deleted_at.is_(None))
