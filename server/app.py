@@ -9,7 +9,7 @@ from litestar import Litestar, get
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 
-from server.api import accounts, exports, forms, projects, submissions
+from server.api import accounts, exports, forms, odata, projects, submissions
 from server.errors import handle_http_exception, handle_problem, handle_unexpected
 from server.openrosa.routes import openrosa_routers
 from server.problems import Problem
@@ -47,6 +47,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Litesta
             forms.router(settings.max_form_bytes),
             submissions.router(max_body),
             exports.router,
+            odata.router,
             *openrosa_routers(max_body),
         ],
         lifespan=[lifespan],

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server import problems
+from server.api import odata
 from server.api.common import check
 from server.api.shapes import FormAttachmentOut, FormOut, FormPatch, Success, iso
 from server.auth import Principal
@@ -111,7 +112,10 @@ XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 @get("/projects/{project_id:int}/forms/{form_ref:str}", operation_id="getForm")
 async def get_form(request: AnyRequest, project_id: FromPath[int], form_ref: FromPath[str]) -> Any:
-    """A form as JSON, or its definition: ``{id}.xml``, ``{id}.xlsx`` or ``{id}.xls``."""
+    """A form as JSON, its definition (``{id}.xml``, ``.xlsx``, ``.xls``), or its OData
+    service document (``{id}.svc``, what Power BI and Excel read first)."""
+    if form_ref.endswith(".svc"):
+        return await odata.service_document(request, project_id, form_ref.removesuffix(".svc"))
     if form_ref.endswith(".xml"):
         return await serve_form_xml(request, project_id, form_ref.removesuffix(".xml"))
     for extension in (".xlsx", ".xls"):

@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import threading
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -58,6 +57,8 @@ from exports import (
     write_root_csv,
     write_xlsx,
 )
+from exports.odata import ODataError
+from exports.odata import parse_filter as parse_odata_filter
 from forms.schema import FormSchema, merge_schemas
 from server import problems
 from server.db.models import (
@@ -70,6 +71,7 @@ from server.db.models import (
     SubmissionDef,
 )
 from server.runtime import Runtime
+from server.services import odata as odata_service
 from server.services.forms import schema_of
 
 REVIEW_STATES = ("received", "hasIssues", "edited", "approved", "rejected")
@@ -99,83 +101,18 @@ Where = tuple[ColumnElement[bool], ...]
 
 # --- $filter ---------------------------------------------------------------------
 
-_OPS = {"gt", "ge", "lt", "le", "eq", "ne"}
-_CLAUSE = re.compile(
-    r"\s*(?P<field>__system/[A-Za-z]+)\s+(?P<op>[a-z]+)\s+"
-    r"(?P<value>'(?:[^']|'')*'|[^\s()']+)\s*(?P<rest>.*)",
-    re.DOTALL,
-)
-
-
-def not_supported(text: str) -> problems.Problem:
-    return problems.Problem(
-        501.4,
-        f"The $filter expression {text!r} is not supported yet. Supported are "
-        "__system/submissionDate with gt, ge, lt or le and a date or time, and "
-        "__system/reviewState with eq or ne and a quoted state or null, joined by 'and'.",
-    )
-
 
 def parse_filter(text: str | None) -> Where:
-    """SQL conditions on submissions for the part of OData $filter we support.
+    """SQL conditions on submissions for OData $filter, read as the OData feed reads it.
 
-    Anything else is refused with 501.4: a filter we do not understand must never
-    silently select the wrong rows.
+    Anything else is refused with Central's 501 codes: a filter we do not
+    understand must never silently select the wrong rows.
     """
-    if text is None or not text.strip():
-        return ()
-    clauses: list[ColumnElement[bool]] = []
-    rest = text
-    while True:
-        match = _CLAUSE.fullmatch(rest)
-        if match is None or match["op"] not in _OPS:
-            raise not_supported(text)
-        clauses.append(_clause(text, match["field"], match["op"], match["value"]))
-        rest = match["rest"]
-        if not rest:
-            return tuple(clauses)
-        if not rest.startswith("and ") and not rest.startswith("and\t"):
-            raise not_supported(text)
-        rest = rest[3:]
-
-
-def _clause(text: str, field: str, op: str, value: str) -> ColumnElement[bool]:
-    if field == "__system/submissionDate" and op in {"gt", "ge", "lt", "le"}:
-        at = _odata_datetime(value)
-        column = Submission.created_at
-        return {
-            "gt": column > at,
-            "ge": column >= at,
-            "lt": column < at,
-            "le": column <= at,
-        }[op]
-    if field == "__system/reviewState" and op in {"eq", "ne"}:
-        review_state = Submission.review_state
-        if value == "null":
-            return review_state.is_(None) if op == "eq" else review_state.is_not(None)
-        if not (value.startswith("'") and value.endswith("'")):
-            raise not_supported(text)
-        literal = value[1:-1].replace("''", "'")
-        if op == "eq":
-            return review_state == literal
-        # OData: null ne 'x' is true, SQL's NULL <> 'x' is not.
-        return or_(review_state != literal, review_state.is_(None))
-    raise not_supported(text)
-
-
-def _odata_datetime(value: str) -> datetime:
-    """An OData date or dateTimeOffset literal, as a UTC instant (no offset means UTC)."""
-    literal = value[1:-1] if value.startswith("'") and value.endswith("'") else value
     try:
-        parsed = datetime.fromisoformat(literal)
-    except ValueError as error:
-        raise problems.unexpected_value(
-            "$filter", literal, "write dates as 2026-08-01 or 2026-08-01T10:00:00Z."
-        ) from error
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    # UTC before binding: SQLite stores the wall-clock UTC time without an offset.
-    return parsed.astimezone(UTC)
+        expr = parse_odata_filter(text)
+        return () if expr is None else (odata_service.filter_clause(expr),)
+    except ODataError as error:
+        raise odata_service.problem_of(error) from error
 
 
 def selection(

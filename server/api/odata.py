@@ -1,0 +1,310 @@
+"""Central's OData feed of a form's submissions, for Power BI, Excel, pyodk and ruODK.
+
+Paths (the draft's under ``.../forms/{xmlFormId}/draft.svc`` in the same way):
+
+- ``.../forms/{xmlFormId}.svc/$metadata``: the EDMX document;
+- ``.../forms/{xmlFormId}.svc/Submissions`` and every repeat table
+  (``Submissions.household.member``): rows;
+- ``.../Submissions('<instanceId>')`` and the navigation links below it.
+
+Query options: ``$top``, ``$skip``, ``$count``, ``$filter``, ``$orderby``,
+``$select``, ``$expand=*``, ``$wkt`` and ``$skiptoken`` (from
+``@odata.nextLink``). The service document itself (``{xmlFormId}.svc``) shares
+its path shape with the form resource in server.api.forms, which calls
+:func:`service_document` for it.
+
+Sign-in, rights, the form and every option are checked before the first byte;
+without ``$top`` the rows stream page by page.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
+from typing import Annotated, Any
+from urllib.parse import unquote, urlencode
+
+import msgspec
+from litestar import Response, Router, get
+from litestar.params import FromPath, QueryParameter
+from litestar.response import Stream
+
+from exports.odata import (
+    ROOT_TABLE,
+    ODataError,
+    RowOptions,
+    RowWriter,
+    mentions,
+    parse_filter,
+    parse_orderby,
+    parse_select,
+    render_metadata,
+)
+from exports.odata import service_document as render_service_document
+from server import problems
+from server.api.common import check
+from server.db.models import Submission
+from server.requests import AnyRequest, parse_flag, require_principal, runtime_of
+from server.services import odata as feed_service
+from server.services.odata import Entity, Feed, FeedQuery
+
+JSON = "application/json; odata.metadata=minimal"
+XML = "application/xml"
+HEADERS = {"OData-Version": "4.0"}
+
+Top = Annotated[str | None, QueryParameter(name="$top")]
+Skip = Annotated[str | None, QueryParameter(name="$skip")]
+Count = Annotated[str | None, QueryParameter(name="$count")]
+Filter = Annotated[str | None, QueryParameter(name="$filter")]
+OrderBy = Annotated[str | None, QueryParameter(name="$orderby")]
+Select = Annotated[str | None, QueryParameter(name="$select")]
+Expand = Annotated[str | None, QueryParameter(name="$expand")]
+Wkt = Annotated[str | None, QueryParameter(name="$wkt")]
+SkipToken = Annotated[str | None, QueryParameter(name="$skiptoken")]
+
+_SEGMENT = re.compile(r"^([^(]+)(?:\('(.*)'\))?$")
+_encode = msgspec.json.Encoder().encode
+STREAM_CHUNK = 64 * 1024
+
+
+async def _feed(request: AnyRequest, project_id: int, xml_form_id: str, *, draft: bool) -> Feed:
+    rt = runtime_of(request)
+    async with rt.read() as db:
+        principal = await require_principal(request, db)
+        feed = await feed_service.load_feed(db, project_id, xml_form_id, draft=draft)
+        check(principal, "submission.read", project_id=project_id, form_id=feed.form.id)
+    return feed
+
+
+def _service_root(request: AnyRequest) -> str:
+    url = request.url
+    path = url.path
+    end = path.find(".svc") + len(".svc")
+    return f"{url.scheme}://{url.netloc}{path[:end]}"
+
+
+async def service_document(
+    request: AnyRequest, project_id: int, xml_form_id: str, *, draft: bool = False
+) -> Response[bytes]:
+    feed = await _feed(request, project_id, xml_form_id, draft=draft)
+    body = _encode(render_service_document(feed.model, _service_root(request)))
+    return Response(body, media_type=JSON, headers=HEADERS)
+
+
+def _count_option(name: str, value: str | None) -> int | None:
+    if value is None or value == "":
+        return None
+    if not value.isdigit():
+        raise problems.unexpected_value(name, value, "use a whole number, 0 or more.")
+    return int(value)
+
+
+@get(
+    "/projects/{project_id:int}/forms/{form_ref:str}/{rest:path}",
+    operation_id="getODataResource",
+)
+async def odata_resource(
+    request: AnyRequest,
+    project_id: FromPath[int],
+    form_ref: FromPath[str],
+    rest: FromPath[str],
+    top: Top = None,
+    skip: Skip = None,
+    count: Count = None,
+    filter_text: Filter = None,
+    orderby: OrderBy = None,
+    select: Select = None,
+    expand: Expand = None,
+    wkt: Wkt = None,
+    skiptoken: SkipToken = None,
+) -> Response[bytes] | Stream:
+    """`{xmlFormId}.svc/...` or `{xmlFormId}/draft.svc[/...]`."""
+    if form_ref.endswith(".svc"):
+        xml_form_id, draft, sub = form_ref.removesuffix(".svc"), False, rest
+    elif rest == "/draft.svc" or rest.startswith("/draft.svc/"):
+        xml_form_id, draft, sub = form_ref, True, rest.removeprefix("/draft.svc")
+    else:
+        raise problems.not_found()
+    sub = sub.strip("/")
+    if sub == "":
+        return await service_document(request, project_id, xml_form_id, draft=draft)
+    feed = await _feed(request, project_id, xml_form_id, draft=draft)
+    if sub == "$metadata":
+        return Response(render_metadata(feed.model), media_type=XML, headers=HEADERS)
+    try:
+        return await _data(
+            request,
+            feed,
+            sub,
+            top=top,
+            skip=skip,
+            count=count,
+            filter_text=filter_text,
+            orderby=orderby,
+            select=select,
+            expand=expand,
+            wkt=wkt,
+            skiptoken=skiptoken,
+        )
+    except ODataError as error:  # the options are all read before the first byte
+        raise feed_service.problem_of(error) from error
+
+
+def _parse_path(sub: str) -> tuple[str, str | None, list[tuple[str, str | None]]]:
+    """The table a data path names, the one submission it keys, and its segments."""
+    segments: list[tuple[str, str | None]] = []
+    for part in sub.split("/"):
+        match = _SEGMENT.match(unquote(part))
+        if match is None:
+            raise problems.not_found()
+        segments.append((match[1], match[2]))
+    if segments[0][0] != ROOT_TABLE and len(segments) > 1:
+        raise problems.not_found()
+    if len(segments) == 1:
+        if segments[0][1] is not None and segments[0][0] != ROOT_TABLE:
+            raise problems.not_found()  # only submissions are addressed by key
+        return segments[0][0], segments[0][1], segments
+    if segments[0][1] is None:
+        raise problems.not_found()  # Submissions/x without a key
+    return ".".join(name for name, _ in segments), segments[0][1], segments
+
+
+async def _data(
+    request: AnyRequest,
+    feed: Feed,
+    sub: str,
+    *,
+    top: str | None,
+    skip: str | None,
+    count: str | None,
+    filter_text: str | None,
+    orderby: str | None,
+    select: str | None,
+    expand: str | None,
+    wkt: str | None,
+    skiptoken: str | None,
+) -> Response[bytes] | Stream:
+    table_name, instance_id, segments = _parse_path(sub)
+    table = feed_service.find_table(feed.model, table_name)
+    root_only = table.parent is not None
+    if expand not in (None, "", "*"):
+        raise ODataError.unsupported_expand(expand)
+    if select not in (None, "") and expand == "*":
+        raise ODataError.select_with_expand()
+    options = RowOptions(
+        expand=expand == "*",
+        wkt=parse_flag(wkt),
+        # Below Submissions('id') rows are filtered by parent afterwards: all fields.
+        select=parse_select(table, select) if len(segments) == 1 else None,
+    )
+    expr = parse_filter(filter_text, root_only=root_only)
+    order = parse_orderby(orderby, root_only=root_only)
+    limit = _count_option("$top", top)
+    offset = _count_option("$skip", skip) or 0
+    cursor = None if not skiptoken else feed_service.decode_skiptoken(skiptoken)
+    where = feed_service.base_where(
+        feed, expr, include_deleted=mentions(expr, "__system/deletedAt")
+    )
+    writer = RowWriter(feed.model, table, options)
+    query = FeedQuery(feed, table, writer, where, order, 0 if cursor else offset, cursor)
+    context = f"{_service_root(request)}/$metadata#{table_name}"
+    rt = runtime_of(request)
+
+    if instance_id is not None:
+        return await _one_submission(request, query, instance_id, segments, context)
+
+    total = None
+    if parse_flag(count):
+        async with rt.read() as db:
+            total = await feed_service.count_rows(db, query, rt.read)
+    head: dict[str, Any] = {"@odata.context": context}
+    if total is not None:
+        head["@odata.count"] = total
+    if limit is None:
+        return Stream(
+            _stream(rt.read, query, head), media_type=JSON, headers=HEADERS | {"Content-Type": JSON}
+        )
+    rows: list[dict[str, Any]] = []
+    last: Entity | None = None
+    more = False
+    if limit > 0:
+        # The root table's $skip is an OFFSET in SQL; a repeat table's is counted here.
+        wanted = limit + 1 + (query.skip if table.parent is not None else 0)
+        batch = min(feed_service.BATCH_SIZE, wanted)
+        entities = feed_service.iterate_rows(rt.read, query, batch=batch)
+        async with aclosing(entities):
+            async for entity in entities:
+                if len(rows) == limit:
+                    more = True
+                    break
+                rows.append(entity.row)
+                last = entity
+    body = head | {"value": rows}
+    if more and last is not None:
+        token = feed_service.encode_skiptoken(last.cursor, last.instance_id)
+        body["@odata.nextLink"] = _next_link(request, token)
+    return Response(_encode(body), media_type=JSON, headers=HEADERS)
+
+
+def _next_link(request: AnyRequest, token: str) -> str:
+    url = request.url
+    kept = [
+        (name, value)
+        for name, value in request.query_params.multi_items()
+        if name not in ("$skip", "$skiptoken")
+    ]
+    kept.append(("$skiptoken", token))
+    return f"{url.scheme}://{url.netloc}{url.path}?{urlencode(kept, safe='$/')}"
+
+
+async def _stream(
+    open_session: feed_service.Sessions, query: FeedQuery, head: dict[str, Any]
+) -> AsyncGenerator[bytes, None]:
+    """All rows, one batch of submissions at a time (no $top: Central sends everything)."""
+    opening = _encode(head)[:-1] + b',"value":['
+    buffer = bytearray(opening)
+    first = True
+    async for entity in feed_service.iterate_rows(open_session, query):
+        if not first:
+            buffer += b","
+        first = False
+        buffer += _encode(entity.row)
+        if len(buffer) >= STREAM_CHUNK:
+            yield bytes(buffer)
+            buffer.clear()
+    buffer += b"]}"
+    yield bytes(buffer)
+
+
+async def _one_submission(
+    request: AnyRequest,
+    query: FeedQuery,
+    instance_id: str,
+    segments: list[tuple[str, str | None]],
+    context: str,
+) -> Response[bytes]:
+    """`Submissions('id')` and the navigation links below it (Central's singleRowToOData)."""
+    rt = runtime_of(request)
+    query.where = (*query.where, Submission.instance_id == instance_id)
+    query.skip = 0
+    query.cursor = None
+    rows: list[dict[str, Any]] = []
+    found = False
+    async for entity in feed_service.iterate_rows(rt.read, query, batch=2):
+        found = True
+        rows.append(entity.row)
+    if not found and query.table.parent is None:
+        raise problems.not_found()
+    if query.table.parent is not None:
+        keyed = [index for index, (_, key) in enumerate(segments) if key is not None]
+        last_key = keyed[-1]
+        if last_key > 0:
+            names = [name for name, _ in segments[: last_key + 1]]
+            parent_property = "__" + "-".join(names) + "-id"
+            wanted = segments[last_key][1]
+            rows = [row for row in rows if row.get(parent_property) == wanted]
+    return Response(_encode({"@odata.context": context, "value": rows}), media_type=JSON)
+
+
+router = Router("/v1", route_handlers=[odata_resource], tags=["odata"])

@@ -1,0 +1,534 @@
+"""Queries behind the OData feed: the form, the filter in SQL, and keyset pages of rows.
+
+Rows come from the stored records (``SubmissionDef.record``) and the form's
+current schema; no XML is read. Pages follow a keyset cursor, never an offset:
+the default order is newest first by ``submissions.id`` (unique and growing
+with arrival), and ``$orderby`` on the submission date or ``__id`` adds the id
+as a tie-break. The ``$skiptoken`` carries the last row's key, so a client that
+pages while submissions keep arriving sees every row at most once, and every
+row that existed when it started exactly once. (Central's token names only the
+last instanceID and can skip or repeat rows in that case.)
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import AsyncGenerator, Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+import msgspec
+from sqlalchemy import (
+    ColumnElement,
+    DateTime,
+    Select,
+    and_,
+    extract,
+    false,
+    func,
+    literal,
+    not_,
+    or_,
+    select,
+    true,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute, aliased
+
+from exports.odata import (
+    Node,
+    ODataError,
+    ODataModel,
+    OrderKey,
+    RowWriter,
+    build_model,
+)
+from exports.odata.filter import BoolOp, Call, Comparison, Expr, Literal, Member, Not, Operand
+from server import problems
+from server.db.models import (
+    Actor,
+    Form,
+    FormDef,
+    Submission,
+    SubmissionAttachment,
+    SubmissionDef,
+)
+from server.services.forms import find_form, schema_of
+
+__all__ = [
+    "BATCH_SIZE",
+    "Cursor",
+    "Entity",
+    "Feed",
+    "FeedQuery",
+    "base_where",
+    "count_rows",
+    "decode_skiptoken",
+    "encode_skiptoken",
+    "filter_clause",
+    "find_table",
+    "iterate_rows",
+    "load_feed",
+    "problem_of",
+]
+
+BATCH_SIZE = 1000  # submissions read per query while collecting rows
+
+_decode_record = msgspec.json.Decoder(dict[str, object]).decode
+
+
+def problem_of(error: ODataError) -> problems.Problem:
+    return problems.Problem(error.code, error.message)
+
+
+# --- the form -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Feed:
+    form: Form
+    model: ODataModel
+    draft: bool
+
+
+async def load_feed(db: AsyncSession, project_id: int, xml_form_id: str, *, draft: bool) -> Feed:
+    """The form and its OData model (published version, or the draft); 404 without one."""
+    form = await find_form(db, project_id, xml_form_id)
+    def_id = form.draft_def_id if draft else form.current_def_id
+    form_def = None if def_id is None else await db.get(FormDef, def_id)
+    if form_def is None:
+        raise problems.not_found()
+    return Feed(form, build_model(schema_of(form_def)), draft)
+
+
+# --- $filter in SQL ---------------------------------------------------------------
+
+_COLUMNS: dict[str, InstrumentedAttribute[Any]] = {
+    "__id": Submission.instance_id,
+    "__system/submissionDate": Submission.created_at,
+    "__system/updatedAt": Submission.updated_at,
+    "__system/submitterId": Submission.submitter_id,
+    "__system/reviewState": Submission.review_state,
+    "__system/deletedAt": Submission.deleted_at,
+}
+_KINDS = {
+    "__id": "text",
+    "__system/submissionDate": "time",
+    "__system/updatedAt": "time",
+    "__system/submitterId": "int",
+    "__system/reviewState": "text",
+    "__system/deletedAt": "time",
+}
+_NOT_NULL = {"__id", "__system/submissionDate"}
+_TIMESTAMP = DateTime(timezone=True)
+
+
+@dataclass(frozen=True, slots=True)
+class _Sql:
+    expr: Any  # a column or SQL expression
+    kind: str  # text | time | int | number
+    nullable: bool
+
+
+def _bad_value(value: object, kind: str) -> problems.Problem:
+    wanted = {
+        "time": "a date or time such as 2026-08-01 or 2026-08-01T10:00:00Z",
+        "int": "a whole number",
+        "number": "a number",
+        "text": "a quoted string",
+    }[kind]
+    return problems.unexpected_value("$filter", value, f"compare it with {wanted}.")
+
+
+def _coerce(value: object, kind: str) -> object:
+    """A literal as the type of what it is compared with."""
+    if kind == "time":
+        if isinstance(value, datetime):
+            return value.astimezone(UTC)
+        if isinstance(value, date):
+            return datetime(value.year, value.month, value.day, tzinfo=UTC)
+        if isinstance(value, str):
+            try:
+                parsed = datetime.fromisoformat(value)
+            except ValueError as error:
+                raise _bad_value(value, kind) from error
+            return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+    elif kind in ("int", "number"):
+        if isinstance(value, bool):
+            raise _bad_value(value, kind)
+        if isinstance(value, int | float):
+            return value
+        if isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                try:
+                    return float(value)
+                except ValueError as error:
+                    raise _bad_value(value, kind) from error
+    elif kind == "text":
+        if isinstance(value, str):
+            return value
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return str(value)
+    raise _bad_value(value, kind)
+
+
+def _operand(node: Operand) -> _Sql | Literal:
+    match node:
+        case Literal():
+            return node
+        case Member(name):
+            return _Sql(_COLUMNS[name], _KINDS[name], name not in _NOT_NULL)
+        case Call("now", ()):
+            return _Sql(literal(datetime.now(UTC), _TIMESTAMP), "time", False)
+        case Call(name, (argument,)):
+            inner = _operand(argument)
+            if not isinstance(inner, _Sql) or inner.kind != "time":
+                raise problems.unexpected_value(
+                    "$filter", name, "its argument must be a date field or now()."
+                )
+            return _Sql(extract(name, inner.expr), "number", inner.nullable)
+    raise ODataError.unsupported_expression("expression", 0, str(node))
+
+
+def _python_compare(op: str, left: object, right: object) -> bool:
+    if op == "eq":
+        return left == right
+    if op == "ne":
+        return left != right
+    if left is None or right is None:
+        return False
+    try:
+        return bool(
+            {
+                "lt": lambda: left < right,  # type: ignore[operator]
+                "le": lambda: left <= right,  # type: ignore[operator]
+                "gt": lambda: left > right,  # type: ignore[operator]
+                "ge": lambda: left >= right,  # type: ignore[operator]
+            }[op]()
+        )
+    except TypeError as error:
+        raise problems.unexpected_value("$filter", right, "these cannot be compared.") from error
+
+
+def _comparison(node: Comparison) -> ColumnElement[bool]:
+    left, right = _operand(node.left), _operand(node.right)
+    if isinstance(left, Literal) and isinstance(right, Literal):
+        return true() if _python_compare(node.op, left.value, right.value) else false()
+    if isinstance(left, Literal):  # keep the column on the left
+        flipped = {"lt": "gt", "le": "ge", "gt": "lt", "ge": "le"}.get(node.op, node.op)
+        return _comparison(Comparison(flipped, node.right, node.left))
+    assert isinstance(left, _Sql)
+    column: ColumnElement[Any] = left.expr
+    if isinstance(right, Literal):
+        if right.value is None:
+            if node.op == "eq":
+                return column.is_(None)
+            if node.op == "ne":
+                return column.is_not(None)
+            return false()  # like SQL: nothing is less than null
+        value: Any = _coerce(right.value, left.kind)
+        other: Any = literal(value, _TIMESTAMP) if left.kind == "time" else value
+        nullable = left.nullable
+    else:
+        other = right.expr
+        nullable = left.nullable or right.nullable
+    if node.op == "eq":
+        if isinstance(right, _Sql):
+            return column.is_not_distinct_from(other)
+        # Two-valued, so that not(...) keeps rows where the field is null (as Central).
+        return and_(column.is_not(None), column == other) if nullable else column == other
+    if node.op == "ne":
+        if isinstance(right, _Sql):
+            return column.is_distinct_from(other)
+        return or_(column.is_(None), column != other) if nullable else column != other
+    ordered: dict[str, ColumnElement[bool]] = {
+        "lt": column < other,
+        "le": column <= other,
+        "gt": column > other,
+        "ge": column >= other,
+    }
+    return ordered[node.op]
+
+
+def filter_clause(expr: Expr) -> ColumnElement[bool]:
+    """The SQL condition on ``submissions`` for a parsed $filter."""
+    match expr:
+        case Comparison():
+            return _comparison(expr)
+        case BoolOp("and", left, right):
+            return and_(filter_clause(left), filter_clause(right))
+        case BoolOp(_, left, right):
+            return or_(filter_clause(left), filter_clause(right))
+        case Not(operand):
+            return not_(filter_clause(operand))
+    raise ODataError.unsupported_expression("expression", 0, str(expr))
+
+
+# --- cursor and skiptoken ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    """Where the previous page stopped: the submission and rows already sent from it."""
+
+    id: int  # submissions.id
+    key: str | None = None  # the $orderby value, ISO text for dates
+    sent: int = 0  # repeat tables: rows of this submission already on earlier pages
+
+
+class _Token(msgspec.Struct, omit_defaults=True):
+    id: int
+    instanceId: str | None = None  # noqa: N815 - Central's spelling
+    key: str | None = None
+    sent: int = 0
+
+
+_token_decoder = msgspec.json.Decoder(_Token)
+
+
+def encode_skiptoken(cursor: Cursor, instance_id: str) -> str:
+    """Central's scheme ("01" + base64 JSON), with our keyset fields inside."""
+    data = msgspec.json.encode(_Token(cursor.id, instance_id, cursor.key, cursor.sent))
+    return "01" + base64.b64encode(data).decode()
+
+
+def decode_skiptoken(token: str) -> Cursor:
+    if not token.startswith("01"):
+        raise problem_of(ODataError.invalid_skiptoken())
+    try:
+        decoded = _token_decoder.decode(base64.b64decode(token[2:], validate=True))
+    except (binascii.Error, ValueError, msgspec.DecodeError) as error:
+        raise problem_of(ODataError.invalid_skiptoken()) from error
+    if decoded.sent < 0:
+        raise problem_of(ODataError.invalid_skiptoken())
+    return Cursor(decoded.id, decoded.key, decoded.sent)
+
+
+# --- rows ---------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class FeedQuery:
+    feed: Feed
+    table: Node
+    writer: RowWriter
+    where: tuple[ColumnElement[bool], ...]
+    order: OrderKey | None = None
+    skip: int = 0
+    cursor: Cursor | None = None
+
+
+def _order_column(order: OrderKey | None) -> InstrumentedAttribute[Any] | None:
+    if order is None:
+        return None
+    return _COLUMNS[order.field]
+
+
+def _descending(order: OrderKey | None) -> bool:
+    return True if order is None else order.descending
+
+
+def _key_value(order: OrderKey | None, key: str | None) -> Any:
+    if order is None:
+        return None
+    if key is None:
+        raise problem_of(ODataError.invalid_skiptoken())
+    if order.field == "__system/submissionDate":
+        try:
+            return literal(datetime.fromisoformat(key), _TIMESTAMP)
+        except ValueError as error:
+            raise problem_of(ODataError.invalid_skiptoken()) from error
+    return key
+
+
+def _key_text(order: OrderKey | None, value: object) -> str | None:
+    if order is None:
+        return None
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
+    return str(value)
+
+
+def _base_query(query: FeedQuery) -> Select[Any]:
+    versions = aliased(SubmissionDef)
+    edits = (
+        select(func.count())
+        .where(versions.submission_id == Submission.id)
+        .correlate(Submission)
+        .scalar_subquery()
+    )
+    files = select(func.count()).where(SubmissionAttachment.submission_def_id == SubmissionDef.id)
+    expected = files.correlate(SubmissionDef).scalar_subquery()
+    present = (
+        files.where(SubmissionAttachment.blob_sha256.is_not(None))
+        .correlate(SubmissionDef)
+        .scalar_subquery()
+    )
+    order_column = _order_column(query.order)
+    return (
+        select(
+            Submission.id,
+            Submission.instance_id,
+            Submission.created_at,
+            Submission.updated_at,
+            Submission.deleted_at,
+            Submission.submitter_id,
+            Actor.display_name,
+            Submission.review_state,
+            Submission.device_id,
+            SubmissionDef.record,
+            SubmissionDef.encrypted,
+            FormDef.version,
+            edits,
+            expected,
+            present,
+            order_column if order_column is not None else Submission.id,
+        )
+        .join(
+            SubmissionDef,
+            and_(SubmissionDef.submission_id == Submission.id, SubmissionDef.current.is_(True)),
+        )
+        .join(FormDef, FormDef.id == SubmissionDef.form_def_id)
+        .outerjoin(Actor, Actor.id == Submission.submitter_id)
+        .where(*query.where)
+    )
+
+
+def _page(query: FeedQuery, limit: int, offset: int, cursor: Cursor | None) -> Select[Any]:
+    statement = _base_query(query)
+    column = _order_column(query.order)
+    descending = _descending(query.order)
+    if cursor is not None:
+        # Inclusive of the cursor's submission: a repeat table may owe rows from it.
+        if column is None:
+            statement = statement.where(
+                Submission.id <= cursor.id if descending else Submission.id >= cursor.id
+            )
+        else:
+            key = _key_value(query.order, cursor.key)
+            if descending:
+                after = or_(column < key, and_(column == key, Submission.id <= cursor.id))
+            else:
+                after = or_(column > key, and_(column == key, Submission.id >= cursor.id))
+            statement = statement.where(after)
+    if column is None:
+        ordering = [Submission.id.desc() if descending else Submission.id.asc()]
+    elif descending:
+        ordering = [column.desc(), Submission.id.desc()]
+    else:
+        ordering = [column.asc(), Submission.id.asc()]
+    return statement.order_by(*ordering).limit(limit).offset(offset)
+
+
+def _iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _system(row: Any) -> dict[str, Any]:
+    return {
+        "submissionDate": _iso(row[2]),
+        "updatedAt": _iso(row[3]),
+        "deletedAt": _iso(row[4]),
+        "submitterId": None if row[5] is None else str(row[5]),
+        "submitterName": row[6],
+        "attachmentsPresent": row[14] or 0,
+        "attachmentsExpected": row[13] or 0,
+        "status": "notDecrypted" if row[10] else None,
+        "reviewState": row[7],
+        "deviceId": row[8],
+        "edits": max(row[12] - 1, 0),
+        "formVersion": row[11] or "",
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Entity:
+    """One row of the table with the position a skiptoken needs to resume after it."""
+
+    row: dict[str, Any]
+    instance_id: str
+    cursor: Cursor
+
+
+Sessions = Callable[[], AbstractAsyncContextManager[AsyncSession]]
+
+
+async def iterate_rows(
+    open_session: Sessions, query: FeedQuery, *, batch: int | None = None
+) -> AsyncGenerator[Entity, None]:
+    """The table's rows in feed order from the cursor on, reading `batch` submissions at a time.
+
+    `open_session()` gives an async context manager yielding a session: one per
+    batch, so a long stream holds no snapshot open between batches. The root
+    table's $skip is applied by the database; a repeat table's here.
+    """
+    batch = batch or BATCH_SIZE  # read at call time, so tests may lower it
+    root = query.table.parent is None
+    cursor = query.cursor
+    offset = query.skip if root and cursor is None else 0
+    to_skip = 0 if root or cursor is not None else query.skip
+    while True:
+        async with open_session() as db:
+            connection = await db.connection()  # Core rows: no ORM bookkeeping per row
+            fetched = (await connection.execute(_page(query, batch, offset, cursor))).all()
+        offset = 0
+        owed = cursor.sent if cursor is not None else 0
+        first_id = cursor.id if cursor is not None else None
+        for submission in fetched:
+            record = None if submission[10] else _decode_record(submission[9])
+            system = _system(submission) if root else None
+            rows = query.writer.rows(submission[1], record, system)
+            key = _key_text(query.order, submission[15])
+            start = owed if submission[0] == first_id else 0
+            if root and submission[0] == first_id:
+                start = 1  # the cursor's own row was on the previous page
+            for index in range(start, len(rows)):
+                if to_skip:
+                    to_skip -= 1
+                    continue
+                yield Entity(rows[index], submission[1], Cursor(submission[0], key, index + 1))
+        if len(fetched) < batch:
+            return
+        last = fetched[-1]
+        cursor = Cursor(last[0], _key_text(query.order, last[15]), 1 << 62)
+
+
+async def count_rows(db: AsyncSession, query: FeedQuery, open_session: Sessions) -> int:
+    """All rows the filter selects (ignoring $top, $skip and the cursor)."""
+    if query.table.parent is None:
+        statement = select(func.count()).select_from(Submission).where(*query.where)
+        return int(await db.scalar(statement) or 0)
+    plain = FeedQuery(query.feed, query.table, query.writer, query.where, query.order)
+    total = 0
+    async for _ in iterate_rows(open_session, plain):
+        total += 1
+    return total
+
+
+def base_where(feed: Feed, expr: Expr | None, *, include_deleted: bool) -> tuple[Any, ...]:
+    conditions: list[ColumnElement[bool]] = [
+        Submission.form_id == feed.form.id,
+        Submission.draft == feed.draft,
+    ]
+    if not include_deleted:
+        conditions.append(Submission.deleted_at.is_(None))
+    if expr is not None:
+        conditions.append(filter_clause(expr))
+    return tuple(conditions)
+
+
+def find_table(model: ODataModel, name: str) -> Node:
+    """The table named in the URL; Central's 404 when the form has none such."""
+    node = model.tables.get(name)
+    if node is None:
+        raise problems.not_found()
+    return node
