@@ -1,9 +1,10 @@
 """OData feed benchmark: pages of 1,000 rows from a form with many submissions.
 
-    python -m bench.odata [--count 100000] [--repeat 30] [--database-url URL]
+    python -m bench.odata [--count 100000] [--repeat 30] [--backend sqlite|postgres|all]
+                          [--write-docs]
 
-Builds the app in-process (SQLite in a temporary folder unless ``--database-url``
-names an empty PostgreSQL database), publishes the 40-question benchmark form,
+Builds the app in-process (SQLite in a temporary folder, or a private PostgreSQL
+15 cluster), publishes the 40-question benchmark form,
 inserts ``--count`` submissions straight into the database (parsed records as
 ingest stores them, one second apart), then times requests through the ASGI app:
 the first page (``$top=1000``), a page in the middle reached by ``$skiptoken``,
@@ -18,6 +19,7 @@ import asyncio
 import hashlib
 import logging
 import random
+import re
 import secrets
 import statistics
 import tempfile
@@ -31,6 +33,7 @@ import msgspec
 from sqlalchemy import insert, select
 
 from bench.forms import FORM_ID, build_xform, submission_xml
+from bench.ingest import DOCS
 from forms.submission import parse_submission
 from server.app import create_app
 from server.db.models import Form, FormDef, Submission, SubmissionDef
@@ -38,6 +41,7 @@ from server.runtime import Runtime, close_runtime, open_runtime
 from server.services import accounts
 from server.services.forms import schema_of
 from server.settings import Settings
+from tests import services
 
 EMAIL = "bench@example.org"
 PASSWORD = "bench password 0123"  # noqa: S105 - a throwaway database
@@ -107,13 +111,22 @@ async def _time(
     return timings
 
 
-def _report(name: str, timings: list[float]) -> None:
+Figure = tuple[str, str, float, float]  # backend, request, p50 ms, p99 ms
+MARKERS = ("<!-- odata-figures:start", "<!-- odata-figures:end -->")
+TARGET_P50_MS = 50.0
+
+
+def _report(backend: str, name: str, timings: list[float], into: list[Figure]) -> None:
     ordered = sorted(timings)
     p99 = ordered[min(len(ordered) - 1, round(0.99 * len(ordered)))]
-    print(f"{name:<34} p50 {statistics.median(ordered):7.1f} ms   p99 {p99:7.1f} ms")
+    p50 = statistics.median(ordered)
+    into.append((backend, name, p50, p99))
+    print(f"{backend:<9}{name:<34} p50 {p50:7.1f} ms   p99 {p99:7.1f} ms", flush=True)
 
 
-async def run(count: int, repeat: int, database_url: str) -> None:
+async def run(count: int, repeat: int, database_url: str) -> list[Figure]:
+    backend = "postgres" if database_url else "sqlite"
+    figures: list[Figure] = []
     with tempfile.TemporaryDirectory(prefix="homeward-odata-bench-") as folder:
         settings = Settings(
             data_dir=Path(folder), database_url=database_url, secret_key=secrets.token_hex(32)
@@ -129,30 +142,66 @@ async def run(count: int, repeat: int, database_url: str) -> None:
                 print(f"inserted {count} submissions in {time.perf_counter() - began:.1f} s")
                 base = f"/v1/projects/{project_id}/forms/{FORM_ID}.svc/Submissions"
                 first = f"{base}?$top={PAGE}"
-                _report("first page ($top=1000)", await _time(client, first, headers, repeat))
+                timed = await _time(client, first, headers, repeat)
+                _report(backend, "first page ($top=1000)", timed, figures)
                 url = first
                 for _ in range(count // PAGE // 2):
                     body = (await client.get(url, headers=headers)).json()
                     link = urlsplit(body["@odata.nextLink"])
                     url = f"{link.path}?{link.query}"
-                _report("middle page ($skiptoken)", await _time(client, url, headers, repeat))
+                timed = await _time(client, url, headers, repeat)
+                _report(backend, "middle page ($skiptoken)", timed, figures)
                 middle = (START + timedelta(seconds=count // 2)).isoformat().replace("+00:00", "Z")
                 filtered = f"{base}?$top={PAGE}&$filter=__system/submissionDate lt {middle}"
-                _report("filtered page ($filter)", await _time(client, filtered, headers, repeat))
+                timed = await _time(client, filtered, headers, repeat)
+                _report(backend, "filtered page ($filter)", timed, figures)
                 counted = f"{first}&$count=true"
-                _report("first page with $count", await _time(client, counted, headers, repeat))
+                timed = await _time(client, counted, headers, repeat)
+                _report(backend, "first page with $count", timed, figures)
         finally:
             await close_runtime(rt)
+    return figures
+
+
+def write_docs(figures: list[Figure], count: int) -> None:
+    lines = [
+        f"{MARKERS[0]} (written by `python -m bench.odata --write-docs`) -->",
+        f"{count:,} submissions of the 40-question form; pages of {PAGE:,} rows through the "
+        f"app in-process; {datetime.now(UTC):%Y-%m-%d %H:%M} UTC.",
+        "",
+        "| Backend | Request | p50 ms | p99 ms | Target p50 < 50 ms |",
+        "|---|---|---|---|---|",
+    ]
+    for backend, name, p50, p99 in figures:
+        verdict = "✅" if p50 < TARGET_P50_MS else "❌"
+        lines.append(f"| {backend} | {name} | {p50:.1f} | {p99:.1f} | {verdict} |")
+    lines.append(MARKERS[1])
+    block = "\n".join(lines)
+    text = DOCS.read_text() if DOCS.exists() else ""
+    pattern = re.compile(re.escape(MARKERS[0]) + ".*?" + re.escape(MARKERS[1]), re.S)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: block, text)
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    DOCS.write_text(text)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=30)
-    parser.add_argument("--database-url", default="", help="an empty database; default SQLite")
+    parser.add_argument("--backend", choices=("sqlite", "postgres", "all"), default="all")
+    parser.add_argument("--write-docs", action="store_true", help="Update docs/benchmarks.md.")
     args = parser.parse_args()
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    asyncio.run(run(args.count, args.repeat, args.database_url))
+    figures: list[Figure] = []
+    if args.backend in ("sqlite", "all"):
+        figures += asyncio.run(run(args.count, args.repeat, ""))
+    if args.backend in ("postgres", "all"):
+        with services.postgres_cluster() as database_url:
+            figures += asyncio.run(run(args.count, args.repeat, database_url))
+    if args.write_docs:
+        write_docs(figures, args.count)
 
 
 if __name__ == "__main__":
