@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import getpass
 import subprocess
 import sys
@@ -121,6 +122,7 @@ async def _export(settings: Settings, args: argparse.Namespace) -> None:
     from server.services.forms import find_form
 
     where = exports.selection(args.filter, args.start, args.end, args.review_state)
+    show = sys.stderr.isatty()
     rt = await open_runtime(settings)
     try:
         export_format = exports.ExportFormat(args.format)
@@ -149,23 +151,49 @@ async def _export(settings: Settings, args: argparse.Namespace) -> None:
                 geo_field=args.geo_field,
             )
             first = await exports.fetch_page(db, job, None)
+            total = await exports.count_selected(db, job) if show else 0
+        progress = _Progress(total)
+        if show:
+            job = dataclasses.replace(job, on_page=progress.advance)
         args.out.mkdir(parents=True, exist_ok=True)
         target = args.out / f"{form.xml_form_id}.{export_format.value}"
         partial = target.with_name(target.name + ".partial")
         written = 0
-        show = sys.stderr.isatty()
         with partial.open("wb") as sink:
             async for chunk in exports.stream_export(rt, job, first):
                 sink.write(chunk)
                 written += len(chunk)
                 if show:
-                    print(f"\r{target.name}: {written / 1e6:8.1f} MB", end="", file=sys.stderr)
+                    progress.show(target.name, written)
         partial.replace(target)  # a finished file only ever appears whole
         if show:
             print(file=sys.stderr)
         print(f"Wrote {target} ({written} bytes).")
     finally:
         await close_runtime(rt)
+
+
+class _Progress:
+    """A progress bar on stderr: submissions handed to the writer, out of all."""
+
+    WIDTH = 30
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.done = 0
+
+    def advance(self, count: int) -> None:
+        self.done += count
+
+    def show(self, name: str, written: int) -> None:
+        share = min(self.done / self.total, 1.0) if self.total else 1.0
+        bar = "#" * round(share * self.WIDTH)
+        print(
+            f"\r{name} [{bar:<{self.WIDTH}}] {share:4.0%} {self.done:,}/{self.total:,} "
+            f"submissions, {written / 1e6:.1f} MB",
+            end="",
+            file=sys.stderr,
+        )
 
 
 def _serve(settings: Settings, workers: int) -> None:

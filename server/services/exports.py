@@ -27,7 +27,7 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -196,6 +196,8 @@ class ExportJob:
     # GeoJSON only: the table and geo question (None: the writer's default).
     geo_table: str | None = None
     geo_field: str | None = None
+    # Told how many submissions each page handed to the writer (the CLI's progress bar).
+    on_page: Callable[[int], None] | None = None
 
     @property
     def root_only(self) -> bool:
@@ -323,6 +325,11 @@ async def _page_counts(
     return edited, attached
 
 
+async def count_selected(db: AsyncSession, job: ExportJob) -> int:
+    """How many submissions the export holds (for progress, not for paging)."""
+    return await db.scalar(select(func.count()).select_from(Submission).where(*job.where)) or 0
+
+
 async def fetch_page(db: AsyncSession, job: ExportJob, before: int | None) -> Page:
     """The next page of export records: submissions with ids below `before`, newest first."""
     rows = (await db.execute(_page_query(job, before))).all()
@@ -408,6 +415,8 @@ async def _pages(
             if page.more:
                 pending = asyncio.ensure_future(read(page.last_id))
             if page.records:
+                if job.on_page is not None:
+                    job.on_page(len(page.records))
                 yield page.records
             if pending is None:
                 return

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import pty
 import subprocess
 import sys
 from pathlib import Path
@@ -55,3 +57,47 @@ async def test_export_command_names_an_unknown_form(world: World, settings: Sett
     assert done.returncode == 1
     assert "homeward:" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def run_cli_on_a_terminal(settings: Settings, *args: str) -> tuple[int, str]:
+    """Run the CLI with its stderr on a pseudo-terminal; the exit code and what it showed."""
+    leader, follower = pty.openpty()
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "server.cli", *args],
+            env=server_environment(settings, 0),
+            stdout=subprocess.PIPE,
+            stderr=follower,
+            timeout=120,
+            check=False,
+        )
+        os.close(follower)
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the other end is closed: everything was read
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        os.close(leader)
+    return done.returncode, shown.decode()
+
+
+async def test_export_command_shows_a_progress_bar_on_a_terminal(
+    world: World, settings: Settings, tmp_path: Path
+) -> None:
+    await three_submissions(world)
+
+    code, shown = run_cli_on_a_terminal(
+        settings,
+        *("export", "--project", str(world.project_id), "--form", "simple"),
+        *("--format", "xlsx", "--out", str(tmp_path)),
+    )
+
+    assert code == 0, shown
+    assert "simple.xlsx [" in shown
+    assert "100% 3/3 submissions" in shown
+    assert (tmp_path / "simple.xlsx").exists()
