@@ -25,7 +25,6 @@ import contextlib
 import hashlib
 import os
 import random
-import re
 import shutil
 import subprocess
 import sys
@@ -40,7 +39,16 @@ from pathlib import Path
 import msgspec
 
 from bench.forms import FORM_ID, MEMBERS, build_xform, submission_xml
-from bench.ingest import DOCS, SECRET_KEY, Backend, machine, postgres_backend, sqlite_backend
+from bench.ingest import (
+    DOCS,
+    SECRET_KEY,
+    Backend,
+    machine,
+    postgres_backend,
+    replace_block,
+    seed_form,
+    sqlite_backend,
+)
 
 # What we promised (issue 5) and what ODK Central published for this kind of machine.
 TARGET_SECONDS_1M = 60.0
@@ -89,30 +97,14 @@ async def _seed(backend: Backend, count: int) -> int:
 
     from server.db.models import Submission, SubmissionAttachment, SubmissionDef
     from server.runtime import close_runtime, open_runtime
-    from server.services import accounts, forms, projects
     from server.settings import Settings
 
     settings = Settings.from_env(backend.env | {"HOMEWARD_SECRET_KEY": SECRET_KEY})
     rt = await open_runtime(settings)
     try:
-        async with rt.transaction() as db:
-            actor, _ = await accounts.create_user(
-                db, email="bench@example.org", password=uuid.uuid4().hex
-            )
-            await accounts.promote_to_admin(db, actor.id, by=None)
-            admin = await accounts.load_principal(db, actor)
-            project = await projects.create_project(
-                db, name="Benchmark", description="Export benchmark", by=admin
-            )
-            form = await forms.create_form(
-                rt,
-                db,
-                project_id=project.id,
-                upload=forms.FormUpload(build_xform(with_members=True), "application/xml"),
-                publish=True,
-                ignore_warnings=True,
-                by=admin,
-            )
+        admin, project, form = await seed_form(
+            rt, build_xform(with_members=True), "Export benchmark"
+        )
         assert form.current_def_id is not None
         pool = _pool()
         start = datetime(2026, 1, 1, tzinfo=UTC)
@@ -129,7 +121,7 @@ async def _seed(backend: Backend, count: int) -> int:
                         "form_id": form.id,
                         "instance_id": instance_id,
                         "draft": False,
-                        "submitter_id": actor.id,
+                        "submitter_id": admin.actor_id,
                         "device_id": "collect:bench",
                         "user_agent": "bench",
                         "created_at": at,
@@ -146,7 +138,7 @@ async def _seed(backend: Backend, count: int) -> int:
                         "record": record.replace(PLACEHOLDER.encode(), instance_id.encode()),
                         "encrypted": False,
                         "current": True,
-                        "submitter_id": actor.id,
+                        "submitter_id": admin.actor_id,
                         "created_at": at,
                     }
                 )
@@ -257,13 +249,7 @@ def write_docs(runs: list[Run], args: argparse.Namespace) -> None:
         f"--formats {args.formats}`\n\n{table(runs)}\n"
         f"{MARKERS[1]}"
     )
-    text = DOCS.read_text() if DOCS.exists() else ""
-    pattern = re.compile(re.escape(MARKERS[0]) + ".*?" + re.escape(MARKERS[1]), re.S)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: block, text)
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    DOCS.write_text(text)
+    replace_block(*MARKERS, block)
 
 
 # ---------------------------------------------------------------- main

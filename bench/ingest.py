@@ -34,12 +34,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import formatdate
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import httpx
 
 from bench.forms import build_xform, submission_xml
 from tests import services
+
+if TYPE_CHECKING:
+    from server.auth import Principal
+    from server.db.models import Form, Project
+    from server.runtime import Runtime
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs" / "benchmarks.md"
@@ -517,34 +522,41 @@ def _server_env(backend: Backend, port: int) -> dict[str, str]:
     return env | backend.env | {"HOMEWARD_PORT": str(port), "HOMEWARD_SECRET_KEY": SECRET_KEY}
 
 
+async def seed_form(rt: Runtime, xform: bytes, purpose: str) -> tuple[Principal, Project, Form]:
+    """An administrator, a project and the published benchmark form."""
+    from server.services import accounts, forms, projects
+
+    async with rt.transaction() as db:
+        actor, _ = await accounts.create_user(
+            db, email="bench@example.org", password=uuid.uuid4().hex
+        )
+        await accounts.promote_to_admin(db, actor.id, by=None)
+        admin = await accounts.load_principal(db, actor)
+        project = await projects.create_project(db, name="Benchmark", description=purpose, by=admin)
+        form = await forms.create_form(
+            rt,
+            db,
+            project_id=project.id,
+            upload=forms.FormUpload(xform, "application/xml"),
+            publish=True,
+            ignore_warnings=True,
+            by=admin,
+        )
+    return admin, project, form
+
+
 async def _seed_async(backend: Backend) -> tuple[int, str]:
     """Admin, project, the published benchmark form, an app user assigned to it."""
     from server.roles import ROLES_BY_SYSTEM
     from server.runtime import close_runtime, open_runtime
-    from server.services import accounts, forms, projects
+    from server.services import accounts
     from server.settings import Settings
 
     settings = Settings.from_env(backend.env | {"HOMEWARD_SECRET_KEY": SECRET_KEY})
     rt = await open_runtime(settings)
     try:
+        admin, project, form = await seed_form(rt, build_xform(), "Ingest benchmark")
         async with rt.transaction() as db:
-            actor, _ = await accounts.create_user(
-                db, email="bench@example.org", password=uuid.uuid4().hex
-            )
-            await accounts.promote_to_admin(db, actor.id, by=None)
-            admin = await accounts.load_principal(db, actor)
-            project = await projects.create_project(
-                db, name="Benchmark", description="Ingest benchmark", by=admin
-            )
-            form = await forms.create_form(
-                rt,
-                db,
-                project_id=project.id,
-                upload=forms.FormUpload(build_xform(), "application/xml"),
-                publish=True,
-                ignore_warnings=True,
-                by=admin,
-            )
             app_actor, _, token = await accounts.create_app_user(
                 db,
                 project_id=project.id,
@@ -703,9 +715,20 @@ def machine() -> dict[str, str]:
     }
 
 
+def replace_block(start: str, end: str, block: str) -> None:
+    """Put `block` (which begins with `start` and ends with `end`) in docs/benchmarks.md,
+    in place of the old one, or at the end when there is none yet."""
+    text = DOCS.read_text() if DOCS.exists() else ""
+    pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.S)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: block, text)
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    DOCS.write_text(text)
+
+
 def write_docs(results: list[Result], args: argparse.Namespace, notes: str) -> None:
     facts = "\n".join(f"| {k} | {v} |" for k, v in machine().items())
-    text = DOCS.read_text() if DOCS.exists() else ""
     figures = (
         "<!-- figures:start (written by `python -m bench.ingest --write-docs`) -->\n"
         f"### Machine\n\n| | |\n|---|---|\n{facts}\n\n"
@@ -717,12 +740,7 @@ def write_docs(results: list[Result], args: argparse.Namespace, notes: str) -> N
         f"{notes}"
         "<!-- figures:end -->"
     )
-    pattern = re.compile(r"<!-- figures:start.*?<!-- figures:end -->", re.S)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: figures, text)
-    else:
-        text = text.rstrip() + "\n\n" + figures + "\n"
-    DOCS.write_text(text)
+    replace_block("<!-- figures:start", "<!-- figures:end -->", figures)
 
 
 # ---------------------------------------------------------------- main

@@ -19,7 +19,6 @@ import asyncio
 import hashlib
 import logging
 import random
-import re
 import secrets
 import statistics
 import tempfile
@@ -33,7 +32,7 @@ import msgspec
 from sqlalchemy import insert, select
 
 from bench.forms import FORM_ID, build_xform, submission_xml
-from bench.ingest import DOCS
+from bench.ingest import replace_block
 from forms.submission import parse_submission
 from server.app import create_app
 from server.db.models import Form, FormDef, Submission, SubmissionDef
@@ -176,14 +175,7 @@ def write_docs(figures: list[Figure], count: int) -> None:
         verdict = "✅" if p50 < TARGET_P50_MS else "❌"
         lines.append(f"| {backend} | {name} | {p50:.1f} | {p99:.1f} | {verdict} |")
     lines.append(MARKERS[1])
-    block = "\n".join(lines)
-    text = DOCS.read_text() if DOCS.exists() else ""
-    pattern = re.compile(re.escape(MARKERS[0]) + ".*?" + re.escape(MARKERS[1]), re.S)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: block, text)
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    DOCS.write_text(text)
+    replace_block(*MARKERS, "\n".join(lines))
 
 
 def main() -> None:

@@ -30,6 +30,7 @@ from urllib.parse import quote
 
 from litestar import HttpMethod, Router, get, route
 from litestar.di import NamedDependency, Provide
+from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, QueryParameter
 from litestar.response import Stream
 
@@ -196,53 +197,44 @@ async def csv_zip(
     return await _export(request, project_id, xml_form_id, options, ExportFormat.CSV_ZIP)
 
 
-@get(f"{_PATH}/submissions.csv", operation_id="exportSubmissionsCsv")
-async def get_csv(
-    request: AnyRequest,
-    project_id: FromPath[int],
-    xml_form_id: FromPath[str],
-    options: NamedDependency[ExportQuery],
-) -> Stream:
-    """The root table alone."""
-    return await _export(request, project_id, xml_form_id, options, ExportFormat.CSV)
+def _download(fmt: ExportFormat, operation_id: str, summary: str) -> HTTPRouteHandler:
+    """The GET route of one format; they differ in nothing else."""
+
+    async def download(
+        request: AnyRequest,
+        project_id: FromPath[int],
+        xml_form_id: FromPath[str],
+        options: NamedDependency[ExportQuery],
+    ) -> Stream:
+        return await _export(request, project_id, xml_form_id, options, fmt)
+
+    download.__doc__ = summary
+    return get(f"{_PATH}/submissions.{fmt.value}", operation_id=operation_id)(download)
 
 
-@get(f"{_PATH}/submissions.xlsx", operation_id="exportSubmissionsXlsx")
-async def get_xlsx(
-    request: AnyRequest,
-    project_id: FromPath[int],
-    xml_form_id: FromPath[str],
-    options: NamedDependency[ExportQuery],
-) -> Stream:
-    """Every table as a sheet: typed cells, a row of question labels, frozen header."""
-    return await _export(request, project_id, xml_form_id, options, ExportFormat.XLSX)
-
-
-@get(f"{_PATH}/submissions.parquet.zip", operation_id="exportSubmissionsParquet")
-async def get_parquet(
-    request: AnyRequest,
-    project_id: FromPath[int],
-    xml_form_id: FromPath[str],
-    options: NamedDependency[ExportQuery],
-) -> Stream:
-    """Every table as a typed Parquet file, in one zip."""
-    return await _export(request, project_id, xml_form_id, options, ExportFormat.PARQUET)
-
-
-@get(f"{_PATH}/submissions.geojson", operation_id="exportSubmissionsGeoJson")
-async def get_geojson(
-    request: AnyRequest,
-    project_id: FromPath[int],
-    xml_form_id: FromPath[str],
-    options: NamedDependency[ExportQuery],
-) -> Stream:
-    """One table's locations as a FeatureCollection (`table`, `geoField` choose them)."""
-    return await _export(request, project_id, xml_form_id, options, ExportFormat.GEOJSON)
+DOWNLOADS = [
+    _download(ExportFormat.CSV, "exportSubmissionsCsv", "The root table alone."),
+    _download(
+        ExportFormat.XLSX,
+        "exportSubmissionsXlsx",
+        "Every table as a sheet: typed cells, a row of question labels, frozen header.",
+    ),
+    _download(
+        ExportFormat.PARQUET,
+        "exportSubmissionsParquet",
+        "Every table as a typed Parquet file, in one zip.",
+    ),
+    _download(
+        ExportFormat.GEOJSON,
+        "exportSubmissionsGeoJson",
+        "One table's locations as a FeatureCollection (`table`, `geoField` choose them).",
+    ),
+]
 
 
 router = Router(
     "/v1",
-    route_handlers=[csv_zip, get_csv, get_xlsx, get_parquet, get_geojson],
+    route_handlers=[csv_zip, *DOWNLOADS],
     dependencies={"options": Provide(export_query)},
     tags=["exports"],
 )
