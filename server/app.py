@@ -9,7 +9,7 @@ from litestar import Litestar, get
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 
-from server.api import accounts, exports, forms, projects, submissions
+from server.api import accounts, audits, exports, forms, projects, reviews, submissions
 from server.errors import handle_http_exception, handle_problem, handle_unexpected
 from server.openrosa.routes import openrosa_routers
 from server.problems import Problem
@@ -46,6 +46,8 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Litesta
             projects.router,
             forms.router(settings.max_form_bytes),
             submissions.router(max_body),
+            reviews.router,
+            audits.router,
             exports.router,
             *openrosa_routers(max_body),
         ],

@@ -41,9 +41,11 @@ _PROJECT_MANAGE = _PROJECT_READ | frozenset(
         "form.create",
         "form.update",
         "form.delete",
+        "form.restore",
         "submission.create",
         "submission.update",
         "submission.delete",
+        "submission.restore",
     }
 )
 _SITE = frozenset(

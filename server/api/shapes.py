@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import msgspec
 
@@ -112,6 +113,19 @@ class FormAttachmentOut(ApiModel):
     hash: str | None = None
 
 
+class SubmissionVersionOut(ApiModel):
+    instance_id: str
+    instance_name: str | None
+    submitter_id: int | None
+    device_id: str | None
+    user_agent: str | None
+    created_at: str
+    current: bool
+    form_version: str | None = None
+    # With X-Extended-Metadata: true only.
+    submitter: ActorOut | msgspec.UnsetType = msgspec.UNSET
+
+
 class SubmissionOut(ApiModel):
     instance_id: str
     submitter_id: int | None
@@ -122,16 +136,34 @@ class SubmissionOut(ApiModel):
     updated_at: str | None
     deleted_at: str | None
     current_version: SubmissionVersionOut | None = None
+    # With X-Extended-Metadata: true only.
+    submitter: ActorOut | msgspec.UnsetType = msgspec.UNSET
+    form_version: str | msgspec.UnsetType = msgspec.UNSET
 
 
-class SubmissionVersionOut(ApiModel):
-    instance_id: str
-    instance_name: str | None
-    submitter_id: int | None
-    device_id: str | None
-    user_agent: str | None
+class ReviewPatch(ApiInput):
+    review_state: str | None = None
+
+
+class CommentIn(ApiInput):
+    body: str
+
+
+class CommentOut(ApiModel):
+    body: str
+    actor_id: int | None
     created_at: str
-    current: bool
+    actor: ActorOut | msgspec.UnsetType = msgspec.UNSET
+
+
+class AuditOut(ApiModel):
+    actor_id: int | None
+    action: str
+    actee_id: str | None
+    details: dict[str, Any] | None
+    logged_at: str
+    actor: ActorOut | msgspec.UnsetType | None = msgspec.UNSET
+    actee: dict[str, Any] | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class SubmissionAttachmentOut(ApiModel):
