@@ -9,7 +9,16 @@ from litestar import Litestar, get
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 
-from server.api import accounts, audits, exports, forms, projects, reviews, submissions
+from server.api import (
+    accounts,
+    audits,
+    exports,
+    forms,
+    projects,
+    reviews,
+    submissions,
+    users,
+)
 from server.errors import handle_http_exception, handle_problem, handle_unexpected
 from server.openrosa.routes import openrosa_routers
 from server.problems import Problem
@@ -43,6 +52,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Litesta
         route_handlers=[
             health,
             accounts.router,
+            users.router,
             projects.router,
             forms.router(settings.max_form_bytes),
             submissions.router(max_body),

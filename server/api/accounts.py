@@ -7,7 +7,7 @@ from litestar.params import FromPath, JSONBody
 from sqlalchemy import select
 
 from server import problems
-from server.api.common import actor_out, check
+from server.api.common import actor_out
 from server.api.shapes import RoleOut, SessionIn, SessionOut, Success, UserOut, iso
 from server.db.models import Actor, User
 from server.requests import AnyRequest, require_principal, runtime_of
@@ -38,7 +38,7 @@ async def delete_session(request: AnyRequest, token: FromPath[str]) -> Success:
     return Success()
 
 
-async def _user_out(actor: Actor, user: User) -> UserOut:
+def user_out(actor: Actor, user: User) -> UserOut:
     base = actor_out(actor)
     return UserOut(**{f: getattr(base, f) for f in base.__struct_fields__}, email=user.email)
 
@@ -56,21 +56,7 @@ async def current_user(request: AnyRequest) -> UserOut:
         ).first()
         if row is None:
             raise problems.not_found()
-        return await _user_out(row[0], row[1])
-
-
-@get("/users", operation_id="listUsers")
-async def list_users(request: AnyRequest) -> list[UserOut]:
-    async with runtime_of(request).transaction() as db:
-        principal = await require_principal(request, db)
-        check(principal, "user.list")
-        rows = await db.execute(
-            select(Actor, User)
-            .join(User, User.actor_id == Actor.id)
-            .where(Actor.deleted_at.is_(None))
-            .order_by(User.email)
-        )
-        return [await _user_out(a, u) for a, u in rows]
+        return user_out(row[0], row[1])
 
 
 def _role_out(role_key: str | int) -> RoleOut:
@@ -99,6 +85,6 @@ async def get_role(role: FromPath[str]) -> RoleOut:
 
 router = Router(
     "/v1",
-    route_handlers=[create_session, delete_session, current_user, list_users, list_roles, get_role],
+    route_handlers=[create_session, delete_session, current_user, list_roles, get_role],
     tags=["accounts"],
 )

@@ -187,3 +187,19 @@ class AssignmentOut(ApiModel):
 
 class Success(ApiModel):
     success: bool = True
+
+
+class UserIn(ApiInput):
+    email: str
+    password: str | None = None
+    display_name: str | None = None
+
+
+class UserPatch(ApiInput):
+    display_name: str | None = None
+    email: str | None = None
+
+
+class PasswordIn(ApiInput):
+    old: str
+    new: str

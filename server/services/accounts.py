@@ -135,7 +135,7 @@ async def end_session(db: AsyncSession, token: str, by: Principal) -> None:
         raise problems.insufficient_rights()
     key.token_hash = None
     key.token_nonce = None
-    await record(db, by.actor_id, "field_key.revoke", "actor", key.actor_id)
+    await record(db, by.actor_id, "field_key.session.end", "actor", key.actor_id)
 
 
 async def load_principal(db: AsyncSession, actor: Actor) -> Principal:
@@ -228,7 +228,7 @@ async def assign(
     await record(
         db,
         by,
-        "assignment.create",
+        f"{await _kind(db, actor_id)}.assignment.create",
         "actor",
         actor_id,
         {"role": role.system, "project": project_id, "form": form_id},
@@ -249,7 +249,19 @@ async def unassign(
     )
     if result.rowcount == 0:  # type: ignore[attr-defined]
         raise problems.not_found()
-    await record(db, by, "assignment.delete", "actor", actor_id, {"role": role.system})
+    await record(
+        db,
+        by,
+        f"{await _kind(db, actor_id)}.assignment.delete",
+        "actor",
+        actor_id,
+        {"role": role.system, "project": project_id, "form": form_id},
+    )
+
+
+async def _kind(db: AsyncSession, actor_id: int) -> str:
+    """Central names assignment audits by the actor's kind: user., field_key., public_link."""
+    return await db.scalar(select(Actor.kind).where(Actor.id == actor_id)) or "user"
 
 
 def _assignment_is(
