@@ -67,6 +67,14 @@ class ProjectOut(ApiModel):
     created_at: str
     updated_at: str | None
     deleted_at: str | None
+    # With X-Extended-Metadata: true only.
+    app_users: int | msgspec.UnsetType = msgspec.UNSET
+    forms: int | msgspec.UnsetType = msgspec.UNSET
+    last_submission: str | msgspec.UnsetType | None = msgspec.UNSET
+    datasets: int | msgspec.UnsetType = msgspec.UNSET
+    verbs: list[str] | msgspec.UnsetType = msgspec.UNSET
+    # With ?forms=true only: the forms the caller may see, in their extended shape.
+    form_list: list[FormOut] | msgspec.UnsetType = msgspec.UNSET
 
 
 class ProjectIn(ApiInput):
@@ -78,6 +86,24 @@ class ProjectPatch(ApiInput):
     name: str | None = None
     description: str | None = None
     archived: bool | None = None
+
+
+class FormAssignmentIn(ApiInput):
+    role_id: int
+    actor_id: int
+
+
+class ProjectFormIn(ApiInput):
+    xml_form_id: str
+    state: str | None = None
+    assignments: list[FormAssignmentIn] | None = None
+
+
+class ProjectPut(ApiInput):
+    name: str
+    description: str | None = None
+    archived: bool | None = None
+    forms: list[ProjectFormIn] | None = None
 
 
 class FormOut(ApiModel):
@@ -97,6 +123,21 @@ class FormOut(ApiModel):
     webforms_enabled: bool = False
     # Only on drafts: the token of the draft's test URLs (/v1/test/{draftToken}/...).
     draft_token: str | None = None
+    # Only on deleted forms (?deleted=true): the id POST .../forms/{id}/restore takes.
+    id: int | msgspec.UnsetType = msgspec.UNSET
+    deleted_at: str | msgspec.UnsetType | None = msgspec.UNSET
+    # With X-Extended-Metadata: true only.
+    submissions: int | msgspec.UnsetType = msgspec.UNSET
+    last_submission: str | msgspec.UnsetType | None = msgspec.UNSET
+    review_states: ReviewStatesOut | msgspec.UnsetType = msgspec.UNSET
+    created_by: ActorOut | msgspec.UnsetType | None = msgspec.UNSET
+    excel_content_type: str | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class ReviewStatesOut(ApiModel):
+    received: int = 0
+    has_issues: int = 0
+    edited: int = 0
 
 
 class FormPatch(ApiInput):

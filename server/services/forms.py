@@ -379,3 +379,24 @@ async def set_state(db: AsyncSession, form: Form, state: str, by: Principal) -> 
     form.state = state
     form.updated_at = now()
     await record(db, by.actor_id, "form.update", "form", form.id, {"state": state})
+
+
+async def deleted_forms(db: AsyncSession, project_id: int) -> Sequence[Form]:
+    return (
+        await db.scalars(
+            select(Form)
+            .where(Form.project_id == project_id, Form.deleted_at.is_not(None))
+            .order_by(Form.deleted_at.desc(), Form.id.desc())
+        )
+    ).all()
+
+
+async def restore_form(db: AsyncSession, project_id: int, form_id: int, by: Principal) -> Form:
+    """Undo a deletion; the form comes back with its versions and submissions."""
+    form = await db.get(Form, form_id)
+    if form is None or form.project_id != project_id or form.deleted_at is None:
+        raise problems.not_found()
+    form.deleted_at = None
+    form.updated_at = now()
+    await record(db, by.actor_id, "form.restore", "form", form.id)
+    return form
