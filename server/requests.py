@@ -13,7 +13,7 @@ from server import problems
 from server.auth import Principal
 from server.digest import verify_digest
 from server.runtime import Runtime
-from server.services import accounts
+from server.services import accounts, public_links
 
 AnyRequest = Request[Any, Any, Any]
 
@@ -52,6 +52,13 @@ async def authenticate(request: AnyRequest, db: AsyncSession) -> Principal | Non
     """
     header = request.headers.get("authorization")
     if header is None:
+        # Central's public links (and Enketo) carry their token as ?st=.
+        link_token = request.query_params.get("st")
+        if link_token:
+            principal = await public_links.principal_for_link_token(db, link_token)
+            if principal is None:
+                raise problems.authentication_failed()
+            return principal
         return None
     scheme, _, value = header.partition(" ")
     scheme = scheme.lower()

@@ -244,3 +244,15 @@ class UserPatch(ApiInput):
 class PasswordIn(ApiInput):
     old: str
     new: str
+
+
+class PublicLinkOut(ActorOut):
+    token: str | None
+    once: bool
+    # With X-Extended-Metadata: true only.
+    created_by: ActorOut | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class PublicLinkIn(ApiInput):
+    display_name: str
+    once: bool = False

@@ -65,38 +65,32 @@ async def project_stats(db: AsyncSession, project_ids: Iterable[int]) -> dict[in
     if not ids:
         return {}
     forms = _pairs(
-
-            await db.execute(
-                select(Form.project_id, func.count())
-                .where(Form.project_id.in_(ids), Form.deleted_at.is_(None))
-                .group_by(Form.project_id)
-            )
-
+        await db.execute(
+            select(Form.project_id, func.count())
+            .where(Form.project_id.in_(ids), Form.deleted_at.is_(None))
+            .group_by(Form.project_id)
+        )
     )
     app_users = _pairs(
-
-            await db.execute(
-                select(FieldKey.project_id, func.count())
-                .join(Actor, Actor.id == FieldKey.actor_id)
-                .where(FieldKey.project_id.in_(ids), Actor.deleted_at.is_(None))
-                .group_by(FieldKey.project_id)
-            )
-
+        await db.execute(
+            select(FieldKey.project_id, func.count())
+            .join(Actor, Actor.id == FieldKey.actor_id)
+            .where(FieldKey.project_id.in_(ids), Actor.deleted_at.is_(None))
+            .group_by(FieldKey.project_id)
+        )
     )
     last = _pairs(
-
-            await db.execute(
-                select(Form.project_id, func.max(Submission.created_at))
-                .join(Submission, Submission.form_id == Form.id)
-                .where(
-                    Form.project_id.in_(ids),
-                    Form.deleted_at.is_(None),
-                    Submission.draft.is_(False),
-                    Submission.deleted_at.is_(None),
-                )
-                .group_by(Form.project_id)
+        await db.execute(
+            select(Form.project_id, func.max(Submission.created_at))
+            .join(Submission, Submission.form_id == Form.id)
+            .where(
+                Form.project_id.in_(ids),
+                Form.deleted_at.is_(None),
+                Submission.draft.is_(False),
+                Submission.deleted_at.is_(None),
             )
-
+            .group_by(Form.project_id)
+        )
     )
     return {
         pid: ProjectStats(forms.get(pid, 0), app_users.get(pid, 0), last.get(pid)) for pid in ids
