@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from tests.server.conftest import World
+from tests.server.conftest import World, sign_in
 from tests.server.test_submission_review import assert_problem, create
-from tests.server.test_users_api import PASSWORD, create_user, sign_in
+from tests.server.test_users_api import PASSWORD, create_user
 
 
 async def actions(world: World, query: str = "") -> list[str]:
