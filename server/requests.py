@@ -64,7 +64,16 @@ async def authenticate(request: AnyRequest, db: AsyncSession) -> Principal | Non
     scheme = scheme.lower()
     rt = runtime_of(request)
     if scheme == "bearer":
-        principal = await accounts.principal_for_session_token(db, value.strip())
+        token = value.strip()
+        principal = await accounts.principal_for_session_token(db, token)
+        if principal is None:
+            # In Central an app user's or a public link's token is a session token too.
+            app_user = await accounts.principal_for_app_user_token(db, token)
+            principal = (
+                app_user[0]
+                if app_user is not None
+                else await public_links.principal_for_link_token(db, token)
+            )
         if principal is None:
             raise problems.authentication_failed()
         return principal
