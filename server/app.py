@@ -23,6 +23,7 @@ from server.api import (
 from server.errors import handle_http_exception, handle_problem, handle_unexpected
 from server.openrosa.routes import openrosa_routers
 from server.problems import Problem
+from server.requests import refuse_nul_bytes
 from server.runtime import Runtime, close_runtime, open_runtime
 from server.settings import Settings
 
@@ -64,6 +65,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Litesta
             *openrosa_routers(max_body),
         ],
         lifespan=[lifespan],
+        before_request=refuse_nul_bytes,
         exception_handlers={
             Problem: handle_problem,
             HTTPException: handle_http_exception,

@@ -108,3 +108,13 @@ async def require_principal(request: AnyRequest, db: AsyncSession) -> Principal:
     if principal is None:
         raise problems.authentication_required()
     return principal
+
+
+async def refuse_nul_bytes(request: AnyRequest) -> None:
+    """NUL characters in the path or query can name nothing (PostgreSQL text cannot
+    hold them, so they would fail inside the database): answer before any handler."""
+    if "\x00" in request.url.path:
+        raise problems.not_found()
+    for name, value in request.query_params.items():
+        if "\x00" in name or "\x00" in value:
+            raise problems.unexpected_value(name.replace("\x00", ""), "", "NUL characters.")
