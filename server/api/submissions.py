@@ -6,9 +6,11 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from litestar import Response, Router, delete, get, patch, post, put
 from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.response import Redirect
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -194,13 +196,27 @@ async def get_submission(
     instance_ref: FromPath[str],
     extended: ExtendedHeader = None,
 ) -> Any:
-    """One submission as JSON, or its current XML as ``{instanceId}.xml``."""
+    """One submission as JSON, or its current XML as ``{instanceId}.xml``.
+
+    An edit's own instanceID redirects (301) to that version, as Central does.
+    """
     async with runtime_of(request).read() as db:
         form = await _readable_form(request, db, project_id, xml_form_id)
-        if instance_ref.endswith(".xml"):
-            _, current = await reviews.find_submission(db, form, instance_ref.removesuffix(".xml"))
+        xml = instance_ref.endswith(".xml")
+        instance_id = instance_ref.removesuffix(".xml") if xml else instance_ref
+        try:
+            submission, current = await reviews.find_submission(db, form, instance_id)
+        except problems.Problem:
+            root = await reviews.root_of_version(db, form, instance_id)
+            if root is None:
+                raise
+            path = request.url.path.rsplit("/", 1)[0]
+            return Redirect(
+                f"{path}/{quote(root, safe=':')}/versions/{quote(instance_ref, safe=':')}",
+                status_code=301,
+            )
+        if xml:
             return Response(current.xml, media_type="application/xml; charset=utf-8")
-        submission, _ = await reviews.find_submission(db, form, instance_ref)
         shape = await _one_out(db, submission.id)
         if is_extended(extended):
             await _extend(db, [shape])

@@ -20,7 +20,7 @@ from server.auth import (
     token_hash,
     verify_password,
 )
-from server.db.models import Actor, Assignment, FieldKey, Session, User
+from server.db.models import Actor, Assignment, FieldKey, Project, Session, User
 from server.roles import ROLES_BY_SYSTEM, RoleSpec
 from server.services.audit import now, record
 
@@ -36,8 +36,14 @@ _APP_USER_BY_TOKEN = (
         Assignment.form_id,
     )
     .join(FieldKey, FieldKey.actor_id == Actor.id)
+    # An app user of a deleted project is gone with it.
+    .join(Project, Project.id == FieldKey.project_id)
     .outerjoin(Assignment, Assignment.actor_id == Actor.id)
-    .where(FieldKey.token_hash == bindparam("token_hash"), Actor.deleted_at.is_(None))
+    .where(
+        FieldKey.token_hash == bindparam("token_hash"),
+        Actor.deleted_at.is_(None),
+        Project.deleted_at.is_(None),
+    )
 )
 MIN_PASSWORD_LENGTH = 10
 

@@ -19,7 +19,7 @@ from forms.xform import XFormError, read_xform, set_xform_version
 from forms.xlsform import XlsFormError, compile_xlsform
 from server import problems
 from server.auth import Principal
-from server.db.models import Form, FormAttachment, FormDef
+from server.db.models import Form, FormAttachment, FormDef, Project
 from server.runtime import Runtime
 from server.services.audit import now, record
 from server.services.blobs import store_blob
@@ -302,10 +302,13 @@ def _set_version(form_def: FormDef, version: str) -> None:
 
 async def find_form(db: AsyncSession, project_id: int, xml_form_id: str) -> Form:
     form = await db.scalar(
-        select(Form).where(
+        select(Form)
+        .join(Project, Project.id == Form.project_id)
+        .where(
             Form.project_id == project_id,
             Form.xml_form_id == xml_form_id,
             Form.deleted_at.is_(None),
+            Project.deleted_at.is_(None),
         )
     )
     if form is None:

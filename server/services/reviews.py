@@ -240,3 +240,18 @@ async def set_attachment(
             "newBlob": sha256,
         },
     )
+
+
+async def root_of_version(db: AsyncSession, form: Form, version_id: str) -> str | None:
+    """The submission (its first instanceID) one of whose later versions is ``version_id``."""
+    found: str | None = await db.scalar(
+        select(Submission.instance_id)
+        .join(SubmissionDef, SubmissionDef.submission_id == Submission.id)
+        .where(
+            Submission.form_id == form.id,
+            Submission.draft.is_(False),
+            Submission.deleted_at.is_(None),
+            SubmissionDef.instance_id == version_id,
+        )
+    )
+    return found

@@ -3,7 +3,7 @@ forms' extended metadata and restore."""
 
 from __future__ import annotations
 
-from tests.server.conftest import World
+from tests.server.conftest import World, submission_xml
 from tests.server.test_submission_review import assert_problem, create
 
 EXTENDED = {"X-Extended-Metadata": "true"}
@@ -148,3 +148,21 @@ async def test_delete_and_restore_form(world: World) -> None:
     assert_problem(again, 404, 404.1)
     audits = await world.client.get("/v1/audits?action=form", headers=world.admin_headers)
     assert [a["action"] for a in audits.json()][:2] == ["form.restore", "form.delete"]
+
+
+async def test_a_deleted_projects_forms_and_app_users_stop_working(world: World) -> None:
+    await world.client.delete(f"/v1/projects/{world.project_id}", headers=world.admin_headers)
+    form = await world.client.get(
+        f"/v1/projects/{world.project_id}/forms/simple", headers=world.admin_headers
+    )
+    assert_problem(form, 404, 404.1)
+    listing = await world.client.get(
+        f"{world.key_base}/formList", headers={"X-OpenRosa-Version": "1.0"}
+    )
+    assert listing.status_code == 403
+    created = await world.client.post(
+        f"/v1/projects/{world.project_id}/forms/simple/submissions",
+        content=submission_xml("uuid:late"),
+        headers=world.admin_headers | {"Content-Type": "application/xml"},
+    )
+    assert_problem(created, 404, 404.1)

@@ -267,3 +267,20 @@ async def test_list_pages_and_extended_metadata(world: World) -> None:
     assert one.json()["submitter"]["type"] == "user"
     negative = await world.client.get(f"{base(world)}?limit=-1", headers=world.admin_headers)
     assert_problem(negative, 400, 400.8)
+
+
+async def test_an_edits_own_instance_id_redirects_to_its_version(world: World) -> None:
+    await create(world, "uuid:a1")
+    await edit(world, "uuid:a1", submission_xml("uuid:a2", deprecated_id="uuid:a1"))
+    for suffix in ("", ".xml"):
+        response = await world.client.get(
+            f"{base(world)}/uuid:a2{suffix}", headers=world.admin_headers
+        )
+        assert response.status_code == 301
+        assert response.headers["location"].endswith(
+            f"/submissions/uuid:a1/versions/uuid:a2{suffix}"
+        )
+    followed = await world.client.get(
+        f"{base(world)}/uuid:a2.xml", headers=world.admin_headers, follow_redirects=True
+    )
+    assert b"uuid:a2" in followed.content
