@@ -18,6 +18,7 @@ from server.api import (
     public_links,
     reviews,
     submissions,
+    summaries,
     users,
 )
 from server.errors import handle_http_exception, handle_problem, handle_unexpected
@@ -60,6 +61,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Litesta
             submissions.router(max_body),
             reviews.router,
             public_links.router,
+            summaries.router,
             audits.router,
             exports.router,
             *openrosa_routers(max_body),

@@ -256,3 +256,19 @@ class PublicLinkOut(ActorOut):
 class PublicLinkIn(ApiInput):
     display_name: str
     once: bool = False
+
+
+class FormAssignmentOut(ApiModel):
+    actor_id: int | msgspec.UnsetType = msgspec.UNSET
+    xml_form_id: str = ""
+    role_id: int = 0
+    # With X-Extended-Metadata: true the actor replaces actorId, as in Central.
+    actor: ActorOut | msgspec.UnsetType = msgspec.UNSET
+
+
+class KeyOut(ApiModel):
+    id: int
+    public: str
+    managed: bool
+    hint: str | None
+    created_at: str

@@ -194,6 +194,18 @@ async def fresh_submission(ctx: Ctx) -> dict[str, str]:
     return {"instance_ref": instance_id, "instance_id": instance_id}
 
 
+async def fresh_submission_with_photo(ctx: Ctx) -> dict[str, str]:
+    made = await fresh_submission(ctx)
+    await ok(
+        ctx.client.post(
+            f"{ctx.forms}/simple/submissions/{made['instance_id']}/attachments/p.jpg",
+            content=b"jpeg",
+            headers=ctx.admin,
+        )
+    )
+    return made | {"version_id": made["instance_id"]}
+
+
 async def fresh_deleted_submission(ctx: Ctx) -> dict[str, str]:
     made = await fresh_submission(ctx)
     await ok(
@@ -286,6 +298,8 @@ ROWS = [
     Row("GET",    P + "/assignments/{role:str}",                   "401 403 403 403 ok  ok"),
     Row("POST",   P + "/assignments/{role:str}/{actor_id:int}",    "401 403 403 403 ok  ok", fresh=fresh_user),
     Row("DELETE", P + "/assignments/{role:str}/{actor_id:int}",    "401 403 403 403 ok  ok", fresh=fresh_project_viewer),
+    Row("GET",    P + "/assignments/forms",                        "401 403 403 403 ok  ok"),
+    Row("GET",    P + "/assignments/forms/{role:str}",             "401 403 403 403 ok  ok"),
     Row("GET",    P + "/forms",                                    "401 403 ok  ok  ok  ok"),
     Row("POST",   P + "/forms",                                    "401 403 403 403 ok  ok", new_form),
     Row("POST",   P + "/forms/{form_id:int}/restore",              "401 403 403 403 ok  ok", fresh=fresh_deleted_form),
@@ -302,6 +316,7 @@ ROWS = [
     Row("GET",    F + "/draft/attachments/{name:str}",             "401 404 404 404 404 404"),
     Row("POST",   F + "/draft/attachments/{name:str}",             "401 403 403 403 404 404", PHOTO),
     Row("POST",   F + "/draft/publish",                            "401 403 403 403 ok  ok", lambda ctx: {"params": {"version": f"v{n()}"}}, fresh=fresh_draft),
+    Row("GET",    F + "/assignments",                              "401 403 403 403 ok  ok"),
     Row("GET",    F + "/assignments/{role:str}",                   "401 403 403 403 ok  ok"),
     Row("POST",   F + "/assignments/{role:str}/{actor_id:int}",    "401 403 403 403 ok  ok", fresh=fresh_user),
     Row("DELETE", F + "/assignments/{role:str}/{actor_id:int}",    "401 403 403 403 ok  ok", fresh=fresh_form_viewer),
@@ -314,6 +329,8 @@ ROWS = [
     Row("GET",    F + "/submissions.csv",                          "401 403 403 ok  ok  ok"),
     Row("GET",    F + "/submissions.csv.zip",                      "401 403 403 ok  ok  ok"),
     Row("POST",   F + "/submissions.csv.zip",                      "401 403 403 ok  ok  ok"),
+    Row("GET",    F + "/submissions/submitters",                   "401 403 403 ok  ok  ok"),
+    Row("GET",    F + "/submissions/keys",                         "401 403 403 ok  ok  ok"),
     Row("GET",    F + "/submissions/{instance_ref:str}",           "401 403 403 ok  ok  ok"),
     Row("PUT",    F + "/submissions/{instance_ref:str}",           "401 403 403 403 ok  ok", edit_of_current, fresh=fresh_submission),
     Row("PATCH",  F + "/submissions/{instance_ref:str}",           "401 403 403 403 ok  ok", json_body({"reviewState": "approved"})),
@@ -325,6 +342,8 @@ ROWS = [
     Row("DELETE", S + "/attachments/{name:str}",                   "401 403 403 403 ok  ok"),
     Row("GET",    S + "/versions",                                 "401 403 403 ok  ok  ok"),
     Row("GET",    S + "/versions/{version_ref:str}",               "401 403 403 ok  ok  ok"),
+    Row("GET",    S + "/versions/{version_id:str}/attachments",    "401 403 403 ok  ok  ok"),
+    Row("GET",    S + "/versions/{version_id:str}/attachments/{name:str}", "401 403 403 ok  ok  ok", fresh=fresh_submission_with_photo),
     Row("GET",    S + "/diffs",                                    "401 403 403 ok  ok  ok"),
     Row("GET",    S + "/comments",                                 "401 403 403 ok  ok  ok"),
     Row("POST",   S + "/comments",                                 "401 403 403 ok  ok  ok", json_body({"body": "c"})),
@@ -421,6 +440,7 @@ async def build(world: World) -> Ctx:
         "instance_ref": "uuid:s1",
         "instance_id": "uuid:s1",
         "version_ref": "uuid:s1",
+        "version_id": "uuid:s1",
         "name": "p.jpg",
         "actor_id": target,
         "role": "viewer",
