@@ -7,11 +7,11 @@ from litestar.params import FromPath, JSONBody
 from sqlalchemy import select
 
 from server import problems
-from server.api.common import actor_out
+from server.api.common import ExtendedHeader, actor_out, is_extended
 from server.api.shapes import RoleOut, SessionIn, SessionOut, Success, UserOut, iso
 from server.db.models import Actor, User
 from server.requests import AnyRequest, require_principal, runtime_of
-from server.roles import ROLES, find_role
+from server.roles import ROLES, ROLES_BY_ID, find_role
 from server.services import accounts
 
 
@@ -44,7 +44,9 @@ def user_out(actor: Actor, user: User) -> UserOut:
 
 
 @get("/users/current", operation_id="getCurrentUser")
-async def current_user(request: AnyRequest) -> UserOut:
+async def current_user(request: AnyRequest, extended: ExtendedHeader = None) -> UserOut:
+    """With X-Extended-Metadata, also the caller's site-wide verbs (and, as Central
+    shapes it, empty preferences)."""
     async with runtime_of(request).transaction() as db:
         principal = await require_principal(request, db)
         row = (
@@ -56,7 +58,12 @@ async def current_user(request: AnyRequest) -> UserOut:
         ).first()
         if row is None:
             raise problems.not_found()
-        return user_out(row[0], row[1])
+        shape = user_out(row[0], row[1])
+        if is_extended(extended):
+            site = [g for g in principal.grants if g.project_id is None and g.form_id is None]
+            shape.verbs = sorted({v for g in site for v in ROLES_BY_ID[g.role_id].verbs})
+            shape.preferences = {"site": {}, "projects": {}}
+        return shape
 
 
 def _role_out(role_key: str | int) -> RoleOut:

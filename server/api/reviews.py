@@ -81,7 +81,8 @@ async def list_comments(
         _, form = await caller_and_form(request, db, project_id, xml_form_id, "submission.read")
         submission, _ = await reviews.find_submission(db, form, instance_id)
         comments = await reviews.list_comments(db, submission)
-        actors = await actors_by_id(db, (c.actor_id for c in comments)) if extended else {}
+        wanted = is_extended(extended)
+        actors = await actors_by_id(db, (c.actor_id for c in comments)) if wanted else {}
         shapes = []
         for comment in comments:
             shape = CommentOut(
@@ -89,7 +90,7 @@ async def list_comments(
                 actor_id=comment.actor_id,
                 created_at=iso(comment.created_at) or "",
             )
-            if is_extended(extended) and comment.actor_id in actors:
+            if comment.actor_id in actors:
                 shape.actor = actors[comment.actor_id]
             shapes.append(shape)
         return shapes

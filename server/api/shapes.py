@@ -46,6 +46,9 @@ class ActorOut(ApiModel):
 
 class UserOut(ActorOut):
     email: str
+    # GET /v1/users/current with X-Extended-Metadata: true only.
+    verbs: list[str] | msgspec.UnsetType = msgspec.UNSET
+    preferences: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
 
 
 class AppUserOut(ActorOut):

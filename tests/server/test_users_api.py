@@ -169,3 +169,19 @@ async def test_user_audits(world: World) -> None:
         "user.create",
     ]
     assert "user.session.create" in actions
+
+
+async def test_current_user_extended_has_site_verbs(world: World) -> None:
+    extended = await world.client.get(
+        "/v1/users/current", headers=world.admin_headers | {"X-Extended-Metadata": "true"}
+    )
+    assert "user.create" in extended.json()["verbs"]
+    assert extended.json()["preferences"] == {"site": {}, "projects": {}}
+    await create_user(world, "lule@example.org")
+    headers = await sign_in(world.client, "lule@example.org", PASSWORD)
+    plain_user = await world.client.get(
+        "/v1/users/current", headers=headers | {"X-Extended-Metadata": "true"}
+    )
+    assert plain_user.json()["verbs"] == []
+    plain = await world.client.get("/v1/users/current", headers=world.admin_headers)
+    assert "verbs" not in plain.json()
