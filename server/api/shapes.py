@@ -275,3 +275,11 @@ class KeyOut(ApiModel):
     managed: bool
     hint: str | None
     created_at: str
+
+
+class FieldOut(ApiModel):
+    name: str
+    path: str
+    type: str
+    binary: bool | None = None
+    select_multiple: bool | None = None

@@ -91,6 +91,15 @@ async def ok(response: Awaitable[httpx.Response]) -> httpx.Response:
 # -- fresh targets for rows that consume theirs ------------------------------------
 
 
+def given(**values: str) -> Fresh:
+    """Values a row uses instead of the shared ones (no new target is made)."""
+
+    async def fixed(ctx: Ctx) -> dict[str, str]:
+        return values
+
+    return fixed
+
+
 async def fresh_user(ctx: Ctx) -> dict[str, str]:
     return {"actor_id": await new_user(ctx)}
 
@@ -307,6 +316,10 @@ ROWS = [
     Row("PATCH",  F,                                               "401 403 403 403 ok  ok", json_body({"state": "open"})),
     Row("DELETE", F,                                               "401 403 403 403 ok  ok", fresh=fresh_form),
     Row("GET",    F + "/versions",                                 "401 ok  ok  ok  ok  ok"),
+    Row("GET",    F + "/versions/{version_ref:str}",               "401 ok  ok  ok  ok  ok", fresh=given(version_ref="1")),
+    Row("GET",    F + "/versions/{version_ref:str}/fields",        "401 ok  ok  ok  ok  ok", fresh=given(version_ref="1")),
+    Row("GET",    F + "/fields",                                   "401 ok  ok  ok  ok  ok"),
+    Row("GET",    F + "/draft/fields",                             "401 ok  ok  ok  ok  ok", fresh=fresh_draft),
     Row("GET",    F + "/attachments",                              "401 ok  ok  ok  ok  ok"),
     Row("GET",    F + "/attachments/{name:str}",                   "401 404 404 404 404 404"),
     Row("POST",   F + "/draft",                                    "401 403 403 403 ok  ok"),

@@ -1,0 +1,123 @@
+"""A form's fields (Central's ``/fields``, which ruODK reads) and one published
+version by its version string."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from litestar import Response, Router, get
+from litestar.params import FromPath, FromQuery
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from forms.schema import FormSchema
+from server import problems
+from server.api.forms import form_out
+from server.api.shapes import FieldOut, FormOut
+from server.api.submissions import caller_and_form
+from server.db.models import Form, FormDef
+from server.requests import AnyRequest, parse_flag, runtime_of
+from server.services.forms import schema_of
+
+F = "/projects/{project_id:int}/forms/{xml_form_id:str}"
+# Central reports selects and ranks by their XForm bind type, "string".
+_CENTRAL_TYPES = {"select1": "string", "select": "string", "rank": "string"}
+_ODATA_UNSAFE = re.compile(r"[^A-Za-z0-9_]")
+
+
+def fields_out(schema: FormSchema, *, odata: bool) -> list[FieldOut]:
+    def clean(text: str) -> str:
+        return _ODATA_UNSAFE.sub("_", text) if odata else text
+
+    return [
+        FieldOut(
+            name=clean(field.name),
+            path="/".join(clean(step) for step in field.path.split("/")),
+            type=_CENTRAL_TYPES.get(field.kind, field.kind),
+            binary=True if field.kind == "binary" else None,
+            select_multiple=True if field.kind == "select" else None,
+        )
+        for field in schema.fields
+    ]
+
+
+async def _version(db: AsyncSession, form: Form, version: str) -> FormDef:
+    found = await db.scalar(
+        select(FormDef).where(
+            FormDef.form_id == form.id,
+            FormDef.version == version,
+            FormDef.published_at.is_not(None),
+        )
+    )
+    if found is None:
+        raise problems.not_found()
+    return found
+
+
+@get(F + "/fields", operation_id="listFormFields")
+async def list_fields(
+    request: AnyRequest,
+    project_id: FromPath[int],
+    xml_form_id: FromPath[str],
+    odata: FromQuery[str | None] = None,
+) -> list[FieldOut]:
+    async with runtime_of(request).read() as db:
+        _, form = await caller_and_form(request, db, project_id, xml_form_id, "form.read")
+        form_def = await db.get(FormDef, form.current_def_id) if form.current_def_id else None
+        if form_def is None:
+            raise problems.not_found()
+        return fields_out(schema_of(form_def), odata=parse_flag(odata))
+
+
+@get(F + "/draft/fields", operation_id="listDraftFields")
+async def list_draft_fields(
+    request: AnyRequest,
+    project_id: FromPath[int],
+    xml_form_id: FromPath[str],
+    odata: FromQuery[str | None] = None,
+) -> list[FieldOut]:
+    async with runtime_of(request).read() as db:
+        _, form = await caller_and_form(request, db, project_id, xml_form_id, "form.read")
+        form_def = await db.get(FormDef, form.draft_def_id) if form.draft_def_id else None
+        if form_def is None:
+            raise problems.not_found()
+        return fields_out(schema_of(form_def), odata=parse_flag(odata))
+
+
+@get(F + "/versions/{version_ref:str}", operation_id="getFormVersion")
+async def get_version(
+    request: AnyRequest,
+    project_id: FromPath[int],
+    xml_form_id: FromPath[str],
+    version_ref: FromPath[str],
+) -> Any:
+    """One published version as JSON, or its XForm as ``{version}.xml``."""
+    async with runtime_of(request).read() as db:
+        _, form = await caller_and_form(request, db, project_id, xml_form_id, "form.read")
+        if version_ref.endswith(".xml"):
+            found = await _version(db, form, version_ref.removesuffix(".xml"))
+            return Response(found.xml, media_type="application/xml; charset=utf-8")
+        shape: FormOut = form_out(form, await _version(db, form, version_ref))
+        return shape
+
+
+@get(F + "/versions/{version_ref:str}/fields", operation_id="listFormVersionFields")
+async def list_version_fields(
+    request: AnyRequest,
+    project_id: FromPath[int],
+    xml_form_id: FromPath[str],
+    version_ref: FromPath[str],
+    odata: FromQuery[str | None] = None,
+) -> list[FieldOut]:
+    async with runtime_of(request).read() as db:
+        _, form = await caller_and_form(request, db, project_id, xml_form_id, "form.read")
+        found = await _version(db, form, version_ref)
+        return fields_out(schema_of(found), odata=parse_flag(odata))
+
+
+router = Router(
+    "/v1",
+    route_handlers=[list_fields, list_draft_fields, get_version, list_version_fields],
+    tags=["forms"],
+)
