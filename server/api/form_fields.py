@@ -1,5 +1,5 @@
-"""A form's fields (Central's ``/fields``, which ruODK reads) and one published
-version by its version string."""
+"""A form's fields (Central's ``/fields``, which ruODK reads), its draft's XForm and
+XLSForm, and one published version by its version string with its files."""
 
 from __future__ import annotations
 
@@ -13,10 +13,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from forms.schema import FormSchema
 from server import problems
-from server.api.forms import form_out
-from server.api.shapes import FieldOut, FormOut
+from server.api.forms import attachments_out, form_out
+from server.api.shapes import FieldOut, FormAttachmentOut, FormOut
 from server.api.submissions import caller_and_form
-from server.db.models import Form, FormDef
+from server.db.models import Blob, Form, FormAttachment, FormDef
+from server.openrosa.routes import blob_response
 from server.requests import AnyRequest, parse_flag, runtime_of
 from server.services.forms import schema_of
 
@@ -85,6 +86,26 @@ async def list_draft_fields(
         return fields_out(schema_of(form_def), odata=parse_flag(odata))
 
 
+async def _definition(
+    request: AnyRequest, form_def: FormDef, xml_form_id: str, extension: str
+) -> Response[Any]:
+    """The XForm (``.xml``) or the uploaded XLSForm (``.xlsx``/``.xls``) of one version."""
+    if extension == ".xml":
+        return Response(form_def.xml, media_type="application/xml; charset=utf-8")
+    async with runtime_of(request).read() as db:
+        blob = await db.get(Blob, form_def.xlsx_blob) if form_def.xlsx_blob else None
+    if blob is None:
+        raise problems.not_found()
+    return await blob_response(request, blob, f"{xml_form_id}{extension}")
+
+
+def _split(ref: str) -> tuple[str, str | None]:
+    for extension in (".xml", ".xlsx", ".xls"):
+        if ref.endswith(extension):
+            return ref.removesuffix(extension), extension
+    return ref, None
+
+
 @get(F + "/versions/{version_ref:str}", operation_id="getFormVersion")
 async def get_version(
     request: AnyRequest,
@@ -92,14 +113,71 @@ async def get_version(
     xml_form_id: FromPath[str],
     version_ref: FromPath[str],
 ) -> Any:
-    """One published version as JSON, or its XForm as ``{version}.xml``."""
+    """One published version as JSON, or its definition as ``{version}.xml`` / ``.xlsx``."""
+    version, extension = _split(version_ref)
     async with runtime_of(request).read() as db:
         _, form = await caller_and_form(request, db, project_id, xml_form_id, "form.read")
-        if version_ref.endswith(".xml"):
-            found = await _version(db, form, version_ref.removesuffix(".xml"))
-            return Response(found.xml, media_type="application/xml; charset=utf-8")
-        shape: FormOut = form_out(form, await _version(db, form, version_ref))
-        return shape
+        found = await _version(db, form, version)
+        if extension is None:
+            shape: FormOut = form_out(form, found)
+            return shape
+    return await _definition(request, found, xml_form_id, extension)
+
+
+@get(F + "/{draft_file:str}", operation_id="getDraftDefinition")
+async def get_draft_definition(
+    request: AnyRequest,
+    project_id: FromPath[int],
+    xml_form_id: FromPath[str],
+    draft_file: FromPath[str],
+) -> Response[Any]:
+    """The draft's XForm (``draft.xml``) or XLSForm (``draft.xlsx``)."""
+    name, extension = _split(draft_file)
+    if name != "draft" or extension is None:
+        raise problems.not_found()
+    async with runtime_of(request).read() as db:
+        _, form = await caller_and_form(request, db, project_id, xml_form_id, "form.read")
+        draft = await db.get(FormDef, form.draft_def_id) if form.draft_def_id else None
+    if draft is None:
+        raise problems.not_found()
+    return await _definition(request, draft, xml_form_id, extension)
+
+
+@get(F + "/versions/{version_ref:str}/attachments", operation_id="listFormVersionAttachments")
+async def list_version_attachments(
+    request: AnyRequest,
+    project_id: FromPath[int],
+    xml_form_id: FromPath[str],
+    version_ref: FromPath[str],
+) -> list[FormAttachmentOut]:
+    async with runtime_of(request).read() as db:
+        _, form = await caller_and_form(request, db, project_id, xml_form_id, "form.read")
+        found = await _version(db, form, version_ref)
+        return await attachments_out(db, found.id)
+
+
+@get(
+    F + "/versions/{version_ref:str}/attachments/{name:str}",
+    operation_id="getFormVersionAttachment",
+)
+async def get_version_attachment(
+    request: AnyRequest,
+    project_id: FromPath[int],
+    xml_form_id: FromPath[str],
+    version_ref: FromPath[str],
+    name: FromPath[str],
+) -> Response[Any]:
+    async with runtime_of(request).read() as db:
+        _, form = await caller_and_form(request, db, project_id, xml_form_id, "form.read")
+        found = await _version(db, form, version_ref)
+        blob = await db.scalar(
+            select(Blob)
+            .join(FormAttachment, FormAttachment.blob_sha256 == Blob.sha256)
+            .where(FormAttachment.form_def_id == found.id, FormAttachment.name == name)
+        )
+    if blob is None:
+        raise problems.not_found()
+    return await blob_response(request, blob, name)
 
 
 @get(F + "/versions/{version_ref:str}/fields", operation_id="listFormVersionFields")
@@ -118,6 +196,14 @@ async def list_version_fields(
 
 router = Router(
     "/v1",
-    route_handlers=[list_fields, list_draft_fields, get_version, list_version_fields],
+    route_handlers=[
+        list_fields,
+        list_draft_fields,
+        get_version,
+        get_draft_definition,
+        list_version_fields,
+        list_version_attachments,
+        get_version_attachment,
+    ],
     tags=["forms"],
 )

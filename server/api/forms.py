@@ -328,7 +328,7 @@ async def list_versions(
         return [form_out(form, d) for d in defs]
 
 
-async def _attachments_out(db: AsyncSession, def_id: int | None) -> list[FormAttachmentOut]:
+async def attachments_out(db: AsyncSession, def_id: int | None) -> list[FormAttachmentOut]:
     if def_id is None:
         raise problems.not_found()
     rows = await db.execute(
@@ -360,7 +360,7 @@ async def list_attachments(
 ) -> list[FormAttachmentOut]:
     async with runtime_of(request).transaction() as db:
         _, form = await _caller_and_form(request, db, project_id, xml_form_id, "form.read")
-        return await _attachments_out(db, form.current_def_id)
+        return await attachments_out(db, form.current_def_id)
 
 
 @get(
@@ -372,7 +372,7 @@ async def list_draft_attachments(
 ) -> list[FormAttachmentOut]:
     async with runtime_of(request).transaction() as db:
         _, form = await _caller_and_form(request, db, project_id, xml_form_id, "form.read")
-        return await _attachments_out(db, form.draft_def_id)
+        return await attachments_out(db, form.draft_def_id)
 
 
 @get(

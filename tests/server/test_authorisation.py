@@ -191,6 +191,11 @@ async def fresh_draft_token(ctx: Ctx) -> dict[str, str]:
     return {"draft_token": draft.json()["draftToken"]}
 
 
+async def fresh_draft_file(ctx: Ctx) -> dict[str, str]:
+    await fresh_draft(ctx)
+    return {"draft_file": "draft.xml"}
+
+
 async def fresh_submission(ctx: Ctx) -> dict[str, str]:
     instance_id = f"uuid:fresh{n()}"
     await ok(
@@ -318,6 +323,9 @@ ROWS = [
     Row("GET",    F + "/versions",                                 "401 ok  ok  ok  ok  ok"),
     Row("GET",    F + "/versions/{version_ref:str}",               "401 ok  ok  ok  ok  ok", fresh=given(version_ref="1")),
     Row("GET",    F + "/versions/{version_ref:str}/fields",        "401 ok  ok  ok  ok  ok", fresh=given(version_ref="1")),
+    Row("GET",    F + "/versions/{version_ref:str}/attachments",   "401 ok  ok  ok  ok  ok", fresh=given(version_ref="1")),
+    Row("GET",    F + "/versions/{version_ref:str}/attachments/{name:str}", "401 404 404 404 404 404", fresh=given(version_ref="1")),
+    Row("GET",    F + "/{draft_file:str}",                         "401 ok  ok  ok  ok  ok", fresh=fresh_draft_file),
     Row("GET",    F + "/fields",                                   "401 ok  ok  ok  ok  ok"),
     Row("GET",    F + "/draft/fields",                             "401 ok  ok  ok  ok  ok", fresh=fresh_draft),
     Row("GET",    F + "/attachments",                              "401 ok  ok  ok  ok  ok"),

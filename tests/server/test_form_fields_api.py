@@ -60,3 +60,27 @@ async def test_one_version_and_its_xml(world: World) -> None:
     assert xml.content.startswith(b"<?xml")
     missing = await world.client.get(f"{forms}/versions/9", headers=world.admin_headers)
     assert_problem(missing, 404, 404.1)
+
+
+async def test_draft_definition_and_version_files(world: World) -> None:
+    forms = f"/v1/projects/{world.project_id}/forms/simple"
+    assert_problem(
+        await world.client.get(f"{forms}/draft.xml", headers=world.admin_headers), 404, 404.1
+    )
+    await world.client.post(f"{forms}/draft", headers=world.admin_headers)
+    xml = await world.client.get(f"{forms}/draft.xml", headers=world.admin_headers)
+    assert xml.status_code == 200
+    assert b'id="simple"' in xml.content
+    # An XForm upload has no XLSForm to give back.
+    xlsx = await world.client.get(f"{forms}/draft.xlsx", headers=world.admin_headers)
+    assert_problem(xlsx, 404, 404.1)
+    other = await world.client.get(f"{forms}/whatever.xml", headers=world.admin_headers)
+    assert_problem(other, 404, 404.1)
+    attachments = await world.client.get(
+        f"{forms}/versions/1/attachments", headers=world.admin_headers
+    )
+    assert attachments.json() == []
+    none = await world.client.get(
+        f"{forms}/versions/1/attachments/logo.png", headers=world.admin_headers
+    )
+    assert_problem(none, 404, 404.1)
