@@ -3,6 +3,8 @@ states, comments, per-submission audits, deletion and restore, attachments."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 
 from tests.server.conftest import World, submission_xml
@@ -284,3 +286,30 @@ async def test_an_edits_own_instance_id_redirects_to_its_version(world: World) -
         f"{base(world)}/uuid:a2.xml", headers=world.admin_headers, follow_redirects=True
     )
     assert b"uuid:a2" in followed.content
+
+
+async def test_every_submission_route_answers_404_for_an_unknown_submission(
+    world: World,
+) -> None:
+    url = f"{base(world)}/uuid:nobody"
+    calls: list[tuple[str, str, dict[str, Any]]] = [
+        ("GET", url, {}),
+        ("GET", f"{url}.xml", {}),
+        ("PATCH", url, {"json": {"reviewState": "approved"}}),
+        ("DELETE", url, {}),
+        ("POST", f"{url}/restore", {}),
+        ("GET", f"{url}/versions", {}),
+        ("GET", f"{url}/versions/uuid:nobody", {}),
+        ("GET", f"{url}/diffs", {}),
+        ("GET", f"{url}/comments", {}),
+        ("POST", f"{url}/comments", {"json": {"body": "x"}}),
+        ("GET", f"{url}/audits", {}),
+        ("GET", f"{url}/attachments", {}),
+        ("GET", f"{url}/attachments/p.jpg", {}),
+        ("POST", f"{url}/attachments/p.jpg", {"content": b"x"}),
+        ("DELETE", f"{url}/attachments/p.jpg", {}),
+    ]
+    for method, path, extra in calls:
+        response = await world.client.request(method, path, headers=world.admin_headers, **extra)
+        assert_problem(response, 404, 404.1)
+        assert response.headers["content-type"].startswith("application/json")
