@@ -1,12 +1,12 @@
-"""Read-only summaries Central offers beside its main resources: form assignments
-across a project, a form's assignments, who submitted, encryption keys, and the
-attachments of one submission version."""
+"""Summaries Central offers beside its main resources: form assignments across a
+project, a form's assignments, who submitted, encryption keys, and the attachments
+of one submission version (read, or cleared)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from litestar import Response, Router, get
+from litestar import Response, Router, delete, get
 from litestar.params import FromPath
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,6 +19,7 @@ from server.api.shapes import (
     FormAssignmentOut,
     KeyOut,
     SubmissionAttachmentOut,
+    Success,
     iso,
 )
 from server.api.submissions import ONE, caller_and_form
@@ -209,6 +210,31 @@ async def get_version_attachment(
     return await blob_response(request, blob, name)
 
 
+@delete(
+    ONE + "/versions/{version_id:str}/attachments/{name:str}",
+    operation_id="clearVersionAttachment",
+    status_code=200,
+)
+async def clear_version_attachment(
+    request: AnyRequest,
+    project_id: FromPath[int],
+    xml_form_id: FromPath[str],
+    instance_id: FromPath[str],
+    version_id: FromPath[str],
+    name: FromPath[str],
+) -> Success:
+    """Clear one file of any version (say, a photo that should never have been sent)."""
+    async with runtime_of(request).transaction() as db:
+        principal, form = await caller_and_form(
+            request, db, project_id, xml_form_id, "submission.update"
+        )
+        submission, _ = await reviews.find_submission(db, form, instance_id)
+        version, _ = await reviews.find_version(db, submission, version_id)
+        attachment = await reviews.current_attachment(db, version, name)
+        await reviews.set_attachment(db, submission, attachment, None, principal)
+    return Success()
+
+
 router = Router(
     "/v1",
     route_handlers=[
@@ -219,6 +245,7 @@ router = Router(
         list_keys,
         list_version_attachments,
         get_version_attachment,
+        clear_version_attachment,
     ],
     tags=["summaries"],
 )

@@ -205,6 +205,7 @@ def _diff_repeat(
 async def current_attachment(
     db: AsyncSession, current: SubmissionDef, name: str
 ) -> SubmissionAttachment:
+    """The expected file ``name`` of one version (usually the current one), or 404."""
     row = await db.scalar(
         select(SubmissionAttachment).where(
             SubmissionAttachment.submission_def_id == current.id,

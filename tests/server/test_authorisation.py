@@ -365,6 +365,7 @@ ROWS = [
     Row("GET",    S + "/versions/{version_ref:str}",               "401 403 403 ok  ok  ok"),
     Row("GET",    S + "/versions/{version_id:str}/attachments",    "401 403 403 ok  ok  ok"),
     Row("GET",    S + "/versions/{version_id:str}/attachments/{name:str}", "401 403 403 ok  ok  ok", fresh=fresh_submission_with_photo),
+    Row("DELETE", S + "/versions/{version_id:str}/attachments/{name:str}", "401 403 403 403 ok  ok", fresh=fresh_submission_with_photo),
     Row("GET",    S + "/diffs",                                    "401 403 403 ok  ok  ok"),
     Row("GET",    S + "/comments",                                 "401 403 403 ok  ok  ok"),
     Row("POST",   S + "/comments",                                 "401 403 403 ok  ok  ok", json_body({"body": "c"})),

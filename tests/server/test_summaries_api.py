@@ -62,3 +62,27 @@ async def test_attachments_of_one_version(world: World) -> None:
         f"{base(world)}/uuid:a1/versions/uuid:a2/attachments/q.jpg", headers=world.admin_headers
     )
     assert_problem(absent, 404, 404.1)
+
+
+async def test_clearing_a_file_of_an_old_version(world: World) -> None:
+    await create(world, "uuid:a1")
+    await world.client.post(
+        f"{base(world)}/uuid:a1/attachments/p.jpg", content=b"old", headers=world.admin_headers
+    )
+    await edit(world, "uuid:a1", submission_xml("uuid:a2", deprecated_id="uuid:a1"))
+    url = f"{base(world)}/uuid:a1/versions/uuid:a1/attachments/p.jpg"
+    cleared = await world.client.delete(url, headers=world.admin_headers)
+    assert cleared.json() == {"success": True}
+    old = await world.client.get(
+        f"{base(world)}/uuid:a1/versions/uuid:a1/attachments", headers=world.admin_headers
+    )
+    assert old.json() == [{"name": "p.jpg", "exists": False}]
+    # The current version carried the bytes over and keeps them.
+    current = await world.client.get(
+        f"{base(world)}/uuid:a1/attachments", headers=world.admin_headers
+    )
+    assert current.json() == [{"name": "p.jpg", "exists": True}]
+    missing = await world.client.delete(
+        f"{base(world)}/uuid:a1/versions/uuid:zz/attachments/p.jpg", headers=world.admin_headers
+    )
+    assert_problem(missing, 404, 404.1)
