@@ -32,8 +32,14 @@ async def create_session(request: AnyRequest, data: JSONBody[SessionIn]) -> Sess
 
 @delete("/sessions/{token:str}", operation_id="deleteSession", status_code=200)
 async def delete_session(request: AnyRequest, token: FromPath[str]) -> Success:
+    """Sign out a session by its token; ``current`` names the caller's own, as in Central."""
     async with runtime_of(request).transaction() as db:
         principal = await require_principal(request, db)
+        if token == "current":  # noqa: S105 - a path word, not a secret
+            scheme, _, value = request.headers.get("authorization", "").partition(" ")
+            if scheme.lower() != "bearer":
+                raise problems.not_found()
+            token = value.strip()
         await accounts.end_session(db, token, principal)
     return Success()
 

@@ -185,3 +185,13 @@ async def test_current_user_extended_has_site_verbs(world: World) -> None:
     assert plain_user.json()["verbs"] == []
     plain = await world.client.get("/v1/users/current", headers=world.admin_headers)
     assert "verbs" not in plain.json()
+
+
+async def test_signing_out_the_current_session(world: World) -> None:
+    await create_user(world, "lule@example.org")
+    headers = await sign_in(world.client, "lule@example.org", PASSWORD)
+    ended = await world.client.delete("/v1/sessions/current", headers=headers)
+    assert ended.json() == {"success": True}
+    gone = await world.client.get("/v1/users/current", headers=headers)
+    assert_problem(gone, 401, 401.2)
+    assert_problem(await world.client.delete("/v1/sessions/current"), 401, 401.4)
