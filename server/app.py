@@ -9,10 +9,24 @@ from litestar import Litestar, get
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 
-from server.api import accounts, exports, forms, odata, projects, submissions
+from server.api import (
+    accounts,
+    audits,
+    exports,
+    form_fields,
+    forms,
+    odata,
+    projects,
+    public_links,
+    reviews,
+    submissions,
+    summaries,
+    users,
+)
 from server.errors import handle_http_exception, handle_problem, handle_unexpected
 from server.openrosa.routes import openrosa_routers
 from server.problems import Problem
+from server.requests import refuse_nul_bytes
 from server.runtime import Runtime, close_runtime, open_runtime
 from server.settings import Settings
 
@@ -43,14 +57,21 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Litesta
         route_handlers=[
             health,
             accounts.router,
+            users.router,
             projects.router,
             forms.router(settings.max_form_bytes),
             submissions.router(max_body),
+            reviews.router,
+            public_links.router,
+            summaries.router,
+            form_fields.router,
+            audits.router,
             exports.router,
             odata.router,
             *openrosa_routers(max_body),
         ],
         lifespan=[lifespan],
+        before_request=refuse_nul_bytes,
         exception_handlers={
             Problem: handle_problem,
             HTTPException: handle_http_exception,

@@ -56,6 +56,11 @@ def derive_app_user_token(secret_key: str, nonce: str) -> str:
     return _encode_token(digest.digest())
 
 
+def derive_public_link_token(secret_key: str, nonce: str) -> str:
+    digest = hmac.new(secret_key.encode(), f"public-link:{nonce}".encode(), hashlib.sha384)
+    return _encode_token(digest.digest())
+
+
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 

@@ -12,6 +12,7 @@ from typing import Any
 import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
+from sqlalchemy.exc import DBAPIError
 
 from server.digest import challenge
 from server.openrosa.render import render_response
@@ -80,6 +81,25 @@ def handle_http_exception(request: Request[Any, Any, Any], exc: Exception) -> Re
     return response
 
 
+def _id_out_of_range(exc: Exception) -> bool:
+    """A numeric id in the URL too large for the database's integers: SQLite's driver
+    raises OverflowError, asyncpg a DataError. No row can have such an id."""
+    if isinstance(exc, OverflowError):
+        return True
+    return isinstance(exc, DBAPIError) and "out of int64 range" in str(exc.orig)
+
+
+def _nul_in_text(exc: Exception) -> bool:
+    """PostgreSQL text cannot hold NUL characters; a body that carries one fails there."""
+    return isinstance(exc, DBAPIError) and "0x00" in str(exc.orig)
+
+
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    if _id_out_of_range(exc):
+        return problem_response(request, Problem(404.1, "Nothing was found at this address."))
+    if _nul_in_text(exc):
+        return problem_response(
+            request, Problem(400.8, "The request contains NUL characters, which are not accepted.")
+        )
     log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
     return problem_response(request, unknown_error())

@@ -46,6 +46,14 @@ def xlsform_invalid(error: str) -> Problem:
     )
 
 
+def expected_deprecation() -> Problem:
+    return Problem(
+        400.19,
+        "An edit through PUT needs a deprecatedID in the submission's meta block, naming "
+        "the instanceID of the current version.",
+    )
+
+
 def form_warnings(warnings: list[str]) -> Problem:
     return Problem(
         400.16,

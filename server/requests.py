@@ -13,7 +13,7 @@ from server import problems
 from server.auth import Principal
 from server.digest import verify_digest
 from server.runtime import Runtime
-from server.services import accounts
+from server.services import accounts, public_links
 
 AnyRequest = Request[Any, Any, Any]
 
@@ -52,12 +52,28 @@ async def authenticate(request: AnyRequest, db: AsyncSession) -> Principal | Non
     """
     header = request.headers.get("authorization")
     if header is None:
+        # Central's public links (and Enketo) carry their token as ?st=.
+        link_token = request.query_params.get("st")
+        if link_token:
+            principal = await public_links.principal_for_link_token(db, link_token)
+            if principal is None:
+                raise problems.authentication_failed()
+            return principal
         return None
     scheme, _, value = header.partition(" ")
     scheme = scheme.lower()
     rt = runtime_of(request)
     if scheme == "bearer":
-        principal = await accounts.principal_for_session_token(db, value.strip())
+        token = value.strip()
+        principal = await accounts.principal_for_session_token(db, token)
+        if principal is None:
+            # In Central an app user's or a public link's token is a session token too.
+            app_user = await accounts.principal_for_app_user_token(db, token)
+            principal = (
+                app_user[0]
+                if app_user is not None
+                else await public_links.principal_for_link_token(db, token)
+            )
         if principal is None:
             raise problems.authentication_failed()
         return principal
@@ -92,3 +108,14 @@ async def require_principal(request: AnyRequest, db: AsyncSession) -> Principal:
     if principal is None:
         raise problems.authentication_required()
     return principal
+
+
+async def refuse_nul_bytes(request: AnyRequest) -> None:
+    """A NUL character in the path can name nothing (PostgreSQL text cannot even hold
+    one, so the look-up would fail inside the database): answer before any handler.
+
+    Query values are left alone: Collect's deviceID is cleaned, not refused, and a
+    NUL that reaches PostgreSQL elsewhere becomes a 400 in server/errors.py.
+    """
+    if "\x00" in request.url.path:
+        raise problems.not_found()

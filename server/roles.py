@@ -41,9 +41,11 @@ _PROJECT_MANAGE = _PROJECT_READ | frozenset(
         "form.create",
         "form.update",
         "form.delete",
+        "form.restore",
         "submission.create",
         "submission.update",
         "submission.delete",
+        "submission.restore",
     }
 )
 _SITE = frozenset(
@@ -80,6 +82,6 @@ ROLES_BY_SYSTEM: Final = {role.system: role for role in ROLES}
 
 def find_role(key: str | int) -> RoleSpec | None:
     """A role named by its numeric id or its system name, as Central's routes accept."""
-    if isinstance(key, int) or key.isdigit():
+    if isinstance(key, int) or (key.isascii() and key.isdigit()):
         return ROLES_BY_ID.get(int(key))
     return ROLES_BY_SYSTEM.get(key)

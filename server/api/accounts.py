@@ -7,11 +7,11 @@ from litestar.params import FromPath, JSONBody
 from sqlalchemy import select
 
 from server import problems
-from server.api.common import actor_out, check
+from server.api.common import ExtendedHeader, actor_out, is_extended
 from server.api.shapes import RoleOut, SessionIn, SessionOut, Success, UserOut, iso
 from server.db.models import Actor, User
 from server.requests import AnyRequest, require_principal, runtime_of
-from server.roles import ROLES, find_role
+from server.roles import ROLES, ROLES_BY_ID, find_role
 from server.services import accounts
 
 
@@ -32,19 +32,27 @@ async def create_session(request: AnyRequest, data: JSONBody[SessionIn]) -> Sess
 
 @delete("/sessions/{token:str}", operation_id="deleteSession", status_code=200)
 async def delete_session(request: AnyRequest, token: FromPath[str]) -> Success:
+    """Sign out a session by its token; ``current`` names the caller's own, as in Central."""
     async with runtime_of(request).transaction() as db:
         principal = await require_principal(request, db)
+        if token == "current":  # noqa: S105 - a path word, not a secret
+            scheme, _, value = request.headers.get("authorization", "").partition(" ")
+            if scheme.lower() != "bearer":
+                raise problems.not_found()
+            token = value.strip()
         await accounts.end_session(db, token, principal)
     return Success()
 
 
-async def _user_out(actor: Actor, user: User) -> UserOut:
+def user_out(actor: Actor, user: User) -> UserOut:
     base = actor_out(actor)
     return UserOut(**{f: getattr(base, f) for f in base.__struct_fields__}, email=user.email)
 
 
 @get("/users/current", operation_id="getCurrentUser")
-async def current_user(request: AnyRequest) -> UserOut:
+async def current_user(request: AnyRequest, extended: ExtendedHeader = None) -> UserOut:
+    """With X-Extended-Metadata, also the caller's site-wide verbs (and, as Central
+    shapes it, empty preferences)."""
     async with runtime_of(request).transaction() as db:
         principal = await require_principal(request, db)
         row = (
@@ -56,21 +64,12 @@ async def current_user(request: AnyRequest) -> UserOut:
         ).first()
         if row is None:
             raise problems.not_found()
-        return await _user_out(row[0], row[1])
-
-
-@get("/users", operation_id="listUsers")
-async def list_users(request: AnyRequest) -> list[UserOut]:
-    async with runtime_of(request).transaction() as db:
-        principal = await require_principal(request, db)
-        check(principal, "user.list")
-        rows = await db.execute(
-            select(Actor, User)
-            .join(User, User.actor_id == Actor.id)
-            .where(Actor.deleted_at.is_(None))
-            .order_by(User.email)
-        )
-        return [await _user_out(a, u) for a, u in rows]
+        shape = user_out(row[0], row[1])
+        if is_extended(extended):
+            site = [g for g in principal.grants if g.project_id is None and g.form_id is None]
+            shape.verbs = sorted({v for g in site for v in ROLES_BY_ID[g.role_id].verbs})
+            shape.preferences = {"site": {}, "projects": {}}
+        return shape
 
 
 def _role_out(role_key: str | int) -> RoleOut:
@@ -99,6 +98,6 @@ async def get_role(role: FromPath[str]) -> RoleOut:
 
 router = Router(
     "/v1",
-    route_handlers=[create_session, delete_session, current_user, list_users, list_roles, get_role],
+    route_handlers=[create_session, delete_session, current_user, list_roles, get_role],
     tags=["accounts"],
 )

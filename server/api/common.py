@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Annotated
+
+from litestar.params import HeaderParameter
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from server import problems
 from server.api.shapes import ActorOut, AppUserOut, ProjectOut, iso
 from server.auth import Principal
@@ -54,3 +61,19 @@ def project_out(project: Project) -> ProjectOut:
         updated_at=iso(project.updated_at),
         deleted_at=iso(project.deleted_at),
     )
+
+
+# Central's X-Extended-Metadata: true adds related objects (submitter, actor, counts).
+ExtendedHeader = Annotated[str | None, HeaderParameter(name="X-Extended-Metadata", required=False)]
+
+
+def is_extended(value: str | None) -> bool:
+    return value is not None and value.strip().lower() == "true"
+
+
+async def actors_by_id(db: AsyncSession, ids: Iterable[int | None]) -> dict[int, ActorOut]:
+    wanted = {i for i in ids if i is not None}
+    if not wanted:
+        return {}
+    rows = await db.scalars(select(Actor).where(Actor.id.in_(wanted)))
+    return {a.id: actor_out(a) for a in rows}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,13 +14,21 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server import problems
 from server.api import odata
-from server.api.common import check
-from server.api.shapes import FormAttachmentOut, FormOut, FormPatch, Success, iso
+from server.api.common import ExtendedHeader, actors_by_id, check, is_extended
+from server.api.shapes import (
+    FormAttachmentOut,
+    FormOut,
+    FormPatch,
+    ReviewStatesOut,
+    Success,
+    iso,
+)
 from server.auth import Principal
 from server.db.models import Blob, Form, FormAttachment, FormDef
 from server.openrosa.routes import blob_response, serve_form_attachment, serve_form_xml
 from server.requests import AnyRequest, parse_flag, require_principal, runtime_of
 from server.services import forms as form_service
+from server.services import stats
 from server.services.audit import now, record
 from server.services.projects import get_project
 
@@ -59,16 +68,72 @@ async def _caller_and_form(
     return principal, form
 
 
+async def forms_out(db: AsyncSession, found: Sequence[Form], *, extended: bool) -> list[FormOut]:
+    def_ids = {f.current_def_id or f.draft_def_id for f in found}
+    defs = await form_service.form_defs(db, {i for i in def_ids if i is not None})
+    shapes = [form_out(f, defs.get(f.current_def_id or f.draft_def_id or 0)) for f in found]
+    if extended:
+        counts = await stats.form_stats(db, (f.id for f in found))
+        creators = await actors_by_id(db, (f.created_by for f in found))
+        for form, shape in zip(found, shapes, strict=True):
+            numbers = counts.get(form.id, stats.FormStats())
+            shape.submissions = numbers.submissions
+            shape.last_submission = iso(numbers.last_submission)
+            shape.review_states = ReviewStatesOut(
+                received=numbers.received, has_issues=numbers.has_issues, edited=numbers.edited
+            )
+            shape.created_by = creators.get(form.created_by) if form.created_by else None
+            form_def = defs.get(form.current_def_id or form.draft_def_id or 0)
+            shape.excel_content_type = (
+                _excel_type(form_def.xlsx_name) if form_def and form_def.xlsx_name else None
+            )
+    return shapes
+
+
+def _excel_type(name: str) -> str:
+    return "application/vnd.ms-excel" if name.endswith(".xls") else XLSX
+
+
 @get("/projects/{project_id:int}/forms", operation_id="listForms")
-async def list_forms(request: AnyRequest, project_id: FromPath[int]) -> list[FormOut]:
-    async with runtime_of(request).transaction() as db:
+async def list_forms(
+    request: AnyRequest,
+    project_id: FromPath[int],
+    extended: ExtendedHeader = None,
+    deleted: FromQuery[str | None] = None,
+) -> list[FormOut]:
+    """The project's forms; ``?deleted=true`` lists deleted ones (with the ``id`` restore takes)."""
+    async with runtime_of(request).read() as db:
         principal = await require_principal(request, db)
         check(principal, "form.list", project_id=project_id)
         await get_project(db, project_id)
+        if parse_flag(deleted):
+            check(principal, "form.restore", project_id=project_id)
+            gone = await form_service.deleted_forms(db, project_id)
+            shapes = await forms_out(db, gone, extended=is_extended(extended))
+            for form, shape in zip(gone, shapes, strict=True):
+                shape.id = form.id
+                shape.deleted_at = iso(form.deleted_at)
+            return shapes
         found = await form_service.list_forms(db, project_id)
-        def_ids = {f.current_def_id or f.draft_def_id for f in found}
-        defs = await form_service.form_defs(db, {i for i in def_ids if i is not None})
-        return [form_out(f, defs.get(f.current_def_id or f.draft_def_id or 0)) for f in found]
+        visible = [
+            f for f in found if principal.can("form.read", project_id=project_id, form_id=f.id)
+        ]
+        return await forms_out(db, visible, extended=is_extended(extended))
+
+
+@post(
+    "/projects/{project_id:int}/forms/{form_id:int}/restore",
+    operation_id="restoreForm",
+    status_code=200,
+)
+async def restore_form(
+    request: AnyRequest, project_id: FromPath[int], form_id: FromPath[int]
+) -> Success:
+    async with runtime_of(request).transaction() as db:
+        principal = await require_principal(request, db)
+        check(principal, "form.restore", project_id=project_id)
+        await form_service.restore_form(db, project_id, form_id, principal)
+    return Success()
 
 
 def upload_of(request: AnyRequest, body: bytes, fallback: str | None) -> form_service.FormUpload:
@@ -111,7 +176,12 @@ XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 @get("/projects/{project_id:int}/forms/{form_ref:str}", operation_id="getForm")
-async def get_form(request: AnyRequest, project_id: FromPath[int], form_ref: FromPath[str]) -> Any:
+async def get_form(
+    request: AnyRequest,
+    project_id: FromPath[int],
+    form_ref: FromPath[str],
+    extended: ExtendedHeader = None,
+) -> Any:
     """A form as JSON, its definition (``{id}.xml``, ``.xlsx``, ``.xls``), or its OData
     service document (``{id}.svc``, what Power BI and Excel read first)."""
     if form_ref.endswith(".svc"):
@@ -123,9 +193,9 @@ async def get_form(request: AnyRequest, project_id: FromPath[int], form_ref: Fro
             return await _xlsform_file(
                 request, project_id, form_ref.removesuffix(extension), extension
             )
-    async with runtime_of(request).transaction() as db:
+    async with runtime_of(request).read() as db:
         _, form = await _caller_and_form(request, db, project_id, form_ref, "form.read")
-        return form_out(form, await _def_of(db, form))
+        return (await forms_out(db, [form], extended=is_extended(extended)))[0]
 
 
 async def _xlsform_file(
@@ -262,7 +332,7 @@ async def list_versions(
         return [form_out(form, d) for d in defs]
 
 
-async def _attachments_out(db: AsyncSession, def_id: int | None) -> list[FormAttachmentOut]:
+async def attachments_out(db: AsyncSession, def_id: int | None) -> list[FormAttachmentOut]:
     if def_id is None:
         raise problems.not_found()
     rows = await db.execute(
@@ -294,7 +364,7 @@ async def list_attachments(
 ) -> list[FormAttachmentOut]:
     async with runtime_of(request).transaction() as db:
         _, form = await _caller_and_form(request, db, project_id, xml_form_id, "form.read")
-        return await _attachments_out(db, form.current_def_id)
+        return await attachments_out(db, form.current_def_id)
 
 
 @get(
@@ -306,7 +376,7 @@ async def list_draft_attachments(
 ) -> list[FormAttachmentOut]:
     async with runtime_of(request).transaction() as db:
         _, form = await _caller_and_form(request, db, project_id, xml_form_id, "form.read")
-        return await _attachments_out(db, form.draft_def_id)
+        return await attachments_out(db, form.draft_def_id)
 
 
 @get(
@@ -375,6 +445,7 @@ def router(max_body: int) -> Router:
         "/v1",
         route_handlers=[
             list_forms,
+            restore_form,
             create_form,
             get_form,
             update_form,

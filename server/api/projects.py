@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
-from litestar import Response, Router, delete, get, patch, post
-from litestar.params import FromPath, JSONBody
+from collections.abc import Sequence
+
+from litestar import Response, Router, delete, get, patch, post, put
+from litestar.params import FromPath, FromQuery, JSONBody
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from server import problems
-from server.api.common import actor_out, app_user_out, check, project_out
+from server.api.common import (
+    ExtendedHeader,
+    actor_out,
+    app_user_out,
+    check,
+    is_extended,
+    project_out,
+)
+from server.api.forms import forms_out
 from server.api.shapes import (
     ActorOut,
     AppUserIn,
@@ -16,22 +27,71 @@ from server.api.shapes import (
     ProjectIn,
     ProjectOut,
     ProjectPatch,
+    ProjectPut,
     Success,
+    iso,
 )
-from server.db.models import Actor, Assignment, FieldKey
+from server.auth import Principal
+from server.db.models import Actor, Assignment, FieldKey, Project
 from server.qr import collect_settings, qr_png, settings_payload
-from server.requests import AnyRequest, require_principal, runtime_of
-from server.roles import find_role
-from server.services import accounts, projects
+from server.requests import AnyRequest, parse_flag, require_principal, runtime_of
+from server.roles import ROLES_BY_ID, find_role
+from server.services import accounts, projects, stats
+from server.services import forms as form_service
 from server.services.audit import now, record
 from server.services.forms import find_form
 
 
+async def _projects_out(
+    db: AsyncSession,
+    principal: Principal,
+    found: Sequence[Project],
+    *,
+    extended: bool,
+    with_forms: bool = False,
+) -> list[ProjectOut]:
+    shapes = [project_out(p) for p in found]
+    if extended or with_forms:
+        numbers = await stats.project_stats(db, (p.id for p in found))
+        for shape in shapes:
+            counted = numbers.get(shape.id, stats.ProjectStats())
+            shape.app_users = counted.app_users
+            shape.forms = counted.forms
+            shape.last_submission = iso(counted.last_submission)
+            shape.datasets = 0
+    if with_forms:
+        for shape in shapes:
+            found_forms = await form_service.list_forms(db, shape.id)
+            visible = [
+                f
+                for f in found_forms
+                if principal.can("form.read", project_id=shape.id, form_id=f.id)
+            ]
+            shape.form_list = await forms_out(db, visible, extended=True)
+    return shapes
+
+
+def _verbs_on(principal: Principal, project_id: int) -> list[str]:
+    verbs: set[str] = set()
+    for grant in principal.grants:
+        if grant.form_id is None and grant.project_id in (None, project_id):
+            verbs |= ROLES_BY_ID[grant.role_id].verbs
+    return sorted(verbs)
+
+
 @get("/projects", operation_id="listProjects")
-async def list_projects(request: AnyRequest) -> list[ProjectOut]:
-    async with runtime_of(request).transaction() as db:
+async def list_projects(
+    request: AnyRequest,
+    extended: ExtendedHeader = None,
+    forms: FromQuery[str | None] = None,
+) -> list[ProjectOut]:
+    """``?forms=true`` nests the forms the caller may see under ``formList``."""
+    async with runtime_of(request).read() as db:
         principal = await require_principal(request, db)
-        return [project_out(p) for p in await projects.list_projects(db, principal)]
+        found = await projects.list_projects(db, principal)
+        return await _projects_out(
+            db, principal, found, extended=is_extended(extended), with_forms=parse_flag(forms)
+        )
 
 
 @post("/projects", operation_id="createProject", status_code=200)
@@ -46,11 +106,52 @@ async def create_project(request: AnyRequest, data: JSONBody[ProjectIn]) -> Proj
 
 
 @get("/projects/{project_id:int}", operation_id="getProject")
-async def get_project(request: AnyRequest, project_id: FromPath[int]) -> ProjectOut:
-    async with runtime_of(request).transaction() as db:
+async def get_project(
+    request: AnyRequest, project_id: FromPath[int], extended: ExtendedHeader = None
+) -> ProjectOut:
+    async with runtime_of(request).read() as db:
         principal = await require_principal(request, db)
         check(principal, "project.read", project_id=project_id)
-        return project_out(await projects.get_project(db, project_id))
+        project = await projects.get_project(db, project_id)
+        wanted = is_extended(extended)
+        [shape] = await _projects_out(db, principal, [project], extended=wanted)
+        if wanted:
+            shape.verbs = _verbs_on(principal, project_id)
+        return shape
+
+
+@delete("/projects/{project_id:int}", operation_id="deleteProject", status_code=200)
+async def delete_project(request: AnyRequest, project_id: FromPath[int]) -> Success:
+    async with runtime_of(request).transaction() as db:
+        principal = await require_principal(request, db)
+        check(principal, "project.delete", project_id=project_id)
+        project = await projects.get_project(db, project_id)
+        project.deleted_at = now()
+        await record(db, principal.actor_id, "project.delete", "project", project_id)
+    return Success()
+
+
+@put("/projects/{project_id:int}", operation_id="replaceProject")
+async def replace_project(
+    request: AnyRequest, project_id: FromPath[int], data: JSONBody[ProjectPut]
+) -> ProjectOut:
+    """Central's deep update: project metadata, and optionally every form's state and
+    form-level assignments, in one transaction."""
+    async with runtime_of(request).transaction() as db:
+        principal = await require_principal(request, db)
+        check(principal, "project.update", project_id=project_id)
+        project = await projects.get_project(db, project_id)
+        await projects.update_project(
+            db,
+            project,
+            name=data.name,
+            description=data.description,
+            archived=data.archived,
+            by=principal,
+        )
+        if data.forms is not None:
+            await projects.deep_update_forms(db, project, data.forms, by=principal)
+        return project_out(project)
 
 
 @patch("/projects/{project_id:int}", operation_id="updateProject")
@@ -61,14 +162,14 @@ async def update_project(
         principal = await require_principal(request, db)
         check(principal, "project.update", project_id=project_id)
         project = await projects.get_project(db, project_id)
-        if data.name is not None:
-            project.name = data.name
-        if data.description is not None:
-            project.description = data.description
-        if data.archived is not None:
-            project.archived = data.archived
-        project.updated_at = now()
-        await record(db, principal.actor_id, "project.update", "project", project_id)
+        await projects.update_project(
+            db,
+            project,
+            name=data.name,
+            description=data.description,
+            archived=data.archived,
+            by=principal,
+        )
         return project_out(project)
 
 
@@ -361,6 +462,8 @@ router = Router(
         create_project,
         get_project,
         update_project,
+        replace_project,
+        delete_project,
         list_app_users,
         create_app_user,
         delete_app_user,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import msgspec
 
@@ -45,6 +46,9 @@ class ActorOut(ApiModel):
 
 class UserOut(ActorOut):
     email: str
+    # GET /v1/users/current with X-Extended-Metadata: true only.
+    verbs: list[str] | msgspec.UnsetType = msgspec.UNSET
+    preferences: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
 
 
 class AppUserOut(ActorOut):
@@ -66,6 +70,14 @@ class ProjectOut(ApiModel):
     created_at: str
     updated_at: str | None
     deleted_at: str | None
+    # With X-Extended-Metadata: true only.
+    app_users: int | msgspec.UnsetType = msgspec.UNSET
+    forms: int | msgspec.UnsetType = msgspec.UNSET
+    last_submission: str | msgspec.UnsetType | None = msgspec.UNSET
+    datasets: int | msgspec.UnsetType = msgspec.UNSET
+    verbs: list[str] | msgspec.UnsetType = msgspec.UNSET
+    # With ?forms=true only: the forms the caller may see, in their extended shape.
+    form_list: list[FormOut] | msgspec.UnsetType = msgspec.UNSET
 
 
 class ProjectIn(ApiInput):
@@ -77,6 +89,24 @@ class ProjectPatch(ApiInput):
     name: str | None = None
     description: str | None = None
     archived: bool | None = None
+
+
+class FormAssignmentIn(ApiInput):
+    role_id: int
+    actor_id: int
+
+
+class ProjectFormIn(ApiInput):
+    xml_form_id: str
+    state: str | None = None
+    assignments: list[FormAssignmentIn] | None = None
+
+
+class ProjectPut(ApiInput):
+    name: str
+    description: str | None = None
+    archived: bool | None = None
+    forms: list[ProjectFormIn] | None = None
 
 
 class FormOut(ApiModel):
@@ -96,6 +126,21 @@ class FormOut(ApiModel):
     webforms_enabled: bool = False
     # Only on drafts: the token of the draft's test URLs (/v1/test/{draftToken}/...).
     draft_token: str | None = None
+    # Only on deleted forms (?deleted=true): the id POST .../forms/{id}/restore takes.
+    id: int | msgspec.UnsetType = msgspec.UNSET
+    deleted_at: str | msgspec.UnsetType | None = msgspec.UNSET
+    # With X-Extended-Metadata: true only.
+    submissions: int | msgspec.UnsetType = msgspec.UNSET
+    last_submission: str | msgspec.UnsetType | None = msgspec.UNSET
+    review_states: ReviewStatesOut | msgspec.UnsetType = msgspec.UNSET
+    created_by: ActorOut | msgspec.UnsetType | None = msgspec.UNSET
+    excel_content_type: str | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class ReviewStatesOut(ApiModel):
+    received: int = 0
+    has_issues: int = 0
+    edited: int = 0
 
 
 class FormPatch(ApiInput):
@@ -112,6 +157,19 @@ class FormAttachmentOut(ApiModel):
     hash: str | None = None
 
 
+class SubmissionVersionOut(ApiModel):
+    instance_id: str
+    instance_name: str | None
+    submitter_id: int | None
+    device_id: str | None
+    user_agent: str | None
+    created_at: str
+    current: bool
+    form_version: str | None = None
+    # With X-Extended-Metadata: true only.
+    submitter: ActorOut | msgspec.UnsetType = msgspec.UNSET
+
+
 class SubmissionOut(ApiModel):
     instance_id: str
     submitter_id: int | None
@@ -122,16 +180,34 @@ class SubmissionOut(ApiModel):
     updated_at: str | None
     deleted_at: str | None
     current_version: SubmissionVersionOut | None = None
+    # With X-Extended-Metadata: true only.
+    submitter: ActorOut | msgspec.UnsetType = msgspec.UNSET
+    form_version: str | msgspec.UnsetType = msgspec.UNSET
 
 
-class SubmissionVersionOut(ApiModel):
-    instance_id: str
-    instance_name: str | None
-    submitter_id: int | None
-    device_id: str | None
-    user_agent: str | None
+class ReviewPatch(ApiInput):
+    review_state: str | None = None
+
+
+class CommentIn(ApiInput):
+    body: str
+
+
+class CommentOut(ApiModel):
+    body: str
+    actor_id: int | None
     created_at: str
-    current: bool
+    actor: ActorOut | msgspec.UnsetType = msgspec.UNSET
+
+
+class AuditOut(ApiModel):
+    actor_id: int | None
+    action: str
+    actee_id: str | None
+    details: dict[str, Any] | None
+    logged_at: str
+    actor: ActorOut | msgspec.UnsetType | None = msgspec.UNSET
+    actee: dict[str, Any] | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class SubmissionAttachmentOut(ApiModel):
@@ -155,3 +231,55 @@ class AssignmentOut(ApiModel):
 
 class Success(ApiModel):
     success: bool = True
+
+
+class UserIn(ApiInput):
+    email: str
+    password: str | None = None
+    display_name: str | None = None
+
+
+class UserPatch(ApiInput):
+    display_name: str | None = None
+    email: str | None = None
+
+
+class PasswordIn(ApiInput):
+    old: str
+    new: str
+
+
+class PublicLinkOut(ActorOut):
+    token: str | None
+    once: bool
+    # With X-Extended-Metadata: true only.
+    created_by: ActorOut | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class PublicLinkIn(ApiInput):
+    display_name: str
+    once: bool = False
+
+
+class FormAssignmentOut(ApiModel):
+    actor_id: int | msgspec.UnsetType = msgspec.UNSET
+    xml_form_id: str = ""
+    role_id: int = 0
+    # With X-Extended-Metadata: true the actor replaces actorId, as in Central.
+    actor: ActorOut | msgspec.UnsetType = msgspec.UNSET
+
+
+class KeyOut(ApiModel):
+    id: int
+    public: str
+    managed: bool
+    hint: str | None
+    created_at: str
+
+
+class FieldOut(ApiModel):
+    name: str
+    path: str
+    type: str
+    binary: bool | None = None
+    select_multiple: bool | None = None

@@ -240,3 +240,30 @@ class Audit(Base):
     target_id: Mapped[int | None] = mapped_column(BigInteger)
     details: Mapped[str | None] = mapped_column(Text)  # JSON
     logged_at: Mapped[datetime] = mapped_column(Timestamp, index=True)
+
+
+class Comment(Base):
+    """A reviewer's note on a submission (Central's comments)."""
+
+    __tablename__ = "comments"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    submission_id: Mapped[int] = mapped_column(ForeignKey("submissions.id"), index=True)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("actors.id"))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+
+
+class PublicLink(Base):
+    """A public link to one form: an actor holding the pub-link role on that form.
+
+    Like an app user's, its token is derived from the deployment secret and
+    ``token_nonce`` and only its sha256 is stored.
+    """
+
+    __tablename__ = "public_links"
+    actor_id: Mapped[int] = mapped_column(ForeignKey("actors.id"), primary_key=True)
+    form_id: Mapped[int] = mapped_column(ForeignKey("forms.id"), index=True)
+    once: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("actors.id"))
+    token_nonce: Mapped[str | None] = mapped_column(String(64))
+    token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)

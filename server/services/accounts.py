@@ -20,7 +20,7 @@ from server.auth import (
     token_hash,
     verify_password,
 )
-from server.db.models import Actor, Assignment, FieldKey, Session, User
+from server.db.models import Actor, Assignment, FieldKey, Project, Session, User
 from server.roles import ROLES_BY_SYSTEM, RoleSpec
 from server.services.audit import now, record
 
@@ -36,8 +36,14 @@ _APP_USER_BY_TOKEN = (
         Assignment.form_id,
     )
     .join(FieldKey, FieldKey.actor_id == Actor.id)
+    # An app user of a deleted project is gone with it.
+    .join(Project, Project.id == FieldKey.project_id)
     .outerjoin(Assignment, Assignment.actor_id == Actor.id)
-    .where(FieldKey.token_hash == bindparam("token_hash"), Actor.deleted_at.is_(None))
+    .where(
+        FieldKey.token_hash == bindparam("token_hash"),
+        Actor.deleted_at.is_(None),
+        Project.deleted_at.is_(None),
+    )
 )
 MIN_PASSWORD_LENGTH = 10
 
@@ -135,7 +141,7 @@ async def end_session(db: AsyncSession, token: str, by: Principal) -> None:
         raise problems.insufficient_rights()
     key.token_hash = None
     key.token_nonce = None
-    await record(db, by.actor_id, "field_key.revoke", "actor", key.actor_id)
+    await record(db, by.actor_id, "field_key.session.end", "actor", key.actor_id)
 
 
 async def load_principal(db: AsyncSession, actor: Actor) -> Principal:
@@ -232,7 +238,7 @@ async def assign(
     await record(
         db,
         by,
-        "assignment.create",
+        f"{await _kind(db, actor_id)}.assignment.create",
         "actor",
         actor_id,
         {"role": role.system, "project": project_id, "form": form_id},
@@ -253,7 +259,19 @@ async def unassign(
     )
     if result.rowcount == 0:  # type: ignore[attr-defined]
         raise problems.not_found()
-    await record(db, by, "assignment.delete", "actor", actor_id, {"role": role.system})
+    await record(
+        db,
+        by,
+        f"{await _kind(db, actor_id)}.assignment.delete",
+        "actor",
+        actor_id,
+        {"role": role.system, "project": project_id, "form": form_id},
+    )
+
+
+async def _kind(db: AsyncSession, actor_id: int) -> str:
+    """Central names assignment audits by the actor's kind: user., field_key., public_link."""
+    return await db.scalar(select(Actor.kind).where(Actor.id == actor_id)) or "user"
 
 
 def _assignment_is(

@@ -19,7 +19,7 @@ from forms.xform import XFormError, read_xform, set_xform_version
 from forms.xlsform import XlsFormError, compile_xlsform
 from server import problems
 from server.auth import Principal
-from server.db.models import Form, FormAttachment, FormDef
+from server.db.models import Form, FormAttachment, FormDef, Project
 from server.runtime import Runtime
 from server.services.audit import now, record
 from server.services.blobs import store_blob
@@ -312,10 +312,13 @@ def _set_version(form_def: FormDef, version: str) -> None:
 
 async def find_form(db: AsyncSession, project_id: int, xml_form_id: str) -> Form:
     form = await db.scalar(
-        select(Form).where(
+        select(Form)
+        .join(Project, Project.id == Form.project_id)
+        .where(
             Form.project_id == project_id,
             Form.xml_form_id == xml_form_id,
             Form.deleted_at.is_(None),
+            Project.deleted_at.is_(None),
         )
     )
     if form is None:
@@ -389,3 +392,24 @@ async def set_state(db: AsyncSession, form: Form, state: str, by: Principal) -> 
     form.state = state
     form.updated_at = now()
     await record(db, by.actor_id, "form.update", "form", form.id, {"state": state})
+
+
+async def deleted_forms(db: AsyncSession, project_id: int) -> Sequence[Form]:
+    return (
+        await db.scalars(
+            select(Form)
+            .where(Form.project_id == project_id, Form.deleted_at.is_not(None))
+            .order_by(Form.deleted_at.desc(), Form.id.desc())
+        )
+    ).all()
+
+
+async def restore_form(db: AsyncSession, project_id: int, form_id: int, by: Principal) -> Form:
+    """Undo a deletion; the form comes back with its versions and submissions."""
+    form = await db.get(Form, form_id)
+    if form is None or form.project_id != project_id or form.deleted_at is None:
+        raise problems.not_found()
+    form.deleted_at = None
+    form.updated_at = now()
+    await record(db, by.actor_id, "form.restore", "form", form.id)
+    return form

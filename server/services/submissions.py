@@ -27,7 +27,14 @@ from forms.submission import (
 )
 from server import problems
 from server.auth import Principal
-from server.db.models import Form, FormDef, Submission, SubmissionAttachment, SubmissionDef
+from server.db.models import (
+    Form,
+    FormDef,
+    Project,
+    Submission,
+    SubmissionAttachment,
+    SubmissionDef,
+)
 from server.runtime import Runtime
 from server.services.audit import now, record_on
 from server.services.blobs import store_blob_on
@@ -80,19 +87,23 @@ _FIND_TARGET = (
             FormDef.published_at.is_not(None),
         ),
     )
+    .join(Project, Project.id == Form.project_id)
     .where(
         Form.project_id == bindparam("project_id"),
         Form.xml_form_id == bindparam("xml_form_id"),
         Form.deleted_at.is_(None),
+        Project.deleted_at.is_(None),
     )
 )
 _FIND_DRAFT_TARGET = (
     select(Form.id, Form.state, FormDef.id, FormDef.sha256)
     .outerjoin(FormDef, FormDef.id == Form.draft_def_id)
+    .join(Project, Project.id == Form.project_id)
     .where(
         Form.project_id == bindparam("project_id"),
         Form.xml_form_id == bindparam("xml_form_id"),
         Form.deleted_at.is_(None),
+        Project.deleted_at.is_(None),
     )
 )
 _FIND_VERSION = (

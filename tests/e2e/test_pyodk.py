@@ -235,3 +235,55 @@ def test_forms_create_and_update_with_attachments(
             headers={"X-OpenRosa-Version": "1.0"},
         )
         assert media.content == new_logo
+
+
+def test_submissions_edit_review_and_comments(pyodk_client: Client, seeded: Seeded) -> None:
+    """A reviewer's pyodk script: correct a submission, approve it, leave notes."""
+    pid = seeded.project_id
+    first = f"uuid:{uuid.uuid4()}"
+    second = f"uuid:{uuid.uuid4()}"
+
+    def intake(instance_id: str, consent: str, deprecated: str = "") -> str:
+        meta = f"<deprecatedID>{deprecated}</deprecatedID>" if deprecated else ""
+        return (
+            f'<data id="intake" version="{INTAKE_VERSION}"><consent>{consent}</consent>'
+            f"<meta><instanceID>{instance_id}</instanceID>{meta}</meta></data>"
+        )
+
+    pyodk_client.submissions.create(xml=intake(first, "no"), form_id="intake", project_id=pid)
+    pyodk_client.submissions.edit(
+        instance_id=first,
+        xml=intake(second, "no", deprecated=first),
+        form_id="intake",
+        project_id=pid,
+        comment="fixed a typo",
+    )
+    edited = pyodk_client.submissions.get(instance_id=first, form_id="intake", project_id=pid)
+    assert edited.reviewState == "edited"
+    assert edited.updatedAt is not None
+    xml = pyodk_client.get(f"projects/{pid}/forms/intake/submissions/{first}.xml")
+    assert second.encode() in xml.content
+
+    pyodk_client.submissions.review(
+        instance_id=first,
+        review_state="approved",
+        form_id="intake",
+        project_id=pid,
+        comment="looks right",
+    )
+    reviewed = pyodk_client.submissions.get(instance_id=first, form_id="intake", project_id=pid)
+    assert reviewed.reviewState == "approved"
+
+    added = pyodk_client.submissions.add_comment(
+        instance_id=first, comment="call back in May", form_id="intake", project_id=pid
+    )
+    assert added.body == "call back in May"
+    assert isinstance(added.actorId, int)
+    comments = list(
+        pyodk_client.submissions.list_comments(instance_id=first, form_id="intake", project_id=pid)
+    )
+    assert [c.body for c in comments] == ["call back in May", "looks right", "fixed a typo"]
+    assert all(isinstance(c.createdAt, datetime) for c in comments)
+
+    listed = pyodk_client.submissions.list(form_id="intake", project_id=pid)
+    assert [(s.instanceId, s.reviewState) for s in listed] == [(first, "approved")]

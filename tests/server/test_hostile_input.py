@@ -567,3 +567,25 @@ def _xml_safe(text: str) -> str:
         for c in text
         if c in "\t\n\r" or ("\x20" <= c <= "\ud7ff") or ("\ue000" <= c <= "\ufffd") or c > "\uffff"
     )
+
+
+async def test_nul_bytes_in_path_or_query_are_not_server_errors(world: World) -> None:
+    path = await world.client.get(
+        f"/v1/projects/{world.project_id}/forms/sim%00ple", headers=world.admin_headers
+    )
+    assert path.status_code == 404
+    assert path.json()["code"] == 404.1
+    # In a query: SQLite finds nothing; PostgreSQL cannot compare it, a 400.
+    query = await world.client.get("/v1/users?q=a%00b", headers=world.admin_headers)
+    assert query.status_code in (200, 400)
+    assert query.json() == [] or query.json()["code"] == 400.8
+
+
+async def test_nul_bytes_in_a_json_body_are_a_400_not_a_crash(world: World) -> None:
+    response = await world.client.post(
+        "/v1/projects", json={"name": "Re\x00turns"}, headers=world.admin_headers
+    )
+    # SQLite stores the character; PostgreSQL cannot, and the answer is then a 400.
+    assert response.status_code in (200, 400), response.text
+    if response.status_code == 400:
+        assert response.json()["code"] == 400.8

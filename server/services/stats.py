@@ -1,0 +1,101 @@
+"""Counts behind X-Extended-Metadata: computed by queries when asked, never kept
+in counter rows that every submission would have to update."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Integer, case, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.db.models import Actor, FieldKey, Form, Submission
+
+
+@dataclass(frozen=True, slots=True)
+class FormStats:
+    submissions: int = 0
+    last_submission: datetime | None = None
+    received: int = 0
+    has_issues: int = 0
+    edited: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectStats:
+    forms: int = 0
+    app_users: int = 0
+    last_submission: datetime | None = None
+
+
+def _count_where(condition: ColumnElement[bool]) -> ColumnElement[int]:
+    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0).cast(Integer)
+
+
+async def form_stats(db: AsyncSession, form_ids: Iterable[int]) -> dict[int, FormStats]:
+    ids = set(form_ids)
+    if not ids:
+        return {}
+    rows = await db.execute(
+        select(
+            Submission.form_id,
+            func.count(),
+            func.max(Submission.created_at),
+            _count_where(Submission.review_state.is_(None)),
+            _count_where(Submission.review_state == "hasIssues"),
+            _count_where(Submission.review_state == "edited"),
+        )
+        .where(
+            Submission.form_id.in_(ids),
+            Submission.draft.is_(False),
+            Submission.deleted_at.is_(None),
+        )
+        .group_by(Submission.form_id)
+    )
+    return {
+        form_id: FormStats(count, last, received, issues, edited)
+        for form_id, count, last, received, issues, edited in rows
+    }
+
+
+async def project_stats(db: AsyncSession, project_ids: Iterable[int]) -> dict[int, ProjectStats]:
+    ids = set(project_ids)
+    if not ids:
+        return {}
+    forms = _pairs(
+        await db.execute(
+            select(Form.project_id, func.count())
+            .where(Form.project_id.in_(ids), Form.deleted_at.is_(None))
+            .group_by(Form.project_id)
+        )
+    )
+    app_users = _pairs(
+        await db.execute(
+            select(FieldKey.project_id, func.count())
+            .join(Actor, Actor.id == FieldKey.actor_id)
+            .where(FieldKey.project_id.in_(ids), Actor.deleted_at.is_(None))
+            .group_by(FieldKey.project_id)
+        )
+    )
+    last = _pairs(
+        await db.execute(
+            select(Form.project_id, func.max(Submission.created_at))
+            .join(Submission, Submission.form_id == Form.id)
+            .where(
+                Form.project_id.in_(ids),
+                Form.deleted_at.is_(None),
+                Submission.draft.is_(False),
+                Submission.deleted_at.is_(None),
+            )
+            .group_by(Form.project_id)
+        )
+    )
+    return {
+        pid: ProjectStats(forms.get(pid, 0), app_users.get(pid, 0), last.get(pid)) for pid in ids
+    }
+
+
+def _pairs(rows: Iterable[Any]) -> dict[Any, Any]:
+    return {key: value for key, value in rows}
