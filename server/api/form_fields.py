@@ -126,7 +126,12 @@ async def get_version(
 
 # Static paths, not one {file} parameter: a parameter there would compete with the
 # OData feed's {xmlFormId}.svc/... route for every GET below a form.
-@get([F + "/draft.xml", F + "/draft.xlsx", F + "/draft.xls"], operation_id="getDraftDefinition")
+@get(
+    [F + "/draft.xml", F + "/draft.xlsx", F + "/draft.xls"],
+    operation_id=lambda _handler, _method, path: (
+        "getDraftDefinition" + str(path[-1]).rsplit(".", 1)[-1].capitalize()
+    ),
+)
 async def get_draft_definition(
     request: AnyRequest,
     project_id: FromPath[int],

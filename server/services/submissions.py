@@ -317,8 +317,14 @@ async def ingest_submission(
     by: Principal,
     draft: bool = False,
 ) -> IngestResult:
-    """The write phase inside a caller's own transaction (the API's create and edit)."""
-    return await db.run_sync(
+    """The write phase inside a caller's own transaction (the API's create and edit).
+
+    The write phase uses Core statements, which the session's identity map does not
+    see: the columns it may change on rows the session already holds (an edited
+    submission's review state, the replaced version's `current`) are expired, so
+    the caller's next query reads them anew.
+    """
+    result = await db.run_sync(
         lambda session: write_submission(
             session.connection(),
             target=target,
@@ -328,6 +334,19 @@ async def ingest_submission(
             draft=draft,
         )
     )
+    for held in list(db.identity_map.values()):
+        columns = _WRITTEN_COLUMNS.get(type(held))
+        if columns is not None:
+            db.expire(held, columns)
+    return result
+
+
+# What write_submission may change on rows that already exist.
+_WRITTEN_COLUMNS: dict[type, list[str]] = {
+    Submission: ["review_state", "updated_at"],
+    SubmissionDef: ["current"],
+    SubmissionAttachment: ["blob_sha256"],
+}
 
 
 def write_submission(
