@@ -196,6 +196,7 @@ class Submission(Base):
     __table_args__ = (
         UniqueConstraint("form_id", "draft", "instance_id", name="uq_submissions_instance"),
         Index("ix_submissions_form_listing", "form_id", "draft", "id"),
+        Index("ix_submissions_form_by_date", "form_id", "draft", "created_at", "id"),
     )
 
 
