@@ -9,6 +9,8 @@ import argparse
 import asyncio
 import dataclasses
 import getpass
+import logging
+import re
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -207,18 +209,48 @@ def _serve(settings: Settings, workers: int) -> None:
             port=settings.port,
             workers=workers,
             log_level="info",
+            access_log=settings.access_log,
         )
     else:
         from server.app import create_app
 
-        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+        _mask_credentials_in_access_log()
+        uvicorn.run(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            log_level="info",
+            access_log=settings.access_log,
+        )
 
 
 def app_from_env() -> object:
     """Factory for multi-worker uvicorn: each worker reads the same environment."""
     from server.app import create_app
 
+    _mask_credentials_in_access_log()
     return create_app(Settings.from_env())
+
+
+# App-user and draft tokens travel in the path, public-link tokens in ?st=: all are
+# credentials, so an access log line never shows them.
+_CREDENTIAL = re.compile(r"(/v1/(?:key|test)/)[^/?]+|([?&]st=)[^&]*")
+
+
+class CredentialMask(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                _CREDENTIAL.sub(lambda m: (m[1] or m[2]) + "***", arg)
+                if isinstance(arg, str)
+                else arg
+                for arg in record.args
+            )
+        return True
+
+
+def _mask_credentials_in_access_log() -> None:
+    logging.getLogger("uvicorn.access").addFilter(CredentialMask())
 
 
 def build_parser() -> argparse.ArgumentParser:
