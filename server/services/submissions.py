@@ -77,6 +77,13 @@ class Stored:
 
 # Statements of the ingest path, built once: ingest runs them hundreds of times a
 # second and SQLAlchemy's statement construction would otherwise dominate.
+# The form a submission names, in a project and form that are not deleted.
+_LIVE_FORM = (
+    Form.project_id == bindparam("project_id"),
+    Form.xml_form_id == bindparam("xml_form_id"),
+    Form.deleted_at.is_(None),
+    Project.deleted_at.is_(None),
+)
 _FIND_TARGET = (
     select(Form.id, Form.state, FormDef.id, FormDef.sha256)
     .outerjoin(
@@ -88,23 +95,13 @@ _FIND_TARGET = (
         ),
     )
     .join(Project, Project.id == Form.project_id)
-    .where(
-        Form.project_id == bindparam("project_id"),
-        Form.xml_form_id == bindparam("xml_form_id"),
-        Form.deleted_at.is_(None),
-        Project.deleted_at.is_(None),
-    )
+    .where(*_LIVE_FORM)
 )
 _FIND_DRAFT_TARGET = (
     select(Form.id, Form.state, FormDef.id, FormDef.sha256)
     .outerjoin(FormDef, FormDef.id == Form.draft_def_id)
     .join(Project, Project.id == Form.project_id)
-    .where(
-        Form.project_id == bindparam("project_id"),
-        Form.xml_form_id == bindparam("xml_form_id"),
-        Form.deleted_at.is_(None),
-        Project.deleted_at.is_(None),
-    )
+    .where(*_LIVE_FORM)
 )
 _FIND_VERSION = (
     select(Submission.id, SubmissionDef.id, SubmissionDef.xml_sha256)
