@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server import problems
 from server.auth import Grant, Principal
-from server.db.models import Blob, Form, FormAttachment, FormDef
+from server.db.models import Blob, Form, FormAttachment, FormDef, Project
 from server.errors import openrosa_headers
 from server.openrosa.multipart import read_submission, spool_directory
 from server.openrosa.render import (
@@ -104,11 +104,14 @@ async def _visible_forms(
         return [(caller.draft_form, draft)]
     forms = (
         await db.scalars(
-            select(Form).where(
+            select(Form)
+            .join(Project, Project.id == Form.project_id)
+            .where(
                 Form.project_id == project_id,
                 Form.deleted_at.is_(None),
                 Form.state == "open",
                 Form.current_def_id.is_not(None),
+                Project.deleted_at.is_(None),
             )
         )
     ).all()

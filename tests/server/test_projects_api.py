@@ -160,6 +160,12 @@ async def test_a_deleted_projects_forms_and_app_users_stop_working(world: World)
         f"{world.key_base}/formList", headers={"X-OpenRosa-Version": "1.0"}
     )
     assert listing.status_code == 403
+    signed_in = await world.client.get(
+        f"/v1/projects/{world.project_id}/formList",
+        headers=world.admin_headers | {"X-OpenRosa-Version": "1.0"},
+    )
+    assert signed_in.status_code == 200
+    assert b"<xform>" not in signed_in.content  # no form of a deleted project is offered
     created = await world.client.post(
         f"/v1/projects/{world.project_id}/forms/simple/submissions",
         content=submission_xml("uuid:late"),
