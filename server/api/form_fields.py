@@ -63,12 +63,7 @@ async def list_fields(
     xml_form_id: FromPath[str],
     odata: FromQuery[str | None] = None,
 ) -> list[FieldOut]:
-    async with runtime_of(request).read() as db:
-        _, form = await caller_and_form(request, db, project_id, xml_form_id, "form.read")
-        form_def = await db.get(FormDef, form.current_def_id) if form.current_def_id else None
-        if form_def is None:
-            raise problems.not_found()
-        return fields_out(schema_of(form_def), odata=parse_flag(odata))
+    return await _fields(request, project_id, xml_form_id, odata, draft=False)
 
 
 @get(F + "/draft/fields", operation_id="listDraftFields")
@@ -78,9 +73,16 @@ async def list_draft_fields(
     xml_form_id: FromPath[str],
     odata: FromQuery[str | None] = None,
 ) -> list[FieldOut]:
+    return await _fields(request, project_id, xml_form_id, odata, draft=True)
+
+
+async def _fields(
+    request: AnyRequest, project_id: int, xml_form_id: str, odata: str | None, *, draft: bool
+) -> list[FieldOut]:
     async with runtime_of(request).read() as db:
         _, form = await caller_and_form(request, db, project_id, xml_form_id, "form.read")
-        form_def = await db.get(FormDef, form.draft_def_id) if form.draft_def_id else None
+        def_id = form.draft_def_id if draft else form.current_def_id
+        form_def = await db.get(FormDef, def_id) if def_id else None
         if form_def is None:
             raise problems.not_found()
         return fields_out(schema_of(form_def), odata=parse_flag(odata))

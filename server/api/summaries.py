@@ -23,6 +23,7 @@ from server.api.shapes import (
     iso,
 )
 from server.api.submissions import ONE, caller_and_form
+from server.auth import Principal
 from server.db.models import (
     Actor,
     Assignment,
@@ -31,6 +32,7 @@ from server.db.models import (
     FormDef,
     Submission,
     SubmissionAttachment,
+    SubmissionDef,
 )
 from server.openrosa.routes import blob_response
 from server.requests import AnyRequest, require_principal, runtime_of
@@ -162,6 +164,17 @@ async def list_keys(
         return list(seen.values())
 
 
+async def _version(
+    request: AnyRequest, db: AsyncSession, path: tuple[int, str, str, str], verb: str
+) -> tuple[Principal, Submission, SubmissionDef]:
+    """The caller (allowed `verb`), the submission and the version a path names."""
+    project_id, xml_form_id, instance_id, version_id = path
+    principal, form = await caller_and_form(request, db, project_id, xml_form_id, verb)
+    submission, _ = await reviews.find_submission(db, form, instance_id)
+    version, _ = await reviews.find_version(db, submission, version_id)
+    return principal, submission, version
+
+
 @get(ONE + "/versions/{version_id:str}/attachments", operation_id="listVersionAttachments")
 async def list_version_attachments(
     request: AnyRequest,
@@ -171,9 +184,9 @@ async def list_version_attachments(
     version_id: FromPath[str],
 ) -> list[SubmissionAttachmentOut]:
     async with runtime_of(request).read() as db:
-        _, form = await caller_and_form(request, db, project_id, xml_form_id, "submission.read")
-        submission, _ = await reviews.find_submission(db, form, instance_id)
-        version, _ = await reviews.find_version(db, submission, version_id)
+        _, _, version = await _version(
+            request, db, (project_id, xml_form_id, instance_id, version_id), "submission.read"
+        )
         rows = await db.scalars(
             select(SubmissionAttachment)
             .where(SubmissionAttachment.submission_def_id == version.id)
@@ -194,9 +207,9 @@ async def get_version_attachment(
     name: FromPath[str],
 ) -> Response[Any]:
     async with runtime_of(request).read() as db:
-        _, form = await caller_and_form(request, db, project_id, xml_form_id, "submission.read")
-        submission, _ = await reviews.find_submission(db, form, instance_id)
-        version, _ = await reviews.find_version(db, submission, version_id)
+        _, _, version = await _version(
+            request, db, (project_id, xml_form_id, instance_id, version_id), "submission.read"
+        )
         blob = await db.scalar(
             select(Blob)
             .join(SubmissionAttachment, SubmissionAttachment.blob_sha256 == Blob.sha256)
@@ -225,11 +238,9 @@ async def clear_version_attachment(
 ) -> Success:
     """Clear one file of any version (say, a photo that should never have been sent)."""
     async with runtime_of(request).transaction() as db:
-        principal, form = await caller_and_form(
-            request, db, project_id, xml_form_id, "submission.update"
+        principal, submission, version = await _version(
+            request, db, (project_id, xml_form_id, instance_id, version_id), "submission.update"
         )
-        submission, _ = await reviews.find_submission(db, form, instance_id)
-        version, _ = await reviews.find_version(db, submission, version_id)
         attachment = await reviews.current_attachment(db, version, name)
         await reviews.set_attachment(db, submission, attachment, None, principal)
     return Success()
