@@ -36,7 +36,7 @@ from bench.ingest import replace_block
 from forms.submission import parse_submission
 from server.app import create_app
 from server.db.models import Form, FormDef, Submission, SubmissionDef
-from server.runtime import Runtime, close_runtime, open_runtime
+from server.runtime import Runtime, close_runtime, open_runtime, settle_heap
 from server.services import accounts
 from server.services.forms import schema_of
 from server.settings import Settings
@@ -139,6 +139,7 @@ async def run(count: int, repeat: int, database_url: str) -> list[Figure]:
                 began = time.perf_counter()
                 await _insert(rt, count)
                 print(f"inserted {count} submissions in {time.perf_counter() - began:.1f} s")
+                settle_heap()  # as the served app does once it has started
                 base = f"/v1/projects/{project_id}/forms/{FORM_ID}.svc/Submissions"
                 first = f"{base}?$top={PAGE}"
                 timed = await _time(client, first, headers, repeat)

@@ -27,7 +27,7 @@ from server.errors import handle_http_exception, handle_problem, handle_unexpect
 from server.openrosa.routes import openrosa_routers
 from server.problems import Problem
 from server.requests import refuse_nul_bytes
-from server.runtime import Runtime, close_runtime, open_runtime
+from server.runtime import Runtime, close_runtime, open_runtime, settle_heap
 from server.settings import Settings
 
 
@@ -47,6 +47,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Litesta
             return
         opened = await open_runtime(settings)
         app.state.runtime = opened
+        settle_heap()
         try:
             yield
         finally:

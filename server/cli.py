@@ -119,13 +119,14 @@ async def _export(settings: Settings, args: argparse.Namespace) -> None:
     from exports import ExportOptions
     from server.db.models import Project
     from server.problems import not_found
-    from server.runtime import close_runtime, open_runtime
+    from server.runtime import close_runtime, open_runtime, settle_heap
     from server.services import exports
     from server.services.forms import find_form
 
     where = exports.selection(args.filter, args.start, args.end, args.review_state)
     show = sys.stderr.isatty()
     rt = await open_runtime(settings)
+    settle_heap()
     try:
         export_format = exports.ExportFormat(args.format)
         async with rt.read() as db:

@@ -231,7 +231,9 @@ async def _data(
     if limit > 0:
         # The root table's $skip is an OFFSET in SQL; a repeat table's is counted here.
         wanted = limit + 1 + (query.skip if table.parent is not None else 0)
-        batch = min(feed_service.BATCH_SIZE, wanted)
+        # One more than a batch: a page of $top=1000 and whether a next page
+        # exists come from one query, not from a second read of 1,000 rows.
+        batch = min(feed_service.BATCH_SIZE + 1, wanted)
         entities = feed_service.iterate_rows(rt.read, query, batch=batch)
         async with aclosing(entities):
             async for entity in entities:
