@@ -202,6 +202,47 @@ def test_metadata_and_rows_of_a_nested_form() -> None:
     assert visits.rows("uuid:1", None) == []
 
 
+def test_rows_of_irregular_records() -> None:
+    """What the compiled row functions do with records that are not tidy."""
+    model = build_model(schema_from_markdown(FORM, "nested"))
+    record: dict[str, object] = {
+        "name": ["first", "second"],  # a leaf sent twice: the last answer counts
+        "age": ["7", "8"],
+        "weight": [],
+        "where": "",
+        "seen": 5,  # not text: left out
+        "the-place": "not a group",
+    }
+
+    (row,) = RowWriter(model, model.root, RowOptions()).rows("uuid:2", record, None)
+
+    assert row["name"] == "second"
+    assert row["age"] == 8
+    assert (row["weight"], row["where"], row["seen"]) == (None, None, None)
+    assert row["the_place"] == {"town": None}
+
+    # One repeat instance stored as a bare dict, expanded with its nested repeat.
+    single = {"the-place": {"member": {"member_name": "Z", "visit": [{"on": "2026-08-02"}]}}}
+    (expanded,) = RowWriter(model, model.root, RowOptions(expand=True)).rows("uuid:3", single)
+    (member,) = expanded["the_place"]["member"]
+    members = RowWriter(model, model.tables["Submissions.the_place.member"], RowOptions())
+    assert member["__id"] == members.rows("uuid:3", single)[0]["__id"]
+    assert member["member_name"] == "Z"
+    assert member["visit"][0]["on"] == "2026-08-02"
+    assert member["visit@odata.navigationLink"].startswith(
+        f"Submissions('uuid%3A3')/the_place/member('{member['__id']}')/visit"
+    )
+
+
+def test_compiled_rows_are_reused_across_requests() -> None:
+    first = build_model(schema_from_markdown(FORM, "nested"))
+    again = build_model(schema_from_markdown(FORM, "nested"))
+    writer_a = RowWriter(first, first.root, RowOptions())
+    writer_b = RowWriter(again, again.root, RowOptions())
+    assert writer_a._fill is writer_b._fill
+    assert RowWriter(first, first.root, RowOptions(wkt=True))._fill is not writer_a._fill
+
+
 def test_select_prunes_fields_and_system() -> None:
     model = build_model(schema_from_markdown(FORM, "nested"))
     selection = parse_select(model.root, "age,the_place/town,__system/edits")
