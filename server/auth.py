@@ -39,6 +39,39 @@ def verify_password(password: str, password_hash: str | None) -> bool:
         return False
 
 
+class RecentPasswords:
+    """Passwords that verified a moment ago, so argon2 runs once per few minutes per user.
+
+    Power BI, Excel and Collect signed in as a web user send Basic credentials
+    with every request; argon2 costs about 100 ms of CPU each time, which would
+    make every OData page and every submission wait for it. An entry is a keyed
+    hash of e-mail and password (the key lives only in this process) with the
+    stored password hash it matched: changing the password or removing the user
+    ends it at once, and it expires after ``ttl`` seconds anyway.
+    """
+
+    def __init__(self, *, size: int = 1024, ttl: float = 300.0) -> None:
+        self._key = secrets.token_bytes(32)
+        self._entries: dict[bytes, tuple[str, float]] = {}
+        self._size = size
+        self._ttl = ttl
+
+    def _fingerprint(self, email: str, password: str) -> bytes:
+        message = email.encode() + b"\0" + password.encode()
+        return hmac.new(self._key, message, hashlib.sha256).digest()
+
+    def knows(self, email: str, password: str, password_hash: str, at: float) -> bool:
+        entry = self._entries.get(self._fingerprint(email, password))
+        return entry is not None and entry[1] > at and hmac.compare_digest(entry[0], password_hash)
+
+    def remember(self, email: str, password: str, password_hash: str, at: float) -> None:
+        if len(self._entries) >= self._size:
+            self._entries = {k: v for k, v in self._entries.items() if v[1] > at}
+            if len(self._entries) >= self._size:
+                self._entries.pop(next(iter(self._entries)))
+        self._entries[self._fingerprint(email, password)] = (password_hash, at + self._ttl)
+
+
 def digest_ha1(email: str, realm: str, password: str) -> str:
     return hashlib.md5(f"{email}:{realm}:{password}".encode(), usedforsecurity=False).hexdigest()
 

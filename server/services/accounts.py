@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import secrets
+import time
 from datetime import UTC, datetime, timedelta
 
+import anyio.to_thread
 from sqlalchemy import ColumnElement, Connection, bindparam, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -13,6 +15,7 @@ from server import problems
 from server.auth import (
     Grant,
     Principal,
+    RecentPasswords,
     derive_app_user_token,
     digest_ha1,
     hash_password,
@@ -102,12 +105,22 @@ async def find_user(db: AsyncSession, email: str) -> tuple[Actor, User] | None:
     return (row[0], row[1]) if row else None
 
 
+_recent = RecentPasswords()
+
+
 async def authenticate_password(db: AsyncSession, email: str, password: str) -> Actor | None:
     found = await find_user(db, email)
     password_hash = found[1].password_hash if found else None
+    at = time.monotonic()
+    if found is not None and password_hash and _recent.knows(email, password, password_hash, at):
+        return found[0]
     # verify_password always does the argon2 work, so a wrong e-mail takes as long.
-    if not verify_password(password, password_hash) or found is None:
+    # In a worker thread: argon2 releases the GIL, and the event loop serves others.
+    if not await anyio.to_thread.run_sync(verify_password, password, password_hash):
         return None
+    if found is None or password_hash is None:
+        return None
+    _recent.remember(email, password, password_hash, at)
     return found[0]
 
 

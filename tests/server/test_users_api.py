@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import httpx
+import pytest
+
+from server import auth
 from tests.server.conftest import ADMIN_EMAIL, World, sign_in
 from tests.server.test_submission_review import assert_problem
 
@@ -195,3 +199,50 @@ async def test_signing_out_the_current_session(world: World) -> None:
     gone = await world.client.get("/v1/users/current", headers=headers)
     assert_problem(gone, 401, 401.2)
     assert_problem(await world.client.delete("/v1/sessions/current"), 401, 401.4)
+
+
+async def test_basic_credentials_verify_once_and_end_with_the_password(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Clients that sign every request (Power BI, Collect) pay argon2 once, not per request."""
+    user = await create_user(world, "basic@example.org")
+    verified: list[str] = []
+    real_verify = auth.verify_password
+
+    def counting_verify(password: str, password_hash: str | None) -> bool:
+        verified.append(password)
+        return real_verify(password, password_hash)
+
+    monkeypatch.setattr("server.services.accounts.verify_password", counting_verify)
+    me = "https://testserver/v1/users/current"
+    basic = httpx.BasicAuth("basic@example.org", PASSWORD)
+    for _ in range(3):
+        response = await world.client.get(me, auth=basic)
+        assert response.status_code == 200
+        assert response.json()["email"] == "basic@example.org"
+    assert verified == [PASSWORD]
+    wrong = await world.client.get(me, auth=httpx.BasicAuth("basic@example.org", "wrong one!!"))
+    assert wrong.status_code == 401
+    assert len(verified) == 2  # a wrong password is always checked in full
+
+    # A new password ends the remembered one at once.
+    changed = await world.client.put(
+        f"/v1/users/{user['id']}/password",
+        json={"old": PASSWORD, "new": "another long one"},
+        auth=basic,
+    )
+    assert changed.status_code == 401  # over plain HTTP Basic is refused ...
+    changed = await world.client.put(
+        f"https://testserver/v1/users/{user['id']}/password",
+        json={"old": PASSWORD, "new": "another long one"},
+        auth=basic,
+    )
+    assert changed.json() == {"success": True}
+    assert (await world.client.get(me, auth=basic)).status_code == 401
+    renewed = httpx.BasicAuth("basic@example.org", "another long one")
+    assert (await world.client.get(me, auth=renewed)).status_code == 200
+
+    # So does removing the user.
+    removed = await world.client.delete(f"/v1/users/{user['id']}", headers=world.admin_headers)
+    assert removed.status_code == 200
+    assert (await world.client.get(me, auth=renewed)).status_code == 401
