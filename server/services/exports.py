@@ -73,6 +73,7 @@ from server.db.models import (
 from server.runtime import Runtime
 from server.services import odata as odata_service
 from server.services.forms import schema_of
+from server.services.stats import page_counts
 
 REVIEW_STATES = ("received", "hasIssues", "edited", "approved", "rejected")
 
@@ -296,35 +297,6 @@ def _page_query(job: ExportJob, before: int | None) -> Select[tuple[object, ...]
     return query
 
 
-async def _page_counts(
-    db: AsyncSession, submission_ids: list[int], def_ids: list[int]
-) -> tuple[dict[int, int], dict[int, tuple[int, int]]]:
-    """Versions per submission and (expected, present) attachments per current version.
-
-    Two grouped queries per page instead of three correlated subqueries per row:
-    the page's ids are a dense, descending run, so a range scan of each index
-    serves them.
-    """
-    versions = (
-        select(SubmissionDef.submission_id, func.count())
-        .where(SubmissionDef.submission_id.between(min(submission_ids), max(submission_ids)))
-        .group_by(SubmissionDef.submission_id)
-        .having(func.count() > 1)
-    )
-    files = (
-        select(
-            SubmissionAttachment.submission_def_id,
-            func.count(),
-            func.count(SubmissionAttachment.blob_sha256),
-        )
-        .where(SubmissionAttachment.submission_def_id.in_(def_ids))
-        .group_by(SubmissionAttachment.submission_def_id)
-    )
-    edited = {row[0]: row[1] for row in (await db.execute(versions)).all()}
-    attached = {row[0]: (row[1], row[2]) for row in (await db.execute(files)).all()}
-    return edited, attached
-
-
 async def count_selected(db: AsyncSession, job: ExportJob) -> int:
     """How many submissions the export holds (for progress, not for paging)."""
     return await db.scalar(select(func.count()).select_from(Submission).where(*job.where)) or 0
@@ -335,7 +307,7 @@ async def fetch_page(db: AsyncSession, job: ExportJob, before: int | None) -> Pa
     rows = (await db.execute(_page_query(job, before))).all()
     if not rows:
         return Page([], None, more=False)
-    edited, attached = await _page_counts(db, [row[0] for row in rows], [row[7] for row in rows])
+    edited, attached = await page_counts(db, [row[0] for row in rows], [row[7] for row in rows])
     no_files = (0, 0)
     records = []
     for row in rows:

@@ -36,7 +36,7 @@ from sqlalchemy import (
     true,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import InstrumentedAttribute, aliased
+from sqlalchemy.orm import InstrumentedAttribute
 
 from exports.odata import (
     Node,
@@ -53,10 +53,10 @@ from server.db.models import (
     Form,
     FormDef,
     Submission,
-    SubmissionAttachment,
     SubmissionDef,
 )
 from server.services.forms import find_form, schema_of
+from server.services.stats import page_counts
 
 __all__ = [
     "BATCH_SIZE",
@@ -354,20 +354,6 @@ def _key_text(order: OrderKey | None, value: object) -> str | None:
 
 
 def _base_query(query: FeedQuery) -> Select[Any]:
-    versions = aliased(SubmissionDef)
-    edits = (
-        select(func.count())
-        .where(versions.submission_id == Submission.id)
-        .correlate(Submission)
-        .scalar_subquery()
-    )
-    files = select(func.count()).where(SubmissionAttachment.submission_def_id == SubmissionDef.id)
-    expected = files.correlate(SubmissionDef).scalar_subquery()
-    present = (
-        files.where(SubmissionAttachment.blob_sha256.is_not(None))
-        .correlate(SubmissionDef)
-        .scalar_subquery()
-    )
     order_column = _order_column(query.order)
     return (
         select(
@@ -383,9 +369,7 @@ def _base_query(query: FeedQuery) -> Select[Any]:
             SubmissionDef.record,
             SubmissionDef.encrypted,
             FormDef.version,
-            edits,
-            expected,
-            present,
+            SubmissionDef.id,
             order_column if order_column is not None else Submission.id,
         )
         .join(
@@ -437,19 +421,25 @@ def _iso(value: datetime | None) -> str | None:
     return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
-def _system(row: Any) -> dict[str, Any]:
+_NO_FILES = (0, 0)
+
+
+def _system(
+    row: Any, versions: dict[int, int], files: dict[int, tuple[int, int]]
+) -> dict[str, Any]:
+    expected, present = files.get(row[12], _NO_FILES)
     return {
         "submissionDate": _iso(row[2]),
         "updatedAt": _iso(row[3]),
         "deletedAt": _iso(row[4]),
         "submitterId": None if row[5] is None else str(row[5]),
         "submitterName": row[6],
-        "attachmentsPresent": row[14] or 0,
-        "attachmentsExpected": row[13] or 0,
+        "attachmentsPresent": present,
+        "attachmentsExpected": expected,
         "status": "notDecrypted" if row[10] else None,
         "reviewState": row[7],
         "deviceId": row[8],
-        "edits": max(row[12] - 1, 0),
+        "edits": versions.get(row[0], 1) - 1,
         "formVersion": row[11] or "",
     }
 
@@ -487,14 +477,23 @@ async def iterate_rows(
         async with open_session() as db:
             connection = await db.connection()  # Core rows: no ORM bookkeeping per row
             fetched = (await connection.execute(_page(query, batch, offset, cursor))).all()
+            # Versions and files of the whole batch in two grouped queries; only
+            # the root table's __system block shows them.
+            versions, files = (
+                await page_counts(
+                    connection, [row[0] for row in fetched], [row[12] for row in fetched]
+                )
+                if root and fetched
+                else ({}, {})
+            )
         offset = 0
         owed = cursor.sent if cursor is not None else 0
         first_id = cursor.id if cursor is not None else None
         for submission in fetched:
             record = None if submission[10] else _decode_record(submission[9])
-            system = _system(submission) if root else None
+            system = _system(submission, versions, files) if root else None
             rows = query.writer.rows(submission[1], record, system)
-            key = _key_text(query.order, submission[15])
+            key = _key_text(query.order, submission[13])
             start = owed if submission[0] == first_id else 0
             if root and submission[0] == first_id:
                 start = 1  # the cursor's own row was on the previous page
@@ -506,7 +505,7 @@ async def iterate_rows(
         if len(fetched) < batch:
             return
         last = fetched[-1]
-        cursor = Cursor(last[0], _key_text(query.order, last[15]), 1 << 62)
+        cursor = Cursor(last[0], _key_text(query.order, last[13]), 1 << 62)
 
 
 async def count_rows(db: AsyncSession, query: FeedQuery, open_session: Sessions) -> int:

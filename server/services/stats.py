@@ -9,9 +9,16 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Integer, case, func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from server.db.models import Actor, FieldKey, Form, Submission
+from server.db.models import (
+    Actor,
+    FieldKey,
+    Form,
+    Submission,
+    SubmissionAttachment,
+    SubmissionDef,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,3 +106,32 @@ async def project_stats(db: AsyncSession, project_ids: Iterable[int]) -> dict[in
 
 def _pairs(rows: Iterable[Any]) -> dict[Any, Any]:
     return {key: value for key, value in rows}
+
+
+async def page_counts(
+    db: AsyncSession | AsyncConnection, submission_ids: list[int], def_ids: list[int]
+) -> tuple[dict[int, int], dict[int, tuple[int, int]]]:
+    """Versions per submission and (expected, present) attachments per current version.
+
+    Two grouped queries per page instead of three correlated subqueries per row:
+    the page's ids are a dense, descending run, so a range scan of each index
+    serves them.
+    """
+    versions = (
+        select(SubmissionDef.submission_id, func.count())
+        .where(SubmissionDef.submission_id.between(min(submission_ids), max(submission_ids)))
+        .group_by(SubmissionDef.submission_id)
+        .having(func.count() > 1)
+    )
+    files = (
+        select(
+            SubmissionAttachment.submission_def_id,
+            func.count(),
+            func.count(SubmissionAttachment.blob_sha256),
+        )
+        .where(SubmissionAttachment.submission_def_id.in_(def_ids))
+        .group_by(SubmissionAttachment.submission_def_id)
+    )
+    edited = {row[0]: row[1] for row in (await db.execute(versions)).all()}
+    attached = {row[0]: (row[1], row[2]) for row in (await db.execute(files)).all()}
+    return edited, attached
