@@ -381,6 +381,8 @@ async def check_failure(ctx: Ctx, contract: Contract) -> None:
     response = await send(ctx, contract, case)
     shown = f"{contract.id}: {response.status_code} {response.text[:300]}"
     assert response.status_code == int(case.code), shown
+    if contract.method == "HEAD":  # no body to read the problem from
+        return
     if case.xml:
         assert content_type(response) in XML_TYPES, shown
         assert b"<OpenRosaResponse" in response.content, shown
