@@ -90,8 +90,10 @@ _MISSING_FIELD = re.compile(r"^Object missing required field `([^`]+)`")
 def _missing_body_field(exc: ValidationException) -> Problem | None:
     """A JSON body without a required field is Central's 400.2, naming the field."""
     for error in exc.extra if isinstance(exc.extra, list) else []:
-        found = _MISSING_FIELD.match(str(error.get("message", ""))) if isinstance(error, dict) else None
-        if found and error.get("source") == "body":
+        if not isinstance(error, dict) or error.get("source") != "body":
+            continue
+        found = _MISSING_FIELD.match(str(error.get("message", "")))
+        if found:
             return missing_parameter(found.group(1))
     return None
 

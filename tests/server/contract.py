@@ -11,7 +11,7 @@ mode, so an ``int`` sent as a string, a missing key or a wrong ``null`` fails.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
@@ -349,7 +349,8 @@ async def send(ctx: Ctx, contract: Contract, case: Ok | Fail) -> httpx.Response:
 
 
 def content_type(response: httpx.Response) -> str:
-    return response.headers.get("content-type", "").split(";")[0].strip()
+    value: str = response.headers.get("content-type", "")
+    return value.split(";")[0].strip()
 
 
 async def check_success(ctx: Ctx, contract: Contract) -> None:

@@ -36,8 +36,8 @@ from tests.server.contract import (
 from tests.server.test_authorisation import (
     ANY_SIGN_IN,
     PASSWORD,
-    P,
     Ctx,
+    P,
     app_routes,
     build,
     fresh_app_user,

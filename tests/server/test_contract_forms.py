@@ -32,13 +32,13 @@ from tests.server.contract import (
     ids,
 )
 from tests.server.test_authorisation import (
-    F,
     KEY,
     OPENROSA,
     OPENROSA_ONLY,
     TEST,
     XML,
     Ctx,
+    F,
     P,
     build,
     form_xml,

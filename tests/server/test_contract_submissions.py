@@ -61,7 +61,11 @@ from tests.server.test_authorisation import (
 
 EXTENDED = {"X-Extended-Metadata": "true"}
 ZIP = ("application/zip",)
-NO_SUBMISSION = {"instance_ref": "uuid:nosuch", "instance_id": "uuid:nosuch", "version_id": "uuid:nosuch"}
+NO_SUBMISSION = {
+    "instance_ref": "uuid:nosuch",
+    "instance_id": "uuid:nosuch",
+    "version_id": "uuid:nosuch",
+}
 BAD_DRAFT_TOKEN = {"draft_token": "not-a-token"}
 SPOTS_FORM = b"""<?xml version="1.0"?>
 <h:html xmlns="http://www.w3.org/2002/xforms" xmlns:h="http://www.w3.org/1999/xhtml"
