@@ -7,6 +7,7 @@ shows to the field worker; everyone else gets Central's JSON problem shape.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import msgspec
@@ -16,7 +17,7 @@ from sqlalchemy.exc import DBAPIError
 
 from server.digest import challenge
 from server.openrosa.render import render_response
-from server.problems import Problem, unknown_error
+from server.problems import Problem, missing_parameter, unknown_error
 
 log = logging.getLogger("homeward")
 
@@ -72,13 +73,29 @@ def handle_http_exception(request: Request[Any, Any, Any], exc: Exception) -> Re
     if isinstance(exc, NotFoundException):
         problem = Problem(404.1, "Nothing was found at this address.")
     elif isinstance(exc, ValidationException):
-        problem = Problem(400.1, f"The request is not valid: {exc.detail}")
-        problem.details = {"errors": exc.extra} if exc.extra else None
+        problem = _missing_body_field(exc) or Problem(
+            400.1, f"The request is not valid: {exc.detail}"
+        )
+        problem.details = problem.details or ({"errors": exc.extra} if exc.extra else None)
     else:
         problem = Problem(_STATUS_CODES.get(status, float(status)), str(exc.detail))
     response = problem_response(request, problem)
     response.headers.update(exc.headers or {})
     return response
+
+
+_MISSING_FIELD = re.compile(r"^Object missing required field `([^`]+)`")
+
+
+def _missing_body_field(exc: ValidationException) -> Problem | None:
+    """A JSON body without a required field is Central's 400.2, naming the field."""
+    for error in exc.extra if isinstance(exc.extra, list) else []:
+        if not isinstance(error, dict) or error.get("source") != "body":
+            continue
+        found = _MISSING_FIELD.match(str(error.get("message", "")))
+        if found:
+            return missing_parameter(found.group(1))
+    return None
 
 
 def _id_out_of_range(exc: Exception) -> bool:

@@ -90,20 +90,25 @@ async def _fresh_postgres_database(admin_url: str) -> str:
     return admin_url.rsplit("/", 1)[0] + f"/{name}"
 
 
-@pytest.fixture
-async def settings(backend: Backend, tmp_path: Path) -> Settings:
+async def backend_settings(backend: Backend, data_dir: Path) -> Settings:
+    """Settings for a fresh database (and bucket) on ``backend``, files under ``data_dir``."""
     if backend.name == "sqlite":
-        return Settings(data_dir=tmp_path / "var", secret_key=secrets.token_urlsafe(32))
+        return Settings(data_dir=data_dir, secret_key=secrets.token_urlsafe(32))
     assert backend.postgres_url
     assert backend.s3_endpoint
     return Settings(
-        data_dir=tmp_path / "var",
+        data_dir=data_dir,
         database_url=await _fresh_postgres_database(backend.postgres_url),
         storage_url=f"s3://b-{uuid.uuid4().hex[:12]}?endpoint={backend.s3_endpoint}&secure=false",
         s3_access_key=S3_ACCESS_KEY,
         s3_secret_key=S3_SECRET_KEY,
         secret_key=secrets.token_urlsafe(32),
     )
+
+
+@pytest.fixture
+async def settings(backend: Backend, tmp_path: Path) -> Settings:
+    return await backend_settings(backend, tmp_path / "var")
 
 
 @pytest.fixture

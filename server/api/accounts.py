@@ -10,7 +10,7 @@ from server import problems
 from server.api.common import ExtendedHeader, actor_out, is_extended
 from server.api.shapes import RoleOut, SessionIn, SessionOut, Success, UserOut, iso
 from server.db.models import Actor, User
-from server.requests import AnyRequest, require_principal, runtime_of
+from server.requests import AnyRequest, authenticate, require_principal, runtime_of
 from server.roles import ROLES, ROLES_BY_ID, find_role
 from server.services import accounts
 
@@ -86,13 +86,23 @@ def _role_out(role_key: str | int) -> RoleOut:
     )
 
 
+async def _refuse_bad_credentials(request: AnyRequest) -> None:
+    """Roles are public, but credentials that are sent must be valid (401.2), as in
+    Central, where every request passes its authentication step first."""
+    if "authorization" in request.headers or "st" in request.query_params:
+        async with runtime_of(request).transaction() as db:
+            await authenticate(request, db)
+
+
 @get("/roles", operation_id="listRoles")
-async def list_roles() -> list[RoleOut]:
+async def list_roles(request: AnyRequest) -> list[RoleOut]:
+    await _refuse_bad_credentials(request)
     return [_role_out(role.id) for role in ROLES]
 
 
 @get("/roles/{role:str}", operation_id="getRole")
-async def get_role(role: FromPath[str]) -> RoleOut:
+async def get_role(request: AnyRequest, role: FromPath[str]) -> RoleOut:
+    await _refuse_bad_credentials(request)
     return _role_out(role)
 
 

@@ -82,6 +82,7 @@ async def forms_out(db: AsyncSession, found: Sequence[Form], *, extended: bool) 
             shape.review_states = ReviewStatesOut(
                 received=numbers.received, has_issues=numbers.has_issues, edited=numbers.edited
             )
+            shape.public_links = numbers.public_links
             shape.created_by = creators.get(form.created_by) if form.created_by else None
             form_def = defs.get(form.current_def_id or form.draft_def_id or 0)
             shape.excel_content_type = (
@@ -417,7 +418,7 @@ async def get_draft_attachment(
 )
 async def upload_attachment(
     request: AnyRequest, project_id: FromPath[int], xml_form_id: FromPath[str], name: FromPath[str]
-) -> Success:
+) -> FormAttachmentOut:
     rt = runtime_of(request)
     with tempfile.TemporaryDirectory(prefix="homeward-attachment-") as spool:
         path = Path(spool) / "upload"
@@ -437,7 +438,9 @@ async def upload_attachment(
                 content_type=request.headers.get("content-type", "application/octet-stream"),
                 by=principal,
             )
-    return Success()
+            # Central answers with the attachment as it now is (its hash included).
+            [stored] = [a for a in await attachments_out(db, form.draft_def_id) if a.name == name]
+    return stored
 
 
 def router(max_body: int) -> Router:

@@ -135,6 +135,7 @@ class FormOut(ApiModel):
     review_states: ReviewStatesOut | msgspec.UnsetType = msgspec.UNSET
     created_by: ActorOut | msgspec.UnsetType | None = msgspec.UNSET
     excel_content_type: str | msgspec.UnsetType | None = msgspec.UNSET
+    public_links: int | msgspec.UnsetType = msgspec.UNSET
 
 
 class ReviewStatesOut(ApiModel):

@@ -3,6 +3,7 @@ state, deletion and restore, and its attachments."""
 
 from __future__ import annotations
 
+import mimetypes
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -163,16 +164,23 @@ async def create_submission(
             raise problems.unexpected_value(
                 "deprecatedID", target.parsed.deprecated_id, "edit submissions with PUT."
             )
-        result = await ingest_submission(
-            db,
-            target=target,
-            incoming=Incoming(body, {}, {}, device_id(request), request.headers.get("user-agent")),
-            stored={},
-            by=principal,
-        )
+        # Central's REST route only creates: any instanceID already there, the same
+        # XML or not, is 409.3 (OpenRosa's resend rules and 409.1 are Collect's).
+        taken = problems.already_exists("instanceID", target.parsed.instance_id)
+        try:
+            result = await ingest_submission(
+                db,
+                target=target,
+                incoming=Incoming(
+                    body, {}, {}, device_id(request), request.headers.get("user-agent")
+                ),
+                stored={},
+                by=principal,
+            )
+        except problems.Problem as problem:
+            raise (taken if problem.code == 409.1 else problem) from None
         if result.outcome != "created":
-            # Rolls the transaction back: the API creates, it does not resend.
-            raise problems.xml_conflict()
+            raise taken  # rolls the transaction back
         return await _one_out(db, result.submission_id)
 
 
@@ -395,7 +403,12 @@ async def upload_submission_attachment(
         ) and not principal.can("submission.create", project_id=project_id, form_id=form.id):
             raise problems.insufficient_rights()
         await reviews.find_submission(db, form, instance_id)
-    content_type = request.headers.get("content-type") or "application/octet-stream"
+    # Without a Content-Type, Central goes by the file name (p.jpg is image/jpeg).
+    content_type = (
+        request.headers.get("content-type")
+        or mimetypes.guess_type(name, strict=False)[0]
+        or "application/octet-stream"
+    )
     with tempfile.TemporaryDirectory(prefix="homeward-attachment-") as spool:
         path = Path(spool) / "upload"
         with path.open("wb") as sink:

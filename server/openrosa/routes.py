@@ -139,6 +139,12 @@ async def serve_form_list(request: AnyRequest, project_id: int) -> Response[byte
     wanted = request.query_params.get("formID")
     async with rt.transaction() as db:
         caller = await resolve_caller(request, db, project_id)
+        if caller.draft_form is None:
+            # As Central: a project that does not exist (or was deleted) is 404.1,
+            # not an empty list.
+            project = await db.get(Project, project_id)
+            if project is None or project.deleted_at is not None:
+                raise problems.not_found()
         entries = []
         for form, form_def in await _visible_forms(db, caller, project_id):
             if wanted and form.xml_form_id != wanted:

@@ -3,6 +3,7 @@ in counter rows that every submission would have to update."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,6 +16,7 @@ from server.db.models import (
     Actor,
     FieldKey,
     Form,
+    PublicLink,
     Submission,
     SubmissionAttachment,
     SubmissionDef,
@@ -28,6 +30,7 @@ class FormStats:
     received: int = 0
     has_issues: int = 0
     edited: int = 0
+    public_links: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,9 +64,23 @@ async def form_stats(db: AsyncSession, form_ids: Iterable[int]) -> dict[int, For
         )
         .group_by(Submission.form_id)
     )
-    return {
+    links = _pairs(
+        await db.execute(
+            select(PublicLink.form_id, func.count())
+            .join(Actor, Actor.id == PublicLink.actor_id)
+            .where(PublicLink.form_id.in_(ids), Actor.deleted_at.is_(None))
+            .group_by(PublicLink.form_id)
+        )
+    )
+    found = {
         form_id: FormStats(count, last, received, issues, edited)
         for form_id, count, last, received, issues, edited in rows
+    }
+    return {
+        form_id: dataclasses.replace(
+            found.get(form_id, FormStats()), public_links=links.get(form_id, 0)
+        )
+        for form_id in ids
     }
 
 

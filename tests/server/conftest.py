@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import httpx
 import pytest
+from litestar import Litestar
 
-from server.runtime import Runtime
+from server.app import create_app
+from server.runtime import Runtime, close_runtime, open_runtime
 from server.services import accounts
+from tests.conftest import Backend, backend_settings
 
 ADMIN_EMAIL = "admin@example.org"
 ADMIN_PASSWORD = "correct horse battery"
@@ -53,6 +57,7 @@ class World:
     project_id: int
     app_user_id: int
     app_user_token: str
+    app: Litestar | None = None
 
     @property
     def key_base(self) -> str:
@@ -67,6 +72,28 @@ async def sign_in(client: httpx.AsyncClient, email: str, password: str) -> dict[
 
 @pytest.fixture
 async def world(client: httpx.AsyncClient, runtime: Runtime) -> World:
+    return await make_world(client, runtime)
+
+
+@pytest.fixture(scope="module")
+async def module_world(
+    backend: Backend, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[World]:
+    """One world for a whole module, for tests that only read it or make their own targets."""
+    settings = await backend_settings(backend, tmp_path_factory.mktemp("var"))
+    runtime = await open_runtime(settings)
+    app = create_app(settings, runtime=runtime)
+    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            made = await make_world(client, runtime)
+            made.app = app
+            yield made
+    finally:
+        await close_runtime(runtime)
+
+
+async def make_world(client: httpx.AsyncClient, runtime: Runtime) -> World:
     async with runtime.transaction() as db:
         actor, _ = await accounts.create_user(db, email=ADMIN_EMAIL, password=ADMIN_PASSWORD)
         await accounts.promote_to_admin(db, actor.id, by=None)

@@ -1,0 +1,184 @@
+# ruff: noqa: E501 - the table keeps one route per line
+"""Every route against Central's documented answers: accounts, roles, projects.
+
+The forms and submissions halves are in test_contract_forms.py and
+test_contract_submissions.py; ``test_every_route_has_a_contract`` checks that the
+three tables together name every route the app publishes.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.server.conftest import World
+from tests.server.contract import (
+    Actor,
+    AppUser,
+    Assignment,
+    Contract,
+    ExtendedAudit,
+    ExtendedFormSummaryAssignment,
+    ExtendedProject,
+    ExtendedProjectWithVerbs,
+    ExtendedUser,
+    Fail,
+    FormSummaryAssignment,
+    Ok,
+    Project,
+    Role,
+    Session,
+    Success,
+    User,
+    check_failure,
+    check_success,
+    ids,
+)
+from tests.server.test_authorisation import (
+    ANY_SIGN_IN,
+    PASSWORD,
+    Ctx,
+    P,
+    app_routes,
+    build,
+    fresh_app_user,
+    fresh_project,
+    fresh_project_viewer,
+    fresh_session,
+    fresh_site_admin,
+    fresh_user,
+    given,
+    json_body,
+    new_user_body,
+)
+from tests.server.test_contract_forms import CONTRACTS as FORM_CONTRACTS
+from tests.server.test_contract_submissions import CONTRACTS as SUBMISSION_CONTRACTS
+
+EXTENDED = {"X-Extended-Metadata": "true"}
+BAD_TOKEN = {"Authorization": "Bearer not-a-session"}
+MISSING = {"actor_id": "999999"}
+
+# fmt: off
+CONTRACTS = [
+    Contract("POST",   "/v1/sessions",
+             Ok(200, Session, caller="anon", body=ANY_SIGN_IN),
+             Fail(401.2, caller="anon", body=json_body({"email": "admin@example.org", "password": "wrong"}))),
+    Contract("DELETE", "/v1/sessions/{token:str}",
+             Ok(200, Success, fresh=fresh_session),
+             Fail(403.1, caller="coll", fresh=fresh_session)),
+    Contract("GET",    "/v1/users/current",
+             Ok(200, ExtendedUser, headers=EXTENDED),
+             Fail(401.2, caller="anon", headers=BAD_TOKEN)),
+    Contract("GET",    "/v1/users",
+             Ok(200, list[User]),
+             Fail(401.2, caller="anon", headers=BAD_TOKEN)),
+    Contract("POST",   "/v1/users",
+             Ok(200, User, body=new_user_body),
+             Fail(409.3, body=json_body({"email": "admin@example.org"}))),
+    Contract("GET",    "/v1/users/{actor_id:int}",
+             Ok(200, User),
+             Fail(404.1, values=MISSING)),
+    Contract("PATCH",  "/v1/users/{actor_id:int}",
+             Ok(200, User, body=json_body({"displayName": "Renamed"})),
+             Fail(403.1, caller="view", body=json_body({"displayName": "Renamed"}))),
+    Contract("DELETE", "/v1/users/{actor_id:int}",
+             Ok(200, Success, fresh=fresh_user),
+             Fail(404.1, values=MISSING)),
+    Contract("PUT",    "/v1/users/{actor_id:int}/password",
+             Ok(200, Success, body=json_body({"old": PASSWORD, "new": PASSWORD})),
+             Fail(401.2, body=json_body({"old": "not the password", "new": PASSWORD}))),
+    Contract("GET",    "/v1/roles",
+             Ok(200, list[Role], caller="anon"),
+             Fail(401.2, caller="anon", headers=BAD_TOKEN)),
+    Contract("GET",    "/v1/roles/{role:str}",
+             Ok(200, Role, caller="anon"),
+             Fail(404.1, values={"role": "no-such-role"})),
+    Contract("GET",    "/v1/assignments",
+             Ok(200, list[Assignment]),
+             Fail(403.1, caller="mgr")),
+    Contract("GET",    "/v1/assignments/{role:str}",
+             Ok(200, list[Actor], fresh=fresh_site_admin),
+             Fail(404.1, values={"role": "no-such-role"})),
+    Contract("POST",   "/v1/assignments/{role:str}/{actor_id:int}",
+             Ok(200, Success, fresh=fresh_user),
+             Fail(404.1, values={"role": "admin", **MISSING})),
+    Contract("DELETE", "/v1/assignments/{role:str}/{actor_id:int}",
+             Ok(200, Success, fresh=fresh_site_admin),
+             Fail(403.1, caller="mgr", fresh=fresh_site_admin)),
+    Contract("GET",    "/v1/audits",
+             Ok(200, list[ExtendedAudit], headers=EXTENDED),
+             Fail(403.1, caller="mgr")),
+    Contract("GET",    "/v1/projects",
+             Ok(200, list[ExtendedProject], headers=EXTENDED),
+             Fail(401.2, caller="anon", headers=BAD_TOKEN)),
+    Contract("POST",   "/v1/projects",
+             Ok(200, Project, body=json_body({"name": "Contract"})),
+             Fail(403.1, caller="mgr", body=json_body({"name": "Contract"}))),
+    Contract("GET",    P,
+             Ok(200, ExtendedProjectWithVerbs, headers=EXTENDED),
+             Fail(404.1, values={"project_id": "999999"})),
+    Contract("PATCH",  P,
+             Ok(200, Project, body=json_body({"description": "Returns and reintegration"})),
+             Fail(403.1, caller="view", body=json_body({"description": "d"}))),
+    Contract("PUT",    P,
+             Ok(200, Project, body=json_body({"name": "Returns", "description": None, "archived": False})),
+             Fail(404.1, values={"project_id": "999999"}, body=json_body({"name": "Returns"}))),
+    Contract("DELETE", P,
+             Ok(200, Success, fresh=fresh_project),
+             Fail(404.1, values={"project_id": "999999"})),
+    Contract("GET",    P + "/app-users",
+             Ok(200, list[AppUser]),
+             Fail(403.1, caller="view")),
+    Contract("POST",   P + "/app-users",
+             Ok(200, AppUser, body=json_body({"displayName": "Phone 2"})),
+             Fail(400.2, body=json_body({}))),
+    Contract("DELETE", P + "/app-users/{actor_id:int}",
+             Ok(200, Success, fresh=fresh_app_user),
+             Fail(404.1, values=MISSING)),
+    Contract("GET",    P + "/app-users/{actor_id:int}/qr.png",
+             Ok(200, ("image/png",), fresh=fresh_app_user),
+             Fail(404.1, values=MISSING)),
+    Contract("GET",    P + "/assignments",
+             Ok(200, list[Assignment]),
+             Fail(404.1, values={"project_id": "999999"})),
+    Contract("GET",    P + "/assignments/{role:str}",
+             Ok(200, list[Actor], fresh=fresh_project_viewer),
+             Fail(404.1, values={"role": "no-such-role"})),
+    Contract("POST",   P + "/assignments/{role:str}/{actor_id:int}",
+             Ok(200, Success, fresh=fresh_user),
+             Fail(404.1, values={"role": "viewer", **MISSING})),
+    Contract("DELETE", P + "/assignments/{role:str}/{actor_id:int}",
+             Ok(200, Success, fresh=fresh_project_viewer),
+             Fail(403.1, caller="view", fresh=fresh_project_viewer)),
+    Contract("GET",    P + "/assignments/forms",
+             Ok(200, list[FormSummaryAssignment]),
+             Fail(403.1, caller="view")),
+    Contract("GET",    P + "/assignments/forms/{role:str}",
+             Ok(200, list[ExtendedFormSummaryAssignment], headers=EXTENDED, fresh=given(role="app-user")),
+             Fail(404.1, values={"role": "no-such-role"})),
+]
+# fmt: on
+
+
+@pytest.fixture(scope="module")
+async def ctx(module_world: World) -> Ctx:
+    return await build(module_world)
+
+
+def test_every_route_has_a_contract(module_world: World) -> None:
+    assert module_world.app is not None
+    contracts = CONTRACTS + FORM_CONTRACTS + SUBMISSION_CONTRACTS
+    named = {(c.method, c.path) for c in contracts}
+    assert len(named) == len(contracts), "a route has two contracts"
+    routes = app_routes(module_world.app)
+    assert sorted(routes - named) == [], "routes without a contract"
+    assert sorted(named - routes) == [], "contracts for routes the app does not have"
+
+
+@pytest.mark.parametrize("contract", CONTRACTS, ids=ids(CONTRACTS))
+async def test_success_matches_central(ctx: Ctx, contract: Contract) -> None:
+    await check_success(ctx, contract)
+
+
+@pytest.mark.parametrize("contract", CONTRACTS, ids=ids(CONTRACTS))
+async def test_failure_matches_central(ctx: Ctx, contract: Contract) -> None:
+    await check_failure(ctx, contract)
