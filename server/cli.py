@@ -14,6 +14,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 
 import msgspec
@@ -101,6 +102,22 @@ async def _user_promote(settings: Settings, email: str) -> None:
                 raise SystemExit(f"No user with e-mail {email}.")
             await accounts.promote_to_admin(db, found[0].id, by=None)
         print(f"{email} is now a site administrator.")
+    finally:
+        await close_runtime(rt)
+
+
+async def _purge(settings: Settings, days: int) -> None:
+    from server.runtime import close_runtime, open_runtime
+    from server.services.purge import purge_deleted
+
+    rt = await open_runtime(settings)
+    try:
+        purged = await purge_deleted(rt, older_than=timedelta(days=days))
+        print(
+            f"Purged {purged.projects} projects, {purged.forms} forms and "
+            f"{purged.submissions} submissions deleted {days} or more days ago; "
+            f"{purged.files} files removed."
+        )
     finally:
         await close_runtime(rt)
 
@@ -275,6 +292,19 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--email", required=True)
     promote = commands.add_parser("user-promote", help="Make a user a site administrator.")
     promote.add_argument("--email", required=True)
+    purge = commands.add_parser(
+        "purge",
+        help="Remove deleted projects, forms and submissions for good, with their files.",
+        description=(
+            "Projects, forms and submissions deleted through the API are kept so that "
+            "they can be restored. This removes those deleted --days or more days ago "
+            "(Central's default is 30), their versions, comments and files. Run it "
+            "from cron to keep deleted personal data from staying on the server."
+        ),
+    )
+    purge.add_argument(
+        "--days", type=int, default=30, help="Age of deletion in days (0: everything deleted)."
+    )
     export = commands.add_parser(
         "export",
         help="Export a form's submissions to a file (CSV zip, CSV, XLSX, Parquet, GeoJSON).",
@@ -354,6 +384,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> None:
         asyncio.run(_user_promote(settings, args.email))
     elif args.command == "export":
         asyncio.run(_export(settings, args))
+    elif args.command == "purge":
+        if args.days < 0:
+            raise SystemExit("homeward: --days must be 0 or more.")
+        asyncio.run(_purge(settings, args.days))
 
 
 if __name__ == "__main__":

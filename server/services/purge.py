@@ -1,0 +1,186 @@
+"""Purge: deleted projects, forms and submissions removed for good, with their files.
+
+Deleting through the API only marks rows (``deleted_at``) so that Central's
+restore works. Returnees' answers and photos must not stay forever after an
+organisation deleted them, so ``homeward purge`` (run by hand or from cron, as
+Central runs its own purge) removes what was deleted more than ``--days`` ago:
+the rows, every version, comment and attachment row, and the files no row
+points at any more. Audit rows stay (they name ids, not answers) and a
+``*.purge`` audit is written for each item.
+
+Rows go first, in one transaction; files are removed after it commits, each
+only if still no row refers to it, so a crash or a concurrent upload of the
+same bytes can leave an unused file behind, never a row without its file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import ColumnElement, Select, delete, exists, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.db.models import (
+    Actor,
+    Assignment,
+    Blob,
+    Comment,
+    FieldKey,
+    Form,
+    FormAttachment,
+    FormDef,
+    Project,
+    PublicLink,
+    Session,
+    Submission,
+    SubmissionAttachment,
+    SubmissionDef,
+)
+from server.runtime import Runtime
+from server.services.audit import now, record
+
+__all__ = ["Purged", "purge_deleted"]
+
+
+@dataclass(frozen=True, slots=True)
+class Purged:
+    projects: int
+    forms: int
+    submissions: int
+    files: int
+
+
+async def purge_deleted(rt: Runtime, *, older_than: timedelta, by: int | None = None) -> Purged:
+    """Remove what was deleted before ``now - older_than`` (timedelta(0): all of it)."""
+    cutoff = now() - older_than
+    async with rt.transaction() as db:
+        projects = await _ids(db, select(Project.id).where(_deleted_before(Project, cutoff)))
+        forms = await _ids(
+            db,
+            select(Form.id).where(
+                or_(_deleted_before(Form, cutoff), Form.project_id.in_(projects))
+            ),
+        )
+        submissions = await _ids(
+            db,
+            select(Submission.id).where(
+                or_(_deleted_before(Submission, cutoff), Submission.form_id.in_(forms))
+            ),
+        )
+        files = await _purge_submissions(db, submissions)
+        files |= await _purge_forms(db, forms)
+        await _purge_projects(db, projects)
+        unused = await _drop_unused_blob_rows(db, files)
+        for kind, ids in (("submission", submissions), ("form", forms), ("project", projects)):
+            for purged_id in ids:
+                await record(db, by, f"{kind}.purge", kind, purged_id)
+    removed = 0
+    for sha256 in sorted(unused):
+        async with rt.read() as db:
+            if await db.get(Blob, sha256) is not None:
+                continue  # the same bytes arrived again since
+        await rt.blobs.delete(sha256)
+        removed += 1
+    return Purged(len(projects), len(forms), len(submissions), removed)
+
+
+def _deleted_before(
+    model: type[Project] | type[Form] | type[Submission], cutoff: datetime
+) -> ColumnElement[bool]:
+    return model.deleted_at.is_not(None) & (model.deleted_at <= cutoff)
+
+
+async def _ids(db: AsyncSession, statement: Select[tuple[int]]) -> list[int]:
+    return list((await db.scalars(statement)).all())
+
+
+async def _purge_submissions(db: AsyncSession, ids: list[int]) -> set[str]:
+    """Rows of these submissions; returns the files their versions pointed at."""
+    files: set[str] = set()
+    for chunk in _chunks(ids):
+        versions = select(SubmissionDef.id).where(SubmissionDef.submission_id.in_(chunk))
+        files |= {
+            sha
+            for sha in await db.scalars(
+                select(SubmissionAttachment.blob_sha256).where(
+                    SubmissionAttachment.submission_def_id.in_(versions)
+                )
+            )
+            if sha is not None
+        }
+        await db.execute(
+            delete(SubmissionAttachment).where(SubmissionAttachment.submission_def_id.in_(versions))
+        )
+        await db.execute(delete(SubmissionDef).where(SubmissionDef.submission_id.in_(chunk)))
+        await db.execute(delete(Comment).where(Comment.submission_id.in_(chunk)))
+        await db.execute(delete(Submission).where(Submission.id.in_(chunk)))
+    return files
+
+
+async def _purge_forms(db: AsyncSession, ids: list[int]) -> set[str]:
+    """Rows of these forms (their submissions are gone already); returns their files."""
+    files: set[str] = set()
+    for chunk in _chunks(ids):
+        versions = select(FormDef.id).where(FormDef.form_id.in_(chunk))
+        files |= {
+            sha
+            for sha in await db.scalars(
+                select(FormAttachment.blob_sha256).where(FormAttachment.form_def_id.in_(versions))
+            )
+            if sha is not None
+        }
+        files |= {
+            sha
+            for sha in await db.scalars(select(FormDef.xlsx_blob).where(FormDef.form_id.in_(chunk)))
+            if sha is not None
+        }
+        await db.execute(delete(FormAttachment).where(FormAttachment.form_def_id.in_(versions)))
+        await db.execute(delete(FormDef).where(FormDef.form_id.in_(chunk)))
+        await db.execute(delete(Assignment).where(Assignment.form_id.in_(chunk)))
+        link_actors = select(PublicLink.actor_id).where(PublicLink.form_id.in_(chunk))
+        await _retire_actors(db, link_actors)
+        await db.execute(delete(PublicLink).where(PublicLink.form_id.in_(chunk)))
+        await db.execute(delete(Form).where(Form.id.in_(chunk)))
+    return files
+
+
+async def _purge_projects(db: AsyncSession, ids: list[int]) -> None:
+    """Rows of these projects (forms are gone already); app users end with them."""
+    for chunk in _chunks(ids):
+        app_users = select(FieldKey.actor_id).where(FieldKey.project_id.in_(chunk))
+        await _retire_actors(db, app_users)
+        await db.execute(delete(FieldKey).where(FieldKey.project_id.in_(chunk)))
+        await db.execute(delete(Assignment).where(Assignment.project_id.in_(chunk)))
+        await db.execute(delete(Project).where(Project.id.in_(chunk)))
+
+
+async def _retire_actors(db: AsyncSession, actor_ids: Select[tuple[int]]) -> None:
+    """App users and public links: their sessions and grants end, their actor rows stay
+    (audits and submissions name them) marked deleted."""
+    await db.execute(delete(Session).where(Session.actor_id.in_(actor_ids)))
+    await db.execute(delete(Assignment).where(Assignment.actor_id.in_(actor_ids)))
+    await db.execute(
+        update(Actor)
+        .where(Actor.id.in_(actor_ids), Actor.deleted_at.is_(None))
+        .values(deleted_at=now())
+    )
+
+
+async def _drop_unused_blob_rows(db: AsyncSession, candidates: set[str]) -> set[str]:
+    """Blob rows among ``candidates`` that no row points at any more; deleted, and returned."""
+    unused: set[str] = set()
+    for sha256 in sorted(candidates):
+        used = select(
+            exists().where(SubmissionAttachment.blob_sha256 == sha256)
+            | exists().where(FormAttachment.blob_sha256 == sha256)
+            | exists().where(FormDef.xlsx_blob == sha256)
+        )
+        if not await db.scalar(used):
+            await db.execute(delete(Blob).where(Blob.sha256 == sha256))
+            unused.add(sha256)
+    return unused
+
+
+def _chunks(ids: list[int], size: int = 500) -> list[list[int]]:
+    return [ids[start : start + size] for start in range(0, len(ids), size)]
