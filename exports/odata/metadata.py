@@ -44,8 +44,10 @@ def _system_schema(services: etree._Element) -> None:
         ("ReviewState", ("hasIssues", "edited", "rejected", "approved")),
     ):
         element = _sub(schema, "EnumType", Name=enum)
-        for member in members:
-            _sub(element, "Member", Name=member)
+        # Central leaves Value out (CSDL then numbers members from 0); some clients
+        # (python-odata) require it, so it is spelled out with the same numbers.
+        for value, member in enumerate(members):
+            _sub(element, "Member", Name=member, Value=str(value))
 
 
 def _properties(owner: etree._Element, node: Node, namespace: str) -> None:

@@ -162,6 +162,7 @@ def test_metadata_and_rows_of_a_nested_form() -> None:
     assert '<ComplexType Name="the_place">' in edmx
     assert 'Name="__Submissions-the_place-member-id"' in edmx
     assert '<Property Name="weight" Type="Edm.Decimal"/>' in edmx
+    assert '<Member Name="approved" Value="3"/>' in edmx  # python-odata needs Value
 
     record: dict[str, object] = {
         "name": "Arta",
