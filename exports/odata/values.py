@@ -16,15 +16,18 @@ __all__ = ["Convert", "converter"]
 
 Convert = Callable[[str], Any]
 
-_INT = re.compile(r"\s*[+-]?\d+")
-_FLOAT = re.compile(r"\s*[+-]?(?:\d+\.?\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?)")
+# ASCII digits only: JavaScript's parseInt("٣") is NaN, though Python's int() reads it.
+_INT = re.compile(r"\s*[+-]?\d+", re.ASCII)
+_FLOAT = re.compile(r"\s*[+-]?(?:\d+\.?\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?)", re.ASCII)
 _POINT_SPLIT = re.compile(r"; ?")
-_OFFSET_HOURS = re.compile(r"[+-]\d\d$")
+
+
+_SAFE_INTEGER = 9007199254740992.0  # 2**53, as a float: comparing a float with a big int is slow
 
 
 def _js_number(value: float) -> float | int:
     """Numbers as JavaScript prints them: 512.0 is 512."""
-    if value.is_integer() and abs(value) < 2**53:
+    if value.is_integer() and -_SAFE_INTEGER < value < _SAFE_INTEGER:
         return int(value)
     return value
 
@@ -35,7 +38,7 @@ def _js_text(value: float | int) -> str:
 
 def _int(text: str) -> int | None:
     """JavaScript's parseInt: the leading digits, if any."""
-    if text.isdigit():
+    if text.isdigit() and text.isascii():  # "²" is a digit that int() refuses
         return int(text)
     match = _INT.match(text)
     return int(match.group()) if match else None
@@ -43,6 +46,9 @@ def _int(text: str) -> int | None:
 
 def _float(text: str) -> float | None:
     """JavaScript's parseFloat: the leading number, if any."""
+    if not text.isascii():
+        match = _FLOAT.match(text)
+        return float(match.group()) if match else None
     try:
         value = float(text)
     except ValueError:
@@ -63,12 +69,14 @@ def _decimal(text: str) -> float | int | None:
 def _date_time(text: str) -> str:
     trimmed = text.strip()
     # Collect may write "+07" as the offset; OData wants "+07:00".
-    return f"{trimmed}:00" if _OFFSET_HOURS.search(trimmed) else trimmed
+    if len(trimmed) > 3 and trimmed[-3] in "+-" and trimmed[-2:].isdigit():
+        return f"{trimmed}:00"
+    return trimmed
 
 
 def _numbers(text: str) -> list[float | None]:
     parts = text.split()
-    if "_" not in text:
+    if "_" not in text and text.isascii():
         # The common case, plain numbers, in one pass; _float handles the rest.
         try:
             values: list[float | None] = [float(part) for part in parts]

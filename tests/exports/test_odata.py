@@ -259,3 +259,19 @@ def test_select_prunes_fields_and_system() -> None:
         with pytest.raises(ODataError) as refused:
             parse_select(model.root, text)
         assert refused.value.code == code
+
+
+def test_numbers_are_read_as_javascript_reads_them() -> None:
+    """Central's parseInt/parseFloat: leading ASCII digits; other digits are not numbers."""
+    model = build_model(schema_from_markdown(FORM, "nested"))
+    writer = RowWriter(model, model.root, RowOptions())
+    cases = [
+        ({"age": "²", "weight": "٣.5", "where": "١ 2"}, (None, None, None)),
+        ({"age": " 42 years", "weight": "1_000", "where": "1 2 3 4"}, (42, 1, [2, 1, 3])),
+        ({"age": "-7", "weight": "nan", "where": "x y"}, (-7, None, None)),
+    ]
+    for record, (age, weight, coordinates) in cases:
+        (row,) = writer.rows("uuid:n", record)
+        assert (row["age"], row["weight"]) == (age, weight), record
+        where = row["where"]
+        assert (where and where["coordinates"]) == coordinates, record
