@@ -481,7 +481,9 @@ async def iterate_rows(
             # the root table's __system block shows them.
             versions, files = (
                 await page_counts(
-                    connection, [row[0] for row in fetched], [row[12] for row in fetched]
+                    connection,
+                    [row[0] for row in fetched if row[3] is not None],  # ever updated
+                    [row[12] for row in fetched],
                 )
                 if root and fetched
                 else ({}, {})

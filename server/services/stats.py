@@ -132,14 +132,19 @@ async def page_counts(
 
     Two grouped queries per page instead of three correlated subqueries per row:
     the page's ids are a dense, descending run, so a range scan of each index
-    serves them.
+    serves them. Callers that know which submissions were never edited (an edit
+    sets ``updated_at``) may leave those out of ``submission_ids``; with none
+    left, the versions are not queried.
     """
-    versions = (
-        select(SubmissionDef.submission_id, func.count())
-        .where(SubmissionDef.submission_id.between(min(submission_ids), max(submission_ids)))
-        .group_by(SubmissionDef.submission_id)
-        .having(func.count() > 1)
-    )
+    edited: dict[int, int] = {}
+    if submission_ids:
+        versions = (
+            select(SubmissionDef.submission_id, func.count())
+            .where(SubmissionDef.submission_id.between(min(submission_ids), max(submission_ids)))
+            .group_by(SubmissionDef.submission_id)
+            .having(func.count() > 1)
+        )
+        edited = {row[0]: row[1] for row in (await db.execute(versions)).all()}
     files = (
         select(
             SubmissionAttachment.submission_def_id,
@@ -149,6 +154,5 @@ async def page_counts(
         .where(SubmissionAttachment.submission_def_id.in_(def_ids))
         .group_by(SubmissionAttachment.submission_def_id)
     )
-    edited = {row[0]: row[1] for row in (await db.execute(versions)).all()}
     attached = {row[0]: (row[1], row[2]) for row in (await db.execute(files)).all()}
     return edited, attached

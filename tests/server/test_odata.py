@@ -75,6 +75,29 @@ async def test_rows_are_typed_and_newest_first(world: World) -> None:
     assert "@odata.nextLink" not in body
 
 
+async def test_system_block_counts_edits_and_files(world: World) -> None:
+    """`edits` and the attachment counts come from per-batch queries, not per row."""
+    plain, edited, with_photo = "uuid:sys-plain", "uuid:sys-edited", "uuid:sys-photo"
+    assert_created(await submit(world, submission_xml(plain, photo="")))
+    assert_created(await submit(world, submission_xml(edited, photo="")))
+    for number in (2, 3):  # two edits: three versions
+        deprecated = edited if number == 2 else f"{edited}-v2"
+        new_id = f"{edited}-v{number}"
+        xml = submission_xml(new_id, age=number, photo="", deprecated_id=deprecated)
+        assert_created(await submit(world, xml))
+    assert_created(await submit(world, submission_xml(with_photo, photo="p.jpg")))
+
+    body = await ok(await get_feed(world))
+
+    system = {row["__id"]: row["__system"] for row in body["value"]}
+    assert system[plain]["edits"] == 0
+    assert system[edited]["edits"] == 2
+    assert system[edited]["reviewState"] == "edited"
+    assert (system[plain]["attachmentsExpected"], system[plain]["attachmentsPresent"]) == (0, 0)
+    photo = system[with_photo]
+    assert (photo["attachmentsExpected"], photo["attachmentsPresent"]) == (1, 0)
+
+
 async def test_top_skip_count_and_next_link(world: World) -> None:
     ids = list(reversed(await submit_simple(world, 5)))
 
