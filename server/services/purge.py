@@ -95,20 +95,21 @@ async def _ids(db: AsyncSession, statement: Select[tuple[int]]) -> list[int]:
     return list((await db.scalars(statement)).all())
 
 
+async def _files(db: AsyncSession, statement: Select[tuple[str | None]]) -> set[str]:
+    return {sha for sha in await db.scalars(statement) if sha is not None}
+
+
 async def _purge_submissions(db: AsyncSession, ids: list[int]) -> set[str]:
     """Rows of these submissions; returns the files their versions pointed at."""
     files: set[str] = set()
     for chunk in _chunks(ids):
         versions = select(SubmissionDef.id).where(SubmissionDef.submission_id.in_(chunk))
-        files |= {
-            sha
-            for sha in await db.scalars(
-                select(SubmissionAttachment.blob_sha256).where(
-                    SubmissionAttachment.submission_def_id.in_(versions)
-                )
-            )
-            if sha is not None
-        }
+        files |= await _files(
+            db,
+            select(SubmissionAttachment.blob_sha256).where(
+                SubmissionAttachment.submission_def_id.in_(versions)
+            ),
+        )
         await db.execute(
             delete(SubmissionAttachment).where(SubmissionAttachment.submission_def_id.in_(versions))
         )
@@ -123,18 +124,10 @@ async def _purge_forms(db: AsyncSession, ids: list[int]) -> set[str]:
     files: set[str] = set()
     for chunk in _chunks(ids):
         versions = select(FormDef.id).where(FormDef.form_id.in_(chunk))
-        files |= {
-            sha
-            for sha in await db.scalars(
-                select(FormAttachment.blob_sha256).where(FormAttachment.form_def_id.in_(versions))
-            )
-            if sha is not None
-        }
-        files |= {
-            sha
-            for sha in await db.scalars(select(FormDef.xlsx_blob).where(FormDef.form_id.in_(chunk)))
-            if sha is not None
-        }
+        files |= await _files(
+            db, select(FormAttachment.blob_sha256).where(FormAttachment.form_def_id.in_(versions))
+        )
+        files |= await _files(db, select(FormDef.xlsx_blob).where(FormDef.form_id.in_(chunk)))
         await db.execute(delete(FormAttachment).where(FormAttachment.form_def_id.in_(versions)))
         await db.execute(delete(FormDef).where(FormDef.form_id.in_(chunk)))
         await db.execute(delete(Assignment).where(Assignment.form_id.in_(chunk)))
