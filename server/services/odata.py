@@ -382,23 +382,26 @@ def _base_query(query: FeedQuery) -> Select[Any]:
     )
 
 
+def _beyond_id(cursor_id: int, descending: bool, *, inclusive: bool) -> ColumnElement[bool]:
+    if descending:
+        return Submission.id <= cursor_id if inclusive else Submission.id < cursor_id
+    return Submission.id >= cursor_id if inclusive else Submission.id > cursor_id
+
+
 def _page(query: FeedQuery, limit: int, offset: int, cursor: Cursor | None) -> Select[Any]:
     statement = _base_query(query)
     column = _order_column(query.order)
     descending = _descending(query.order)
     if cursor is not None:
-        # Inclusive of the cursor's submission: a repeat table may owe rows from it.
+        # A repeat table may owe rows of the cursor's own submission, so it reads
+        # from that submission on; the root table sent that submission's row already.
+        tie = _beyond_id(cursor.id, descending, inclusive=query.table.parent is not None)
         if column is None:
-            statement = statement.where(
-                Submission.id <= cursor.id if descending else Submission.id >= cursor.id
-            )
+            statement = statement.where(tie)
         else:
             key = _key_value(query.order, cursor.key)
-            if descending:
-                after = or_(column < key, and_(column == key, Submission.id <= cursor.id))
-            else:
-                after = or_(column > key, and_(column == key, Submission.id >= cursor.id))
-            statement = statement.where(after)
+            ahead = column < key if descending else column > key
+            statement = statement.where(or_(ahead, and_(column == key, tie)))
     if column is None:
         ordering = [Submission.id.desc() if descending else Submission.id.asc()]
     elif descending:
@@ -497,8 +500,6 @@ async def iterate_rows(
             rows = query.writer.rows(submission[1], record, system)
             key = _key_text(query.order, submission[13])
             start = owed if submission[0] == first_id else 0
-            if root and submission[0] == first_id:
-                start = 1  # the cursor's own row was on the previous page
             for index in range(start, len(rows)):
                 if to_skip:
                     to_skip -= 1
