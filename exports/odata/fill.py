@@ -155,7 +155,13 @@ def _compile(shape: Shape, expand: bool, wkt: bool) -> Fill:
             else:
                 function = source.constant("c", convert)
                 source.line(f"if {local}.__class__ is str:")
-                source.line(f"    {local} = {function}({local}) if {local} else None")
+                if kind == "int":  # most integers are plain digits: no call for them
+                    source.line(f"    if {local}.isdigit() and {local}.isascii():")
+                    source.line(f"        {local} = int({local})")
+                    source.line("    else:")
+                    source.line(f"        {local} = {function}({local}) if {local} else None")
+                else:
+                    source.line(f"    {local} = {function}({local}) if {local} else None")
                 source.line(f"elif {local}.__class__ is list:")
                 source.line(f"    {local} = last_text({local})")
                 source.line(f"    {local} = None if {local} is None else {function}({local})")

@@ -62,8 +62,19 @@ def _float(text: str) -> float | None:
 
 
 def _decimal(text: str) -> float | int | None:
-    value = _float(text)
-    return None if value is None else _js_number(value)
+    # The common case (plain ASCII, finite) in one call, for its thousands per page.
+    if text.isascii() and "_" not in text:
+        try:
+            value = float(text)
+        except ValueError:
+            pass
+        else:
+            if value - value == 0.0:  # finite: nan and inf give nan
+                if value.is_integer() and -_SAFE_INTEGER < value < _SAFE_INTEGER:
+                    return int(value)
+                return value
+    parsed = _float(text)
+    return None if parsed is None else _js_number(parsed)
 
 
 def _date_time(text: str) -> str:
@@ -89,6 +100,16 @@ def _numbers(text: str) -> list[float | None]:
 
 
 def _geopoint(text: str, wkt: bool) -> Any:
+    if not wkt and text.isascii() and "_" not in text:
+        parts = text.split()
+        if 2 <= len(parts) <= 4:
+            try:
+                values = [float(part) for part in parts]
+            except ValueError:
+                pass
+            else:
+                if all(value - value == 0.0 for value in values):
+                    return _point(values)
     numbers = _numbers(text)
     if len(numbers) < 2 or numbers[0] is None or numbers[1] is None:
         return None
@@ -102,6 +123,21 @@ def _geopoint(text: str, wkt: bool) -> Any:
     accuracy = numbers[3] if len(numbers) > 3 else None
     if accuracy is not None:
         point["properties"] = {"accuracy": _js_number(accuracy)}
+    return point
+
+
+def _point(values: list[float]) -> dict[str, Any]:
+    """A GeoJSON point from finite latitude, longitude[, altitude[, accuracy]]."""
+    numbers = [
+        int(value) if value.is_integer() and -_SAFE_INTEGER < value < _SAFE_INTEGER else value
+        for value in values
+    ]
+    point: dict[str, Any] = {
+        "type": "Point",
+        "coordinates": [numbers[1], numbers[0], *numbers[2:3]],
+    }
+    if len(numbers) > 3:
+        point["properties"] = {"accuracy": numbers[3]}
     return point
 
 
