@@ -14,7 +14,18 @@ from pathlib import Path
 from typing import Literal
 
 import msgspec
-from sqlalchemy import Boolean, Connection, DateTime, and_, bindparam, insert, select, text, update
+from sqlalchemy import (
+    Boolean,
+    Connection,
+    DateTime,
+    and_,
+    bindparam,
+    insert,
+    join,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from forms.schema import FormSchema
@@ -84,8 +95,27 @@ _LIVE_FORM = (
     Form.deleted_at.is_(None),
     Project.deleted_at.is_(None),
 )
+# Any stored version with the submission's instanceID, joined in so that the read
+# phase is one round trip.
+_EXISTING_VERSION = (
+    join(Submission, SubmissionDef, SubmissionDef.submission_id == Submission.id),
+    and_(
+        Submission.form_id == Form.id,
+        Submission.draft == bindparam("draft"),
+        SubmissionDef.instance_id == bindparam("instance_id"),
+    ),
+)
+_TARGET_COLUMNS = (
+    Form.id,
+    Form.state,
+    FormDef.id,
+    FormDef.sha256,
+    Submission.id,
+    SubmissionDef.id,
+    SubmissionDef.xml_sha256,
+)
 _FIND_TARGET = (
-    select(Form.id, Form.state, FormDef.id, FormDef.sha256)
+    select(*_TARGET_COLUMNS)
     .outerjoin(
         FormDef,
         and_(
@@ -95,22 +125,15 @@ _FIND_TARGET = (
         ),
     )
     .join(Project, Project.id == Form.project_id)
+    .outerjoin(*_EXISTING_VERSION)
     .where(*_LIVE_FORM)
 )
 _FIND_DRAFT_TARGET = (
-    select(Form.id, Form.state, FormDef.id, FormDef.sha256)
+    select(*_TARGET_COLUMNS)
     .outerjoin(FormDef, FormDef.id == Form.draft_def_id)
     .join(Project, Project.id == Form.project_id)
+    .outerjoin(*_EXISTING_VERSION)
     .where(*_LIVE_FORM)
-)
-_FIND_VERSION = (
-    select(Submission.id, SubmissionDef.id, SubmissionDef.xml_sha256)
-    .join(SubmissionDef, SubmissionDef.submission_id == Submission.id)
-    .where(
-        Submission.form_id == bindparam("form_id"),
-        Submission.draft == bindparam("draft"),
-        SubmissionDef.instance_id == bindparam("instance_id"),
-    )
 )
 # Written as SQL because SQLAlchemy does not cache compiled ON CONFLICT statements;
 # this spelling is valid on both SQLite (3.35+) and PostgreSQL.
@@ -220,15 +243,27 @@ def find_target_on(
     draft: bool = False,
     only_form: str | None = None,
 ) -> Target:
-    """Read phase of ingest: authorise, and find the form version (one query)."""
+    """Read phase of ingest: authorise, and find the form version (one query).
+
+    The same query finds the version already stored under this instanceID, if any
+    (not only the first version: Collect resends an edit whose answer it never
+    got, and splits an edit's attachments like any other). A copy that arrives
+    after this read loses the insert race of the write phase and is told to resend.
+    """
     version = parsed.version or ""
     row = connection.execute(
         _FIND_DRAFT_TARGET if draft else _FIND_TARGET,
-        {"project_id": project_id, "xml_form_id": parsed.form_id, "version": version},
+        {
+            "project_id": project_id,
+            "xml_form_id": parsed.form_id,
+            "version": version,
+            "draft": draft,
+            "instance_id": parsed.instance_id,
+        },
     ).first()
     if row is None or (only_form is not None and parsed.form_id != only_form):
         raise problems.not_found()
-    form_id, state, form_def_id, xform_sha256 = row
+    form_id, state, form_def_id, xform_sha256, found_id, found_def_id, found_sha = row
     if not by.can("submission.create", project_id=project_id, form_id=form_id):
         raise problems.insufficient_rights()
     if state == "closed" and not draft:
@@ -239,15 +274,7 @@ def find_target_on(
     parsed = with_repeats(parsed, schema.repeat_paths)
     expected = expected_attachments(schema, parsed)
     _check_attachment_names(expected)
-    # Any version with this instanceID, not only the first: Collect resends an edit
-    # whose answer it never got, and splits an edit's attachments like any other.
-    # Looked up here, before the writer queue; a copy that arrives in between
-    # loses the insert race below and is told to resend.
-    found = connection.execute(
-        _FIND_VERSION,
-        {"form_id": form_id, "draft": draft, "instance_id": parsed.instance_id},
-    ).first()
-    existing = (found[0], found[1], found[2]) if found is not None else None
+    existing = (found_id, found_def_id, found_sha) if found_id is not None else None
     return Target(form_id, parsed.form_id, form_def_id, schema, parsed, expected, existing)
 
 
