@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 from sqlalchemy import (
@@ -47,9 +47,10 @@ from server.db.models import (
     SubmissionDef,
 )
 from server.runtime import Runtime
-from server.services.audit import now, record_on
+from server.services.audit import encode_details, now, record_on
 from server.services.blobs import store_blob_on
 from server.services.forms import schema_by_id_on
+from server.services.submission_statement import create_submission_in_one_statement
 from storage import BlobInfo
 
 _encode_record = msgspec.json.Encoder().encode
@@ -325,10 +326,26 @@ async def receive_submission(
         )
     )
     stored = await store_attachments(rt, target, incoming)
+    return await write_received(
+        rt, target=target, incoming=incoming, stored=stored, by=by, draft=draft
+    )
+
+
+async def write_received(
+    rt: Runtime,
+    *,
+    target: Target,
+    incoming: Incoming,
+    stored: dict[str, Stored],
+    by: Principal,
+    draft: bool = False,
+) -> IngestResult:
+    """The write phase of `receive_submission`, in a unit of work of its own."""
     return await rt.write(
         lambda connection: write_submission(
             connection, target=target, incoming=incoming, stored=stored, by=by, draft=draft
-        )
+        ),
+        one_statement=creates_in_one_statement(rt.engine.dialect.name, target),
     )
 
 
@@ -385,19 +402,19 @@ def write_submission(
     """Write phase: a new submission, more attachments for a known one, or an edit.
 
     Synchronous Core statements only, so that SQLite runs it whole on its writer
-    thread (server.db.writer).
+    thread (server.db.writer). On PostgreSQL a new submission is one statement
+    (`creates_in_one_statement`).
     """
     parsed = target.parsed
     device = clean_header_value(incoming.device_id, MAX_DEVICE_ID_LENGTH)
     user_agent = clean_header_value(incoming.user_agent, MAX_USER_AGENT_LENGTH)
     xml_sha = hashlib.sha256(incoming.xml).hexdigest()
-    for item in stored.values():
-        store_blob_on(connection, item.info, item.content_type)
 
     if target.existing is not None:
         submission_id, def_id, same_sha = target.existing
         if same_sha != xml_sha:
             raise problems.xml_conflict()
+        _store_blobs(connection, stored)
         missing, updated = _fill_attachments(connection, def_id, stored)
         if updated:
             # A resend that brings nothing new (Collect retries) is not a write.
@@ -413,38 +430,72 @@ def write_submission(
 
     written = _Written(target, incoming.xml, xml_sha, device, user_agent, by)
     if parsed.deprecated_id:
+        _store_blobs(connection, stored)
         return _edit(connection, written, stored, draft)
+    return _create(connection, written, stored, draft)
 
+
+def creates_in_one_statement(dialect: str, target: Target) -> bool:
+    """Whether the write phase for `target` is a single statement on this database.
+
+    A new submission on PostgreSQL is (server.services.submission_statement); then
+    `Runtime.write` can send it without BEGIN and COMMIT.
+    """
+    return dialect == "postgresql" and target.existing is None and not target.parsed.deprecated_id
+
+
+def _create(
+    connection: Connection, written: _Written, stored: dict[str, Stored], draft: bool
+) -> IngestResult:
+    target = written.target
+    parsed = target.parsed
     created = now()
-    submission_id = connection.scalar(
-        _INSERT_SUBMISSION,
-        {
-            "form_id": target.form_id,
-            "instance_id": parsed.instance_id,
-            "draft": draft,
-            "submitter_id": by.actor_id,
-            "device_id": device,
-            "user_agent": user_agent,
-            "created_at": created,
-        },
-    )
+    submission = {
+        "form_id": target.form_id,
+        "instance_id": parsed.instance_id,
+        "draft": draft,
+        "submitter_id": written.by.actor_id,
+        "device_id": written.device,
+        "user_agent": written.user_agent,
+        "created_at": created,
+    }
+    details = {"instanceId": parsed.instance_id, "form": target.xml_form_id}
+    attachments = _attachment_rows(target.expected, stored, {})
+    if connection.dialect.name == "postgresql":
+        submission_id = create_submission_in_one_statement(
+            connection,
+            submission=submission,
+            version=_def_values(written, created),
+            blobs=[(item.info, item.content_type) for item in stored.values()],
+            attachments=list(attachments.items()),
+            audit_details=encode_details(details),
+        )
+    else:
+        _store_blobs(connection, stored)
+        submission_id = connection.scalar(_INSERT_SUBMISSION, submission)
+        if submission_id is not None:
+            def_id = _insert_def(connection, submission_id, written, created)
+            _insert_attachment_rows(connection, def_id, attachments)
+            record_on(
+                connection,
+                written.by.actor_id,
+                "submission.create",
+                "submission",
+                submission_id,
+                details,
+            )
     if submission_id is None:
         # Two copies of one submission raced and the other one won; this copy is
         # told to resend, which then finds it and answers as for any resend.
         raise problems.Problem(
             409.3, "This submission is being received right now. Send it again shortly."
         )
-    def_id = _insert_def(connection, submission_id, written, created)
-    missing = _insert_attachments(connection, def_id, target.expected, stored, {})
-    record_on(
-        connection,
-        by.actor_id,
-        "submission.create",
-        "submission",
-        submission_id,
-        {"instanceId": parsed.instance_id, "form": target.xml_form_id},
-    )
-    return IngestResult("created", submission_id, parsed.instance_id, missing)
+    return IngestResult("created", submission_id, parsed.instance_id, _missing(attachments))
+
+
+def _store_blobs(connection: Connection, stored: dict[str, Stored]) -> None:
+    for item in stored.values():
+        store_blob_on(connection, item.info, item.content_type)
 
 
 @dataclass(frozen=True, slots=True)
@@ -462,28 +513,31 @@ class _Written:
 def _insert_def(
     connection: Connection, submission_id: int, written: _Written, created: datetime
 ) -> int:
-    parsed = written.target.parsed
     def_id = connection.scalar(
-        _INSERT_DEF,
-        {
-            "submission_id": submission_id,
-            "form_def_id": written.target.form_def_id,
-            "instance_id": parsed.instance_id,
-            "deprecated_id": parsed.deprecated_id,
-            "instance_name": parsed.instance_name,
-            "xml": written.xml,
-            "xml_sha256": written.xml_sha,
-            "record": _encode_record(parsed.record),
-            "encrypted": parsed.encrypted,
-            "current": True,
-            "submitter_id": written.by.actor_id,
-            "device_id": written.device,
-            "user_agent": written.user_agent,
-            "created_at": created,
-        },
+        _INSERT_DEF, {"submission_id": submission_id, **_def_values(written, created)}
     )
     assert def_id is not None
     return def_id
+
+
+def _def_values(written: _Written, created: datetime) -> dict[str, Any]:
+    """A new version's row, but for the submission it belongs to."""
+    parsed = written.target.parsed
+    return {
+        "form_def_id": written.target.form_def_id,
+        "instance_id": parsed.instance_id,
+        "deprecated_id": parsed.deprecated_id,
+        "instance_name": parsed.instance_name,
+        "xml": written.xml,
+        "xml_sha256": written.xml_sha,
+        "record": _encode_record(parsed.record),
+        "encrypted": parsed.encrypted,
+        "current": True,
+        "submitter_id": written.by.actor_id,
+        "device_id": written.device,
+        "user_agent": written.user_agent,
+        "created_at": created,
+    }
 
 
 def _edit(
@@ -531,7 +585,8 @@ def _edit(
         )
     )
     carried = {name: sha for name, sha in rows}
-    missing = _insert_attachments(connection, def_id, target.expected, stored, carried)
+    attachments = _attachment_rows(target.expected, stored, carried)
+    _insert_attachment_rows(connection, def_id, attachments)
     record_on(
         connection,
         written.by.actor_id,
@@ -540,28 +595,34 @@ def _edit(
         submission_id,
         {"instanceId": parsed.instance_id, "deprecatedId": parsed.deprecated_id},
     )
-    return IngestResult("edited", submission_id, parsed.instance_id, missing)
+    return IngestResult("edited", submission_id, parsed.instance_id, _missing(attachments))
 
 
-def _insert_attachments(
-    connection: Connection,
-    def_id: int,
-    expected: Sequence[str],
-    stored: dict[str, Stored],
-    carried: dict[str, str | None],
-) -> list[str]:
-    """One row per expected file of a new version; returns the names still missing."""
-    rows = [
-        {
-            "submission_def_id": def_id,
-            "name": name,
-            "blob_sha256": stored[name].info.sha256 if name in stored else carried.get(name),
-        }
+def _attachment_rows(
+    expected: Sequence[str], stored: dict[str, Stored], carried: dict[str, str | None]
+) -> dict[str, str | None]:
+    """The blob of each expected file of a new version, by name (None: not received)."""
+    return {
+        name: stored[name].info.sha256 if name in stored else carried.get(name)
         for name in dict.fromkeys(expected)
-    ]
-    if rows:
-        connection.execute(_INSERT_ATTACHMENT, rows)
-    return sorted(row["name"] for row in rows if row["blob_sha256"] is None)  # type: ignore[misc]
+    }
+
+
+def _insert_attachment_rows(
+    connection: Connection, def_id: int, attachments: dict[str, str | None]
+) -> None:
+    if attachments:
+        connection.execute(
+            _INSERT_ATTACHMENT,
+            [
+                {"submission_def_id": def_id, "name": name, "blob_sha256": sha}
+                for name, sha in attachments.items()
+            ],
+        )
+
+
+def _missing(attachments: dict[str, str | None]) -> list[str]:
+    return sorted(name for name, sha in attachments.items() if sha is None)
 
 
 def _fill_attachments(
