@@ -820,7 +820,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         choices=("sqlite", "postgres", "postgres+files", "all"),
         default="all",
         help="postgres stores blobs on S3 (a moto server); postgres+files on the filesystem, "
-        "to see the server's figures without moto's CPU. all is sqlite and postgres.",
+        "to see the server's figures without moto's CPU. all runs the three.",
     )
     bound = parser.add_mutually_exclusive_group()
     bound.add_argument(
@@ -871,7 +871,7 @@ def scenarios(args: argparse.Namespace) -> list[Scenario]:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     seconds = args.seconds or 120.0
-    backends = ("sqlite", "postgres") if args.backend == "all" else (args.backend,)
+    backends = tuple(BACKENDS) if args.backend == "all" else (args.backend,)
     results: list[Result] = []
     work = Path(tempfile.mkdtemp(prefix="homeward-bench-"))
     try:
