@@ -21,7 +21,6 @@ from sqlalchemy import (
     and_,
     bindparam,
     insert,
-    join,
     select,
     text,
     update,
@@ -97,23 +96,36 @@ _LIVE_FORM = (
     Project.deleted_at.is_(None),
 )
 # Any stored version with the submission's instanceID, joined in so that the read
-# phase is one round trip.
+# phase is one round trip. Found by its instanceID first, in a materialized CTE
+# that names no form: PostgreSQL without statistics yet (a new server's first
+# minute of submissions) otherwise walked every submission of the form, 5 ms at
+# 3,000 submissions.
+_OF_SUBMISSION = Submission.id == SubmissionDef.submission_id
+_KNOWN_VERSION = (
+    select(
+        SubmissionDef.id,
+        SubmissionDef.xml_sha256,
+        SubmissionDef.submission_id,
+        # Scalar look-ups by primary key, so no plan can start from the submissions.
+        select(Submission.form_id).where(_OF_SUBMISSION).scalar_subquery().label("form_id"),
+        select(Submission.draft).where(_OF_SUBMISSION).scalar_subquery().label("draft"),
+    )
+    .where(SubmissionDef.instance_id == bindparam("instance_id"))
+    .cte("known_version")
+    .prefix_with("MATERIALIZED")
+)
 _EXISTING_VERSION = (
-    join(Submission, SubmissionDef, SubmissionDef.submission_id == Submission.id),
-    and_(
-        Submission.form_id == Form.id,
-        Submission.draft == bindparam("draft"),
-        SubmissionDef.instance_id == bindparam("instance_id"),
-    ),
+    _KNOWN_VERSION,
+    and_(_KNOWN_VERSION.c.form_id == Form.id, _KNOWN_VERSION.c.draft == bindparam("draft")),
 )
 _TARGET_COLUMNS = (
     Form.id,
     Form.state,
     FormDef.id,
     FormDef.sha256,
-    Submission.id,
-    SubmissionDef.id,
-    SubmissionDef.xml_sha256,
+    _KNOWN_VERSION.c.submission_id,
+    _KNOWN_VERSION.c.id,
+    _KNOWN_VERSION.c.xml_sha256,
 )
 _FIND_TARGET = (
     select(*_TARGET_COLUMNS)
