@@ -419,7 +419,6 @@ def run_scenario(
     py_spy: str | None = None,
     service_ports: tuple[int, ...] = (),
     quiet_wait: float = 0.0,
-    database_url: str | None = None,
 ) -> Result:
     # A short warm-up (not counted): connections, caches, the first blob directories.
     warm = Result(backend, workers, Scenario("warm", "", scenario.photo, 4 * clients), clients)
@@ -438,8 +437,6 @@ def run_scenario(
     if warm.errors:
         raise RuntimeError(f"warm-up failed: {warm.error_samples}")
     result = Result(backend, workers, scenario, clients)
-    if database_url is not None:
-        asyncio.run(analyze(database_url))
     _wait_for_quiet(quiet_wait)
     pids = _descendants(server.pid)
     own = _own_pids(server.pid, service_ports)
@@ -608,25 +605,6 @@ async def seed_form(rt: Runtime, xform: bytes, purpose: str) -> tuple[Principal,
             by=admin,
         )
     return admin, project, form
-
-
-async def analyze(database_url: str) -> None:
-    """Gather PostgreSQL's statistics, as autovacuum does in a running deployment.
-
-    A benchmark's tables grow from nothing to thousands of rows in less than
-    autovacuum's one-minute nap; until the first ANALYZE the planner guesses
-    their sizes and may look a submission's instanceID up through every
-    submission of the form (5 ms at 3,000) instead of through its index (0.1 ms).
-    """
-    from sqlalchemy import text
-    from sqlalchemy.ext.asyncio import create_async_engine
-
-    engine = create_async_engine(database_url)
-    try:
-        async with engine.begin() as connection:
-            await connection.execute(text("ANALYZE"))
-    finally:
-        await engine.dispose()
 
 
 async def _seed_async(backend: Backend) -> tuple[int, str]:
@@ -935,7 +913,6 @@ def main(argv: list[str] | None = None) -> None:
                                 py_spy=args.py_spy,
                                 service_ports=backend.ports,
                                 quiet_wait=args.quiet_wait,
-                                database_url=backend.env.get("HOMEWARD_DATABASE_URL"),
                             )
                             results.append(result)
                             print(
