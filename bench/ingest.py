@@ -1,6 +1,6 @@
 """Ingest benchmark: ODK Collect-style submissions against the real server.
 
-    python -m bench.ingest [--backend sqlite|postgres|all] [--count N | --seconds S]
+    python -m bench.ingest [--backend sqlite|postgres|postgres+files|all] [--count N | --seconds S]
                            [--clients 8] [--workers 1,2] [--client raw|httpx] [--write-docs]
 
 For each backend it starts ``python -m server.cli serve`` as a subprocess (SQLite +
@@ -84,6 +84,8 @@ class Result:
     peak_rss_mb: float = 0.0
     server_cpu_s: float = 0.0
     client_cpu_s: float = 0.0
+    database_cpu_s: float | None = None  # PostgreSQL's processes (SQLite's is the server's)
+    s3_cpu_s: float | None = None  # the moto S3 server
     machine_busy: float = 0.0  # share of all cores busy during the run, 0..1
     other_cores: float = 0.0  # cores used by processes that are not part of the benchmark
     error_samples: list[str] = field(default_factory=list)
@@ -105,7 +107,10 @@ class Result:
 
     @property
     def server_cpu_ms_per_submission(self) -> float:
-        return 1000 * self.server_cpu_s / self.ok if self.ok else float("nan")
+        return self.ms_per_submission(self.server_cpu_s)
+
+    def ms_per_submission(self, cpu_s: float) -> float:
+        return 1000 * cpu_s / self.ok if self.ok else float("nan")
 
 
 def _descendants(pid: int) -> list[int]:
@@ -155,6 +160,12 @@ def _own_pids(server_pid: int, service_ports: tuple[int, ...]) -> list[int]:
     """Every process of the benchmark: this one and its children (server, moto) and
     the PostgreSQL cluster listening on one of ``service_ports``."""
     pids = set(_descendants(os.getpid())) | set(_descendants(server_pid))
+    return sorted(pids | set(_database_pids(service_ports)))
+
+
+def _database_pids(service_ports: tuple[int, ...]) -> list[int]:
+    """The PostgreSQL cluster listening on one of ``service_ports``, with its backends."""
+    pids: set[int] = set()
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -165,6 +176,18 @@ def _own_pids(server_pid: int, service_ports: tuple[int, ...]) -> list[int]:
         if any(f"-p {port}".encode() in b" ".join(cmdline) for port in service_ports):
             pids |= set(_descendants(int(entry)))
     return sorted(pids)
+
+
+def _s3_pids() -> list[int]:
+    """The moto S3 server this benchmark started, if any."""
+    found = []
+    for pid in _descendants(os.getpid()):
+        try:
+            if b"moto.server" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                found.append(pid)
+        except OSError:
+            continue
+    return found
 
 
 def _machine_ticks() -> tuple[int, int]:
@@ -417,7 +440,9 @@ def run_scenario(
     _wait_for_quiet(quiet_wait)
     pids = _descendants(server.pid)
     own = _own_pids(server.pid, service_ports)
+    database, s3 = _database_pids(service_ports), _s3_pids()
     server_cpu, client_cpu, own_cpu = _cpu_seconds(pids), time.process_time(), _cpu_seconds(own)
+    database_cpu, s3_cpu = _cpu_seconds(database), _cpu_seconds(s3)
     busy, total = _machine_ticks()
     with RssSampler(server.pid) as sampler, _profiled(py_spy, server.pid, result):
         started = time.perf_counter()
@@ -436,6 +461,10 @@ def run_scenario(
         result.elapsed = time.perf_counter() - started
     result.server_cpu_s = _cpu_seconds(pids) - server_cpu
     result.client_cpu_s = time.process_time() - client_cpu
+    if database:
+        result.database_cpu_s = _cpu_seconds(database) - database_cpu
+    if s3:
+        result.s3_cpu_s = _cpu_seconds(s3) - s3_cpu
     busy2, total2 = _machine_ticks()
     result.machine_busy = (busy2 - busy) / max(1, total2 - total)
     own_used = _cpu_seconds(own) - own_cpu
@@ -499,10 +528,8 @@ def sqlite_backend(data_dir: Path) -> Iterator[Backend]:
 
 @contextlib.contextmanager
 def postgres_backend(data_dir: Path) -> Iterator[Backend]:
-    # The test helper runs PostgreSQL with fsync/synchronous_commit off; a benchmark
-    # must pay for durable commits like a real deployment, so restore the defaults.
-    services._PG_OPTIONS = ""
-    with services.postgres_cluster() as database_url, services.moto_s3_server() as endpoint:
+    """PostgreSQL + S3 on a moto server."""
+    with postgres_cluster() as database_url, services.moto_s3_server() as endpoint:
         yield Backend(
             "postgres",
             "PostgreSQL 15 + S3 (moto)",
@@ -513,8 +540,43 @@ def postgres_backend(data_dir: Path) -> Iterator[Backend]:
                 "HOMEWARD_S3_ACCESS_KEY": services.S3_ACCESS_KEY,
                 "HOMEWARD_S3_SECRET_KEY": services.S3_SECRET_KEY,
             },
-            (int(database_url.rsplit(":", 1)[1].split("/")[0]),),
+            (_port_of(database_url),),
         )
+
+
+@contextlib.contextmanager
+def postgres_files_backend(data_dir: Path) -> Iterator[Backend]:
+    """PostgreSQL + filesystem blobs: the server's own cost without moto's."""
+    with postgres_cluster() as database_url:
+        yield Backend(
+            "postgres+files",
+            "PostgreSQL 15 + filesystem",
+            {
+                "HOMEWARD_DATA_DIR": str(data_dir / "postgres-files"),
+                "HOMEWARD_DATABASE_URL": database_url,
+            },
+            (_port_of(database_url),),
+        )
+
+
+@contextlib.contextmanager
+def postgres_cluster() -> Iterator[str]:
+    # The test helper runs PostgreSQL with fsync/synchronous_commit off; a benchmark
+    # must pay for durable commits like a real deployment, so restore the defaults.
+    services._PG_OPTIONS = ""
+    with services.postgres_cluster() as database_url:
+        yield database_url
+
+
+def _port_of(database_url: str) -> int:
+    return int(database_url.rsplit(":", 1)[1].split("/")[0])
+
+
+BACKENDS = {
+    "sqlite": sqlite_backend,
+    "postgres": postgres_backend,
+    "postgres+files": postgres_files_backend,
+}
 
 
 def _server_env(backend: Backend, port: int) -> dict[str, str]:
@@ -643,8 +705,8 @@ def _factor(ours: float, theirs: float, *, lower_is_better: bool = False) -> str
 def table(results: list[Result]) -> str:
     head = (
         "| Backend | Workers | Scenario | Sent | Errors | Submissions/s | p50 ms | p95 ms "
-        "| p99 ms | Peak RSS MB | Server CPU ms/sub | Client CPU % of a core | Machine busy "
-        "| Other load (cores) |"
+        "| p99 ms | Peak RSS MB | Server CPU ms/sub | Database CPU ms/sub | S3 CPU ms/sub "
+        "| Client CPU % of a core | Machine busy | Other load (cores) |"
     )
     lines = [head, _rule(head)]
     for r in results:
@@ -653,10 +715,15 @@ def table(results: list[Result]) -> str:
             f"| {r.rate:.0f} | {r.percentile(50):.0f} | {r.percentile(95):.0f} "
             f"| {r.percentile(99):.0f} | {_mb(r.peak_rss_mb)} "
             f"| {r.server_cpu_ms_per_submission:.1f} "
+            f"| {_cpu_cell(r, r.database_cpu_s)} | {_cpu_cell(r, r.s3_cpu_s)} "
             f"| {100 * r.client_cpu_s / r.elapsed:.0f} | {100 * r.machine_busy:.0f} % "
             f"| {r.other_cores:.2f} |"
         )
     return "\n".join(lines)
+
+
+def _cpu_cell(result: Result, cpu_s: float | None) -> str:
+    return "–" if cpu_s is None else f"{result.ms_per_submission(cpu_s):.1f}"
 
 
 def _rule(head: str) -> str:
@@ -748,7 +815,13 @@ def write_docs(results: list[Result], args: argparse.Namespace, notes: str) -> N
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.ingest", description=__doc__)
-    parser.add_argument("--backend", choices=("sqlite", "postgres", "all"), default="all")
+    parser.add_argument(
+        "--backend",
+        choices=("sqlite", "postgres", "postgres+files", "all"),
+        default="all",
+        help="postgres stores blobs on S3 (a moto server); postgres+files on the filesystem, "
+        "to see the server's figures without moto's CPU. all runs the three.",
+    )
     bound = parser.add_mutually_exclusive_group()
     bound.add_argument(
         "--count", type=int, help="Submissions per scenario (default 3000, 1000 with photos)."
@@ -798,14 +871,14 @@ def scenarios(args: argparse.Namespace) -> list[Scenario]:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     seconds = args.seconds or 120.0
-    backends = ("sqlite", "postgres") if args.backend == "all" else (args.backend,)
+    backends = tuple(BACKENDS) if args.backend == "all" else (args.backend,)
     results: list[Result] = []
     work = Path(tempfile.mkdtemp(prefix="homeward-bench-"))
     try:
         for name in backends:
-            factory = sqlite_backend if name == "sqlite" else postgres_backend
+            factory = BACKENDS[name]
             worker_counts = [
-                int(w) for w in (args.workers or ("1" if name == "sqlite" else "1,2")).split(",")
+                int(w) for w in (args.workers or ("1,2" if name == "postgres" else "1")).split(",")
             ]
             print(f"== {name}: starting services", flush=True)
             with factory(work) as backend:

@@ -35,6 +35,9 @@ class Runtime:
     serial: asyncio.Lock | None = field(default=None)
     # SQLite only: runs `query` and `write` units of work whole on threads.
     threads: SqliteThreads | None = field(default=None)
+    # PostgreSQL only: the same pool, without BEGIN and COMMIT/ROLLBACK round trips
+    # (see `query` and `write`).
+    autocommit: AsyncEngine | None = field(default=None)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -59,19 +62,27 @@ class Runtime:
         """Run a synchronous read-only unit of work; for the hottest reads (ingest).
 
         `work` gets a Core connection and must do nothing but SQL: on SQLite it runs
-        on a reader thread (server.db.threads).
+        on a reader thread (server.db.threads). On PostgreSQL each of its statements
+        runs in its own implicit transaction, without the BEGIN and ROLLBACK round
+        trips: the reads of one unit of work may see different snapshots.
         """
         if self.threads is None:
-            async with self.engine.connect() as connection:
+            async with (self.autocommit or self.engine).connect() as connection:
                 return await connection.run_sync(work)
         return await self.threads.read(work)
 
-    async def write(self, work: Callable[[Connection], T]) -> T:
+    async def write(self, work: Callable[[Connection], T], *, one_statement: bool = False) -> T:
         """Run a synchronous unit of work in one transaction; for the hottest writes.
 
         As `query`; on SQLite it runs on the writer thread, in turn with `transaction`.
+        `one_statement` promises that `work` runs a single statement, which PostgreSQL
+        makes atomic on its own: it is sent without BEGIN and COMMIT, one round trip
+        instead of three.
         """
         if self.threads is None or self.serial is None:
+            if one_statement and self.autocommit is not None:
+                async with self.autocommit.connect() as connection:
+                    return await connection.run_sync(work)
             async with self.engine.begin() as connection:
                 return await connection.run_sync(work)
         async with self.serial:
@@ -97,7 +108,10 @@ async def open_runtime(settings: Settings, *, run_migrations: bool = True) -> Ru
     sqlite = engine.dialect.name == "sqlite"
     serial = asyncio.Lock() if sqlite else None
     threads = SqliteThreads(settings.resolved_database_url) if sqlite else None
-    return Runtime(settings, engine, create_session_factory(engine), blobs, serial, threads)
+    autocommit = None if sqlite else engine.execution_options(isolation_level="AUTOCOMMIT")
+    return Runtime(
+        settings, engine, create_session_factory(engine), blobs, serial, threads, autocommit
+    )
 
 
 async def close_runtime(runtime: Runtime) -> None:

@@ -207,7 +207,8 @@ class SubmissionDef(Base):
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     submission_id: Mapped[int] = mapped_column(ForeignKey("submissions.id"), index=True)
     form_def_id: Mapped[int] = mapped_column(ForeignKey("form_defs.id"))
-    instance_id: Mapped[str] = mapped_column(String(255))
+    # Indexed: ingest looks up every incoming instanceID among the stored versions.
+    instance_id: Mapped[str] = mapped_column(String(255), index=True)
     deprecated_id: Mapped[str | None] = mapped_column(String(255))
     instance_name: Mapped[str | None] = mapped_column(Text)
     xml: Mapped[bytes] = mapped_column(LargeBinary)

@@ -58,9 +58,14 @@ def _values(
         "action": action,
         "target_kind": target_kind,
         "target_id": target_id,
-        "details": _encode(details).decode() if details else None,
+        "details": encode_details(details),
         "logged_at": now(),
     }
+
+
+def encode_details(details: dict[str, Any] | None) -> str | None:
+    """An audit's details as stored (JSON text)."""
+    return _encode(details).decode() if details else None
 
 
 # Central's grouped names for ?action= on GET /v1/audits.
