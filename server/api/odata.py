@@ -19,6 +19,7 @@ without ``$top`` the rows stream page by page.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
@@ -46,6 +47,7 @@ from server import problems
 from server.api.common import check
 from server.db.models import Submission
 from server.requests import AnyRequest, parse_flag, require_principal, runtime_of
+from server.runtime import Runtime
 from server.services import odata as feed_service
 from server.services.odata import Entity, Feed, FeedQuery
 
@@ -214,17 +216,39 @@ async def _data(
     if instance_id is not None:
         return await _one_submission(request, query, instance_id, segments, context)
 
-    total = None
-    if parse_flag(count):
-        async with rt.read() as db:
-            total = await feed_service.count_rows(db, query, rt.read)
     head: dict[str, Any] = {"@odata.context": context}
-    if total is not None:
-        head["@odata.count"] = total
+    counting = parse_flag(count)
     if limit is None:
+        if counting:  # the count comes first in a stream
+            head["@odata.count"] = await _count(rt, query)
         return Stream(
             _stream(rt.read, query, head), media_type=JSON, headers=HEADERS | {"Content-Type": JSON}
         )
+    # With $top the count is only written at the end: it runs on its own
+    # connection while the page is read (SQLite's readers and PostgreSQL's
+    # backends work in parallel; the event loop only waits).
+    counted = asyncio.ensure_future(_count(rt, query)) if counting else None
+    try:
+        body = await _page_body(request, query, limit, head)
+        if counted is not None:
+            body = {**head, "@odata.count": await counted, **body}
+    finally:
+        if counted is not None and not counted.done():
+            counted.cancel()
+    return Response(_encode(body), media_type=JSON, headers=HEADERS)
+
+
+async def _count(rt: Runtime, query: FeedQuery) -> int:
+    async with rt.read() as db:
+        return await feed_service.count_rows(db, query, rt.read)
+
+
+async def _page_body(
+    request: AnyRequest, query: FeedQuery, limit: int, head: dict[str, Any]
+) -> dict[str, Any]:
+    """The page's rows and, when more follow, its next link (head keys first)."""
+    rt = runtime_of(request)
+    table = query.table
     rows: list[dict[str, Any]] = []
     last: Entity | None = None
     more = False
@@ -246,7 +270,7 @@ async def _data(
     if more and last is not None:
         token = feed_service.encode_skiptoken(last.cursor, last.instance_id)
         body["@odata.nextLink"] = _next_link(request, token)
-    return Response(_encode(body), media_type=JSON, headers=HEADERS)
+    return body
 
 
 def _next_link(request: AnyRequest, token: str) -> str:
