@@ -353,35 +353,6 @@ def _key_text(order: OrderKey | None, value: object) -> str | None:
     return str(value)
 
 
-def _base_query(query: FeedQuery) -> Select[Any]:
-    order_column = _order_column(query.order)
-    return (
-        select(
-            Submission.id,
-            Submission.instance_id,
-            Submission.created_at,
-            Submission.updated_at,
-            Submission.deleted_at,
-            Submission.submitter_id,
-            Actor.display_name,
-            Submission.review_state,
-            Submission.device_id,
-            SubmissionDef.record,
-            SubmissionDef.encrypted,
-            FormDef.version,
-            SubmissionDef.id,
-            order_column if order_column is not None else Submission.id,
-        )
-        .join(
-            SubmissionDef,
-            and_(SubmissionDef.submission_id == Submission.id, SubmissionDef.current.is_(True)),
-        )
-        .join(FormDef, FormDef.id == SubmissionDef.form_def_id)
-        .outerjoin(Actor, Actor.id == Submission.submitter_id)
-        .where(*query.where)
-    )
-
-
 def _beyond_id(cursor_id: int, descending: bool, *, inclusive: bool) -> ColumnElement[bool]:
     if descending:
         return Submission.id <= cursor_id if inclusive else Submission.id < cursor_id
@@ -389,26 +360,74 @@ def _beyond_id(cursor_id: int, descending: bool, *, inclusive: bool) -> ColumnEl
 
 
 def _page(query: FeedQuery, limit: int, offset: int, cursor: Cursor | None) -> Select[Any]:
-    statement = _base_query(query)
+    """One batch: the page's submissions first (by index, limited), then their rows.
+
+    Choosing the page before joining the versions keeps PostgreSQL from a merge
+    join that walked the whole versions index down to the page (40 ms in the
+    middle of 100,000 submissions once it had statistics).
+    """
     column = _order_column(query.order)
     descending = _descending(query.order)
+    chosen = select(
+        Submission.id,
+        Submission.instance_id,
+        Submission.created_at,
+        Submission.updated_at,
+        Submission.deleted_at,
+        Submission.submitter_id,
+        Submission.review_state,
+        Submission.device_id,
+        (column if column is not None else Submission.id).label("sort_key"),
+    ).where(*query.where)
     if cursor is not None:
         # A repeat table may owe rows of the cursor's own submission, so it reads
         # from that submission on; the root table sent that submission's row already.
         tie = _beyond_id(cursor.id, descending, inclusive=query.table.parent is not None)
         if column is None:
-            statement = statement.where(tie)
+            chosen = chosen.where(tie)
         else:
             key = _key_value(query.order, cursor.key)
             ahead = column < key if descending else column > key
-            statement = statement.where(or_(ahead, and_(column == key, tie)))
+            chosen = chosen.where(or_(ahead, and_(column == key, tie)))
     if column is None:
         ordering = [Submission.id.desc() if descending else Submission.id.asc()]
     elif descending:
         ordering = [column.desc(), Submission.id.desc()]
     else:
         ordering = [column.asc(), Submission.id.asc()]
-    return statement.order_by(*ordering).limit(limit).offset(offset)
+    page = chosen.order_by(*ordering).limit(limit).offset(offset).subquery("page")
+    if column is None:
+        again = [page.c.id.desc() if descending else page.c.id.asc()]
+    elif descending:
+        again = [page.c.sort_key.desc(), page.c.id.desc()]
+    else:
+        again = [page.c.sort_key.asc(), page.c.id.asc()]
+    return (
+        select(
+            page.c.id,
+            page.c.instance_id,
+            page.c.created_at,
+            page.c.updated_at,
+            page.c.deleted_at,
+            page.c.submitter_id,
+            Actor.display_name,
+            page.c.review_state,
+            page.c.device_id,
+            SubmissionDef.record,
+            SubmissionDef.encrypted,
+            FormDef.version,
+            SubmissionDef.id,
+            page.c.sort_key,
+        )
+        .select_from(page)
+        .join(
+            SubmissionDef,
+            and_(SubmissionDef.submission_id == page.c.id, SubmissionDef.current.is_(True)),
+        )
+        .join(FormDef, FormDef.id == SubmissionDef.form_def_id)
+        .outerjoin(Actor, Actor.id == page.c.submitter_id)
+        .order_by(*again)
+    )
 
 
 def _iso(value: datetime | None) -> str | None:
