@@ -359,74 +359,75 @@ def _beyond_id(cursor_id: int, descending: bool, *, inclusive: bool) -> ColumnEl
     return Submission.id >= cursor_id if inclusive else Submission.id > cursor_id
 
 
-def _page(query: FeedQuery, limit: int, offset: int, cursor: Cursor | None) -> Select[Any]:
-    """One batch: the page's submissions first (by index, limited), then their rows.
+def _page(
+    query: FeedQuery, limit: int, offset: int, cursor: Cursor | None, *, page_first: bool
+) -> Select[Any]:
+    """One batch of submissions with their current versions, in feed order.
 
-    Choosing the page before joining the versions keeps PostgreSQL from a merge
-    join that walked the whole versions index down to the page (40 ms in the
-    middle of 100,000 submissions once it had statistics).
+    ``page_first`` (PostgreSQL) picks the page's submissions in a limited
+    subquery and joins their versions after it: with statistics, PostgreSQL
+    otherwise merge-joined the whole versions index down to the page (40 ms in
+    the middle of 100,000 submissions). SQLite plans the flat join well and the
+    nested one badly (it sorted a date filter's whole range), so it gets the flat one.
     """
     column = _order_column(query.order)
     descending = _descending(query.order)
-    chosen = select(
-        Submission.id,
-        Submission.instance_id,
-        Submission.created_at,
-        Submission.updated_at,
-        Submission.deleted_at,
-        Submission.submitter_id,
-        Submission.review_state,
-        Submission.device_id,
-        (column if column is not None else Submission.id).label("sort_key"),
-    ).where(*query.where)
+    conditions = list(query.where)
     if cursor is not None:
         # A repeat table may owe rows of the cursor's own submission, so it reads
         # from that submission on; the root table sent that submission's row already.
         tie = _beyond_id(cursor.id, descending, inclusive=query.table.parent is not None)
         if column is None:
-            chosen = chosen.where(tie)
+            conditions.append(tie)
         else:
             key = _key_value(query.order, cursor.key)
             ahead = column < key if descending else column > key
-            chosen = chosen.where(or_(ahead, and_(column == key, tie)))
-    if column is None:
-        ordering = [Submission.id.desc() if descending else Submission.id.asc()]
-    elif descending:
-        ordering = [column.desc(), Submission.id.desc()]
-    else:
-        ordering = [column.asc(), Submission.id.asc()]
+            conditions.append(or_(ahead, and_(column == key, tie)))
+    sort_key = column if column is not None else Submission.id
+    ordering = _ordering(sort_key, Submission.id, column is not None, descending)
+    if not page_first:
+        flat = _with_versions(Submission.__table__.c, sort_key).where(*conditions)
+        return flat.order_by(*ordering).limit(limit).offset(offset)
+    chosen = select(*Submission.__table__.c, sort_key.label("sort_key")).where(*conditions)
     page = chosen.order_by(*ordering).limit(limit).offset(offset).subquery("page")
-    if column is None:
-        again = [page.c.id.desc() if descending else page.c.id.asc()]
-    elif descending:
-        again = [page.c.sort_key.desc(), page.c.id.desc()]
-    else:
-        again = [page.c.sort_key.asc(), page.c.id.asc()]
+    again = _ordering(page.c.sort_key, page.c.id, column is not None, descending)
+    return _with_versions(page.c, page.c.sort_key).order_by(*again)
+
+
+def _ordering(sort_key: Any, row_id: Any, keyed: bool, descending: bool) -> list[Any]:
+    """Feed order: by the $orderby key then the id (its tie-break), or by the id alone."""
+    if not keyed:
+        return [row_id.desc() if descending else row_id.asc()]
+    if descending:
+        return [sort_key.desc(), row_id.desc()]
+    return [sort_key.asc(), row_id.asc()]
+
+
+def _with_versions(submission: Any, sort_key: Any) -> Select[Any]:
+    """The columns a row needs, from submission columns (the table's or a page's)."""
     return (
         select(
-            page.c.id,
-            page.c.instance_id,
-            page.c.created_at,
-            page.c.updated_at,
-            page.c.deleted_at,
-            page.c.submitter_id,
+            submission.id,
+            submission.instance_id,
+            submission.created_at,
+            submission.updated_at,
+            submission.deleted_at,
+            submission.submitter_id,
             Actor.display_name,
-            page.c.review_state,
-            page.c.device_id,
+            submission.review_state,
+            submission.device_id,
             SubmissionDef.record,
             SubmissionDef.encrypted,
             FormDef.version,
             SubmissionDef.id,
-            page.c.sort_key,
+            sort_key,
         )
-        .select_from(page)
         .join(
             SubmissionDef,
-            and_(SubmissionDef.submission_id == page.c.id, SubmissionDef.current.is_(True)),
+            and_(SubmissionDef.submission_id == submission.id, SubmissionDef.current.is_(True)),
         )
         .join(FormDef, FormDef.id == SubmissionDef.form_def_id)
-        .outerjoin(Actor, Actor.id == page.c.submitter_id)
-        .order_by(*again)
+        .outerjoin(Actor, Actor.id == submission.submitter_id)
     )
 
 
@@ -498,7 +499,9 @@ async def iterate_rows(
     while True:
         async with open_session() as db:
             connection = await db.connection()  # Core rows: no ORM bookkeeping per row
-            fetched = (await connection.execute(_page(query, batch, offset, cursor))).all()
+            page_first = connection.dialect.name == "postgresql"
+            statement = _page(query, batch, offset, cursor, page_first=page_first)
+            fetched = (await connection.execute(statement)).all()
             # Versions and files of the whole batch in two grouped queries; only
             # the root table's __system block shows them.
             versions, files = (
