@@ -11,13 +11,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from server.db.engine import ping_idle_connections
 from server.runtime import Runtime
-from tests.conftest import Backend
-
-
-@pytest.fixture
-def postgres_only(backend: Backend) -> None:
-    if backend.name != "postgres":
-        pytest.skip("SQLite connections are files, with no server to lose")
 
 
 async def backend_pid(engine: AsyncEngine) -> int:
@@ -47,7 +40,7 @@ def one_connection_engine(runtime: Runtime, idle_seconds: float) -> AsyncEngine:
     return engine
 
 
-@pytest.mark.usefixtures("postgres_only")
+@pytest.mark.postgres_only  # SQLite connections are files, with no server to lose
 async def test_connection_lost_while_idle_is_replaced_before_use(runtime: Runtime) -> None:
     engine = one_connection_engine(runtime, idle_seconds=0.0)
     try:
@@ -58,7 +51,7 @@ async def test_connection_lost_while_idle_is_replaced_before_use(runtime: Runtim
         await engine.dispose()
 
 
-@pytest.mark.usefixtures("postgres_only")
+@pytest.mark.postgres_only  # SQLite connections are files, with no server to lose
 async def test_connection_back_from_the_pool_a_moment_ago_is_not_pinged(
     runtime: Runtime,
 ) -> None:

@@ -28,7 +28,6 @@ from server.services.submissions import (
     store_attachments,
     write_received,
 )
-from tests.conftest import Backend
 from tests.server.conftest import World
 from tests.server.test_hostile_input import store_state
 from tests.server.test_submissions import (
@@ -195,11 +194,10 @@ def statements_of(runtime: Runtime) -> Iterator[list[tuple[str, bool]]]:
         event.remove(runtime.engine.sync_engine, "before_cursor_execute", remember)
 
 
+@pytest.mark.postgres_only  # SQLite writes a new submission with separate inserts
 async def test_new_submission_is_one_statement_outside_a_transaction_on_postgresql(
-    world: World, backend: Backend, tmp_path: Path
+    world: World, tmp_path: Path
 ) -> None:
-    if backend.name != "postgres":
-        pytest.skip("SQLite writes a new submission with separate inserts on its writer thread")
     await publish_pair_form(world)
     by = await app_user(world)
     xml = pair_xml("uuid:one")
