@@ -282,33 +282,33 @@ XML_TYPES = ("text/xml", "application/xml")
 JSON_ANSWER: tuple[str, ...] = ("application/json",)
 
 
+@dataclass(frozen=True, kw_only=True)
+class _Call:
+    """How a case calls its route: as whom, with which path values, body and options."""
+
+    caller: str = "admin"
+    values: dict[str, str] = field(default_factory=dict)
+    body: Body | None = None
+    fresh: Fresh | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    params: dict[str, str] = field(default_factory=dict)
+
+
 @dataclass(frozen=True)
-class Ok:
+class Ok(_Call):
     """The success case: ``shape`` is a type to decode the JSON into, the content
     types a file answer may carry, or None for an answer without a body (HEAD)."""
 
     status: int
     shape: Any
-    caller: str = "admin"
-    values: dict[str, str] = field(default_factory=dict)
-    body: Body | None = None
-    fresh: Fresh | None = None
-    headers: dict[str, str] = field(default_factory=dict)
-    params: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
-class Fail:
+class Fail(_Call):
     """The failure case: Central's problem ``code`` (its status is the integer part).
     ``xml`` marks OpenRosa routes, which answer Collect in XML."""
 
     code: float
-    caller: str = "admin"
-    values: dict[str, str] = field(default_factory=dict)
-    body: Body | None = None
-    fresh: Fresh | None = None
-    headers: dict[str, str] = field(default_factory=dict)
-    params: dict[str, str] = field(default_factory=dict)
     xml: bool = False
 
 
