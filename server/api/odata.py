@@ -201,7 +201,7 @@ async def _data(
         select=parse_select(table, select) if len(segments) == 1 else None,
     )
     expr = parse_filter(filter_text, root_only=root_only)
-    order = parse_orderby(orderby, root_only=root_only)
+    order = parse_orderby(orderby, root_only=root_only) or feed_service.DEFAULT_ORDER
     limit = _count_option("$top", top)
     offset = _count_option("$skip", skip) or 0
     cursor = None if not skiptoken else feed_service.decode_skiptoken(skiptoken)

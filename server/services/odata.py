@@ -2,9 +2,9 @@
 
 Rows come from the stored records (``SubmissionDef.record``) and the form's
 current schema; no XML is read. Pages follow a keyset cursor, never an offset:
-the default order is newest first by ``submissions.id`` (unique and growing
-with arrival), and ``$orderby`` on the submission date or ``__id`` adds the id
-as a tie-break. The ``$skiptoken`` carries the last row's key, so a client that
+the default order is Central's, newest submission date first, and every order
+(``$orderby`` on the submission date or ``__id``) breaks ties by
+``submissions.id``. The ``$skiptoken`` carries the last row's key, so a client that
 pages while submissions keep arriving sees every row at most once, and every
 row that existed when it started exactly once. (Central's token names only the
 last instanceID and can skip or repeat rows in that case.)
@@ -34,6 +34,7 @@ from sqlalchemy import (
     or_,
     select,
     true,
+    tuple_,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
@@ -60,6 +61,7 @@ from server.services.stats import page_counts
 
 __all__ = [
     "BATCH_SIZE",
+    "DEFAULT_ORDER",
     "Cursor",
     "Entity",
     "Feed",
@@ -311,30 +313,22 @@ def decode_skiptoken(token: str) -> Cursor:
 # --- rows ---------------------------------------------------------------------------
 
 
+# Central's own order: newest submission first, the id breaking ties.
+DEFAULT_ORDER = OrderKey("__system/submissionDate", descending=True)
+
+
 @dataclass(slots=True)
 class FeedQuery:
     feed: Feed
     table: Node
     writer: RowWriter
     where: tuple[ColumnElement[bool], ...]
-    order: OrderKey | None = None
+    order: OrderKey = DEFAULT_ORDER
     skip: int = 0
     cursor: Cursor | None = None
 
 
-def _order_column(order: OrderKey | None) -> InstrumentedAttribute[Any] | None:
-    if order is None:
-        return None
-    return _COLUMNS[order.field]
-
-
-def _descending(order: OrderKey | None) -> bool:
-    return True if order is None else order.descending
-
-
-def _key_value(order: OrderKey | None, key: str | None) -> Any:
-    if order is None:
-        return None
+def _key_value(order: OrderKey, key: str | None) -> Any:
     if key is None:
         raise problem_of(ODataError.invalid_skiptoken())
     if order.field == "__system/submissionDate":
@@ -345,18 +339,10 @@ def _key_value(order: OrderKey | None, key: str | None) -> Any:
     return key
 
 
-def _key_text(order: OrderKey | None, value: object) -> str | None:
-    if order is None:
-        return None
+def _key_text(order: OrderKey, value: object) -> str:
     if isinstance(value, datetime):
         return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
     return str(value)
-
-
-def _beyond_id(cursor_id: int, descending: bool, *, inclusive: bool) -> ColumnElement[bool]:
-    if descending:
-        return Submission.id <= cursor_id if inclusive else Submission.id < cursor_id
-    return Submission.id >= cursor_id if inclusive else Submission.id > cursor_id
 
 
 def _page(
@@ -364,40 +350,41 @@ def _page(
 ) -> Select[Any]:
     """One batch of submissions with their current versions, in feed order.
 
+    The cursor is a row-value comparison, ``(key, id) < (:key, :id)``: both
+    databases turn it into one range of the index on (key, id), where the
+    equivalent ``key < :key OR (key = :key AND id < :id)`` made PostgreSQL walk
+    the index from its start (5 ms in the middle of 100,000 submissions).
+
     ``page_first`` (PostgreSQL) picks the page's submissions in a limited
     subquery and joins their versions after it: with statistics, PostgreSQL
     otherwise merge-joined the whole versions index down to the page (40 ms in
     the middle of 100,000 submissions). SQLite plans the flat join well and the
     nested one badly (it sorted a date filter's whole range), so it gets the flat one.
     """
-    column = _order_column(query.order)
-    descending = _descending(query.order)
+    order = query.order
+    column = _COLUMNS[order.field]
     conditions = list(query.where)
     if cursor is not None:
+        here = tuple_(column, Submission.id)
+        there = tuple_(_key_value(order, cursor.key), literal(cursor.id))
         # A repeat table may owe rows of the cursor's own submission, so it reads
         # from that submission on; the root table sent that submission's row already.
-        tie = _beyond_id(cursor.id, descending, inclusive=query.table.parent is not None)
-        if column is None:
-            conditions.append(tie)
+        if query.table.parent is None:
+            conditions.append(here < there if order.descending else here > there)
         else:
-            key = _key_value(query.order, cursor.key)
-            ahead = column < key if descending else column > key
-            conditions.append(or_(ahead, and_(column == key, tie)))
-    sort_key = column if column is not None else Submission.id
-    ordering = _ordering(sort_key, Submission.id, column is not None, descending)
+            conditions.append(here <= there if order.descending else here >= there)
+    ordering = _ordering(column, Submission.id, order.descending)
     if not page_first:
-        flat = _with_versions(Submission.__table__.c, sort_key).where(*conditions)
+        flat = _with_versions(Submission.__table__.c, column).where(*conditions)
         return flat.order_by(*ordering).limit(limit).offset(offset)
-    chosen = select(*Submission.__table__.c, sort_key.label("sort_key")).where(*conditions)
+    chosen = select(*Submission.__table__.c, column.label("sort_key")).where(*conditions)
     page = chosen.order_by(*ordering).limit(limit).offset(offset).subquery("page")
-    again = _ordering(page.c.sort_key, page.c.id, column is not None, descending)
+    again = _ordering(page.c.sort_key, page.c.id, order.descending)
     return _with_versions(page.c, page.c.sort_key).order_by(*again)
 
 
-def _ordering(sort_key: Any, row_id: Any, keyed: bool, descending: bool) -> list[Any]:
-    """Feed order: by the $orderby key then the id (its tie-break), or by the id alone."""
-    if not keyed:
-        return [row_id.desc() if descending else row_id.asc()]
+def _ordering(sort_key: Any, row_id: Any, descending: bool) -> list[Any]:
+    """Feed order: by the sort key, then by the id (its tie-break)."""
     if descending:
         return [sort_key.desc(), row_id.desc()]
     return [sort_key.asc(), row_id.asc()]

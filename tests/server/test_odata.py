@@ -75,6 +75,54 @@ async def test_rows_are_typed_and_newest_first(world: World) -> None:
     assert "@odata.nextLink" not in body
 
 
+async def test_default_order_is_submission_date_then_id(world: World) -> None:
+    """Central's order (newest submission date first), not arrival order, also across pages."""
+    ids = await submit_simple(world, 4)
+    async with world.runtime.transaction() as db:
+        # The oldest arrival gets the newest date; two others share one date.
+        await db.execute(
+            update(Submission)
+            .where(Submission.instance_id == ids[0])
+            .values(created_at=datetime(2099, 1, 1, tzinfo=UTC))
+        )
+        await db.execute(
+            update(Submission)
+            .where(Submission.instance_id.in_([ids[1], ids[3]]))
+            .values(created_at=datetime(2001, 1, 1, tzinfo=UTC))
+        )
+    expected = [ids[0], ids[2], ids[3], ids[1]]
+
+    whole = await ok(await get_feed(world))
+    paged: list[str] = []
+    url = feed_url(world) + "?$top=1"
+    while url:
+        body = await ok(await world.client.get(url, headers=world.admin_headers))
+        paged += ids_of(body)
+        url = relative(body["@odata.nextLink"]) if "@odata.nextLink" in body else ""
+
+    assert ids_of(whole) == expected
+    assert paged == expected
+
+
+async def test_attachment_counts_on_a_sparse_page(world: World) -> None:
+    """A filter that keeps a few submissions far apart counts their files, and only theirs."""
+    kept = ["uuid:sparse-first", "uuid:sparse-last"]
+    assert_created(await submit(world, submission_xml(kept[0], photo="a.jpg")))
+    for number in range(12):
+        xml = submission_xml(f"uuid:sparse-{number}", photo="b.jpg")
+        assert_created(await submit(world, xml))
+    assert_created(await submit(world, submission_xml(kept[1], photo="")))
+    for instance_id in kept:
+        await _review(world, instance_id, "hasIssues")
+
+    body = await ok(await get_feed(world, **{"$filter": "__system/reviewState eq 'hasIssues'"}))
+
+    system = {row["__id"]: row["__system"] for row in body["value"]}
+    assert list(system) == [kept[1], kept[0]]
+    assert (system[kept[0]]["attachmentsExpected"], system[kept[0]]["attachmentsPresent"]) == (1, 0)
+    assert (system[kept[1]]["attachmentsExpected"], system[kept[1]]["attachmentsPresent"]) == (0, 0)
+
+
 async def test_system_block_counts_edits_and_files(world: World) -> None:
     """`edits` and the attachment counts come from per-batch queries, not per row."""
     plain, edited, with_photo = "uuid:sys-plain", "uuid:sys-edited", "uuid:sys-photo"
