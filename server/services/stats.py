@@ -167,7 +167,5 @@ async def page_counts(
     )
     rows = (await db.execute(files)).all()
     wanted = set(def_ids) if dense else None
-    attached = {
-        row[0]: (row[1], row[2]) for row in rows if wanted is None or row[0] in wanted
-    }
+    attached = {row[0]: (row[1], row[2]) for row in rows if wanted is None or row[0] in wanted}
     return edited, attached
