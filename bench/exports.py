@@ -35,6 +35,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import quote
 
 import msgspec
 
@@ -76,19 +77,30 @@ class Run:
 # ---------------------------------------------------------------- seeding
 
 
-def _pool() -> list[tuple[bytes, bytes]]:
-    """Distinct interviews as (XML, stored record), each with the placeholder instance id."""
+def _pool() -> list[tuple[bytes, bytes, str, bytes]]:
+    """Distinct interviews as (XML, stored record, OData shape, OData row), as ingest
+    stores them, each with the placeholder instance id."""
+    from exports.odata import render_fields
     from forms.submission import parse_submission
     from forms.xform import read_xform
 
-    repeat_paths = read_xform(build_xform(with_members=True)).repeat_paths
+    schema = read_xform(build_xform(with_members=True))
     rng = random.Random(20261123)
     encode = msgspec.json.Encoder().encode
     pool = []
     for _ in range(POOL):
         xml = submission_xml(PLACEHOLDER, rng, "photo.jpg", members=MEMBERS)
-        pool.append((xml, encode(parse_submission(xml, repeat_paths).record)))
+        record = parse_submission(xml, schema.repeat_paths).record
+        shape, row = render_fields(schema, PLACEHOLDER, record)
+        pool.append((xml, encode(record), shape, row))
     return pool
+
+
+def _with_id(data: bytes, instance_id: str) -> bytes:
+    """A pooled value with the placeholder replaced, also where a link quotes it."""
+    quoted = quote(PLACEHOLDER, safe="")
+    data = data.replace(quoted.encode(), quote(instance_id, safe="").encode())
+    return data.replace(PLACEHOLDER.encode(), instance_id.encode())
 
 
 async def _seed(backend: Backend, count: int) -> int:
@@ -112,7 +124,7 @@ async def _seed(backend: Backend, count: int) -> int:
             submissions, versions, attachments = [], [], []
             for number in range(first, min(count, first + CHUNK)):
                 instance_id = f"uuid:{uuid.UUID(int=number + 1)}"
-                xml, record = pool[number % POOL]
+                xml, record, shape, row = pool[number % POOL]
                 xml = xml.replace(PLACEHOLDER.encode(), instance_id.encode())
                 at = start + timedelta(seconds=number)
                 submissions.append(
@@ -136,6 +148,8 @@ async def _seed(backend: Backend, count: int) -> int:
                         "xml": xml,
                         "xml_sha256": hashlib.sha256(xml).hexdigest(),
                         "record": record.replace(PLACEHOLDER.encode(), instance_id.encode()),
+                        "odata_shape": shape,
+                        "odata_row": _with_id(row, instance_id),
                         "encrypted": False,
                         "current": True,
                         "submitter_id": admin.actor_id,

@@ -5,8 +5,8 @@
 
 Builds the app in-process (SQLite in a temporary folder, or a private PostgreSQL
 15 cluster), publishes the 40-question benchmark form,
-inserts ``--count`` submissions straight into the database (parsed records as
-ingest stores them, one second apart; on PostgreSQL then VACUUM ANALYZE, as
+inserts ``--count`` submissions straight into the database (parsed records and
+OData rows as ingest stores them, one second apart; on PostgreSQL then VACUUM ANALYZE, as
 autovacuum would), then times requests through the ASGI app:
 the first page (``$top=1000``), a page in the middle reached by ``$skiptoken``,
 and a filtered page (``$filter`` on the submission date). Prints p50/p99 in ms.
@@ -34,6 +34,7 @@ from sqlalchemy import insert, select, text
 
 from bench.forms import FORM_ID, build_xform, submission_xml
 from bench.ingest import replace_block
+from exports.odata import render_fields
 from forms.submission import parse_submission
 from server.app import create_app
 from server.db.models import Form, FormDef, Submission, SubmissionDef
@@ -82,6 +83,7 @@ async def _insert(rt: Runtime, count: int) -> None:
             instance_id = f"uuid:bench-{number:08d}"
             xml = submission_xml(instance_id, rng, None)
             parsed = parse_submission(xml, schema.repeat_paths)
+            shape, row = render_fields(schema, instance_id, parsed.record)
             at = START + timedelta(seconds=number)
             submissions.append(
                 {"id": number + 1, "form_id": form_id, "instance_id": instance_id, "draft": False}
@@ -90,6 +92,7 @@ async def _insert(rt: Runtime, count: int) -> None:
             defs.append(
                 {"id": number + 1, "submission_id": number + 1, "form_def_id": def_id}
                 | {"instance_id": instance_id, "xml": xml, "record": encode(parsed.record)}
+                | {"odata_shape": shape, "odata_row": row}
                 | {"xml_sha256": hashlib.sha256(xml).hexdigest(), "created_at": at}
                 | {"current": True, "encrypted": False, "instance_name": parsed.instance_name}
             )

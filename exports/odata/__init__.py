@@ -10,9 +10,11 @@ from .errors import ODataError
 from .filter import OrderKey, mentions, parse_filter, parse_orderby
 from .metadata import render_metadata, service_document
 from .model import ROOT_TABLE, Node, ODataModel, build_model, sanitize
+from .rendered import RENDER_VERSION, render_fields, shape_key, splice_row
 from .rows import RowOptions, RowWriter, Selection, parse_select
 
 __all__ = [
+    "RENDER_VERSION",
     "ROOT_TABLE",
     "Node",
     "ODataError",
@@ -26,7 +28,10 @@ __all__ = [
     "parse_filter",
     "parse_orderby",
     "parse_select",
+    "render_fields",
     "render_metadata",
     "sanitize",
     "service_document",
+    "shape_key",
+    "splice_row",
 ]

@@ -147,6 +147,17 @@ class RowWriter:
     def parent_id_property(self) -> str | None:
         return None if self.table.parent is None else self.table.parent_id_property
 
+    @property
+    def writes_default_rows(self) -> bool:
+        """Rows of the root table with every field as written by default (``rendered``)."""
+        return self.table.parent is None and self.options == RowOptions()
+
+    def fields(self, instance_id: str, record: Mapping[str, object]) -> Row:
+        """A root row's fields, without ``__id`` and ``__system``."""
+        if self._needs_context:
+            return self._fill(record, f"{ROOT_TABLE}#{instance_id}", _root_link(instance_id))
+        return self._fill(record, "", "")
+
     def rows(
         self,
         instance_id: str,
@@ -155,12 +166,7 @@ class RowWriter:
     ) -> list[Row]:
         """The table's rows in one submission; ``record`` None when it cannot be read."""
         if self.table.parent is None:
-            if record is None:
-                row: Row = {}
-            elif self._needs_context:
-                row = self._fill(record, f"{ROOT_TABLE}#{instance_id}", _root_link(instance_id))
-            else:
-                row = self._fill(record, "", "")
+            row = {} if record is None else self.fields(instance_id, record)
             if self._with_id:
                 row["__id"] = instance_id
             if system is not None:

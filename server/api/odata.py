@@ -249,7 +249,7 @@ async def _page_body(
     """The page's rows and, when more follow, its next link (head keys first)."""
     rt = runtime_of(request)
     table = query.table
-    rows: list[dict[str, Any]] = []
+    rows: list[dict[str, Any] | msgspec.Raw] = []
     last: Entity | None = None
     more = False
     if limit > 0:
@@ -315,7 +315,7 @@ async def _one_submission(
     query.where = (*query.where, Submission.instance_id == instance_id)
     query.skip = 0
     query.cursor = None
-    rows: list[dict[str, Any]] = []
+    rows: list[dict[str, Any] | msgspec.Raw] = []
     found = False
     async for entity in feed_service.iterate_rows(rt.read, query, batch=2):
         found = True
@@ -329,7 +329,9 @@ async def _one_submission(
             names = [name for name, _ in segments[: last_key + 1]]
             parent_property = "__" + "-".join(names) + "-id"
             wanted = segments[last_key][1]
-            rows = [row for row in rows if row.get(parent_property) == wanted]
+            rows = [
+                row for row in rows if isinstance(row, dict) and row.get(parent_property) == wanted
+            ]
     return Response(_encode({"@odata.context": context, "value": rows}), media_type=JSON)
 
 

@@ -239,6 +239,10 @@ class SubmissionDef(Base):
     xml: Mapped[bytes] = mapped_column(LargeBinary)
     xml_sha256: Mapped[str] = mapped_column(String(64))
     record: Mapped[bytes] = mapped_column(LargeBinary)  # parsed answers, msgspec JSON
+    # The OData row's fields as ingest wrote them, and the key of the form shape
+    # they were written for (exports.odata.rendered); null for encrypted versions.
+    odata_shape: Mapped[str | None] = mapped_column(String(32))
+    odata_row: Mapped[bytes | None] = mapped_column(LargeBinary)
     encrypted: Mapped[bool] = mapped_column(Boolean, default=False)
     current: Mapped[bool] = mapped_column(Boolean, default=True)
     submitter_id: Mapped[int | None] = mapped_column(ForeignKey("actors.id"))

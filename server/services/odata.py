@@ -26,11 +26,13 @@ from sqlalchemy import (
     DateTime,
     Select,
     and_,
+    case,
     extract,
     false,
     func,
     literal,
     not_,
+    null,
     or_,
     select,
     true,
@@ -46,7 +48,10 @@ from exports.odata import (
     OrderKey,
     RowWriter,
     build_model,
+    shape_key,
+    splice_row,
 )
+from exports.odata.fill import Row
 from exports.odata.filter import BoolOp, Call, Comparison, Expr, Literal, Member, Not, Operand
 from server import problems
 from server.db.models import (
@@ -346,7 +351,13 @@ def _key_text(order: OrderKey, value: object) -> str:
 
 
 def _page(
-    query: FeedQuery, limit: int, offset: int, cursor: Cursor | None, *, page_first: bool
+    query: FeedQuery,
+    limit: int,
+    offset: int,
+    cursor: Cursor | None,
+    *,
+    page_first: bool,
+    stored: str | None = None,
 ) -> Select[Any]:
     """One batch of submissions with their current versions, in feed order.
 
@@ -360,6 +371,9 @@ def _page(
     otherwise merge-joined the whole versions index down to the page (40 ms in
     the middle of 100,000 submissions). SQLite plans the flat join well and the
     nested one badly (it sorted a date filter's whole range), so it gets the flat one.
+
+    ``stored`` is the shape key of rows written at ingest that the page may send
+    as they are (``exports.odata.rendered``): such rows come without their record.
     """
     order = query.order
     column = _COLUMNS[order.field]
@@ -375,12 +389,12 @@ def _page(
             conditions.append(here <= there if order.descending else here >= there)
     ordering = _ordering(column, Submission.id, order.descending)
     if not page_first:
-        flat = _with_versions(Submission.__table__.c, column).where(*conditions)
+        flat = _with_versions(Submission.__table__.c, column, stored).where(*conditions)
         return flat.order_by(*ordering).limit(limit).offset(offset)
     chosen = select(*Submission.__table__.c, column.label("sort_key")).where(*conditions)
     page = chosen.order_by(*ordering).limit(limit).offset(offset).subquery("page")
     again = _ordering(page.c.sort_key, page.c.id, order.descending)
-    return _with_versions(page.c, page.c.sort_key).order_by(*again)
+    return _with_versions(page.c, page.c.sort_key, stored).order_by(*again)
 
 
 def _ordering(sort_key: Any, row_id: Any, descending: bool) -> list[Any]:
@@ -390,8 +404,20 @@ def _ordering(sort_key: Any, row_id: Any, descending: bool) -> list[Any]:
     return [sort_key.asc(), row_id.asc()]
 
 
-def _with_versions(submission: Any, sort_key: Any) -> Select[Any]:
-    """The columns a row needs, from submission columns (the table's or a page's)."""
+def _with_versions(submission: Any, sort_key: Any, stored: str | None) -> Select[Any]:
+    """The columns a row needs, from submission columns (the table's or a page's).
+
+    With ``stored``, a version written for that shape gives its stored row and
+    no record; any other gives its record (PostgreSQL does not even read the
+    column a CASE leaves out).
+    """
+    if stored is None:
+        record: Any = SubmissionDef.record
+        written: Any = null()
+    else:
+        matches = SubmissionDef.odata_shape == stored
+        record = case((matches, null()), else_=SubmissionDef.record)
+        written = case((matches, SubmissionDef.odata_row), else_=null())
     return (
         select(
             submission.id,
@@ -403,11 +429,12 @@ def _with_versions(submission: Any, sort_key: Any) -> Select[Any]:
             Actor.display_name,
             submission.review_state,
             submission.device_id,
-            SubmissionDef.record,
+            record,
             SubmissionDef.encrypted,
             FormDef.version,
             SubmissionDef.id,
             sort_key,
+            written,
         )
         .join(
             SubmissionDef,
@@ -461,7 +488,7 @@ class Entity(NamedTuple):
     frozen dataclass costs about a microsecond to build.
     """
 
-    row: dict[str, Any]
+    row: Row | msgspec.Raw  # Raw: a row written at ingest, sent as it is
     instance_id: str
     cursor: Cursor
 
@@ -480,6 +507,7 @@ async def iterate_rows(
     """
     batch = batch or BATCH_SIZE  # read at call time, so tests may lower it
     root = query.table.parent is None
+    stored = shape_key(query.table) if query.writer.writes_default_rows else None
     cursor = query.cursor
     offset = query.skip if root and cursor is None else 0
     to_skip = 0 if root or cursor is not None else query.skip
@@ -487,7 +515,7 @@ async def iterate_rows(
         async with open_session() as db:
             connection = await db.connection()  # Core rows: no ORM bookkeeping per row
             page_first = connection.dialect.name == "postgresql"
-            statement = _page(query, batch, offset, cursor, page_first=page_first)
+            statement = _page(query, batch, offset, cursor, page_first=page_first, stored=stored)
             fetched = (await connection.execute(statement)).all()
             # Versions and files of the whole batch in two grouped queries; only
             # the root table's __system block shows them.
@@ -504,9 +532,14 @@ async def iterate_rows(
         owed = cursor.sent if cursor is not None else 0
         first_id = cursor.id if cursor is not None else None
         for submission in fetched:
-            record = None if submission[10] else _decode_record(submission[9])
-            system = _system(submission, versions, files) if root else None
-            rows = query.writer.rows(submission[1], record, system)
+            rows: list[Row | msgspec.Raw]
+            if submission[14] is not None:
+                block = _system(submission, versions, files)
+                rows = [splice_row(submission[14], submission[1], block)]
+            else:
+                record = None if submission[10] else _decode_record(submission[9])
+                system = _system(submission, versions, files) if root else None
+                rows = list(query.writer.rows(submission[1], record, system))
             key = _key_text(query.order, submission[13])
             start = owed if submission[0] == first_id else 0
             for index in range(start, len(rows)):

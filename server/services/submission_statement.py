@@ -40,12 +40,13 @@ WITH submission AS (
 ), version AS (
     INSERT INTO submission_defs
         (submission_id, form_def_id, instance_id, deprecated_id, instance_name, xml,
-         xml_sha256, record, encrypted, current, submitter_id, device_id, user_agent,
-         created_at)
+         xml_sha256, record, odata_shape, odata_row, encrypted, current, submitter_id,
+         device_id, user_agent, created_at)
     SELECT
         id, CAST(:form_def_id AS bigint), CAST(:instance_id AS text),
         CAST(:deprecated_id AS text), CAST(:instance_name AS text), CAST(:xml AS bytea),
-        CAST(:xml_sha256 AS text), CAST(:record AS bytea), CAST(:encrypted AS boolean),
+        CAST(:xml_sha256 AS text), CAST(:record AS bytea), CAST(:odata_shape AS text),
+        CAST(:odata_row AS bytea), CAST(:encrypted AS boolean),
         CAST(:current AS boolean), CAST(:submitter_id AS bigint), CAST(:device_id AS text),
         CAST(:user_agent AS text), CAST(:created_at AS timestamptz)
     FROM submission

@@ -27,6 +27,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from exports.odata import render_fields
 from forms.schema import FormSchema
 from forms.submission import (
     ParsedSubmission,
@@ -477,7 +478,7 @@ def _create(
         submission_id = create_submission_in_one_statement(
             connection,
             submission=submission,
-            version=_def_values(written, created),
+            version=_def_values(written, created, parsed.instance_id),
             blobs=[(item.info, item.content_type) for item in stored.values()],
             attachments=list(attachments.items()),
             audit_details=encode_details(details),
@@ -486,7 +487,7 @@ def _create(
         _store_blobs(connection, stored)
         submission_id = connection.scalar(_INSERT_SUBMISSION, submission)
         if submission_id is not None:
-            def_id = _insert_def(connection, submission_id, written, created)
+            def_id = _insert_def(connection, (submission_id, parsed.instance_id), written, created)
             _insert_attachment_rows(connection, def_id, attachments)
             record_on(
                 connection,
@@ -523,18 +524,30 @@ class _Written:
 
 
 def _insert_def(
-    connection: Connection, submission_id: int, written: _Written, created: datetime
+    connection: Connection,
+    submission: tuple[int, str],
+    written: _Written,
+    created: datetime,
 ) -> int:
-    def_id = connection.scalar(
-        _INSERT_DEF, {"submission_id": submission_id, **_def_values(written, created)}
-    )
+    """A new version of `submission` (its id and first instanceID)."""
+    submission_id, instance_id = submission
+    values = _def_values(written, created, instance_id)
+    def_id = connection.scalar(_INSERT_DEF, {"submission_id": submission_id, **values})
     assert def_id is not None
     return def_id
 
 
-def _def_values(written: _Written, created: datetime) -> dict[str, Any]:
-    """A new version's row, but for the submission it belongs to."""
+def _def_values(written: _Written, created: datetime, instance_id: str) -> dict[str, Any]:
+    """A new version's row, but for the submission it belongs to.
+
+    `instance_id` is the submission's, which its OData row is written under.
+    """
     parsed = written.target.parsed
+    shape, row = (
+        (None, None)
+        if parsed.encrypted
+        else render_fields(written.target.schema, instance_id, parsed.record)
+    )
     return {
         "form_def_id": written.target.form_def_id,
         "instance_id": parsed.instance_id,
@@ -543,6 +556,8 @@ def _def_values(written: _Written, created: datetime) -> dict[str, Any]:
         "xml": written.xml,
         "xml_sha256": written.xml_sha,
         "record": _encode_record(parsed.record),
+        "odata_shape": shape,
+        "odata_row": row,
         "encrypted": parsed.encrypted,
         "current": True,
         "submitter_id": written.by.actor_id,
@@ -559,7 +574,7 @@ def _edit(
     parsed = target.parsed
     assert parsed.deprecated_id is not None
     row = connection.execute(
-        select(Submission.id, SubmissionDef.id, SubmissionDef.current)
+        select(Submission.id, Submission.instance_id, SubmissionDef.id, SubmissionDef.current)
         .join(SubmissionDef, SubmissionDef.submission_id == Submission.id)
         .where(
             Submission.form_id == target.form_id,
@@ -569,7 +584,7 @@ def _edit(
     ).first()
     if row is None:
         raise problems.deprecated_id_not_found(parsed.deprecated_id)
-    submission_id, old_def_id, old_current = row
+    submission_id, submission_instance_id, old_def_id, old_current = row
     if not old_current:
         raise problems.deprecating_old_version(parsed.deprecated_id)
     # Check and set in one statement: of two phones editing the same version at
@@ -589,7 +604,7 @@ def _edit(
         .where(Submission.id == submission_id)
         .values(updated_at=edited, review_state="edited")
     )
-    def_id = _insert_def(connection, submission_id, written, edited)
+    def_id = _insert_def(connection, (submission_id, submission_instance_id), written, edited)
     # Files the phone does not resend keep the bytes of the version it edited.
     rows = connection.execute(
         select(SubmissionAttachment.name, SubmissionAttachment.blob_sha256).where(
