@@ -122,6 +122,18 @@ async def _purge(settings: Settings, days: int) -> None:
         await close_runtime(rt)
 
 
+async def _render_rows(settings: Settings) -> None:
+    from server.runtime import close_runtime, open_runtime
+    from server.services.rendered_rows import render_stored_rows
+
+    rt = await open_runtime(settings)
+    try:
+        rendered = await render_stored_rows(rt)
+        print(f"Wrote {rendered.rows} OData rows of {rendered.forms} forms.")
+    finally:
+        await close_runtime(rt)
+
+
 # The values of server.services.exports.ExportFormat (a test keeps them equal); not
 # imported from there, so that `homeward serve` stays light.
 EXPORT_FORMATS = ("csv.zip", "csv", "xlsx", "parquet.zip", "geojson")
@@ -305,6 +317,18 @@ def build_parser() -> argparse.ArgumentParser:
     purge.add_argument(
         "--days", type=int, default=30, help="Age of deletion in days (0: everything deleted)."
     )
+    commands.add_parser(
+        "render-rows",
+        help="Write the stored OData rows that do not match their form's current fields.",
+        description=(
+            "Ingest stores each submission's OData row for the fields of its form version, "
+            "and the feed sends stored rows while they match the current version. After "
+            "publishing a version that adds, removes or retypes fields (or after an "
+            "upgrade), older rows are written from their answers on every read: correct, "
+            "but slower. This writes them once for the current version. It can run while "
+            "the server serves."
+        ),
+    )
     export = commands.add_parser(
         "export",
         help="Export a form's submissions to a file (CSV zip, CSV, XLSX, Parquet, GeoJSON).",
@@ -384,6 +408,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> None:
         asyncio.run(_user_promote(settings, args.email))
     elif args.command == "export":
         asyncio.run(_export(settings, args))
+    elif args.command == "render-rows":
+        asyncio.run(_render_rows(settings))
     elif args.command == "purge":
         if args.days < 0:
             raise SystemExit("homeward: --days must be 0 or more.")

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from litestar import Response, Router, delete, get, patch, post
+from litestar.background_tasks import BackgroundTask
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -31,6 +32,7 @@ from server.services import forms as form_service
 from server.services import stats
 from server.services.audit import now, record
 from server.services.projects import get_project
+from server.services.rendered_rows import render_form_rows_after_publish
 
 IgnoreWarnings = Annotated[str | None, QueryParameter(name="ignoreWarnings")]
 FormIdFallback = Annotated[str | None, HeaderParameter(name="X-XlsForm-FormId-Fallback")]
@@ -289,13 +291,17 @@ async def publish(
     project_id: FromPath[int],
     xml_form_id: FromPath[str],
     version: FromQuery[str | None] = None,
-) -> Success:
-    async with runtime_of(request).transaction() as db:
+) -> Response[Success]:
+    rt = runtime_of(request)
+    async with rt.transaction() as db:
         principal, form = await _caller_and_form(
             request, db, project_id, xml_form_id, "form.update"
         )
         await form_service.publish_draft(db, form, version=version, by=principal)
-    return Success()
+    # Rows stored for the old fields would otherwise be written from their
+    # records on every OData read (server.services.rendered_rows).
+    rewrite = BackgroundTask(render_form_rows_after_publish, rt, form.id)
+    return Response(Success(), background=rewrite)
 
 
 @delete(

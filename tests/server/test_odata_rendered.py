@@ -18,8 +18,11 @@ from sqlalchemy import select, update
 from exports.odata import build_model, shape_key
 from server.db.models import Form, FormDef, Submission, SubmissionDef
 from server.services.forms import schema_of
+from server.services.rendered_rows import Rendered, render_stored_rows
+from server.settings import Settings
 from tests.server.conftest import SIMPLE_FORM, World, submission_xml
 from tests.server.odata_helpers import replay_golden
+from tests.server.test_cli_export import run_cli
 from tests.server.test_odata_golden import GOLDEN_FILES
 from tests.server.test_submissions import assert_created, submit
 
@@ -124,8 +127,7 @@ async def test_an_edit_stores_its_row_under_the_submission(world: World, shared_
     assert all(link.startswith(linked) for link in links)
 
 
-async def test_a_new_form_shape_writes_older_rows_from_their_records(world: World) -> None:
-    assert_created(await submit(world, submission_xml("uuid:before", photo="")))
+async def _publish_version_with_a_town(world: World) -> None:
     two = SIMPLE_FORM.replace(b'version="1"', b'version="2"').replace(b"<age/>", b"<age/><town/>")
     two = two.replace(
         b'<bind nodeset="/data/age" type="int"/>',
@@ -138,6 +140,12 @@ async def test_a_new_form_shape_writes_older_rows_from_their_records(world: Worl
     )
     assert drafted.status_code == 200, drafted.text
     assert (await world.client.post(f"{base}/draft/publish", headers=headers)).status_code == 200
+
+
+async def test_publishing_new_fields_rewrites_older_rows_for_them(world: World) -> None:
+    assert_created(await submit(world, submission_xml("uuid:before", photo="")))
+    first_shape = (await _stored_shapes(world, "simple"))[0]
+    await _publish_version_with_a_town(world)  # rewrites after answering
     after = submission_xml("uuid:after", version="2", photo="").replace(
         b"<age>30</age>", b"<age>30</age><town>Durr\xc3\xabs</town>"
     )
@@ -146,8 +154,47 @@ async def test_a_new_form_shape_writes_older_rows_from_their_records(world: Worl
     rows = {row["__id"]: row for _, row in await _page(world, "simple")}
     shapes = await _stored_shapes(world, "simple")
 
-    assert rows["uuid:before"]["town"] is None  # the old shape had no town
+    assert rows["uuid:before"]["town"] is None  # the old version had no town
     assert rows["uuid:after"]["town"] == "Durrës"
     assert rows["uuid:before"]["name"] == "Arta"
-    assert len(set(shapes)) == 2
-    assert await _current_shape(world, "simple") in shapes
+    current = await _current_shape(world, "simple")
+    assert current != first_shape
+    assert shapes == [current, current]
+
+
+async def test_render_rows_brings_stale_and_missing_rows_to_the_current_shape(
+    world: World,
+) -> None:
+    for number in range(5):
+        assert_created(await submit(world, submission_xml(f"uuid:r{number}", photo="")))
+    async with world.runtime.transaction() as db:
+        # Written for other fields (or by an older Homeward), and not at all
+        # (stored before migration 0006).
+        await db.execute(update(SubmissionDef).values(odata_shape="0" * 32))
+        await db.execute(
+            update(SubmissionDef)
+            .where(SubmissionDef.instance_id == "uuid:r0")
+            .values(odata_shape=None, odata_row=None)
+        )
+    from_records = await _page(world, "simple")
+    current = await _current_shape(world, "simple")
+
+    rendered = await render_stored_rows(world.runtime, batch=2)
+    again = await render_stored_rows(world.runtime, batch=2)
+
+    assert rendered == Rendered(forms=1, rows=5)
+    assert again == Rendered(forms=0, rows=0)
+    assert await _stored_shapes(world, "simple") == [current] * 5
+    assert await _page(world, "simple") == from_records
+    assert [row["name"] for _, row in from_records] == ["Arta"] * 5
+
+
+async def test_render_rows_from_the_command_line(world: World, settings: Settings) -> None:
+    assert_created(await submit(world, submission_xml("uuid:cli", photo="")))
+    await _forget_stored_rows(world)
+
+    done = run_cli(settings, "render-rows")
+
+    assert done.returncode == 0, done.stderr
+    assert "Wrote 1 OData rows of 1 forms." in done.stdout
+    assert await _stored_shapes(world, "simple") == [await _current_shape(world, "simple")]
