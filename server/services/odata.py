@@ -344,7 +344,7 @@ def _key_value(order: OrderKey, key: str | None) -> Any:
     return key
 
 
-def _key_text(order: OrderKey, value: object) -> str:
+def _key_text(value: object) -> str:
     if isinstance(value, datetime):
         return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
     return str(value)
@@ -540,7 +540,7 @@ async def iterate_rows(
                 record = None if submission[10] else _decode_record(submission[9])
                 system = _system(submission, versions, files) if root else None
                 rows = list(query.writer.rows(submission[1], record, system))
-            key = _key_text(query.order, submission[13])
+            key = _key_text(submission[13])
             start = owed if submission[0] == first_id else 0
             for index in range(start, len(rows)):
                 if to_skip:
@@ -550,7 +550,7 @@ async def iterate_rows(
         if len(fetched) < batch:
             return
         last = fetched[-1]
-        cursor = Cursor(last[0], _key_text(query.order, last[13]), 1 << 62)
+        cursor = Cursor(last[0], _key_text(last[13]), 1 << 62)
 
 
 async def count_rows(db: AsyncSession, query: FeedQuery, open_session: Sessions) -> int:
