@@ -15,6 +15,7 @@ import re
 import msgspec
 
 from exports.options import ExportError, ExportOptions
+from forms.personal import personal_fields
 from forms.schema import REPEAT, STRUCTURE, Field, FormSchema
 
 __all__ = [
@@ -110,7 +111,7 @@ class ExportPlan(msgspec.Struct, frozen=True):
 def plan_export(
     schema: FormSchema, options: ExportOptions, *, root_only: bool = False
 ) -> ExportPlan:
-    personal = _personal_paths(schema.fields)
+    personal = personal_fields([schema])
     columns: dict[str | None, list[Column]] = {None: [_system(SUBMISSION_DATE, "SubmissionDate")]}
     repeats: list[Field] = []
     for field in schema.fields:
@@ -123,7 +124,7 @@ def plan_export(
             continue
         if field.kind == STRUCTURE:
             continue
-        is_personal = field.path in personal
+        is_personal = personal.covers(field.path)
         if is_personal and options.personal == "drop":
             continue
         pseudonymised = is_personal and options.personal == "pseudonymise"
@@ -193,14 +194,6 @@ def _field_columns(field: Field, pseudonymised: bool, options: ExportOptions) ->
             choice_list=field.choice_list,
         )
     ]
-
-
-def _personal_paths(fields: list[Field]) -> frozenset[str]:
-    """Fields marked personal, and everything inside a group or repeat marked personal."""
-    marked = [f.path for f in fields if f.personal]
-    return frozenset(
-        f.path for f in fields if any(f.path == p or f.path.startswith(p + "/") for p in marked)
-    )
 
 
 def _repeat_table_names(form_id: str, repeats: list[Field]) -> list[str]:

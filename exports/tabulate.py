@@ -16,8 +16,6 @@ Empty and missing answers are both null; writers decide how to show them.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
@@ -37,6 +35,7 @@ from exports.plan import (
     TablePlan,
 )
 from exports.records import ExportRecord, SubmissionMeta
+from forms.personal import pseudonym
 
 __all__ = [
     "LABEL_SEPARATOR",
@@ -307,8 +306,3 @@ def _pseudonymise(frame: pl.DataFrame, columns: list[OutputColumn], key: bytes) 
         if mapping:
             replacements.append(pl.col(out.key).replace(mapping))
     return frame.with_columns(replacements) if replacements else frame
-
-
-def pseudonym(key: bytes, value: str) -> str:
-    """A stable stand-in for a personal value: 16 hex digits of HMAC-SHA256 under `key`."""
-    return hmac.new(key, value.encode("utf-8"), hashlib.sha256).hexdigest()[:16]

@@ -92,6 +92,14 @@ def personal_data_forbidden() -> Problem:
     )
 
 
+def personal_attachment_forbidden() -> Problem:
+    return Problem(
+        403.1,
+        "This file answers a question marked personal; only project managers and "
+        "administrators may download it.",
+    )
+
+
 def not_found() -> Problem:
     return Problem(404.1, "Nothing was found at this address.")
 

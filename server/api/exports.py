@@ -38,12 +38,11 @@ from exports import ExportError, ExportOptions
 from exports.options import PersonalMode
 from server import problems
 from server.api.common import check
-from server.auth import Principal
-from server.db.models import Project
 from server.requests import AnyRequest, parse_flag, require_principal, runtime_of
 from server.services import exports as export_service
 from server.services.exports import ExportFormat, Where
 from server.services.forms import find_form
+from server.services.personal import PersonalView, audit_personal_read, personal_view
 
 _PATH = "/projects/{project_id:int}/forms/{xml_form_id:str}"
 
@@ -106,24 +105,16 @@ async def export_query(
     )
 
 
-def may_see_personal(principal: Principal, project_id: int) -> bool:
-    """Those who run the project (managers, administrators) see personal fields."""
-    return principal.can("project.update", project_id=project_id)
-
-
-def export_options(query: ExportQuery, principal: Principal, project: Project) -> ExportOptions:
-    allowed = may_see_personal(principal, project.id)
-    personal = query.personal or ("keep" if allowed else "pseudonymise")
-    if personal == "keep" and not allowed:
-        raise problems.personal_data_forbidden()
+def export_options(query: ExportQuery, view: PersonalView) -> ExportOptions:
+    """The writer's options; who sees personal fields is the policy's (services.personal)."""
     try:
         return ExportOptions(
             group_paths=query.group_paths,
             split_select_multiples=query.split_select_multiples,
             labels=query.labels,
             language=query.language,
-            personal=personal,
-            pseudonym_key=project.pseudonym_secret.encode(),
+            personal=view.export_mode(query.personal),
+            pseudonym_key=view.key,
         )
     except ExportError as error:
         raise problems.export_not_possible(str(error)) from error
@@ -141,14 +132,13 @@ async def _export(
         principal = await require_principal(request, db)
         form = await find_form(db, project_id, xml_form_id)
         check(principal, "submission.read", project_id=project_id, form_id=form.id)
-        project = await db.get(Project, project_id)
-        if project is None:
-            raise problems.not_found()
+        view = await personal_view(db, principal, form)
+        options = export_options(query, view)
         try:
             job = await export_service.prepare_export(
                 db,
                 form,
-                export_options(query, principal, project),
+                options,
                 query.where,
                 format=format,
                 media=query.attachments,
@@ -156,10 +146,13 @@ async def _export(
                 deleted_fields=query.deleted_fields,
                 geo_table=query.geo_table,
                 geo_field=query.geo_field,
+                hidden_files=view.files_left_out(options.personal),
             )
         except ExportError as error:  # a language the form does not have, no geo question ...
             raise problems.export_not_possible(str(error)) from error
         first = await export_service.fetch_page(db, job, None)
+    if view.reads_clear and options.personal == "keep":
+        await audit_personal_read(rt, principal, form, "export", format=format.value)
     file_name = f"{form.xml_form_id}.{format.value}"
     return Stream(
         export_service.stream_export(rt, job, first),

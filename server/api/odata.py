@@ -45,11 +45,13 @@ from exports.odata import (
 from exports.odata import service_document as render_service_document
 from server import problems
 from server.api.common import check
+from server.auth import Principal
 from server.db.models import Submission
 from server.requests import AnyRequest, parse_flag, require_principal, runtime_of
 from server.runtime import Runtime
 from server.services import odata as feed_service
 from server.services.odata import Entity, Feed, FeedQuery
+from server.services.personal import PersonalView, audit_personal_read, personal_view
 
 JSON = "application/json; odata.metadata=minimal"
 XML = "application/xml"
@@ -70,13 +72,16 @@ _encode = msgspec.json.Encoder().encode
 STREAM_CHUNK = 64 * 1024
 
 
-async def _feed(request: AnyRequest, project_id: int, xml_form_id: str, *, draft: bool) -> Feed:
+async def _feed(
+    request: AnyRequest, project_id: int, xml_form_id: str, *, draft: bool
+) -> tuple[Feed, Principal, PersonalView]:
     rt = runtime_of(request)
     async with rt.read() as db:
         principal = await require_principal(request, db)
         feed = await feed_service.load_feed(db, project_id, xml_form_id, draft=draft)
         check(principal, "submission.read", project_id=project_id, form_id=feed.form.id)
-    return feed
+        view = await personal_view(db, principal, feed.form)
+    return feed, principal, view
 
 
 def _service_root(request: AnyRequest) -> str:
@@ -89,7 +94,7 @@ def _service_root(request: AnyRequest) -> str:
 async def service_document(
     request: AnyRequest, project_id: int, xml_form_id: str, *, draft: bool = False
 ) -> Response[bytes]:
-    feed = await _feed(request, project_id, xml_form_id, draft=draft)
+    feed, _, _ = await _feed(request, project_id, xml_form_id, draft=draft)
     body = _encode(render_service_document(feed.model, _service_root(request)))
     return Response(body, media_type=JSON, headers=HEADERS)
 
@@ -131,13 +136,14 @@ async def odata_resource(
     sub = sub.strip("/")
     if sub == "":
         return await service_document(request, project_id, xml_form_id, draft=draft)
-    feed = await _feed(request, project_id, xml_form_id, draft=draft)
+    feed, principal, view = await _feed(request, project_id, xml_form_id, draft=draft)
     if sub == "$metadata":
         return Response(render_metadata(feed.model), media_type=XML, headers=HEADERS)
     try:
-        return await _data(
+        answer = await _data(
             request,
             feed,
+            view,
             sub,
             top=top,
             skip=skip,
@@ -151,6 +157,9 @@ async def odata_resource(
         )
     except ODataError as error:  # the options are all read before the first byte
         raise feed_service.problem_of(error) from error
+    if view.reads_clear:
+        await audit_personal_read(runtime_of(request), principal, feed.form, "odata", path=sub)
+    return answer
 
 
 def _parse_path(sub: str) -> tuple[str, str | None, list[tuple[str, str | None]]]:
@@ -175,6 +184,7 @@ def _parse_path(sub: str) -> tuple[str, str | None, list[tuple[str, str | None]]
 async def _data(
     request: AnyRequest,
     feed: Feed,
+    view: PersonalView,
     sub: str,
     *,
     top: str | None,
@@ -209,7 +219,8 @@ async def _data(
         feed, expr, include_deleted=mentions(expr, "__system/deletedAt")
     )
     writer = RowWriter(feed.model, table, options)
-    query = FeedQuery(feed, table, writer, where, order, 0 if cursor else offset, cursor)
+    shown = view.record if view.masked else None
+    query = FeedQuery(feed, table, writer, where, order, 0 if cursor else offset, cursor, shown)
     context = f"{_service_root(request)}/$metadata#{table_name}"
     rt = runtime_of(request)
 

@@ -14,6 +14,7 @@ from server.api.submissions import ONE, caller_and_form, version_out
 from server.requests import AnyRequest, runtime_of
 from server.services import audit as audit_service
 from server.services import reviews
+from server.services.personal import audit_personal_read, personal_view
 
 
 @get(f"{ONE}/versions", operation_id="listSubmissionVersions")
@@ -25,9 +26,14 @@ async def list_versions(
     extended: ExtendedHeader = None,
 ) -> list[SubmissionVersionOut]:
     async with runtime_of(request).read() as db:
-        _, form = await caller_and_form(request, db, project_id, xml_form_id, "submission.read")
+        principal, form = await caller_and_form(
+            request, db, project_id, xml_form_id, "submission.read"
+        )
         submission, _ = await reviews.find_submission(db, form, instance_id)
+        view = await personal_view(db, principal, form)
         versions = [version_out(d, v) for d, v in await reviews.list_versions(db, submission)]
+        for version in versions:
+            version.instance_name = view.instance_name(version.instance_name)
         if is_extended(extended):
             actors = await actors_by_id(db, (v.submitter_id for v in versions))
             for version in versions:
@@ -45,14 +51,23 @@ async def get_version(
     version_ref: FromPath[str],
 ) -> Any:
     """One version as JSON, or its XML as ``{versionId}.xml``."""
-    async with runtime_of(request).read() as db:
-        _, form = await caller_and_form(request, db, project_id, xml_form_id, "submission.read")
+    rt = runtime_of(request)
+    async with rt.read() as db:
+        principal, form = await caller_and_form(
+            request, db, project_id, xml_form_id, "submission.read"
+        )
         submission, _ = await reviews.find_submission(db, form, instance_id)
-        if version_ref.endswith(".xml"):
-            found, _ = await reviews.find_version(db, submission, version_ref.removesuffix(".xml"))
-            return Response(found.xml, media_type="application/xml; charset=utf-8")
-        found, form_version = await reviews.find_version(db, submission, version_ref)
-        return version_out(found, form_version)
+        view = await personal_view(db, principal, form)
+        if not version_ref.endswith(".xml"):
+            found, form_version = await reviews.find_version(db, submission, version_ref)
+            shape = version_out(found, form_version)
+            shape.instance_name = view.instance_name(shape.instance_name)
+            return shape
+        found, _ = await reviews.find_version(db, submission, version_ref.removesuffix(".xml"))
+        body = view.xml(found.xml)
+    if view.reads_clear:
+        await audit_personal_read(rt, principal, form, "xml", instanceId=found.instance_id)
+    return Response(body, media_type="application/xml; charset=utf-8")
 
 
 @get(f"{ONE}/diffs", operation_id="getSubmissionDiffs")
@@ -62,11 +77,18 @@ async def get_diffs(
     xml_form_id: FromPath[str],
     instance_id: FromPath[str],
 ) -> dict[str, list[dict[str, Any]]]:
-    async with runtime_of(request).read() as db:
-        _, form = await caller_and_form(request, db, project_id, xml_form_id, "submission.read")
+    rt = runtime_of(request)
+    async with rt.read() as db:
+        principal, form = await caller_and_form(
+            request, db, project_id, xml_form_id, "submission.read"
+        )
         submission, _ = await reviews.find_submission(db, form, instance_id)
+        view = await personal_view(db, principal, form)
         versions = [d for d, _ in await reviews.list_versions(db, submission)]
-        return reviews.diff_versions(versions[::-1])
+        diffs = reviews.diff_versions(versions[::-1], view.record)
+    if view.reads_clear:
+        await audit_personal_read(rt, principal, form, "diffs", instanceId=submission.instance_id)
+    return diffs
 
 
 @get(f"{ONE}/comments", operation_id="listSubmissionComments")

@@ -32,6 +32,7 @@ from server.requests import AnyRequest, parse_flag, require_principal, runtime_o
 from server.services import reviews
 from server.services.blobs import store_blob
 from server.services.forms import find_form
+from server.services.personal import PersonalView, audit_personal_read, personal_view
 from server.services.submissions import (
     Incoming,
     find_target,
@@ -96,6 +97,14 @@ async def _readable_form(
     return (await caller_and_form(request, db, project_id, xml_form_id, "submission.read"))[1]
 
 
+def hide_instance_names(shapes: list[SubmissionOut], view: PersonalView) -> None:
+    for shape in shapes:
+        if shape.current_version is not None:
+            shape.current_version.instance_name = view.instance_name(
+                shape.current_version.instance_name
+            )
+
+
 def _non_negative(name: str, value: int | None) -> int | None:
     if value is not None and value < 0:
         raise problems.unexpected_value(name, value, "it cannot be negative.")
@@ -136,6 +145,7 @@ async def list_submissions(
             .offset(_non_negative("offset", offset))
         )
         shapes = [submission_out(s, d, v) for s, d, v in await db.execute(query)]
+        hide_instance_names(shapes, await personal_view(db, principal, form))
         if is_extended(extended):
             await _extend(db, shapes)
         return shapes
@@ -208,8 +218,12 @@ async def get_submission(
 
     An edit's own instanceID redirects (301) to that version, as Central does.
     """
-    async with runtime_of(request).read() as db:
-        form = await _readable_form(request, db, project_id, xml_form_id)
+    rt = runtime_of(request)
+    async with rt.read() as db:
+        principal, form = await caller_and_form(
+            request, db, project_id, xml_form_id, "submission.read"
+        )
+        view = await personal_view(db, principal, form)
         xml = instance_ref.endswith(".xml")
         instance_id = instance_ref.removesuffix(".xml") if xml else instance_ref
         try:
@@ -224,11 +238,16 @@ async def get_submission(
                 status_code=301,
             )
         if xml:
-            return Response(current.xml, media_type="application/xml; charset=utf-8")
-        shape = await _one_out(db, submission.id)
-        if is_extended(extended):
-            await _extend(db, [shape])
-        return shape
+            body = view.xml(current.xml)
+        else:
+            shape = await _one_out(db, submission.id)
+            hide_instance_names([shape], view)
+            if is_extended(extended):
+                await _extend(db, [shape])
+            return shape
+    if view.reads_clear:
+        await audit_personal_read(rt, principal, form, "xml", instanceId=current.instance_id)
+    return Response(body, media_type="application/xml; charset=utf-8")
 
 
 @put(SUBMISSION, operation_id="editSubmission")
@@ -349,9 +368,14 @@ async def get_submission_attachment(
     instance_id: FromPath[str],
     name: FromPath[str],
 ) -> Response[Any]:
-    async with runtime_of(request).read() as db:
-        form = await _readable_form(request, db, project_id, xml_form_id)
+    rt = runtime_of(request)
+    async with rt.read() as db:
+        principal, form = await caller_and_form(
+            request, db, project_id, xml_form_id, "submission.read"
+        )
         _, current = await reviews.find_submission(db, form, instance_id)
+        view = await personal_view(db, principal, form)
+        personal = view.check_attachment(current.record, name)
         blob = (
             await db.execute(
                 select(Blob)
@@ -364,6 +388,10 @@ async def get_submission_attachment(
         ).scalar_one_or_none()
     if blob is None:
         raise problems.not_found()
+    if personal:
+        await audit_personal_read(
+            rt, principal, form, "attachment", instanceId=current.instance_id, name=name
+        )
     return await blob_response(request, blob, name)
 
 

@@ -38,6 +38,8 @@ from server.openrosa.routes import blob_response
 from server.requests import AnyRequest, require_principal, runtime_of
 from server.roles import find_role
 from server.services import reviews
+from server.services.forms import find_form
+from server.services.personal import audit_personal_read, personal_view
 from server.services.projects import get_project
 
 F = "/projects/{project_id:int}/forms/{xml_form_id:str}"
@@ -206,10 +208,14 @@ async def get_version_attachment(
     version_id: FromPath[str],
     name: FromPath[str],
 ) -> Response[Any]:
-    async with runtime_of(request).read() as db:
-        _, _, version = await _version(
+    rt = runtime_of(request)
+    async with rt.read() as db:
+        principal, _, version = await _version(
             request, db, (project_id, xml_form_id, instance_id, version_id), "submission.read"
         )
+        form = await find_form(db, project_id, xml_form_id)
+        view = await personal_view(db, principal, form)
+        personal = view.check_attachment(version.record, name)
         blob = await db.scalar(
             select(Blob)
             .join(SubmissionAttachment, SubmissionAttachment.blob_sha256 == Blob.sha256)
@@ -220,6 +226,10 @@ async def get_version_attachment(
         )
     if blob is None:
         raise problems.not_found()
+    if personal:
+        await audit_personal_read(
+            rt, principal, form, "attachment", instanceId=version.instance_id, name=name
+        )
     return await blob_response(request, blob, name)
 
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import IO, TypeVar, cast
+from typing import IO, Any, TypeVar, cast
 
 import anyio
 import anyio.from_thread
@@ -41,7 +41,7 @@ import anyio.to_thread
 import msgspec
 from anyio.lowlevel import EventLoopToken
 from anyio.streams.memory import MemoryObjectSendStream
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, func, null, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from exports import (
@@ -199,6 +199,9 @@ class ExportJob:
     geo_field: str | None = None
     # Told how many submissions each page handed to the writer (the CLI's progress bar).
     on_page: Callable[[int], None] | None = None
+    # The files of a version (given its stored record) that the caller may not
+    # see: those of personal questions (server.services.personal); None: all shown.
+    hidden_files: Callable[[bytes], frozenset[str]] | None = None
 
     @property
     def root_only(self) -> bool:
@@ -224,6 +227,7 @@ async def prepare_export(
     deleted_fields: bool = False,
     geo_table: str | None = None,
     geo_field: str | None = None,
+    hidden_files: Callable[[bytes], frozenset[str]] | None = None,
 ) -> ExportJob:
     """The export of `form`'s submissions, laid out by its current published version.
 
@@ -263,7 +267,16 @@ async def prepare_export(
     )
     media = media and format is ExportFormat.CSV_ZIP
     return ExportJob(
-        form.id, schema, options, selected, media, format, spool_dir, geo_table, geo_field
+        form.id,
+        schema,
+        options,
+        selected,
+        media,
+        format,
+        spool_dir,
+        geo_table,
+        geo_field,
+        hidden_files=hidden_files,
     )
 
 
@@ -344,12 +357,17 @@ class _Stored:
     name: str
     sha256: str
     size: int
+    hidden: bool = False
 
 
 async def _media_page(db: AsyncSession, job: ExportJob, before: int | None) -> list[_Stored]:
-    """Attachments with bytes of the selected submissions' current versions, newest first."""
+    """Attachments with bytes of the selected submissions' current versions, newest first.
+
+    Files the caller may not see come marked ``hidden`` (they still count for paging).
+    """
+    record: Any = SubmissionDef.record if job.hidden_files is not None else null()
     query = (
-        select(SubmissionAttachment.id, SubmissionAttachment.name, Blob.sha256, Blob.size)
+        select(SubmissionAttachment.id, SubmissionAttachment.name, Blob.sha256, Blob.size, record)
         .join(Blob, Blob.sha256 == SubmissionAttachment.blob_sha256)
         .join(
             SubmissionDef,
@@ -365,7 +383,11 @@ async def _media_page(db: AsyncSession, job: ExportJob, before: int | None) -> l
     )
     if before is not None:
         query = query.where(SubmissionAttachment.id < before)
-    return [_Stored(*row) for row in (await db.execute(query)).all()]
+    hide = job.hidden_files
+    return [
+        _Stored(row[0], row[1], row[2], row[3], hide is not None and row[1] in hide(row[4]))
+        for row in (await db.execute(query)).all()
+    ]
 
 
 # --- the stream ---------------------------------------------------------------------
@@ -409,6 +431,8 @@ async def _media(
         async with rt.read() as db:
             stored = await _media_page(db, job, before)
         for item in stored:
+            if item.hidden:
+                continue
             chunks = bridge.iterate(rt.blobs.open(item.sha256))
             yield MediaFile(name=item.name, size=item.size, chunks=chunks)
         if len(stored) < BATCH_SIZE:

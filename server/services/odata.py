@@ -331,6 +331,9 @@ class FeedQuery:
     order: OrderKey = DEFAULT_ORDER
     skip: int = 0
     cursor: Cursor | None = None
+    # What the caller may see of a record (server.services.personal); None: all of it.
+    # Rows stored at ingest hold every answer, so a masked feed writes each from its record.
+    shown: Callable[[dict[str, object]], dict[str, object]] | None = None
 
 
 def _key_value(order: OrderKey, key: str | None) -> Any:
@@ -507,7 +510,8 @@ async def iterate_rows(
     """
     batch = batch or BATCH_SIZE  # read at call time, so tests may lower it
     root = query.table.parent is None
-    stored = shape_key(query.table) if query.writer.writes_default_rows else None
+    shown = query.shown
+    stored = shape_key(query.table) if query.writer.writes_default_rows and shown is None else None
     cursor = query.cursor
     offset = query.skip if root and cursor is None else 0
     to_skip = 0 if root or cursor is not None else query.skip
@@ -538,6 +542,8 @@ async def iterate_rows(
                 rows = [splice_row(submission[14], submission[1], block)]
             else:
                 record = None if submission[10] else _decode_record(submission[9])
+                if record is not None and shown is not None:
+                    record = shown(record)
                 system = _system(submission, versions, files) if root else None
                 rows = list(query.writer.rows(submission[1], record, system))
             key = _key_text(submission[13])

@@ -4,7 +4,7 @@ deletion and restore, edits through the API, versions and their differences.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from itertools import pairwise
 from typing import Any
 
@@ -160,15 +160,20 @@ async def find_version(
 _decode_record = msgspec.json.Decoder(dict[str, Any]).decode
 
 
-def diff_versions(defs_oldest_first: Sequence[SubmissionDef]) -> dict[str, list[dict[str, Any]]]:
+def diff_versions(
+    defs_oldest_first: Sequence[SubmissionDef],
+    shown: Callable[[dict[str, Any]], Mapping[str, Any]] = lambda answers: answers,
+) -> dict[str, list[dict[str, Any]]]:
     """Central's diffs: for each version after the first, keyed by its instanceID,
     the changes from the version before it as ``{old, new, path}`` (a side that does
     not exist is left out; a repeat instance is ``[name, index]`` in the path).
+    ``shown`` is what the caller may see of a version's answers (the personal policy).
     """
     result: dict[str, list[dict[str, Any]]] = {}
     for before, after in pairwise(defs_oldest_first):
         changes: list[dict[str, Any]] = []
-        _diff(_decode_record(before.record), _decode_record(after.record), [], changes)
+        old, new = shown(_decode_record(before.record)), shown(_decode_record(after.record))
+        _diff(old, new, [], changes)
         result[after.instance_id] = changes
     return result
 
