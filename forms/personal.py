@@ -24,12 +24,13 @@ import msgspec
 from lxml import etree
 
 from forms.schema import FormSchema
-from forms.submission import binary_values
+from forms.submission import answers_at, binary_values
 from forms.xml import child_elements, local_name, parse_xml
 
 __all__ = [
     "INSTANCE_NAME",
     "PersonalFields",
+    "answers_at",
     "mask_properties",
     "mask_record",
     "mask_xml",

@@ -18,6 +18,7 @@ from forms.xml import XmlError, child_elements, first_child, local_name, parse_x
 __all__ = [
     "ParsedSubmission",
     "SubmissionError",
+    "answers_at",
     "binary_values",
     "parse_submission",
     "with_repeats",
@@ -123,6 +124,11 @@ def binary_values(record: dict[str, object], binary_paths: Iterable[str]) -> lis
             if isinstance(value, str) and value.strip() and value.strip() not in names:
                 names.append(value.strip())
     return names
+
+
+def answers_at(record: dict[str, object], path: str) -> list[object]:
+    """Every answer at `path` ("/household/member/name": one per repeat instance)."""
+    return list(_values_at(record, [step for step in path.split("/") if step]))
 
 
 def _values_at(node: object, steps: list[str]) -> Iterable[object]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -12,6 +14,7 @@ from litestar.openapi import OpenAPIConfig
 from server.api import (
     accounts,
     audits,
+    erasure,
     exports,
     form_fields,
     forms,
@@ -28,6 +31,7 @@ from server.openrosa.routes import openrosa_routers
 from server.problems import Problem
 from server.requests import refuse_nul_bytes
 from server.runtime import Runtime, close_runtime, open_runtime, settle_heap
+from server.services.retention import run_retention_periodically
 from server.settings import Settings
 
 
@@ -48,9 +52,13 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Litesta
         opened = await open_runtime(settings)
         app.state.runtime = opened
         settle_heap()
+        retention = asyncio.create_task(run_retention_periodically(opened))
         try:
             yield
         finally:
+            retention.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await retention
             await close_runtime(opened)
 
     max_body = settings.max_submission_bytes
@@ -67,6 +75,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Litesta
             summaries.router,
             form_fields.router,
             audits.router,
+            erasure.router,
             exports.router,
             odata.router,
             *openrosa_routers(max_body),

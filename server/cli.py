@@ -122,6 +122,40 @@ async def _purge(settings: Settings, days: int) -> None:
         await close_runtime(rt)
 
 
+async def _retention(settings: Settings) -> None:
+    from server.runtime import close_runtime, open_runtime
+    from server.services.retention import expire_personal_answers
+
+    rt = await open_runtime(settings)
+    try:
+        expired = await expire_personal_answers(rt)
+        print(
+            f"Pseudonymised the personal answers of {expired.submissions} submissions past "
+            f"their project's retention; {expired.files} files removed."
+        )
+    finally:
+        await close_runtime(rt)
+
+
+async def _erase(settings: Settings, args: argparse.Namespace) -> None:
+    from server.runtime import close_runtime, open_runtime
+    from server.services import erasure, reviews
+    from server.services.forms import find_form
+
+    rt = await open_runtime(settings)
+    try:
+        if args.case is not None:
+            erased = await erasure.erase_case(rt, args.project, args.case_field, args.case, by=None)
+        else:
+            async with rt.read() as db:
+                form = await find_form(db, args.project, args.form)
+                submission, _ = await reviews.find_submission(db, form, args.submission)
+            erased = await erasure.erase_submissions(rt, args.project, [submission.id], by=None)
+        print(f"Erased {erased.submissions} submissions; {erased.files} files removed.")
+    finally:
+        await close_runtime(rt)
+
+
 async def _render_rows(settings: Settings) -> None:
     from server.runtime import close_runtime, open_runtime
     from server.services.rendered_rows import render_stored_rows
@@ -318,6 +352,33 @@ def build_parser() -> argparse.ArgumentParser:
         "--days", type=int, default=30, help="Age of deletion in days (0: everything deleted)."
     )
     commands.add_parser(
+        "retention",
+        help="Pseudonymise personal answers kept past their project's retention.",
+        description=(
+            "A project's retentionMonths (PATCH /v1/projects/{id}) is how long it keeps the "
+            "answers its forms mark personal. This pseudonymises them in place in every "
+            "submission received longer ago (XML, record, OData row; files of personal "
+            "questions removed). The server runs it hourly; cron may run it too."
+        ),
+    )
+    erase = commands.add_parser(
+        "erase",
+        help="Erase one returnee's submissions and their files for good.",
+        description=(
+            "Removes at once, without restore: every version, comment, stored OData row "
+            "and attachment of the submissions found, and the files no other row needs. "
+            "Name the returnee by a case question's answer (--case, --case-field) or one "
+            "submission (--form, --submission)."
+        ),
+    )
+    erase.add_argument("--project", type=int, required=True, help="Project id.")
+    erase.add_argument("--case", help="The returnee's case id (the answer to --case-field).")
+    erase.add_argument(
+        "--case-field", default="case_id", help="Case question's name or path (default case_id)."
+    )
+    erase.add_argument("--form", help="Form id of the one submission to erase.")
+    erase.add_argument("--submission", help="Its instance id.")
+    commands.add_parser(
         "render-rows",
         help="Write the stored OData rows that do not match their form's current fields.",
         description=(
@@ -408,6 +469,12 @@ def _run(args: argparse.Namespace, settings: Settings) -> None:
         asyncio.run(_user_promote(settings, args.email))
     elif args.command == "export":
         asyncio.run(_export(settings, args))
+    elif args.command == "retention":
+        asyncio.run(_retention(settings))
+    elif args.command == "erase":
+        if args.case is None and (args.form is None or args.submission is None):
+            raise SystemExit("homeward: give --case, or --form and --submission.")
+        asyncio.run(_erase(settings, args))
     elif args.command == "render-rows":
         asyncio.run(_render_rows(settings))
     elif args.command == "purge":

@@ -60,6 +60,7 @@ def project_out(project: Project) -> ProjectOut:
         created_at=iso(project.created_at) or "",
         updated_at=iso(project.updated_at),
         deleted_at=iso(project.deleted_at),
+        retention_months=project.retention_months,
     )
 
 

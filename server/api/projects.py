@@ -169,6 +169,7 @@ async def update_project(
             description=data.description,
             archived=data.archived,
             by=principal,
+            retention_months=data.retention_months,
         )
         return project_out(project)
 

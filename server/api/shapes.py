@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
@@ -70,6 +70,8 @@ class ProjectOut(ApiModel):
     created_at: str
     updated_at: str | None
     deleted_at: str | None
+    # Homeward: months personal answers are kept (null: kept until deleted).
+    retention_months: int | None = None
     # With X-Extended-Metadata: true only.
     app_users: int | msgspec.UnsetType = msgspec.UNSET
     forms: int | msgspec.UnsetType = msgspec.UNSET
@@ -85,10 +87,16 @@ class ProjectIn(ApiInput):
     description: str | None = None
 
 
+# Retention of personal answers, in months (100 years at most).
+RetentionMonths = Annotated[int, msgspec.Meta(ge=1, le=1200)]
+
+
 class ProjectPatch(ApiInput):
     name: str | None = None
     description: str | None = None
     archived: bool | None = None
+    # Homeward: months personal answers are kept; null turns retention off.
+    retention_months: RetentionMonths | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class FormAssignmentIn(ApiInput):

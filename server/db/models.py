@@ -96,6 +96,9 @@ class Project(Base):
     archived: Mapped[bool] = mapped_column(Boolean, default=False)
     # Keys pseudonyms of personal data in exports; stable for the project's life.
     pseudonym_secret: Mapped[str] = mapped_column(String(64))
+    # Months the answers marked personal are kept before `homeward retention`
+    # pseudonymises them in place; null keeps them.
+    retention_months: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(Timestamp)
     updated_at: Mapped[datetime | None] = mapped_column(Timestamp)
     deleted_at: Mapped[datetime | None] = mapped_column(Timestamp)
@@ -197,6 +200,8 @@ class Submission(Base):
     created_at: Mapped[datetime] = mapped_column(Timestamp)
     updated_at: Mapped[datetime | None] = mapped_column(Timestamp)
     deleted_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    # When the project's retention pseudonymised its personal answers in place.
+    personal_expired_at: Mapped[datetime | None] = mapped_column(Timestamp)
     __table_args__ = (
         UniqueConstraint("form_id", "draft", "instance_id", name="uq_submissions_instance"),
         # Only submissions not deleted, which every listing reads; with the

@@ -6,6 +6,7 @@ import secrets
 from collections.abc import Sequence
 from typing import Protocol
 
+import msgspec
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -59,8 +60,11 @@ async def update_project(
     description: str | None,
     archived: bool | None,
     by: Principal,
+    retention_months: int | msgspec.UnsetType | None = msgspec.UNSET,
 ) -> None:
     changes: dict[str, object] = {}
+    if retention_months is not msgspec.UNSET:
+        project.retention_months = changes["retentionMonths"] = retention_months
     if name is not None:
         if not name.strip():
             raise problems.unexpected_value("name", name, "it is empty.")

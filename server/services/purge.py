@@ -18,13 +18,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, Select, delete, exists, or_, select, update
+from sqlalchemy import ColumnElement, Select, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db.models import (
     Actor,
     Assignment,
-    Blob,
     Comment,
     FieldKey,
     Form,
@@ -39,8 +38,9 @@ from server.db.models import (
 )
 from server.runtime import Runtime
 from server.services.audit import now, record
+from server.services.unused_blobs import delete_unused_files, drop_unused_blob_rows
 
-__all__ = ["Purged", "purge_deleted"]
+__all__ = ["Purged", "purge_deleted", "purge_submission_rows"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,20 +68,14 @@ async def purge_deleted(rt: Runtime, *, older_than: timedelta, by: int | None = 
                 or_(_deleted_before(Submission, cutoff), Submission.form_id.in_(forms))
             ),
         )
-        files = await _purge_submissions(db, submissions)
+        files = await purge_submission_rows(db, submissions)
         files |= await _purge_forms(db, forms)
         await _purge_projects(db, projects)
-        unused = await _drop_unused_blob_rows(db, files)
+        unused = await drop_unused_blob_rows(db, files)
         for kind, ids in (("submission", submissions), ("form", forms), ("project", projects)):
             for purged_id in ids:
                 await record(db, by, f"{kind}.purge", kind, purged_id)
-    removed = 0
-    for sha256 in sorted(unused):
-        async with rt.read() as db:
-            if await db.get(Blob, sha256) is not None:
-                continue  # the same bytes arrived again since
-        await rt.blobs.delete(sha256)
-        removed += 1
+    removed = await delete_unused_files(rt, unused)
     return Purged(len(projects), len(forms), len(submissions), removed)
 
 
@@ -99,7 +93,7 @@ async def _files(db: AsyncSession, statement: Select[tuple[str | None]]) -> set[
     return {sha for sha in await db.scalars(statement) if sha is not None}
 
 
-async def _purge_submissions(db: AsyncSession, ids: list[int]) -> set[str]:
+async def purge_submission_rows(db: AsyncSession, ids: list[int]) -> set[str]:
     """Rows of these submissions; returns the files their versions pointed at."""
     files: set[str] = set()
     for chunk in _chunks(ids):
@@ -158,21 +152,6 @@ async def _retire_actors(db: AsyncSession, actor_ids: Select[tuple[int]]) -> Non
         .where(Actor.id.in_(actor_ids), Actor.deleted_at.is_(None))
         .values(deleted_at=now())
     )
-
-
-async def _drop_unused_blob_rows(db: AsyncSession, candidates: set[str]) -> set[str]:
-    """Blob rows among ``candidates`` that no row points at any more; deleted, and returned."""
-    unused: set[str] = set()
-    for sha256 in sorted(candidates):
-        used = select(
-            exists().where(SubmissionAttachment.blob_sha256 == sha256)
-            | exists().where(FormAttachment.blob_sha256 == sha256)
-            | exists().where(FormDef.xlsx_blob == sha256)
-        )
-        if not await db.scalar(used):
-            await db.execute(delete(Blob).where(Blob.sha256 == sha256))
-            unused.add(sha256)
-    return unused
 
 
 def _chunks(ids: list[int], size: int = 500) -> list[list[int]]:

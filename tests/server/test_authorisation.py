@@ -307,6 +307,7 @@ ROWS = [
     Row("GET",    P + "/assignments/{role:str}",                   "401 403 403 403 ok  ok"),
     Row("POST",   P + "/assignments/{role:str}/{actor_id:int}",    "401 403 403 403 ok  ok", fresh=fresh_user),
     Row("DELETE", P + "/assignments/{role:str}/{actor_id:int}",    "401 403 403 403 ok  ok", fresh=fresh_project_viewer),
+    Row("POST",   P + "/erasures",                                 "401 403 403 403 ok  ok", json_body({"caseField": "name", "caseValue": "nobody"})),
     Row("GET",    P + "/assignments/forms",                        "401 403 403 403 ok  ok"),
     Row("GET",    P + "/assignments/forms/{role:str}",             "401 403 403 403 ok  ok"),
     Row("GET",    P + "/forms",                                    "401 403 ok  ok  ok  ok"),
