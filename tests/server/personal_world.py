@@ -69,16 +69,18 @@ def returnee_xml(
     *,
     case_id: str = "R-001",
     name: str = f"{NAME} A1",
+    phone: str = PHONE,
     deprecated_id: str | None = None,
 ) -> bytes:
     deprecated = f"<deprecatedID>{deprecated_id}</deprecatedID>" if deprecated_id else ""
+    family = name.split(" ")[0] + " junior"
     return (
         f'<returnee id="returnee" version="1"><case_id>{case_id}</case_id>'
-        f"<full_name>{name}</full_name><phone>{PHONE}</phone><age>41</age>"
+        f"<full_name>{name}</full_name><phone>{phone}</phone><age>41</age>"
         "<district>Shkoder</district><location>42.06 19.51 10 5</location>"
         "<photo>face.jpg</photo><document>doc.jpg</document>"
-        f"<household><member_name>{NAME} junior</member_name><member_age>9</member_age></household>"
-        f"<meta><instanceID>{instance_id}</instanceID><instanceName>{name} / {PHONE}</instanceName>"
+        f"<household><member_name>{family}</member_name><member_age>9</member_age></household>"
+        f"<meta><instanceID>{instance_id}</instanceID><instanceName>{name} / {phone}</instanceName>"
         f"{deprecated}</meta></returnee>"
     ).encode()
 
@@ -103,23 +105,33 @@ async def publish_returnee_form(world: World) -> None:
 
 
 async def add_returnee(
-    world: World, instance_id: str, *, case_id: str = "R-001", edited: bool = True
+    world: World,
+    instance_id: str,
+    *,
+    case_id: str = "R-001",
+    edited: bool = True,
+    name: str = NAME,
+    phone: str = PHONE,
+    photo: bytes = PHOTO,
 ) -> None:
     """One submission with both files, and (when `edited`) a second version of it."""
     client, admin = world.client, world.admin_headers
     form = f"/v1/projects/{world.project_id}/forms/returnee/submissions"
-    made = await client.post(
-        form, content=returnee_xml(instance_id, case_id=case_id), headers=admin | XML
-    )
+    first = returnee_xml(instance_id, case_id=case_id, name=f"{name} A1", phone=phone)
+    made = await client.post(form, content=first, headers=admin | XML)
     assert made.status_code == 200, made.text
-    for name, data in (("face.jpg", PHOTO), ("doc.jpg", DOCUMENT)):
+    for file_name, data in (("face.jpg", photo), ("doc.jpg", DOCUMENT)):
         sent = await client.post(
-            f"{form}/{instance_id}/attachments/{name}", content=data, headers=admin
+            f"{form}/{instance_id}/attachments/{file_name}", content=data, headers=admin
         )
         assert sent.status_code == 200, sent.text
     if edited:
         edit = returnee_xml(
-            f"{instance_id}-v2", case_id=case_id, name=f"{NAME} EDITED", deprecated_id=instance_id
+            f"{instance_id}-v2",
+            case_id=case_id,
+            name=f"{name} EDITED",
+            phone=phone,
+            deprecated_id=instance_id,
         )
         put = await client.put(f"{form}/{instance_id}", content=edit, headers=admin | XML)
         assert put.status_code == 200, put.text
