@@ -3,13 +3,18 @@ erasure removes one returnee everywhere. Both are audited without personal data.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
+import io
 from datetime import UTC, datetime, timedelta
 
 import msgspec
+import pytest
 from sqlalchemy import select, update
 
 from forms.personal import pseudonym
+from server.cli import main
 from server.db.models import (
     Audit,
     Base,
@@ -21,6 +26,8 @@ from server.db.models import (
 from server.runtime import Runtime
 from server.services.erasure import ERASE_ACTION
 from server.services.retention import EXPIRE_ACTION, expire_personal_answers, months_before
+from server.settings import Settings
+from tests.e2e.conftest import server_environment
 from tests.server.conftest import World
 from tests.server.personal_world import (
     DOCUMENT,
@@ -210,3 +217,39 @@ async def test_erasing_a_returnee_leaves_nothing_of_them(world: World) -> None:
         headers=callers["mgr"],
     )
     assert [row["__id"] for row in feed.json()["value"]] == ["uuid:besa"]
+
+
+def homeward(settings: Settings, *args: str) -> str:
+    """Run a command in this process (a subprocess would cost seconds of start-up)."""
+    environment = {
+        k: v for k, v in server_environment(settings, 0).items() if k.startswith("HOMEWARD_")
+    }
+    output = io.StringIO()
+    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(output):
+        for name, value in environment.items():
+            patch.setenv(name, value)
+        main(list(args))
+    return output.getvalue()
+
+
+async def test_commands_erase_a_submission_and_run_retention(
+    world: World, settings: Settings
+) -> None:
+    await two_returnees(world)
+    await received_months_ago(world, "uuid:besa", 3)
+    await world.client.patch(
+        f"/v1/projects/{world.project_id}", json={"retentionMonths": 2}, headers=world.admin_headers
+    )
+    project = str(world.project_id)
+    erase = ("erase", "--project", project, "--form", "returnee", "--submission", "uuid:arben")
+
+    erased = await asyncio.to_thread(homeward, settings, *erase)
+    retained = await asyncio.to_thread(homeward, settings, "retention")
+    with pytest.raises(SystemExit, match="--case"):
+        homeward(settings, "erase", "--project", project)
+
+    assert "Erased 1 submissions; 1 files removed." in erased
+    assert "of 1 submissions" in retained
+    stored = await everything_stored(world.runtime)
+    assert leaked(stored) == []
+    assert b"Besa Krasniqi" not in stored
