@@ -39,6 +39,13 @@ class Success(Shape):
     success: bool
 
 
+class Erasure(Shape):
+    """Homeward's answer to an erasure (no Central counterpart)."""
+
+    submissions: int
+    files: int
+
+
 class Session(Shape):
     token: str
     created_at: Iso

@@ -73,7 +73,7 @@ def returnee_xml(
     deprecated_id: str | None = None,
 ) -> bytes:
     deprecated = f"<deprecatedID>{deprecated_id}</deprecatedID>" if deprecated_id else ""
-    family = name.split(" ")[0] + " junior"
+    family = name.rsplit(" ", 1)[0] + " junior"  # "Arben Hoxha junior"
     return (
         f'<returnee id="returnee" version="1"><case_id>{case_id}</case_id>'
         f"<full_name>{name}</full_name><phone>{phone}</phone><age>41</age>"
