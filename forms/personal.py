@@ -2,9 +2,10 @@
 
 A researcher marks questions, groups or repeats personal in the XLSForm (the
 `personal` column, carried as `homeward:personal="yes"`). Everything below a
-marked group or repeat is personal too, and so is `meta/instanceName` once a
-form has anything personal: it is usually built from a name or a phone number,
-and its formula is not kept, so it cannot be shown to be free of them.
+marked group or repeat is personal too, and so is `meta/instanceName` when its
+formula uses a personal answer, directly or through other calculations (see
+forms.xform; for forms stored before that was recorded, whenever the form has
+anything personal).
 
 The functions here are the pure half of the policy in server.services.personal:
 they take the paths and a key and rewrite a record, submission XML or entity
@@ -83,7 +84,8 @@ def personal_fields(schemas: Iterable[FormSchema]) -> PersonalFields:
     marked = {f.path for schema in schemas for f in schema.fields if f.personal}
     if not marked:
         return PersonalFields()
-    marked.add(INSTANCE_NAME)
+    if any(schema.instance_name_personal is not False for schema in schemas):
+        marked.add(INSTANCE_NAME)
     found = PersonalFields(frozenset(marked))
     kinds = {f.path: f.kind for schema in schemas for f in schema.fields}
     binary = {path for schema in schemas for path in schema.binary_paths if found.covers(path)}

@@ -86,6 +86,9 @@ class FormSchema(msgspec.Struct):
     entity_lists: list[str] = msgspec.field(default_factory=list)
     # Entity list this form creates or updates entities in (meta/entity@dataset).
     entity_dataset: str | None = None
+    # Whether meta/instanceName is calculated from personal answers; None for
+    # schemas stored before this was recorded, taken as yes (forms.personal).
+    instance_name_personal: bool | None = None
 
     @property
     def repeat_paths(self) -> frozenset[str]:

@@ -22,6 +22,7 @@ JR_NS = "http://openrosa.org/javarosa"
 _TEMPLATE_ATTR = f"{{{JR_NS}}}template"
 _PERSONAL_ATTR = f"{{{HOMEWARD_NS}}}personal"
 _TRUTHY = frozenset({"yes", "true", "true()", "1"})
+INSTANCE_NAME_PATH = "/meta/instanceName"
 _CONTROLS = frozenset(
     {"input", "select1", "select", "upload", "trigger", "range", "rank", "textarea", "secret"}
 )
@@ -75,6 +76,7 @@ def read_xform(xml: bytes) -> FormSchema:
         media=_media(html),
         entity_lists=_entity_lists(instances),
         entity_dataset=_entity_dataset(root),
+        instance_name_personal=reader.instance_name_personal(fields),
     )
 
 
@@ -124,10 +126,13 @@ class _Reader:
         self.secondary = {i.get("id", ""): i for i in instances if i.get("id")}
         self.types: dict[str, str] = {}
         self.personal: set[str] = set()
+        self.calculates: dict[str, str] = {}
         for bind in model.iter("{*}bind"):
             path = self.to_path(bind.get("nodeset", ""), context="")
             if path is None:
                 continue
+            if bind.get("calculate"):
+                self.calculates[path] = bind.get("calculate", "")
             if bind.get("type"):
                 self.types[path] = _normalise_type(bind.get("type", ""))
             if bind.get(_PERSONAL_ATTR, "").strip().lower() in _TRUTHY:
@@ -136,6 +141,30 @@ class _Reader:
         self.labels: dict[str, dict[str, str]] = {}
         self.choice_lists: dict[str, str] = {}
         self.choices: dict[str, list[Choice]] = {}
+
+    def instance_name_personal(self, fields: list[Field]) -> bool:
+        """Whether meta/instanceName is computed from personal answers, even through
+        other calculations. A reference counts when it names a personal question (or
+        anything in a personal group) as a path step, absolute or relative, so a
+        question sharing a personal one's name counts too: wrong only towards caution."""
+        marked = [f.path for f in fields if f.personal]
+        if not marked:
+            return False
+        tainted = {
+            f.name for f in fields if any(f.path == p or f.path.startswith(p + "/") for p in marked)
+        }
+        names = {path: path.rsplit("/", 1)[-1] for path in self.calculates}
+        while True:
+            grown = {
+                names[path]
+                for path, formula in self.calculates.items()
+                if names[path] not in tainted and _mentions(formula, tainted)
+            }
+            if not grown:
+                break
+            tainted |= grown
+        formula = self.calculates.get(INSTANCE_NAME_PATH)
+        return formula is not None and _mentions(formula, tainted)
 
     def to_path(self, ref: str, context: str) -> str | None:
         """Instance path without the root name, or None when outside the instance."""
@@ -264,6 +293,14 @@ class _Reader:
             if has_children:
                 inner_repeat = path if kind == REPEAT else parent_repeat
                 yield from self.fields_under(child, path, inner_repeat)
+
+
+_STEP = re.compile(r"/([A-Za-z_][\w.\-]*)")
+
+
+def _mentions(formula: str, names: set[str]) -> bool:
+    """Whether an XPath formula has one of `names` as a path step."""
+    return any(step in names for step in _STEP.findall(formula))
 
 
 def _translations(model: etree._Element) -> dict[str, dict[str, str]]:

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from exports.options import PersonalMode
 from forms.personal import (
+    INSTANCE_NAME,
     PersonalFields,
     mask_properties,
     mask_record,
@@ -84,8 +85,9 @@ class PersonalView:
         return mask_xml(xml, self.fields, self.key) if self.masked else xml
 
     def instance_name(self, name: str | None) -> str | None:
-        """Withheld: it is built from answers by a formula that is not kept."""
-        return None if self.masked else name
+        """Withheld when computed from personal answers (a pseudonym of the whole would
+        still be unique per person, and the name's parts cannot be told apart)."""
+        return None if self.masked and self.fields.covers(INSTANCE_NAME) else name
 
     def check_attachment(self, stored_record: bytes, name: str) -> bool:
         """Whether `name` answers a personal question (403 for a caller who may not see it)."""

@@ -34,7 +34,13 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from exports.odata.rendered import render_fields
-from forms.personal import PersonalFields, mask_record, mask_xml, personal_file_names
+from forms.personal import (
+    INSTANCE_NAME,
+    PersonalFields,
+    mask_record,
+    mask_xml,
+    personal_file_names,
+)
 from server.db.models import Form, FormDef, Project, Submission, SubmissionAttachment, SubmissionDef
 from server.runtime import Runtime
 from server.services.audit import now, record
@@ -161,7 +167,8 @@ async def _expire_submission(
         masked = mask_record(answers, fields, key)
         version.xml = mask_xml(version.xml, fields, key)
         version.record = _encode(masked)
-        version.instance_name = None
+        if fields.covers(INSTANCE_NAME):
+            version.instance_name = None
         schema = await schema_by_id(db, version.form_def_id, xform_sha)
         version.odata_shape, version.odata_row = render_fields(schema, first or "", masked)
         if personal_files:

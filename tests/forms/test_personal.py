@@ -11,6 +11,7 @@ from forms.personal import (
 )
 from forms.schema import Field, FormSchema
 from forms.submission import parse_submission
+from forms.xform import read_xform
 
 KEY = b"project secret"
 
@@ -108,3 +109,37 @@ def test_entity_properties_from_personal_fields_get_pseudonyms() -> None:
     shown = mask_properties({"full_name": "Arben Hoxha", "district": "Shkoder"}, {"full_name"}, KEY)
 
     assert shown == {"full_name": pseudonym(KEY, "Arben Hoxha"), "district": "Shkoder"}
+
+
+def xform(instance_name: str, extra_bind: str = "") -> bytes:
+    return f"""<h:html xmlns="http://www.w3.org/2002/xforms" xmlns:h="http://www.w3.org/1999/xhtml"
+ xmlns:homeward="urn:homeward:xforms"><h:head><h:title>T</h:title><model>
+<instance><data id="t"><case_id/><name/><label/>
+<meta><instanceID/><instanceName/></meta></data></instance>
+<bind nodeset="/data/case_id" type="string"/>
+<bind nodeset="/data/name" type="string" homeward:personal="yes"/>
+{extra_bind}
+<bind nodeset="/data/meta/instanceName" type="string" calculate="{instance_name}"/>
+</model></h:head><h:body/></h:html>""".encode()
+
+
+def test_an_instance_name_is_personal_only_when_computed_from_personal_answers() -> None:
+    from_case = read_xform(xform("concat( /data/case_id , ' / ', today())"))
+    from_name = read_xform(xform("concat( /data/name , ' ', /data/case_id )"))
+    through_label = read_xform(
+        xform(
+            "concat( /data/label )",
+            '<bind nodeset="/data/label" type="string" calculate="upper-case( ../name )"/>',
+        )
+    )
+
+    assert from_case.instance_name_personal is False
+    assert from_name.instance_name_personal is True
+    assert through_label.instance_name_personal is True
+    assert not personal_fields([from_case]).covers(INSTANCE_NAME)
+    assert personal_fields([from_name]).covers(INSTANCE_NAME)
+
+
+def test_schemas_stored_before_the_instance_name_was_checked_count_it_as_personal() -> None:
+    assert INTAKE.instance_name_personal is None
+    assert personal_fields([INTAKE]).covers(INSTANCE_NAME)
