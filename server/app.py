@@ -29,6 +29,7 @@ from server.problems import Problem
 from server.requests import refuse_nul_bytes
 from server.runtime import Runtime, close_runtime, open_runtime, settle_heap
 from server.settings import Settings
+from server.web import assets, session
 
 
 @get("/healthz", include_in_schema=False)
@@ -70,6 +71,8 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Litesta
             exports.router,
             odata.router,
             *openrosa_routers(max_body),
+            session.router,
+            assets.web_router(),
         ],
         lifespan=[lifespan],
         before_request=refuse_nul_bytes,
