@@ -43,7 +43,15 @@ run: install ## Migrate, seed the demo, print URL + Collect QR code, serve on 12
 	$(VENV)/bin/homeward demo
 	$(VENV)/bin/homeward serve
 
-test: install ## Run the whole suite on SQLite+files and PostgreSQL+S3 (starts and stops both)
+# The browser tests drive Debian's Chromium (Playwright cannot download its own here).
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ]; then \
+		apt-get install -y --no-install-recommends chromium || \
+		(apt-get update && apt-get install -y --no-install-recommends chromium); \
+	else echo "The web-app tests need Debian's chromium: sudo apt-get install chromium"; exit 1; fi
+
+test: install $(CHROMIUM) ## Run the whole suite on SQLite+files and PostgreSQL+S3 (starts and stops both)
 	$(PY) -m pytest -q
 
 lint: install ## ruff format check, ruff check, mypy --strict

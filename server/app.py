@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from litestar import Litestar, get
 from litestar.exceptions import HTTPException
@@ -37,8 +38,13 @@ async def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Litestar:
-    """Build the app; with ``runtime`` given (tests) the caller owns its lifetime."""
+def create_app(
+    settings: Settings, *, runtime: Runtime | None = None, web_dist: Path | None = None
+) -> Litestar:
+    """Build the app; with ``runtime`` given (tests) the caller owns its lifetime.
+
+    ``web_dist`` is the built web app to serve at ``/`` (default: ``server/web/dist``).
+    """
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -72,7 +78,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Litesta
             odata.router,
             *openrosa_routers(max_body),
             session.router,
-            assets.web_router(),
+            assets.web_router(web_dist),
         ],
         lifespan=[lifespan],
         before_request=refuse_nul_bytes,

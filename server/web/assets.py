@@ -19,9 +19,7 @@ DIST = Path(__file__).resolve().parent / "dist"
 _NOT_THE_APP = ("v1", "schema", "healthz")
 # Vite names every file under assets/ by its content hash: it may be cached for good.
 _FOREVER = "public, max-age=31536000, immutable"
-_NOT_BUILT = (
-    "The web app has not been built. Run `make web` (or `make install`) and restart.\n"
-)
+_NOT_BUILT = "The web app has not been built. Run `make web` (or `make install`) and restart.\n"
 
 
 def _file_response(path: Path, cache: str) -> Response[bytes]:
@@ -36,9 +34,7 @@ def _file_response(path: Path, cache: str) -> Response[bytes]:
 def _index(dist: Path) -> Response[bytes]:
     index = dist / "index.html"
     if not index.is_file():
-        return Response(
-            _NOT_BUILT.encode(), status_code=503, media_type="text/plain"
-        )
+        return Response(_NOT_BUILT.encode(), status_code=503, media_type="text/plain")
     return _file_response(index, "no-cache")
 
 

@@ -19,6 +19,7 @@ from server.api.shapes import ApiModel, SessionIn, iso
 from server.auth import SESSION_COOKIE, csrf_token
 from server.requests import AnyRequest, is_https, require_principal, runtime_of
 from server.services import accounts
+from server.services.audit import now
 
 
 class WebSessionOut(ApiModel):
@@ -35,6 +36,8 @@ def _server_url(request: AnyRequest) -> str:
 
 
 def _cookie(request: AnyRequest, value: str, expires_at: datetime | None) -> Cookie:
+    """The session cookie; with no ``expires_at``, one that tells the browser to drop it."""
+    seconds = 0 if expires_at is None else max(0, int((expires_at - now()).total_seconds()))
     return Cookie(
         key=SESSION_COOKIE,
         value=value,
@@ -42,8 +45,7 @@ def _cookie(request: AnyRequest, value: str, expires_at: datetime | None) -> Coo
         httponly=True,
         samesite="strict",
         secure=is_https(request),
-        expires=int(expires_at.timestamp()) if expires_at is not None else 0,
-        max_age=None if expires_at is not None else 0,
+        max_age=seconds,
     )
 
 
