@@ -54,6 +54,9 @@ $(CHROMIUM):
 test: install $(CHROMIUM) ## Run the whole suite on SQLite+files and PostgreSQL+S3 (starts and stops both)
 	$(PY) -m pytest -q
 
+screenshots: install $(CHROMIUM) ## Photograph the web app's main pages into docs/screenshots/
+	$(PY) -m tests.e2e.web.screenshots
+
 lint: install ## ruff format check, ruff check, mypy --strict
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
@@ -74,4 +77,4 @@ lock: $(UV) ## Re-resolve dependencies into uv.lock
 clean: ## Remove the environment and local data
 	rm -rf $(VENV) .tools var .pytest_cache .mypy_cache .ruff_cache $(WEB)/node_modules server/web/dist
 
-.PHONY: help install web run test lint format bench lock clean
+.PHONY: help install web run test screenshots lint format bench lock clean
