@@ -10,10 +10,12 @@ export default defineConfig({
     outDir: "../dist",
     emptyOutDir: true,
     assetsInlineLimit: 0,
+    // The Web Forms chunk (loaded only on the fill page) is large by nature.
+    chunkSizeWarningLimit: 2500,
     sourcemap: false,
   },
   define: {
-    __VUE_OPTIONS_API__: "false",
+    __VUE_OPTIONS_API__: "true", // PrimeVue (inside Web Forms) is written with it
     __VUE_PROD_DEVTOOLS__: "false",
     __VUE_PROD_HYDRATION_MISMATCH_DETAILS__: "false",
     __VUE_I18N_FULL_INSTALL__: "false",

@@ -39,7 +39,7 @@ async def serious_accessibility_violations(page: Page) -> list[dict[str, Any]]:
             });
             return JSON.stringify(r.violations.map(v => ({
                 id: v.id, impact: v.impact, help: v.help,
-                nodes: v.nodes.map(n => n.target.join(' ')).slice(0, 5),
+                nodes: v.nodes.map(n => n.target.join(' ') + ': ' + n.failureSummary).slice(0, 5),
             })));
         }"""
     )

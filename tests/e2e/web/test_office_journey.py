@@ -1,9 +1,10 @@
 """The office's journey in a real browser, against a live server (issue 13).
 
 One headless Chromium session: sign in, create a project, upload a broken XLSForm
-and read its error with the row, upload a good one and publish it, create an app
-user and see its QR code, take a submission with a photo from a phone, find it in
-the table with its thumbnail, review it, download the CSV zip and read it; then a
+and read its error with the row, upload a good one, test its draft in ODK Web Forms
+and publish it, create an app user and see its QR code, fill the form in Web Forms
+with a photo and take another submission from a phone, find both in the table with
+their thumbnails, review one, download the CSV zip and read it; then a
 data collector is refused the admin pages and their API calls. axe-core checks each
 page on the way. Elements are found by role and accessible name only.
 """
@@ -150,6 +151,14 @@ async def test_office_journey_in_the_browser(live_server: str, tmp_path: Path) -
             await expect(alert).to_contain_text("max-pixels")
             await page.get_by_role("button", name="Accept the warnings and upload").click()
             await expect(page.get_by_role("heading", name="Household visit")).to_be_visible()
+
+            # The draft is tried in the browser first (ODK Web Forms): that test
+            # submission goes to the draft's own path and never joins the real ones.
+            await page.get_by_role("link", name="Test the draft in the browser").click()
+            await page.get_by_role("textbox", name="Municipality").fill("Draft trial")
+            await page.get_by_role("button", name="Send").click()
+            await expect(page.get_by_role("status")).to_have_text("The test submission was sent.")
+            await page.get_by_role("link", name="Back to the form").click()
             await page.get_by_role("button", name="Publish draft").click()
             await expect(page.get_by_role("status")).to_have_text("The draft was published.")
             await expect(page.get_by_role("cell", name="1", exact=True)).to_be_visible()
@@ -169,7 +178,26 @@ async def test_office_journey_in_the_browser(live_server: str, tmp_path: Path) -
             listed = await page.request.get(f"{base}/v1/projects/{project_id}/app-users")
             token = (await listed.json())[0]["token"]
 
-            # The phone sends a submission with a photo, as Collect does.
+            # A counsellor fills the form at the desk, with a photo, in Web Forms.
+            await page.get_by_role("link", name="Forms").click()
+            await page.get_by_role("link", name="Household visit").click()
+            await page.get_by_role("link", name="Fill in this form").click()
+            await page.get_by_role("textbox", name="Municipality").fill("Durrës")
+            await assert_accessible(page, "Web Forms")
+            await page.get_by_role("radio", name="Female").check()
+            async with page.expect_file_chooser() as chooser:
+                await page.get_by_role("button", name="Choose image").click()
+            await (await chooser.value).set_files(
+                files={
+                    "name": "desk.png",
+                    "mimeType": "image/png",
+                    "buffer": png_1x1(b"\x20\x40\xa0"),
+                }
+            )
+            await page.get_by_role("button", name="Send").click()
+            await expect(page.get_by_role("status")).to_have_text("The submission was sent.")
+
+            # A phone sends one with a photo, as Collect does.
             instance_id = f"uuid:{uuid.uuid4()}"
             async with httpx.AsyncClient(timeout=30) as phone:
                 sent = await phone.post(
@@ -186,18 +214,20 @@ async def test_office_journey_in_the_browser(live_server: str, tmp_path: Path) -
             assert sent.status_code == 201, sent.text
 
             # The table shows it, with the photo's thumbnail.
-            await page.get_by_role("link", name="Forms").click()
-            await page.get_by_role("link", name="Household visit").click()
+            await page.get_by_role("link", name="Back to the form").click()
             await page.get_by_role("link", name="Submissions").click()
-            await expect(page.get_by_role("status")).to_have_text("1 submissions")
-            photo = "Photo front.png (photo); opens full size"
-            assert await image_loaded(page, photo)
+            await expect(page.get_by_role("status")).to_have_text("2 submissions")
+            assert await image_loaded(page, "Photo front.png (photo); opens full size")
+            from_the_desk = page.get_by_role("row").filter(has_text="Durrës")
+            desk_photo = from_the_desk.get_by_role("img", name=re.compile(r"^Photo .+\(photo\)"))
+            await expect(desk_photo).to_be_visible()
+            assert await desk_photo.evaluate("(img) => img.decode().then(() => img.naturalWidth)")
             await expect(page.get_by_role("cell", name="Tirana")).to_be_visible()
             await assert_accessible(page, "submission table")
 
             # Its detail: review it, with a comment.
-            rows = page.get_by_role("row")
-            await rows.nth(1).get_by_role("link").first.click()
+            from_the_phone = page.get_by_role("row").filter(has_text="Tirana")
+            await from_the_phone.get_by_role("link").first.click()
             await expect(page.get_by_role("heading", name="Submission", exact=True)).to_be_visible()
             await page.get_by_label("New review state").select_option("approved")
             await page.get_by_label("Comment (optional)").fill("Checked at the desk")
@@ -225,11 +255,15 @@ async def test_office_journey_in_the_browser(live_server: str, tmp_path: Path) -
             with zipfile.ZipFile(saved) as archive:
                 assert "household_visit.csv" in archive.namelist()
                 table = archive.read("household_visit.csv").decode("utf-8-sig")
-            header, row = table.splitlines()[:2]
+            header, *rows = table.splitlines()
             assert "municipality" in header
-            assert "Tirana" in row
-            assert instance_id in row
-            assert "approved" in row
+            assert len(rows) == 2  # the draft's test submission is not among them
+            (phone_row,) = [r for r in rows if instance_id in r]
+            assert "Tirana" in phone_row
+            assert "approved" in phone_row
+            (desk_row,) = [r for r in rows if r is not phone_row]
+            assert "Durrës" in desk_row
+            assert ".png" in desk_row
 
             await page.get_by_role("button", name="Sign out").click()
             await expect(page.get_by_role("heading", name="Sign in to Homeward")).to_be_visible()

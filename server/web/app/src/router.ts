@@ -39,6 +39,17 @@ export const router = createRouter({
         instanceId: String(r.params.instanceId),
       }),
     },
+    {
+      path: "/projects/:projectId(\\d+)/forms/:xmlFormId/:draft(draft)?/fill",
+      name: "fill",
+      // Web Forms is large: its chunk loads only when a form is filled.
+      component: () => import("./components/form/FormFillPage.vue"),
+      props: (r) => ({
+        projectId: Number(r.params.projectId),
+        xmlFormId: String(r.params.xmlFormId),
+        draft: r.params.draft === "draft",
+      }),
+    },
     { path: "/:rest(.*)*", name: "not-found", component: NotFoundPage, meta: { public: true } },
   ],
 });

@@ -49,6 +49,11 @@ export async function request(path: string, options: RequestOptions = {}): Promi
 
 async function problemOf(response: Response): Promise<ApiError> {
   const text = await response.text();
+  if ((response.headers.get("content-type") ?? "").includes("xml")) {
+    // An OpenRosa answer: its first <message> is what Collect would show.
+    const message = new DOMParser().parseFromString(text, "text/xml").querySelector("message");
+    return new ApiError(response.status, null, message?.textContent ?? text, null);
+  }
   try {
     const problem = JSON.parse(text) as { code?: number; message?: string; details?: ProblemDetails };
     return new ApiError(
