@@ -265,12 +265,7 @@ async def test_office_journey_in_the_browser(live_server: str, tmp_path: Path) -
             assert "Durrës" in desk_row
             assert ".png" in desk_row
 
-            await page.get_by_role("button", name="Sign out").click()
-            await expect(page.get_by_role("heading", name="Sign in to Homeward")).to_be_visible()
-            gone = await page.request.get(f"{base}/v1/users/current")
-            assert gone.status == 401
-
-            # A data collector is refused the admin pages and their API calls.
+            # The project is renamed, and a colleague made its data collector.
             async with httpx.AsyncClient(base_url=base, timeout=30) as admin:
                 signed = await admin.post(
                     "/v1/sessions", json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}
@@ -280,10 +275,28 @@ async def test_office_journey_in_the_browser(live_server: str, tmp_path: Path) -
                     "/v1/users", json={"email": COLLECTOR_EMAIL, "password": COLLECTOR_PASSWORD}
                 )
                 assert user.status_code == 200, user.text
-                role = await admin.post(
-                    f"/v1/projects/{project_id}/assignments/formfill/{user.json()['id']}"
-                )
-                assert role.status_code == 200, role.text
+            await page.goto(f"{base}/projects/{project_id}/settings")
+            await page.get_by_label("Project name").fill("Returns 2026, Albania")
+            await page.get_by_role("button", name="Rename project").click()
+            await expect(page.get_by_role("heading", name="Returns 2026, Albania")).to_be_visible()
+            await assert_accessible(page, "project settings")
+            await page.get_by_role("link", name="Members").click()
+            await page.get_by_label("Person").select_option(
+                label=f"{COLLECTOR_EMAIL} ({COLLECTOR_EMAIL})"
+            )
+            await page.get_by_label("Role").select_option(label="Data collector")
+            await page.get_by_role("button", name="Add member").click()
+            await expect(
+                page.get_by_role("button", name=f"Remove {COLLECTOR_EMAIL} from this project")
+            ).to_be_visible()
+            await assert_accessible(page, "project members")
+
+            await page.get_by_role("button", name="Sign out").click()
+            await expect(page.get_by_role("heading", name="Sign in to Homeward")).to_be_visible()
+            gone = await page.request.get(f"{base}/v1/users/current")
+            assert gone.status == 401
+
+            # A data collector is refused the admin pages and their API calls.
             collector = await browser.new_context(bypass_csp=True)
             collector_page = await collector.new_page()
             await sign_in(collector_page, base, COLLECTOR_EMAIL, COLLECTOR_PASSWORD)
