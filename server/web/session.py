@@ -81,6 +81,8 @@ async def current(request: AnyRequest) -> WebSessionOut:
 @delete("/web/session", operation_id="deleteWebSession", status_code=200)
 async def sign_out(request: AnyRequest) -> Response[dict[str, bool]]:
     token = request.cookies.get(SESSION_COOKIE, "")
+    if not token:
+        raise problems.authentication_required()  # this resource is the cookie's session
     async with runtime_of(request).transaction() as db:
         principal = await require_principal(request, db)  # checks the CSRF header
         await accounts.end_session(db, token, principal)
