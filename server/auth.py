@@ -137,3 +137,16 @@ class Principal(msgspec.Struct, frozen=True):
 
 def constant_time_equal(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())
+
+
+# The web app's session lives in an HttpOnly cookie; state-changing requests it
+# makes must also carry this token in a header. It is derived from the session
+# token and the deployment secret, so it needs no column and dies with the session;
+# another site can neither read it (same-origin policy) nor make the browser add it.
+SESSION_COOKIE = "homeward_session"
+CSRF_HEADER = "X-CSRF-Token"
+
+
+def csrf_token(secret_key: str, session_token: str) -> str:
+    digest = hmac.new(secret_key.encode(), f"csrf:{session_token}".encode(), hashlib.sha256)
+    return digest.hexdigest()

@@ -35,13 +35,20 @@ def _wants_openrosa(request: Request[Any, Any, Any]) -> bool:
     return "x-openrosa-version" in request.headers or "/key/" in request.url.path
 
 
+def _from_a_web_page(request: Request[Any, Any, Any]) -> bool:
+    """A script's request from a web page (the web app's fetch): a Basic challenge
+    there would pop the browser's own password box over the app's sign-in page."""
+    mode = request.headers.get("sec-fetch-mode", "")
+    return mode in {"cors", "same-origin"} or "x-requested-with" in request.headers
+
+
 def problem_response(request: Request[Any, Any, Any], problem: Problem) -> Response[bytes]:
     headers: dict[str, str] = {}
-    if problem.status == 401:
+    if problem.status == 401 and not _from_a_web_page(request):
         rt = request.app.state.runtime
         if rt.settings.digest_auth:
             headers["WWW-Authenticate"] = challenge("Homeward", rt.settings.secret_key.encode())
-        else:
+        elif _wants_openrosa(request) or request.url.scheme == "https":
             headers["WWW-Authenticate"] = 'Basic realm="Homeward", charset="UTF-8"'
     if _wants_openrosa(request):
         headers.update(openrosa_headers())

@@ -75,6 +75,12 @@ def authentication_required() -> Problem:
     return Problem(401.4, "Please sign in to use this resource.")
 
 
+def csrf_failed() -> Problem:
+    return Problem(
+        403.2, "This request came without the web app's CSRF token; reload the page and retry."
+    )
+
+
 def insufficient_rights() -> Problem:
     return Problem(403.1, "You are not allowed to do that.")
 

@@ -10,7 +10,7 @@ from litestar import Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server import problems
-from server.auth import Principal
+from server.auth import CSRF_HEADER, SESSION_COOKIE, Principal, constant_time_equal, csrf_token
 from server.digest import verify_digest
 from server.runtime import Runtime
 from server.services import accounts, public_links
@@ -59,7 +59,7 @@ async def authenticate(request: AnyRequest, db: AsyncSession) -> Principal | Non
             if principal is None:
                 raise problems.authentication_failed()
             return principal
-        return None
+        return await _cookie_principal(request, db)
     scheme, _, value = header.partition(" ")
     scheme = scheme.lower()
     rt = runtime_of(request)
@@ -101,6 +101,29 @@ async def authenticate(request: AnyRequest, db: AsyncSession) -> Principal | Non
             raise problems.authentication_failed()
         return await accounts.load_principal(db, actor)
     raise problems.authentication_failed()
+
+
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+async def _cookie_principal(request: AnyRequest, db: AsyncSession) -> Principal | None:
+    """The web app's caller: its session cookie, plus the CSRF header on every write.
+
+    An expired or unknown cookie is no caller at all (the app shows its sign-in
+    page); a write without the right header is refused even with a good cookie.
+    """
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        return None
+    principal = await accounts.principal_for_session_token(db, token)
+    if principal is None:
+        return None
+    if request.method not in _SAFE_METHODS:
+        sent = request.headers.get(CSRF_HEADER.lower(), "")
+        expected = csrf_token(runtime_of(request).settings.secret_key, token)
+        if not constant_time_equal(sent, expected):
+            raise problems.csrf_failed()
+    return principal
 
 
 async def require_principal(request: AnyRequest, db: AsyncSession) -> Principal:

@@ -88,10 +88,19 @@ async def test_bad_credentials_are_401_2_in_centrals_shape(
 
 
 async def test_unauthenticated_and_unknown_bearer_are_401_with_a_challenge(world: World) -> None:
-    anonymous = await world.client.get("/v1/projects")
+    # Basic is challenged only where it would be accepted (HTTPS): over plain HTTP
+    # a browser would ask for a password it must then refuse, forever.
+    anonymous = await world.client.get("https://testserver/v1/projects")
     assert anonymous.status_code == 401
     assert anonymous.headers["www-authenticate"].startswith("Basic ")
     assert anonymous.json()["code"] == 401.4
+    plain = await world.client.get("/v1/projects")
+    assert plain.status_code == 401
+    assert "www-authenticate" not in plain.headers
+    from_the_app = await world.client.get(
+        "https://testserver/v1/projects", headers={"Sec-Fetch-Mode": "cors"}
+    )
+    assert "www-authenticate" not in from_the_app.headers
     stale = await world.client.get(
         "/v1/users/current", headers={"Authorization": "Bearer " + "x" * 64}
     )

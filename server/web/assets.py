@@ -1,0 +1,61 @@
+"""The built web app at ``/``: files from ``server/web/dist``, and ``index.html`` for
+every other browser path so the app's own router (history mode) can show it.
+
+The fallback never answers for ``/v1`` (the API and OpenRosa), ``/schema`` or
+``/healthz``: an unknown API path stays Central's JSON 404, not a web page.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+from pathlib import Path
+
+from litestar import Response, Router, get
+from litestar.params import FromPath
+
+from server import problems
+
+DIST = Path(__file__).resolve().parent / "dist"
+_NOT_THE_APP = ("v1", "schema", "healthz")
+# Vite names every file under assets/ by its content hash: it may be cached for good.
+_FOREVER = "public, max-age=31536000, immutable"
+_NOT_BUILT = "The web app has not been built. Run `make web` (or `make install`) and restart.\n"
+
+
+def _file_response(path: Path, cache: str) -> Response[bytes]:
+    media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    return Response(
+        path.read_bytes(),
+        media_type=media_type,
+        headers={"Cache-Control": cache, "X-Content-Type-Options": "nosniff"},
+    )
+
+
+def _index(dist: Path) -> Response[bytes]:
+    index = dist / "index.html"
+    if not index.is_file():
+        return Response(_NOT_BUILT.encode(), status_code=503, media_type="text/plain")
+    return _file_response(index, "no-cache")
+
+
+def web_router(dist: Path | None = None) -> Router:
+    root = (dist or DIST).resolve()
+
+    @get("/", include_in_schema=False, name="web-index")
+    async def index() -> Response[bytes]:
+        return _index(root)
+
+    @get("/{path:path}", include_in_schema=False, name="web-path")
+    async def any_path(path: FromPath[str]) -> Response[bytes]:
+        relative = path.lstrip("/")
+        if relative.split("/", 1)[0] in _NOT_THE_APP:
+            raise problems.not_found()
+        candidate = (root / relative).resolve()
+        if candidate.is_relative_to(root) and candidate.is_file():
+            cache = _FOREVER if relative.startswith("assets/") else "no-cache"
+            return _file_response(candidate, cache)
+        if relative.startswith("assets/") or "." in relative.rsplit("/", 1)[-1]:
+            raise problems.not_found()  # a missing file, not a page of the app
+        return _index(root)
+
+    return Router("/", route_handlers=[index, any_path])

@@ -1,0 +1,133 @@
+"""``make screenshots``: the web app's main pages as PNG files in docs/screenshots/.
+
+Seeds a throw-away server (SQLite, a temporary folder) with a project, a published
+form, an app user and two submissions with photos, then photographs each page in
+headless Chromium at a tablet-and-desktop friendly 1280x900.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+import httpx
+from playwright.async_api import Page, async_playwright
+
+from server.runtime import close_runtime, open_runtime
+from server.services import accounts
+from server.settings import Settings
+from tests.e2e.collect import png_1x1
+from tests.e2e.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, running_server
+from tests.e2e.web.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.e2e.web.test_office_journey import GOOD, XLSX
+
+OUT = Path(__file__).resolve().parents[3] / "docs" / "screenshots"
+
+
+def visit(instance_id: str, municipality: str, photo: str, where: str) -> bytes:
+    return (
+        '<?xml version="1.0"?><data id="household_visit" version="1">'
+        f"<municipality>{municipality}</municipality><gender>female</gender>"
+        f"<photo>{photo}</photo><location>{where}</location>"
+        f"<meta><instanceID>{instance_id}</instanceID></meta></data>"
+    ).encode()
+
+
+async def seed(base: str) -> tuple[int, str]:
+    async with httpx.AsyncClient(base_url=base, timeout=60) as admin:
+        signed = await admin.post(
+            "/v1/sessions", json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}
+        )
+        admin.headers["Authorization"] = f"Bearer {signed.json()['token']}"
+        project = (await admin.post("/v1/projects", json={"name": "Returns 2026"})).json()
+        pid = project["id"]
+        await admin.post(
+            f"/v1/projects/{pid}/forms?publish=true&ignoreWarnings=true",
+            content=GOOD,
+            headers={"Content-Type": XLSX},
+        )
+        user = (
+            await admin.post(f"/v1/projects/{pid}/app-users", json={"displayName": "Ana's phone"})
+        ).json()
+        await admin.post(
+            f"/v1/projects/{pid}/forms/household_visit/assignments/app-user/{user['id']}"
+        )
+        key = f"/v1/key/{user['token']}/projects/{pid}/submission"
+        for town, colour, where in (
+            ("Tirana", b"\x10\x80\x40", "41.3275 19.8187 110 5"),
+            ("Shkodër", b"\x80\x20\x20", "42.0683 19.5126 13 5"),
+        ):
+            photo = f"{uuid.uuid4().hex[:8]}.png"
+            sent = await admin.post(
+                key,
+                files=[
+                    (
+                        "xml_submission_file",
+                        ("v.xml", visit(f"uuid:{uuid.uuid4()}", town, photo, where), "text/xml"),
+                    ),
+                    (photo, (photo, png_1x1(colour), "image/png")),
+                ],
+                headers={"X-OpenRosa-Version": "1.0"},
+            )
+            assert sent.status_code == 201, sent.text
+    return pid, "household_visit"
+
+
+async def shoot(page: Page, base: str, path: str, name: str) -> None:
+    await page.goto(base + path)
+    await page.wait_for_load_state("networkidle")
+    await page.screenshot(path=str(OUT / f"{name}.png"), full_page=True)
+    print(f"docs/screenshots/{name}.png")
+
+
+async def main() -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as folder:
+        settings = Settings(data_dir=Path(folder), secret_key=secrets.token_urlsafe(32))
+        runtime = await open_runtime(settings)
+        try:
+            async with runtime.transaction() as db:
+                actor, _ = await accounts.create_user(
+                    db, email=ADMIN_EMAIL, password=ADMIN_PASSWORD
+                )
+                await accounts.promote_to_admin(db, actor.id, by=None)
+        finally:
+            await close_runtime(runtime)
+        with running_server(settings, Path(folder) / "serve.log") as base:
+            pid, form = await seed(base)
+            async with async_playwright() as playwright:
+                browser = await playwright.chromium.launch(
+                    executable_path=CHROMIUM, args=CHROMIUM_ARGS
+                )
+                page = await browser.new_page(viewport={"width": 1280, "height": 900})
+                await shoot(page, base, "/login", "sign-in")
+                await page.get_by_label("E-mail address").fill(ADMIN_EMAIL)
+                await page.get_by_label("Password").fill(ADMIN_PASSWORD)
+                await page.get_by_role("button", name="Sign in").click()
+                await page.get_by_role("heading", name="Projects", level=1).wait_for()
+                await shoot(page, base, "/projects", "projects")
+                await shoot(page, base, f"/projects/{pid}/forms", "project-forms")
+                await page.goto(f"{base}/projects/{pid}/app-users")
+                await page.get_by_role("button", name="Show QR code for Ana's phone").click()
+                await page.wait_for_load_state("networkidle")
+                await page.screenshot(path=str(OUT / "field-team-qr.png"), full_page=True)
+                print("docs/screenshots/field-team-qr.png")
+                form_path = f"/projects/{pid}/forms/{form}"
+                await shoot(page, base, form_path, "form-overview")
+                await shoot(page, base, f"{form_path}/submissions", "submissions")
+                await page.get_by_role("row").nth(1).get_by_role("link").first.click()
+                await page.get_by_role("heading", name="Submission", exact=True).wait_for()
+                await page.wait_for_load_state("networkidle")
+                await page.screenshot(path=str(OUT / "submission.png"), full_page=True)
+                print("docs/screenshots/submission.png")
+                await shoot(page, base, f"{form_path}/map", "map")
+                await shoot(page, base, f"{form_path}/export", "export")
+                await browser.close()
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
