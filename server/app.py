@@ -26,9 +26,10 @@ from server.api import (
 from server.errors import handle_http_exception, handle_problem, handle_unexpected
 from server.openrosa.routes import openrosa_routers
 from server.problems import Problem
-from server.requests import refuse_nul_bytes
+from server.requests import check_before_body
 from server.runtime import Runtime, close_runtime, open_runtime, settle_heap
 from server.settings import Settings
+from server.sign_in import SignInThrottle
 
 
 @get("/healthz", include_in_schema=False)
@@ -72,7 +73,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Litesta
             *openrosa_routers(max_body),
         ],
         lifespan=[lifespan],
-        before_request=refuse_nul_bytes,
+        before_request=check_before_body,
         exception_handlers={
             Problem: handle_problem,
             HTTPException: handle_http_exception,
@@ -81,6 +82,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Litesta
         openapi_config=OpenAPIConfig(title="Homeward", version="0.1.0", path="/v1/openapi"),
         request_max_body_size=settings.max_form_bytes,
     )
+    app.state.sign_in = SignInThrottle()
     if runtime is not None:
         app.state.runtime = runtime
     return app

@@ -14,8 +14,13 @@ from server.auth import Principal
 from server.digest import verify_digest
 from server.runtime import Runtime
 from server.services import accounts, public_links
+from server.sign_in import SignInThrottle
 
 AnyRequest = Request[Any, Any, Any]
+# A handler (or router) with this option takes a body from callers without
+# credentials: sign-in itself, and the OpenRosa routes whose token is in the path.
+ANONYMOUS_BODY = "anonymous_body"
+_PRINCIPAL = "homeward_principal"
 
 
 def runtime_of(request: AnyRequest) -> Runtime:
@@ -45,11 +50,37 @@ def is_https(request: AnyRequest) -> bool:
     return request.url.scheme == "https"
 
 
+def sign_in_throttle(request: AnyRequest) -> SignInThrottle:
+    throttle: SignInThrottle = request.app.state.sign_in
+    return throttle
+
+
+def client_address(request: AnyRequest) -> str:
+    """The caller's address; behind a proxy, uvicorn takes it from X-Forwarded-For
+    when (and only when) the proxy is trusted (FORWARDED_ALLOW_IPS)."""
+    return request.client.host if request.client is not None else ""
+
+
+def carries_credentials(request: AnyRequest) -> bool:
+    return "authorization" in request.headers or bool(request.query_params.get("st"))
+
+
 async def authenticate(request: AnyRequest, db: AsyncSession) -> Principal | None:
     """The caller named by the request's credentials; ``None`` when it sent none.
 
-    Bad credentials are a problem (401), not an anonymous caller.
+    Bad credentials are a problem (401), not an anonymous caller. Checked once per
+    request: `check_before_body` usually did it already, outside any transaction.
     """
+    known = request.state.get(_PRINCIPAL)
+    if isinstance(known, Principal):
+        return known
+    principal = await _authenticate(request, db)
+    if principal is not None:
+        request.state[_PRINCIPAL] = principal
+    return principal
+
+
+async def _authenticate(request: AnyRequest, db: AsyncSession) -> Principal | None:
     header = request.headers.get("authorization")
     if header is None:
         # Central's public links (and Enketo) carry their token as ?st=.
@@ -84,7 +115,13 @@ async def authenticate(request: AnyRequest, db: AsyncSession) -> Principal | Non
             email, _, password = base64.b64decode(value.strip()).decode().partition(":")
         except (binascii.Error, UnicodeDecodeError) as error:
             raise problems.authentication_failed() from error
-        actor = await accounts.authenticate_password(db, email, password)
+        actor = await accounts.authenticate_password(
+            db,
+            email,
+            password,
+            throttle=sign_in_throttle(request),
+            address=client_address(request),
+        )
         if actor is None:
             raise problems.authentication_failed()
         return await accounts.load_principal(db, actor)
@@ -110,7 +147,30 @@ async def require_principal(request: AnyRequest, db: AsyncSession) -> Principal:
     return principal
 
 
-async def refuse_nul_bytes(request: AnyRequest) -> None:
+def _has_body(request: AnyRequest) -> bool:
+    if request.method not in {"POST", "PUT", "PATCH"}:
+        return False
+    return "transfer-encoding" in request.headers or request.headers.get(
+        "content-length", "0"
+    ).strip() not in {"", "0"}
+
+
+async def check_before_body(request: AnyRequest) -> None:
+    """Runs before any handler reads its body (Litestar's before_request).
+
+    Credentials are checked first, outside any transaction (a password's argon2
+    work must not hold SQLite's writer), and a body from nobody is refused unread:
+    an anonymous 20 MB upload costs a 401, not a parse.
+    """
+    refuse_nul_bytes(request)
+    if carries_credentials(request):
+        async with runtime_of(request).read() as db:
+            await authenticate(request, db)
+    elif _has_body(request) and not request.route_handler.opt.get(ANONYMOUS_BODY):
+        raise problems.authentication_required()
+
+
+def refuse_nul_bytes(request: AnyRequest) -> None:
     """A NUL character in the path can name nothing (PostgreSQL text cannot even hold
     one, so the look-up would fail inside the database): answer before any handler.
 

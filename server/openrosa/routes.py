@@ -24,7 +24,7 @@ from server.openrosa.render import (
     render_manifest,
     render_response,
 )
-from server.requests import AnyRequest, authenticate, runtime_of
+from server.requests import ANONYMOUS_BODY, AnyRequest, authenticate, runtime_of
 from server.services import accounts
 from server.services.forms import attachments_of, form_defs
 from server.services.submissions import Incoming, receive_submission
@@ -478,11 +478,18 @@ PLAIN_HANDLERS = [form_list, manifest, head_submission, post_submission]
 
 
 def openrosa_routers(max_body: int) -> list[Router]:
-    def router(path: str, handlers: list[Any], name: str) -> Router:
-        return Router(path, route_handlers=handlers, request_max_body_size=max_body, tags=[name])
+    def router(path: str, handlers: list[Any], name: str, *, token_in_path: bool) -> Router:
+        return Router(
+            path,
+            route_handlers=handlers,
+            request_max_body_size=max_body,
+            tags=[name],
+            # The token in the path is checked before the body is read (submission_post).
+            opt={ANONYMOUS_BODY: token_in_path},
+        )
 
     return [
-        router("/v1/key/{token:str}", KEY_HANDLERS, "openrosa-key"),
-        router("/v1/test/{draft_token:str}", DRAFT_HANDLERS, "openrosa-draft"),
-        router("/v1", PLAIN_HANDLERS, "openrosa"),
+        router("/v1/key/{token:str}", KEY_HANDLERS, "openrosa-key", token_in_path=True),
+        router("/v1/test/{draft_token:str}", DRAFT_HANDLERS, "openrosa-draft", token_in_path=True),
+        router("/v1", PLAIN_HANDLERS, "openrosa", token_in_path=False),
     ]
