@@ -133,6 +133,7 @@ async def _authenticate(request: AnyRequest, db: AsyncSession) -> Principal | No
             realm=accounts.DIGEST_REALM,
             key=rt.settings.secret_key.encode(),
             path=request.url.path,
+            query=request.url.query,
         )
         if actor is None:
             raise problems.authentication_failed()
