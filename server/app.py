@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from litestar import Litestar, get
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin
 
 from server.api import (
     accounts,
@@ -26,8 +27,9 @@ from server.api import (
 from server.errors import handle_http_exception, handle_problem, handle_unexpected
 from server.openrosa.routes import openrosa_routers
 from server.problems import Problem
-from server.requests import check_before_body
+from server.requests import HomewardRequest, check_before_body
 from server.runtime import Runtime, close_runtime, open_runtime, settle_heap
+from server.security_headers import add_security_headers
 from server.settings import Settings
 from server.sign_in import SignInThrottle
 
@@ -74,12 +76,21 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Litesta
         ],
         lifespan=[lifespan],
         before_request=check_before_body,
+        request_class=HomewardRequest,
         exception_handlers={
             Problem: handle_problem,
             HTTPException: handle_http_exception,
             Exception: handle_unexpected,
         },
-        openapi_config=OpenAPIConfig(title="Homeward", version="0.1.0", path="/v1/openapi"),
+        # The schema as JSON only: the bundled viewers load their scripts from CDNs,
+        # which the CSP (rightly) refuses and an offline deployment cannot reach.
+        openapi_config=OpenAPIConfig(
+            title="Homeward",
+            version="0.1.0",
+            path="/v1/openapi",
+            render_plugins=[JsonRenderPlugin()],
+        ),
+        before_send=[add_security_headers],
         request_max_body_size=settings.max_form_bytes,
     )
     app.state.sign_in = SignInThrottle()

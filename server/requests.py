@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from typing import Any
 
 from litestar import Request
@@ -21,6 +22,39 @@ AnyRequest = Request[Any, Any, Any]
 # credentials: sign-in itself, and the OpenRosa routes whose token is in the path.
 ANONYMOUS_BODY = "anonymous_body"
 _PRINCIPAL = "homeward_principal"
+
+
+# JSON nested deeper than this is refused before it is decoded: the decoder
+# recurses once per level, and Central's bodies are a few levels deep.
+MAX_JSON_NESTING = 64
+# No JSON body of Central's API comes near this; larger ones are refused unread.
+MAX_JSON_BYTES = 1_000_000
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_NOT_A_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+def json_nesting(body: bytes) -> int:
+    """How deep the arrays and objects of a JSON text nest (strings ignored)."""
+    depth = deepest = 0
+    for byte in _JSON_STRING.sub(b"", body).translate(None, _NOT_A_BRACKET):
+        if byte in b"[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
+
+
+class HomewardRequest(Request[Any, Any, Any]):
+    """Litestar's request, refusing JSON too deeply nested to decode safely."""
+
+    async def body(self) -> bytes:
+        body = await super().body()
+        if body[:64].lstrip()[:1] in (b"[", b"{") and json_nesting(body) > MAX_JSON_NESTING:
+            raise problems.unparseable(
+                "JSON", f"it nests arrays and objects more than {MAX_JSON_NESTING} deep."
+            )
+        return body
 
 
 def runtime_of(request: AnyRequest) -> Runtime:
@@ -164,6 +198,10 @@ async def check_before_body(request: AnyRequest) -> None:
     an anonymous 20 MB upload costs a 401, not a parse.
     """
     refuse_nul_bytes(request)
+    if "json" in request.headers.get("content-type", "") and (
+        (request.content_length or 0) > MAX_JSON_BYTES
+    ):
+        raise problems.too_large(MAX_JSON_BYTES)
     if carries_credentials(request):
         async with runtime_of(request).read() as db:
             await authenticate(request, db)

@@ -24,9 +24,11 @@ from server.openrosa.render import (
     render_manifest,
     render_response,
 )
+from server.downloads import safe_media_type
 from server.requests import ANONYMOUS_BODY, AnyRequest, authenticate, runtime_of
 from server.services import accounts
 from server.services.forms import attachments_of, form_defs
+from server.security_headers import SANDBOX_POLICY
 from server.services.submissions import Incoming, receive_submission
 
 XML = "text/xml"
@@ -194,7 +196,8 @@ async def _form_and_def(
 
 def not_modified_or(request: AnyRequest, etag: str) -> Response[bytes] | None:
     if request.headers.get("if-none-match") == etag:
-        return Response(b"", status_code=304, headers=openrosa_headers() | {"ETag": etag})
+        headers = openrosa_headers() | {"ETag": etag, "Cache-Control": "no-cache"}
+        return Response(b"", status_code=304, headers=headers)
     return None
 
 
@@ -229,7 +232,9 @@ async def serve_form_xml(request: AnyRequest, project_id: int, xml_form_id: str)
     cached = not_modified_or(request, etag)
     if cached is not None:
         return cached
-    return Response(form_def.xml, media_type=XML, headers=openrosa_headers() | {"ETag": etag})
+    # no-cache, not no-store: Collect keeps form XML in its HTTP cache and revalidates.
+    headers = openrosa_headers() | {"ETag": etag, "Cache-Control": "no-cache"}
+    return Response(form_def.xml, media_type=XML, headers=headers)
 
 
 async def serve_manifest(request: AnyRequest, project_id: int, xml_form_id: str) -> Response[bytes]:
@@ -286,18 +291,35 @@ async def serve_form_attachment(
     return await blob_response(request, row, name)
 
 
-async def blob_response(request: AnyRequest, blob: Blob, filename: str) -> Response[Any]:
-    """Bytes of a stored blob, with an ETag; S3 answers with a presigned redirect."""
+async def blob_response(
+    request: AnyRequest,
+    blob: Blob,
+    filename: str,
+    *,
+    content_type: str | None = None,
+    revalidate: bool = False,
+) -> Response[Any]:
+    """Bytes of a stored blob, with an ETag; S3 answers with a presigned redirect.
+
+    ``content_type`` is the type recorded for this attachment (the blob row keeps
+    the type of the first upload of the same bytes, perhaps in another project);
+    active types are sent as octet-stream. ``revalidate`` is for form definitions
+    and media, which Collect caches and revalidates; everything else (submission
+    data) is ``no-store``.
+    """
     rt = runtime_of(request)
     etag = f'"{blob.md5}"'
     cached = not_modified_or(request, etag)
     if cached is not None:
         return cached
-    headers = openrosa_headers() | {"ETag": etag}
+    media_type = safe_media_type(content_type or blob.content_type)
+    headers = openrosa_headers() | {
+        "ETag": etag,
+        "Cache-Control": "no-cache" if revalidate else "no-store",
+        "Content-Security-Policy": SANDBOX_POLICY,
+    }
     if rt.settings.blob_redirects:
-        url = await rt.blobs.presigned_url(
-            blob.sha256, filename=filename, content_type=blob.content_type
-        )
+        url = await rt.blobs.presigned_url(blob.sha256, filename=filename, content_type=media_type)
         if url is not None:
             return Redirect(url, status_code=307, headers=headers)
     disposition = f"attachment; filename*=UTF-8''{_quote(filename)}"
@@ -305,10 +327,10 @@ async def blob_response(request: AnyRequest, blob: Blob, filename: str) -> Respo
     # default media type replace the blob's own.
     return Stream(
         rt.blobs.open(blob.sha256),
-        media_type=blob.content_type,
+        media_type=media_type,
         headers=headers
         | {
-            "Content-Type": blob.content_type,
+            "Content-Type": media_type,
             "Content-Disposition": disposition,
             "Content-Length": str(blob.size),
         },
