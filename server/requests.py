@@ -29,6 +29,8 @@ _PRINCIPAL = "homeward_principal"
 MAX_JSON_NESTING = 64
 # No JSON body of Central's API comes near this; larger ones are refused unread.
 MAX_JSON_BYTES = 1_000_000
+# uvicorn caps the head at 16 kB (server.http_protocol); Collect sends about ten.
+MAX_HEADERS = 100
 _JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _NOT_A_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
 
@@ -198,6 +200,8 @@ async def check_before_body(request: AnyRequest) -> None:
     an anonymous 20 MB upload costs a 401, not a parse.
     """
     refuse_nul_bytes(request)
+    if len(list(request.scope["headers"])) > MAX_HEADERS:
+        raise problems.too_many_headers(MAX_HEADERS)
     if "json" in request.headers.get("content-type", "") and (
         (request.content_length or 0) > MAX_JSON_BYTES
     ):

@@ -156,9 +156,4 @@ class SignInThrottle:
 
 
 def too_many_attempts(wait: float) -> problems.Problem:
-    seconds = max(1, math.ceil(wait))
-    return problems.Problem(
-        429.1,
-        f"Too many failed sign-in attempts. Try again in {seconds} seconds.",
-        {"retryAfter": seconds},
-    )
+    return problems.too_many_sign_in_attempts(max(1, math.ceil(wait)))

@@ -23,9 +23,7 @@ from server.roles import ROLES, ROLES_BY_ID, find_role
 from server.services import accounts
 
 
-@post(
-    "/sessions", operation_id="createSession", status_code=200, opt={ANONYMOUS_BODY: True}
-)
+@post("/sessions", operation_id="createSession", status_code=200, opt={ANONYMOUS_BODY: True})
 async def create_session(request: AnyRequest, data: JSONBody[SessionIn]) -> SessionOut:
     rt = runtime_of(request)
     # The password is checked before the write transaction, which then only inserts.

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server import problems
 from server.auth import Grant, Principal
 from server.db.models import Blob, Form, FormAttachment, FormDef, Project
+from server.downloads import safe_media_type
 from server.errors import openrosa_headers
 from server.openrosa.multipart import read_submission, spool_directory
 from server.openrosa.render import (
@@ -24,11 +25,10 @@ from server.openrosa.render import (
     render_manifest,
     render_response,
 )
-from server.downloads import safe_media_type
 from server.requests import ANONYMOUS_BODY, AnyRequest, authenticate, runtime_of
+from server.security_headers import SANDBOX_POLICY
 from server.services import accounts
 from server.services.forms import attachments_of, form_defs
-from server.security_headers import SANDBOX_POLICY
 from server.services.submissions import Incoming, receive_submission
 
 XML = "text/xml"

@@ -744,3 +744,10 @@ async def test_deeply_nested_odata_filter_is_400_not_500(world: World) -> None:
         feed, params={"$filter": "((__system/submitterId eq 1))"}, headers=world.admin_headers
     )
     assert fine.status_code == 200, fine.text
+
+
+async def test_a_request_with_too_many_headers_is_431(world: World, app: object) -> None:
+    many = {f"X-Filler-{n}": "x" for n in range(150)}
+    answer = await call_without_body(app, "GET", "/v1/projects", world.admin_headers | many)
+    assert answer.status == 431
+    assert msgspec.json.decode(answer.body)["code"] == 431.1

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from litestar import Litestar
 
-from server import problems
+from server import auth, problems
 from server.runtime import Runtime
 from server.services import accounts
 from server.sign_in import PER_ACCOUNT, PER_ADDRESS, PER_PAIR, Budget, SignInThrottle
@@ -70,7 +70,7 @@ async def test_a_throttled_attempt_does_no_argon2_work(
     for _ in range(PER_PAIR.failures):
         await sign_in(world.client, "wrong password")
     checked: list[str] = []
-    real = accounts.verify_password
+    real = auth.verify_password
 
     def counting(password: str, password_hash: str | None) -> bool:
         checked.append(password)
@@ -141,7 +141,7 @@ async def test_passwords_are_checked_outside_the_write_transaction(
 ) -> None:
     """On SQLite a transaction holds the one writer: argon2 must not run under it."""
     writer_held: list[bool] = []
-    real = accounts.verify_password
+    real = auth.verify_password
 
     def watching(password: str, password_hash: str | None) -> bool:
         writer_held.append(runtime.serial is not None and runtime.serial.locked())
