@@ -94,6 +94,11 @@ def derive_public_link_token(secret_key: str, nonce: str) -> str:
     return _encode_token(digest.digest())
 
 
+def derive_draft_token(secret_key: str, nonce: str) -> str:
+    digest = hmac.new(secret_key.encode(), f"draft:{nonce}".encode(), hashlib.sha384)
+    return _encode_token(digest.digest())
+
+
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 

@@ -143,6 +143,9 @@ class Form(Base):
     # constraints would make every insert and delete order-sensitive.
     current_def_id: Mapped[int | None] = mapped_column(BigInteger)
     draft_def_id: Mapped[int | None] = mapped_column(BigInteger)
+    # The nonce of the draft's test token, not the token: the token is derived from
+    # it and the deployment secret (server.auth.derive_draft_token), as app users'
+    # are, so the database alone opens no draft.
     draft_token: Mapped[str | None] = mapped_column(String(64))
     created_by: Mapped[int | None] = mapped_column(ForeignKey("actors.id"))
     created_at: Mapped[datetime] = mapped_column(Timestamp)

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server import problems
-from server.auth import Grant, Principal
+from server.auth import Grant, Principal, constant_time_equal, derive_draft_token
 from server.db.models import Blob, Form, FormAttachment, FormDef, Project
 from server.downloads import safe_media_type
 from server.errors import openrosa_headers
@@ -66,7 +66,15 @@ async def resolve_caller(request: AnyRequest, db: AsyncSession, project_id: int)
                 Form.deleted_at.is_(None),
             )
         )
-        if form is None or form.draft_def_id is None or form.draft_token != params["draft_token"]:
+        if (
+            form is None
+            or form.draft_def_id is None
+            or not form.draft_token
+            or not constant_time_equal(
+                derive_draft_token(runtime_of(request).settings.secret_key, form.draft_token),
+                params["draft_token"],
+            )
+        ):
             raise problems.draft_gone()
         return Caller(None, _base_url(request), draft_form=form)
     signed_in = await authenticate(request, db)

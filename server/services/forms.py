@@ -225,7 +225,7 @@ async def create_form(
         project_id=project_id,
         xml_form_id=xml_form_id,
         state="open",
-        draft_token=secrets.token_urlsafe(48),
+        draft_token=secrets.token_hex(16),
         created_by=by.actor_id,
         created_at=now(),
     )
@@ -265,7 +265,7 @@ async def replace_draft(
             )
     form_def = await _new_def(rt, db, form, compiled)
     form.draft_def_id = form_def.id
-    form.draft_token = secrets.token_urlsafe(48)
+    form.draft_token = secrets.token_hex(16)
     form.updated_at = now()
     await record(db, by.actor_id, "form.update.draft.set", "form", form.id)
     return form_def
@@ -292,7 +292,7 @@ async def publish_draft(
     draft.published_at = now()
     form.current_def_id = draft.id
     form.draft_def_id = None
-    form.draft_token = secrets.token_urlsafe(48)
+    form.draft_token = secrets.token_hex(16)
     form.updated_at = now()
     await record(
         db, by.actor_id, "form.update.publish", "form", form.id, {"version": draft.version}
