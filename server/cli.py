@@ -10,6 +10,7 @@ import asyncio
 import dataclasses
 import getpass
 import logging
+import os
 import re
 import subprocess
 import sys
@@ -395,6 +396,9 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     args = build_parser().parse_args(argv)
     settings = _settings(args)
+    # Everything this process writes (database, blobs, spools, exports, the QR code
+    # that holds a token) is for its own user only.
+    os.umask(0o077)
     try:
         _run(args, settings)
     except Problem as problem:
