@@ -216,7 +216,7 @@ async def _xlsform_file(
         blob = await db.get(Blob, form_def.xlsx_blob) if form_def and form_def.xlsx_blob else None
     if blob is None:
         raise problems.not_found()
-    return await blob_response(request, blob, f"{xml_form_id}{extension}")
+    return await blob_response(request, blob, f"{xml_form_id}{extension}", revalidate=True)
 
 
 @patch("/projects/{project_id:int}/forms/{xml_form_id:str}", operation_id="updateForm")
@@ -414,14 +414,14 @@ async def get_draft_attachment(
         _, form = await _caller_and_form(request, db, project_id, xml_form_id, "form.read")
         row = (
             await db.execute(
-                select(Blob)
+                select(Blob, FormAttachment.content_type)
                 .join(FormAttachment, FormAttachment.blob_sha256 == Blob.sha256)
                 .where(FormAttachment.form_def_id == form.draft_def_id, FormAttachment.name == name)
             )
-        ).scalar_one_or_none()
+        ).first()
     if row is None:
         raise problems.not_found()
-    return await blob_response(request, row, name)
+    return await blob_response(request, row[0], name, content_type=row[1], revalidate=True)
 
 
 @post(

@@ -210,17 +210,19 @@ async def get_version_attachment(
         _, _, version = await _version(
             request, db, (project_id, xml_form_id, instance_id, version_id), "submission.read"
         )
-        blob = await db.scalar(
-            select(Blob)
-            .join(SubmissionAttachment, SubmissionAttachment.blob_sha256 == Blob.sha256)
-            .where(
-                SubmissionAttachment.submission_def_id == version.id,
-                SubmissionAttachment.name == name,
+        found = (
+            await db.execute(
+                select(Blob, SubmissionAttachment.content_type)
+                .join(SubmissionAttachment, SubmissionAttachment.blob_sha256 == Blob.sha256)
+                .where(
+                    SubmissionAttachment.submission_def_id == version.id,
+                    SubmissionAttachment.name == name,
+                )
             )
-        )
-    if blob is None:
+        ).first()
+    if found is None:
         raise problems.not_found()
-    return await blob_response(request, blob, name)
+    return await blob_response(request, found[0], name, content_type=found[1])
 
 
 @delete(

@@ -181,6 +181,9 @@ class FormAttachment(Base):
     kind: Mapped[str] = mapped_column(String(16))  # image | audio | video | file
     blob_sha256: Mapped[str | None] = mapped_column(ForeignKey("blobs.sha256"))
     updated_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    # The type this upload declared (the blob row keeps the first upload's of those
+    # bytes, perhaps in another project); None for rows from before migration 0008.
+    content_type: Mapped[str | None] = mapped_column(String(255))
     __table_args__ = (UniqueConstraint("form_def_id", "name", name="uq_form_attachments_name"),)
 
 
@@ -260,6 +263,8 @@ class SubmissionAttachment(Base):
     submission_def_id: Mapped[int] = mapped_column(ForeignKey("submission_defs.id"), index=True)
     name: Mapped[str] = mapped_column(String(255))
     blob_sha256: Mapped[str | None] = mapped_column(ForeignKey("blobs.sha256"))
+    # As FormAttachment.content_type.
+    content_type: Mapped[str | None] = mapped_column(String(255))
     __table_args__ = (
         UniqueConstraint("submission_def_id", "name", name="uq_submission_attachments_name"),
     )

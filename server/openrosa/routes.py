@@ -289,14 +289,14 @@ async def serve_form_attachment(
         _, _, form_def = await _form_and_def(request, db, project_id, xml_form_id)
         row = (
             await db.execute(
-                select(Blob)
+                select(Blob, FormAttachment.content_type)
                 .join(FormAttachment, FormAttachment.blob_sha256 == Blob.sha256)
                 .where(FormAttachment.form_def_id == form_def.id, FormAttachment.name == name)
             )
-        ).scalar_one_or_none()
+        ).first()
     if row is None:
         raise problems.not_found()
-    return await blob_response(request, row, name)
+    return await blob_response(request, row[0], name, content_type=row[1], revalidate=True)
 
 
 async def blob_response(

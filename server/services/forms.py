@@ -167,6 +167,7 @@ async def _new_def(rt: Runtime, db: AsyncSession, form: Form, compiled: Compiled
                 kind=media.kind,
                 blob_sha256=blob_sha256,
                 updated_at=updated_at,
+                content_type=carried.content_type if carried and blob_sha256 else None,
             )
         )
     return form_def
@@ -374,6 +375,7 @@ async def upload_attachment(
     info = await rt.blobs.put_file(path)
     await store_blob(db, info, content_type)
     attachment.blob_sha256 = info.sha256
+    attachment.content_type = content_type
     attachment.updated_at = now()
     await record(
         db,

@@ -111,3 +111,31 @@ async def test_an_attachment_declared_as_html_is_not_served_as_html(world: World
     assert response.headers["x-content-type-options"] == "nosniff"
     assert "sandbox" in response.headers["content-security-policy"]
     assert response.content == page
+
+
+async def served_type(world: World, path: str) -> str:
+    response = await world.client.get(path, headers=world.admin_headers)
+    if response.status_code == 307:
+        query = parse_qs(urlsplit(response.headers["location"]).query)
+        return query["response-content-type"][0]
+    assert response.status_code == 200, response.text
+    return response.headers["content-type"]
+
+
+async def test_each_attachment_is_served_with_the_type_it_was_sent_with(world: World) -> None:
+    """The same bytes, sent twice with two types: each copy keeps its own type,
+    although the blob (shared by hash) was stored with the first."""
+    photo = b"\x89PNG\r\n\x1a\nshared bytes"
+    await submit(world, "uuid:t1", photo, "image/png")
+    await submit(world, "uuid:t2", photo, "image/jpeg")
+    base = f"/v1/projects/{world.project_id}/forms/simple/submissions"
+    assert await served_type(world, f"{base}/uuid:t1/attachments/p.jpg") == "image/png"
+    assert await served_type(world, f"{base}/uuid:t2/attachments/p.jpg") == "image/jpeg"
+    uploaded = await world.client.post(
+        f"{base}/uuid:t1/attachments/p.jpg",
+        content=photo,
+        headers=world.admin_headers | {"Content-Type": "image/webp"},
+    )
+    assert uploaded.status_code == 200, uploaded.text
+    assert await served_type(world, f"{base}/uuid:t1/attachments/p.jpg") == "image/webp"
+    assert await served_type(world, f"{base}/uuid:t2/attachments/p.jpg") == "image/jpeg"
