@@ -123,11 +123,11 @@ async def authenticate_password(
     on SQLite a transaction would hold the one writer for all of them. With a
     ``throttle``, spent budgets answer 429 before any argon2 work is done.
     """
+    if throttle is not None:
+        throttle.check(email, address)  # before any work: a flood of these stays cheap
     found = await find_user(db, email)
     password_hash = found[1].password_hash if found else None
     at = time.monotonic()
-    if throttle is not None:
-        throttle.check(email, address)
     if found is not None and password_hash and _recent.knows(email, password, password_hash, at):
         if throttle is not None:
             throttle.succeeded(email, address, counted=False)
