@@ -241,14 +241,16 @@ def main() -> None:
     parser.add_argument("--phones", type=int, default=4)
     parser.add_argument("--write-docs", action="store_true")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="homeward-abuse-") as tmp:
-        with sqlite_backend(Path(tmp)) as backend:
-            project_id, token = asyncio.run(_seed_async(backend))
-            log_path = Path(tmp) / "server.log"
-            with log_path.open("w+b") as log, running_server(backend, 1, log) as (server, base):
-                path = f"/v1/key/{token}/projects/{project_id}/submission"
-                runs = asyncio.run(measure(base, path, args.submissions, args.phones))
-                memory = asyncio.run(oversized(base, project_id, server.pid))
+    with (
+        tempfile.TemporaryDirectory(prefix="homeward-abuse-") as tmp,
+        sqlite_backend(Path(tmp)) as backend,
+    ):
+        project_id, token = asyncio.run(_seed_async(backend))
+        log_path = Path(tmp) / "server.log"
+        with log_path.open("w+b") as log, running_server(backend, 1, log) as (server, base):
+            path = f"/v1/key/{token}/projects/{project_id}/submission"
+            runs = asyncio.run(measure(base, path, args.submissions, args.phones))
+            memory = asyncio.run(oversized(base, project_id, server.pid))
     section = report(runs, memory, args.phones)
     print(section)
     if args.write_docs:
