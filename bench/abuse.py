@@ -45,7 +45,7 @@ from bench.ingest import (
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs" / "benchmarks.md"
-SECTION = "## Sign-in floods and oversized bodies"
+SECTION = "# Sign-in floods and oversized bodies"
 OPENROSA = {"X-OpenRosa-Version": "1.0", "User-Agent": "org.odk.collect.android/bench"}
 
 
@@ -228,7 +228,7 @@ def write_docs(section: str) -> None:
     text = DOCS.read_text()
     if SECTION in text:
         start = text.index(SECTION)
-        following = text.find("\n## ", start + len(SECTION))
+        following = text.find("\n# ", start + len(SECTION))
         text = text[:start] + section + (text[following + 1 :] if following != -1 else "")
     else:
         text = text.rstrip("\n") + "\n\n" + section
