@@ -11,7 +11,7 @@ from litestar import Litestar
 
 from server import auth, problems
 from server.runtime import Runtime
-from server.services import accounts
+from server.services import accounts, users
 from server.sign_in import PER_ACCOUNT, PER_ADDRESS, PER_PAIR, Budget, SignInThrottle
 from tests.server.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, World
 
@@ -148,7 +148,15 @@ async def test_passwords_are_checked_outside_the_write_transaction(
         return real(password, password_hash)
 
     monkeypatch.setattr(accounts, "verify_password", watching)
+    monkeypatch.setattr(users, "verify_password", watching)
     assert (await sign_in(world.client, "wrong password")).status_code == 401
+    me = (await world.client.get("/v1/users/current", headers=world.admin_headers)).json()
+    changed = await world.client.put(
+        f"/v1/users/{me['id']}/password",
+        json={"old": "not the password", "new": "a new long password"},
+        headers=world.admin_headers,
+    )
+    assert changed.status_code == 401
     basic = base64.b64encode(f"{ADMIN_EMAIL}:{ADMIN_PASSWORD}x".encode()).decode()
     async with client_from(app, "192.0.2.8", https=True) as phone:
         response = await phone.post(
@@ -157,5 +165,5 @@ async def test_passwords_are_checked_outside_the_write_transaction(
             content=b"x" * 1000,
         )
     assert response.status_code == 401
-    assert len(writer_held) == 2
+    assert len(writer_held) == 3
     assert not any(writer_held)
