@@ -41,4 +41,4 @@ def safe_media_type(declared: str | None) -> str:
         or any(c in essence for c in "\r\n\0")
     ):
         return OCTET_STREAM
-    return essence
+    return declared.strip()  # with its parameters (charset=...)

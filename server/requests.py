@@ -98,6 +98,9 @@ def client_address(request: AnyRequest) -> str:
 
 
 def carries_credentials(request: AnyRequest) -> bool:
+    """Whether `authenticate` has something to check. A new kind of credential (a
+    web-app session cookie) must be added here too, or `check_before_body` refuses
+    its requests' bodies as anonymous."""
     return "authorization" in request.headers or bool(request.query_params.get("st"))
 
 

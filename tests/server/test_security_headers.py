@@ -7,6 +7,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 from litestar import Litestar
 
+from server.downloads import safe_media_type
 from server.security_headers import CONTENT_SECURITY_POLICY
 from tests.server.conftest import World, submission_xml
 from tests.server.test_hostile_input import OPENROSA, multipart_body, part, post_raw, xml_part
@@ -139,3 +140,22 @@ async def test_each_attachment_is_served_with_the_type_it_was_sent_with(world: W
     assert uploaded.status_code == 200, uploaded.text
     assert await served_type(world, f"{base}/uuid:t1/attachments/p.jpg") == "image/webp"
     assert await served_type(world, f"{base}/uuid:t2/attachments/p.jpg") == "image/jpeg"
+
+
+def test_active_types_are_never_served_as_themselves() -> None:
+    for active in (
+        "text/html",
+        "TEXT/HTML; charset=utf-8",
+        "image/svg+xml",
+        "application/xhtml+xml",
+        "application/xml",
+        "text/xml",
+        "application/javascript",
+        "application/atom+xml",
+        "nonsense",
+        "",
+        None,
+    ):
+        assert safe_media_type(active) == "application/octet-stream", active
+    assert safe_media_type("image/jpeg") == "image/jpeg"
+    assert safe_media_type("text/csv; charset=utf-8") == "text/csv; charset=utf-8"
