@@ -11,6 +11,7 @@ from pathlib import Path
 from litestar import Litestar, get
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin
 
 from server.api import (
     accounts,
@@ -30,10 +31,12 @@ from server.api import (
 from server.errors import handle_http_exception, handle_problem, handle_unexpected
 from server.openrosa.routes import openrosa_routers
 from server.problems import Problem
-from server.requests import refuse_nul_bytes
+from server.requests import HomewardRequest, check_before_body
 from server.runtime import Runtime, close_runtime, open_runtime, settle_heap
+from server.security_headers import add_security_headers
 from server.services.retention import run_retention_periodically
 from server.settings import Settings
+from server.sign_in import SignInThrottle
 from server.web import assets, session
 
 
@@ -90,15 +93,25 @@ def create_app(
             assets.web_router(web_dist),
         ],
         lifespan=[lifespan],
-        before_request=refuse_nul_bytes,
+        before_request=check_before_body,
+        request_class=HomewardRequest,
         exception_handlers={
             Problem: handle_problem,
             HTTPException: handle_http_exception,
             Exception: handle_unexpected,
         },
-        openapi_config=OpenAPIConfig(title="Homeward", version="0.1.0", path="/v1/openapi"),
+        # The schema as JSON only: the bundled viewers load their scripts from CDNs,
+        # which the CSP (rightly) refuses and an offline deployment cannot reach.
+        openapi_config=OpenAPIConfig(
+            title="Homeward",
+            version="0.1.0",
+            path="/v1/openapi",
+            render_plugins=[JsonRenderPlugin()],
+        ),
+        before_send=[add_security_headers],
         request_max_body_size=settings.max_form_bytes,
     )
+    app.state.sign_in = SignInThrottle()
     if runtime is not None:
         app.state.runtime = runtime
     return app

@@ -16,7 +16,7 @@ import msgspec
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from server.roles import ROLES_BY_ID
+from server.roles import ROLES_BY_ID, RoleSpec
 
 _hasher = PasswordHasher()
 # A real hash to verify against when the e-mail is unknown, so that a wrong e-mail
@@ -94,6 +94,11 @@ def derive_public_link_token(secret_key: str, nonce: str) -> str:
     return _encode_token(digest.digest())
 
 
+def derive_draft_token(secret_key: str, nonce: str) -> str:
+    digest = hmac.new(secret_key.encode(), f"draft:{nonce}".encode(), hashlib.sha384)
+    return _encode_token(digest.digest())
+
+
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -123,6 +128,25 @@ class Principal(msgspec.Struct, frozen=True):
             if grant.form_id is not None and grant.form_id == form_id:
                 return True
         return False
+
+    def verbs_on(self, *, project_id: int | None = None, form_id: int | None = None) -> set[str]:
+        verbs: set[str] = set()
+        for grant in self.grants:
+            site_wide = grant.project_id is None and grant.form_id is None
+            if (
+                site_wide
+                or (grant.project_id is not None and grant.project_id == project_id)
+                or (grant.form_id is not None and grant.form_id == form_id)
+            ):
+                verbs |= ROLES_BY_ID[grant.role_id].verbs
+        return verbs
+
+    def may_grant(
+        self, role: RoleSpec, *, project_id: int | None = None, form_id: int | None = None
+    ) -> bool:
+        """As Central: a role may be granted only by someone who holds all its verbs
+        there (a project manager cannot make anyone an administrator)."""
+        return role.verbs <= self.verbs_on(project_id=project_id, form_id=form_id)
 
     @property
     def is_admin(self) -> bool:

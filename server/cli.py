@@ -10,6 +10,7 @@ import asyncio
 import dataclasses
 import getpass
 import logging
+import os
 import re
 import subprocess
 import sys
@@ -265,6 +266,17 @@ class _Progress:
 def _serve(settings: Settings, workers: int) -> None:
     import uvicorn
 
+    from server.http_protocol import MAX_HEAD_BYTES, TimedH11Protocol
+
+    # Slow or greedy clients: a deadline for each request head, a cap on its size,
+    # idle keep-alive connections closed after 5 s, and at most 1,000 connections
+    # and requests at once per process (more are answered 503 at once).
+    limits: dict[str, object] = {
+        "http": TimedH11Protocol,
+        "h11_max_incomplete_event_size": MAX_HEAD_BYTES,
+        "timeout_keep_alive": 5,
+        "limit_concurrency": 1000,
+    }
     if workers > 1:
         uvicorn.run(
             "server.cli:app_from_env",
@@ -274,6 +286,7 @@ def _serve(settings: Settings, workers: int) -> None:
             workers=workers,
             log_level="info",
             access_log=settings.access_log,
+            **limits,  # type: ignore[arg-type]
         )
     else:
         from server.app import create_app
@@ -285,6 +298,7 @@ def _serve(settings: Settings, workers: int) -> None:
             port=settings.port,
             log_level="info",
             access_log=settings.access_log,
+            **limits,  # type: ignore[arg-type]
         )
 
 
@@ -443,6 +457,9 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     args = build_parser().parse_args(argv)
     settings = _settings(args)
+    # Everything this process writes (database, blobs, spools, exports, the QR code
+    # that holds a token) is for its own user only.
+    os.umask(0o077)
     try:
         _run(args, settings)
     except Problem as problem:

@@ -116,5 +116,8 @@ async def seed_demo(rt: Runtime, base_url: str) -> Demo:
     collect_url = f"{base_url.rstrip('/')}/v1/key/{token}/projects/{project_id}"
     payload = settings_payload(collect_settings(collect_url, project_name))
     png_path = rt.settings.data_dir / "collect-qr.png"
+    # The QR code holds the app user's token: readable by this user only.
+    png_path.touch(mode=0o600)
+    png_path.chmod(0o600)
     png_path.write_bytes(qr_png(payload))
     return Demo(ADMIN_EMAIL, password, project_id, collect_url, qr_terminal(payload), png_path)

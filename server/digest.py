@@ -46,21 +46,73 @@ def challenge(realm: str, key: bytes) -> str:
     return f'Digest realm="{realm}", qop="auth", algorithm=MD5, nonce="{new_nonce(key)}"'
 
 
-def _same_path(uri: str, path: str) -> bool:
+def _same_target(uri: str, path: str, query: str) -> bool:
     # The answer signs the URI the client asked for; one captured for another
-    # path must not open this one. Clients differ on sending the query string.
-    return unquote(urlsplit(uri).path) == unquote(path)
+    # path must not open this one. Clients differ on sending the query string:
+    # when it is signed, it must be this request's.
+    signed = urlsplit(uri)
+    if unquote(signed.path) != unquote(path):
+        return False
+    return not signed.query or unquote(signed.query) == unquote(query)
+
+
+class NonceCounts:
+    """The nonce counts (nc) already used with each nonce, so that a captured
+    Authorization header opens one request only.
+
+    In this process only: with several app processes a captured header could be
+    replayed once on each of the others while its nonce lives (NONCE_SECONDS).
+    Keeping them in the database would put a write on the SQLite writer queue in
+    front of every Collect request; see docs/security.md.
+    """
+
+    def __init__(self, *, max_nonces: int = 100_000) -> None:
+        self._used: dict[str, set[str]] = {}
+        self._max = max_nonces
+
+    def first_use(self, nonce: str, nc: str) -> bool:
+        used = self._used.get(nonce)
+        if used is None:
+            if len(self._used) >= self._max:
+                self._sweep()
+            used = self._used[nonce] = set()
+        if nc in used:
+            return False
+        used.add(nc)
+        return True
+
+    def _sweep(self) -> None:
+        now = time.time()
+        self._used = {
+            n: s for n, s in self._used.items() if now - int(n.partition(".")[0]) < NONCE_SECONDS
+        }
+        while len(self._used) >= self._max:
+            self._used.pop(next(iter(self._used)))
+
+
+_counts = NonceCounts()
 
 
 async def verify_digest(
-    db: AsyncSession, method: str, header: str, *, realm: str, key: bytes, path: str
+    db: AsyncSession,
+    method: str,
+    header: str,
+    *,
+    realm: str,
+    key: bytes,
+    path: str,
+    query: str = "",
+    counts: NonceCounts = _counts,
 ) -> Actor | None:
     params = {m.group(1).lower(): m.group(2) or m.group(3) for m in _PARAM.finditer(header)}
     username, nonce, uri = params.get("username"), params.get("nonce"), params.get("uri")
-    response = params.get("response")
-    if not (username and nonce and uri and response) or not _nonce_valid(nonce, key):
+    response, nc = params.get("response"), params.get("nc")
+    if not (username and nonce and uri and response and nc) or not _nonce_valid(nonce, key):
         return None
-    if params.get("realm", realm) != realm or not _same_path(uri, path):
+    # Without qop=auth there is no nonce count, and nothing to stop a replay.
+    if params.get("qop") != "auth" or params.get("realm", realm) != realm:
+        return None
+    if not _same_target(uri, path, query):
         return None
     row = (
         await db.execute(
@@ -72,10 +124,8 @@ async def verify_digest(
     if row is None or row[1] is None:
         return None
     ha2 = _md5(f"{method}:{uri}")
-    if params.get("qop") == "auth":
-        expected = _md5(
-            f"{row[1]}:{nonce}:{params.get('nc', '')}:{params.get('cnonce', '')}:auth:{ha2}"
-        )
-    else:
-        expected = _md5(f"{row[1]}:{nonce}:{ha2}")
-    return row[0] if hmac.compare_digest(expected, response) else None
+    expected = _md5(f"{row[1]}:{nonce}:{nc}:{params.get('cnonce', '')}:auth:{ha2}")
+    if not hmac.compare_digest(expected, response):
+        return None
+    # Counted only once the response is right: a forged header cannot burn a count.
+    return row[0] if counts.first_use(nonce, nc) else None

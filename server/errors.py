@@ -44,6 +44,8 @@ def _from_a_web_page(request: Request[Any, Any, Any]) -> bool:
 
 def problem_response(request: Request[Any, Any, Any], problem: Problem) -> Response[bytes]:
     headers: dict[str, str] = {}
+    if problem.status == 429 and problem.details and "retryAfter" in problem.details:
+        headers["Retry-After"] = str(problem.details["retryAfter"])
     if problem.status == 401 and not _from_a_web_page(request):
         rt = request.app.state.runtime
         if rt.settings.digest_auth:

@@ -182,5 +182,22 @@ def too_large(limit: int) -> Problem:
     return Problem(413.1, f"The upload is larger than this server accepts ({limit} bytes).")
 
 
+def too_many_sign_in_attempts(seconds: int) -> Problem:
+    """429 with the wait in ``details`` (the response sends it as Retry-After too).
+
+    Central's backend has no code for this (its proxy rate-limits sign-in); 429.1
+    follows its numbering: the HTTP status, then the problem's number.
+    """
+    return Problem(
+        429.1,
+        f"Too many failed sign-in attempts. Try again in {seconds} seconds.",
+        {"retryAfter": seconds},
+    )
+
+
+def too_many_headers(limit: int) -> Problem:
+    return Problem(431.1, f"The request has more than {limit} headers.")
+
+
 def unknown_error() -> Problem:
     return Problem(500.1, "Something went wrong on the server. Please try again later.")

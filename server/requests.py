@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from typing import Any
 
 from litestar import Request
@@ -14,8 +15,48 @@ from server.auth import CSRF_HEADER, SESSION_COOKIE, Principal, constant_time_eq
 from server.digest import verify_digest
 from server.runtime import Runtime
 from server.services import accounts, public_links
+from server.sign_in import SignInThrottle
 
 AnyRequest = Request[Any, Any, Any]
+# A handler (or router) with this option takes a body from callers without
+# credentials: sign-in itself, and the OpenRosa routes whose token is in the path.
+ANONYMOUS_BODY = "anonymous_body"
+_PRINCIPAL = "homeward_principal"
+
+
+# JSON nested deeper than this is refused before it is decoded: the decoder
+# recurses once per level, and Central's bodies are a few levels deep.
+MAX_JSON_NESTING = 64
+# No JSON body of Central's API comes near this; larger ones are refused unread.
+MAX_JSON_BYTES = 1_000_000
+# uvicorn caps the head at 16 kB (server.http_protocol); Collect sends about ten.
+MAX_HEADERS = 100
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_NOT_A_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+def json_nesting(body: bytes) -> int:
+    """How deep the arrays and objects of a JSON text nest (strings ignored)."""
+    depth = deepest = 0
+    for byte in _JSON_STRING.sub(b"", body).translate(None, _NOT_A_BRACKET):
+        if byte in b"[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
+
+
+class HomewardRequest(Request[Any, Any, Any]):
+    """Litestar's request, refusing JSON too deeply nested to decode safely."""
+
+    async def body(self) -> bytes:
+        body = await super().body()
+        if body[:64].lstrip()[:1] in (b"[", b"{") and json_nesting(body) > MAX_JSON_NESTING:
+            raise problems.unparseable(
+                "JSON", f"it nests arrays and objects more than {MAX_JSON_NESTING} deep."
+            )
+        return body
 
 
 def runtime_of(request: AnyRequest) -> Runtime:
@@ -45,11 +86,40 @@ def is_https(request: AnyRequest) -> bool:
     return request.url.scheme == "https"
 
 
+def sign_in_throttle(request: AnyRequest) -> SignInThrottle:
+    throttle: SignInThrottle = request.app.state.sign_in
+    return throttle
+
+
+def client_address(request: AnyRequest) -> str:
+    """The caller's address; behind a proxy, uvicorn takes it from X-Forwarded-For
+    when (and only when) the proxy is trusted (FORWARDED_ALLOW_IPS)."""
+    return request.client.host if request.client is not None else ""
+
+
+def carries_credentials(request: AnyRequest) -> bool:
+    """Whether `authenticate` has something to check. A new kind of credential (a
+    web-app session cookie) must be added here too, or `check_before_body` refuses
+    its requests' bodies as anonymous."""
+    return "authorization" in request.headers or bool(request.query_params.get("st"))
+
+
 async def authenticate(request: AnyRequest, db: AsyncSession) -> Principal | None:
     """The caller named by the request's credentials; ``None`` when it sent none.
 
-    Bad credentials are a problem (401), not an anonymous caller.
+    Bad credentials are a problem (401), not an anonymous caller. Checked once per
+    request: `check_before_body` usually did it already, outside any transaction.
     """
+    known = request.state.get(_PRINCIPAL)
+    if isinstance(known, Principal):
+        return known
+    principal = await _authenticate(request, db)
+    if principal is not None:
+        request.state[_PRINCIPAL] = principal
+    return principal
+
+
+async def _authenticate(request: AnyRequest, db: AsyncSession) -> Principal | None:
     header = request.headers.get("authorization")
     if header is None:
         # Central's public links (and Enketo) carry their token as ?st=.
@@ -84,7 +154,13 @@ async def authenticate(request: AnyRequest, db: AsyncSession) -> Principal | Non
             email, _, password = base64.b64decode(value.strip()).decode().partition(":")
         except (binascii.Error, UnicodeDecodeError) as error:
             raise problems.authentication_failed() from error
-        actor = await accounts.authenticate_password(db, email, password)
+        actor = await accounts.authenticate_password(
+            db,
+            email,
+            password,
+            throttle=sign_in_throttle(request),
+            address=client_address(request),
+        )
         if actor is None:
             raise problems.authentication_failed()
         return await accounts.load_principal(db, actor)
@@ -96,6 +172,7 @@ async def authenticate(request: AnyRequest, db: AsyncSession) -> Principal | Non
             realm=accounts.DIGEST_REALM,
             key=rt.settings.secret_key.encode(),
             path=request.url.path,
+            query=request.url.query,
         )
         if actor is None:
             raise problems.authentication_failed()
@@ -133,7 +210,36 @@ async def require_principal(request: AnyRequest, db: AsyncSession) -> Principal:
     return principal
 
 
-async def refuse_nul_bytes(request: AnyRequest) -> None:
+def _has_body(request: AnyRequest) -> bool:
+    if request.method not in {"POST", "PUT", "PATCH"}:
+        return False
+    return "transfer-encoding" in request.headers or request.headers.get(
+        "content-length", "0"
+    ).strip() not in {"", "0"}
+
+
+async def check_before_body(request: AnyRequest) -> None:
+    """Runs before any handler reads its body (Litestar's before_request).
+
+    Credentials are checked first, outside any transaction (a password's argon2
+    work must not hold SQLite's writer), and a body from nobody is refused unread:
+    an anonymous 20 MB upload costs a 401, not a parse.
+    """
+    refuse_nul_bytes(request)
+    if len(list(request.scope["headers"])) > MAX_HEADERS:
+        raise problems.too_many_headers(MAX_HEADERS)
+    if "json" in request.headers.get("content-type", "") and (
+        (request.content_length or 0) > MAX_JSON_BYTES
+    ):
+        raise problems.too_large(MAX_JSON_BYTES)
+    if carries_credentials(request):
+        async with runtime_of(request).read() as db:
+            await authenticate(request, db)
+    elif _has_body(request) and not request.route_handler.opt.get(ANONYMOUS_BODY):
+        raise problems.authentication_required()
+
+
+def refuse_nul_bytes(request: AnyRequest) -> None:
     """A NUL character in the path can name nothing (PostgreSQL text cannot even hold
     one, so the look-up would fail inside the database): answer before any handler.
 

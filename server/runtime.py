@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TypeVar
 
 import anyio
 import anyio.to_thread
-from sqlalchemy import Connection
+from sqlalchemy import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from server.db.engine import create_engine, create_session_factory
@@ -95,7 +97,7 @@ class Runtime:
 
 async def open_runtime(settings: Settings, *, run_migrations: bool = True) -> Runtime:
     settings = settings.with_secret()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    keep_private(settings)
     engine = create_engine(settings.resolved_database_url)
     if run_migrations:
         await migrate(engine)
@@ -112,6 +114,25 @@ async def open_runtime(settings: Settings, *, run_migrations: bool = True) -> Ru
     return Runtime(
         settings, engine, create_session_factory(engine), blobs, serial, threads, autocommit
     )
+
+
+def keep_private(settings: Settings) -> None:
+    """The data folder 0700 and the SQLite files 0600, also for folders made by an
+    older version: they hold returnees' personal data, tokens and the secret key.
+
+    The SQLite file is created here, with its mode, before SQLite opens it (its
+    -wal and -shm files take the database file's permissions).
+    """
+    data_dir = settings.data_dir
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    data_dir.chmod(0o700)
+    if settings.resolved_database_url.startswith("sqlite"):
+        database = Path(make_url(settings.resolved_database_url).database or "")
+        if database.name and database.name != ":memory:":
+            os.close(os.open(database, os.O_CREAT | os.O_WRONLY, 0o600))
+            for path in (database, Path(f"{database}-wal"), Path(f"{database}-shm")):
+                if path.exists():
+                    path.chmod(0o600)
 
 
 async def close_runtime(runtime: Runtime) -> None:

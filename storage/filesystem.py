@@ -103,6 +103,7 @@ class FilesystemBlobStore:
             path.unlink(missing_ok=True)  # already stored: same name, same bytes
             return info
         with path.open("rb+") as source:
+            os.fchmod(source.fileno(), 0o600)  # the store's files are its user's only
             os.fsync(source.fileno())
         target.parent.mkdir(parents=True, exist_ok=True)
         try:

@@ -142,10 +142,37 @@ def _day(text: str) -> date:
         raise ODataError.unparseable_filter(f"{text!r} is not a valid date") from error
 
 
+# The parser and everything that walks its tree recurse once per level; a filter
+# built to exhaust Python's stack (thousands of parentheses) is refused first.
+MAX_NESTING = 32
+MAX_OPERATORS = 100
+
+
+def _refuse_deep(tokens: list[_Token]) -> None:
+    depth = deepest = operators = 0
+    for token in tokens:
+        if token.kind == "open":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif token.kind == "close":
+            depth -= 1
+        elif token.kind == "name" and token.text in ("and", "or", "not"):
+            operators += 1
+    if deepest > MAX_NESTING:
+        raise ODataError.unparseable_filter(
+            f"it nests parentheses {deepest} deep; at most {MAX_NESTING} are accepted"
+        )
+    if operators > MAX_OPERATORS:
+        raise ODataError.unparseable_filter(
+            f"it has {operators} and/or/not operators; at most {MAX_OPERATORS} are accepted"
+        )
+
+
 class _Parser:
     def __init__(self, text: str, *, root_only: bool) -> None:
         self.text = text
         self.tokens = _tokens(text)
+        _refuse_deep(self.tokens)
         self.position = 0
         self.root_only = root_only  # repeat tables: only $root/Submissions/... fields
 

@@ -10,18 +10,34 @@ from server import problems
 from server.api.common import ExtendedHeader, actor_out, is_extended
 from server.api.shapes import RoleOut, SessionIn, SessionOut, Success, UserOut, iso
 from server.db.models import Actor, User
-from server.requests import AnyRequest, authenticate, require_principal, runtime_of
+from server.requests import (
+    ANONYMOUS_BODY,
+    AnyRequest,
+    authenticate,
+    client_address,
+    require_principal,
+    runtime_of,
+    sign_in_throttle,
+)
 from server.roles import ROLES, ROLES_BY_ID, find_role
 from server.services import accounts
 
 
-@post("/sessions", operation_id="createSession", status_code=200)
+@post("/sessions", operation_id="createSession", status_code=200, opt={ANONYMOUS_BODY: True})
 async def create_session(request: AnyRequest, data: JSONBody[SessionIn]) -> SessionOut:
     rt = runtime_of(request)
+    # The password is checked before the write transaction, which then only inserts.
+    async with rt.read() as db:
+        actor = await accounts.authenticate_password(
+            db,
+            data.email,
+            data.password,
+            throttle=sign_in_throttle(request),
+            address=client_address(request),
+        )
+    if actor is None:
+        raise problems.authentication_failed()
     async with rt.transaction() as db:
-        actor = await accounts.authenticate_password(db, data.email, data.password)
-        if actor is None:
-            raise problems.authentication_failed()
         token, session = await accounts.create_session(db, actor, rt.settings.session_hours)
     return SessionOut(
         token=token,

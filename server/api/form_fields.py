@@ -98,7 +98,7 @@ async def _definition(
         blob = await db.get(Blob, form_def.xlsx_blob) if form_def.xlsx_blob else None
     if blob is None:
         raise problems.not_found()
-    return await blob_response(request, blob, f"{xml_form_id}{extension}")
+    return await blob_response(request, blob, f"{xml_form_id}{extension}", revalidate=True)
 
 
 def _split(ref: str) -> tuple[str, str | None]:
@@ -178,14 +178,16 @@ async def get_version_attachment(
     async with runtime_of(request).read() as db:
         _, form = await caller_and_form(request, db, project_id, xml_form_id, "form.read")
         found = await _version(db, form, version_ref)
-        blob = await db.scalar(
-            select(Blob)
-            .join(FormAttachment, FormAttachment.blob_sha256 == Blob.sha256)
-            .where(FormAttachment.form_def_id == found.id, FormAttachment.name == name)
-        )
-    if blob is None:
+        row = (
+            await db.execute(
+                select(Blob, FormAttachment.content_type)
+                .join(FormAttachment, FormAttachment.blob_sha256 == Blob.sha256)
+                .where(FormAttachment.form_def_id == found.id, FormAttachment.name == name)
+            )
+        ).first()
+    if row is None:
         raise problems.not_found()
-    return await blob_response(request, blob, name)
+    return await blob_response(request, row[0], name, content_type=row[1], revalidate=True)
 
 
 @get(F + "/versions/{version_ref:str}/fields", operation_id="listFormVersionFields")

@@ -24,7 +24,7 @@ from server.api.shapes import (
     Success,
     iso,
 )
-from server.auth import Principal
+from server.auth import Principal, derive_draft_token
 from server.db.models import Blob, Form, FormAttachment, FormDef
 from server.openrosa.routes import blob_response, serve_form_attachment, serve_form_xml
 from server.requests import AnyRequest, parse_flag, require_principal, runtime_of
@@ -38,7 +38,13 @@ IgnoreWarnings = Annotated[str | None, QueryParameter(name="ignoreWarnings")]
 FormIdFallback = Annotated[str | None, HeaderParameter(name="X-XlsForm-FormId-Fallback")]
 
 
-def form_out(form: Form, form_def: FormDef | None, *, draft: bool = False) -> FormOut:
+def form_out(form: Form, form_def: FormDef | None, *, draft_secret: str | None = None) -> FormOut:
+    """``draft_secret``: the deployment secret, to show a draft's test token."""
+    draft_token = (
+        derive_draft_token(draft_secret, form.draft_token)
+        if draft_secret is not None and form.draft_token
+        else None
+    )
     return FormOut(
         project_id=form.project_id,
         xml_form_id=form.xml_form_id,
@@ -52,7 +58,7 @@ def form_out(form: Form, form_def: FormDef | None, *, draft: bool = False) -> Fo
         created_at=iso(form.created_at) or "",
         updated_at=iso(form.updated_at),
         published_at=iso(form_def.published_at) if form_def else None,
-        draft_token=form.draft_token if draft else None,
+        draft_token=draft_token,
     )
 
 
@@ -210,7 +216,7 @@ async def _xlsform_file(
         blob = await db.get(Blob, form_def.xlsx_blob) if form_def and form_def.xlsx_blob else None
     if blob is None:
         raise problems.not_found()
-    return await blob_response(request, blob, f"{xml_form_id}{extension}")
+    return await blob_response(request, blob, f"{xml_form_id}{extension}", revalidate=True)
 
 
 @patch("/projects/{project_id:int}/forms/{xml_form_id:str}", operation_id="updateForm")
@@ -273,12 +279,13 @@ async def create_draft(
 async def get_draft(
     request: AnyRequest, project_id: FromPath[int], xml_form_id: FromPath[str]
 ) -> FormOut:
-    async with runtime_of(request).transaction() as db:
+    rt = runtime_of(request)
+    async with rt.transaction() as db:
         _, form = await _caller_and_form(request, db, project_id, xml_form_id, "form.read")
         draft = await db.get(FormDef, form.draft_def_id) if form.draft_def_id else None
         if draft is None:
             raise problems.not_found()
-        return form_out(form, draft, draft=True)
+        return form_out(form, draft, draft_secret=rt.settings.secret_key)
 
 
 @post(
@@ -407,14 +414,14 @@ async def get_draft_attachment(
         _, form = await _caller_and_form(request, db, project_id, xml_form_id, "form.read")
         row = (
             await db.execute(
-                select(Blob)
+                select(Blob, FormAttachment.content_type)
                 .join(FormAttachment, FormAttachment.blob_sha256 == Blob.sha256)
                 .where(FormAttachment.form_def_id == form.draft_def_id, FormAttachment.name == name)
             )
-        ).scalar_one_or_none()
+        ).first()
     if row is None:
         raise problems.not_found()
-    return await blob_response(request, row, name)
+    return await blob_response(request, row[0], name, content_type=row[1], revalidate=True)
 
 
 @post(

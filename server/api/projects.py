@@ -326,6 +326,8 @@ async def _form_assignment(
         if actor is None or actor.deleted_at is not None:
             raise problems.not_found()
         if grant:
+            if not principal.may_grant(spec, project_id=project_id, form_id=form.id):
+                raise problems.insufficient_rights()
             await accounts.assign(
                 db, actor_id=actor_id, role=spec, form_id=form.id, by=principal.actor_id
             )
@@ -424,6 +426,8 @@ async def _project_assignment(
         if actor is None or actor.deleted_at is not None:
             raise problems.not_found()
         if grant:
+            if not principal.may_grant(spec, project_id=project_id):
+                raise problems.insufficient_rights()
             await accounts.assign(
                 db, actor_id=actor_id, role=spec, project_id=project_id, by=principal.actor_id
             )

@@ -376,23 +376,23 @@ async def get_submission_attachment(
         _, current = await reviews.find_submission(db, form, instance_id)
         view = await personal_view(db, principal, form)
         personal = view.check_attachment(current.record, name)
-        blob = (
+        found = (
             await db.execute(
-                select(Blob)
+                select(Blob, SubmissionAttachment.content_type)
                 .join(SubmissionAttachment, SubmissionAttachment.blob_sha256 == Blob.sha256)
                 .where(
                     SubmissionAttachment.submission_def_id == current.id,
                     SubmissionAttachment.name == name,
                 )
             )
-        ).scalar_one_or_none()
-    if blob is None:
+        ).first()
+    if found is None:
         raise problems.not_found()
     if personal:
         await audit_personal_read(
             rt, principal, form, "attachment", instanceId=current.instance_id, name=name
         )
-    return await blob_response(request, blob, name)
+    return await blob_response(request, found[0], name, content_type=found[1])
 
 
 def _may_upload(
@@ -449,7 +449,9 @@ async def upload_submission_attachment(
         if not _may_upload(principal, form, submission, current, attachment):
             raise problems.insufficient_rights()
         await store_blob(db, info, content_type)
-        await reviews.set_attachment(db, submission, attachment, info.sha256, principal)
+        await reviews.set_attachment(
+            db, submission, attachment, info.sha256, principal, content_type=content_type
+        )
     return Success()
 
 

@@ -216,21 +216,23 @@ async def get_version_attachment(
         form = await find_form(db, project_id, xml_form_id)
         view = await personal_view(db, principal, form)
         personal = view.check_attachment(version.record, name)
-        blob = await db.scalar(
-            select(Blob)
-            .join(SubmissionAttachment, SubmissionAttachment.blob_sha256 == Blob.sha256)
-            .where(
-                SubmissionAttachment.submission_def_id == version.id,
-                SubmissionAttachment.name == name,
+        found = (
+            await db.execute(
+                select(Blob, SubmissionAttachment.content_type)
+                .join(SubmissionAttachment, SubmissionAttachment.blob_sha256 == Blob.sha256)
+                .where(
+                    SubmissionAttachment.submission_def_id == version.id,
+                    SubmissionAttachment.name == name,
+                )
             )
-        )
-    if blob is None:
+        ).first()
+    if found is None:
         raise problems.not_found()
     if personal:
         await audit_personal_read(
             rt, principal, form, "attachment", instanceId=version.instance_id, name=name
         )
-    return await blob_response(request, blob, name)
+    return await blob_response(request, found[0], name, content_type=found[1])
 
 
 @delete(

@@ -20,7 +20,13 @@ from server.api.shapes import (
 )
 from server.auth import Principal
 from server.db.models import Actor, Assignment
-from server.requests import AnyRequest, require_principal, runtime_of
+from server.requests import (
+    AnyRequest,
+    client_address,
+    require_principal,
+    runtime_of,
+    sign_in_throttle,
+)
 from server.roles import RoleSpec, find_role
 from server.services import accounts, users
 from server.services.audit import record
@@ -103,14 +109,20 @@ async def change_password(
     rt = runtime_of(request)
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
-    async with rt.transaction() as db:
+    async with rt.read() as db:
         principal = await require_principal(request, db)
         _self_or(principal, "user.update", actor_id)
+        _, user = await users.get_user(db, actor_id)
+    checked = await users.check_old_password(
+        user, data.old, throttle=sign_in_throttle(request), address=client_address(request)
+    )
+    async with rt.transaction() as db:
+        principal = await require_principal(request, db)
         _, user = await users.get_user(db, actor_id)
         await users.change_password(
             db,
             user,
-            old=data.old,
+            checked_hash=checked,
             new=data.new,
             keep_digest=rt.settings.digest_auth,
             current_token=token.strip() if scheme.lower() == "bearer" else None,

@@ -146,6 +146,9 @@ class Form(Base):
     # constraints would make every insert and delete order-sensitive.
     current_def_id: Mapped[int | None] = mapped_column(BigInteger)
     draft_def_id: Mapped[int | None] = mapped_column(BigInteger)
+    # The nonce of the draft's test token, not the token: the token is derived from
+    # it and the deployment secret (server.auth.derive_draft_token), as app users'
+    # are, so the database alone opens no draft.
     draft_token: Mapped[str | None] = mapped_column(String(64))
     created_by: Mapped[int | None] = mapped_column(ForeignKey("actors.id"))
     created_at: Mapped[datetime] = mapped_column(Timestamp)
@@ -181,6 +184,9 @@ class FormAttachment(Base):
     kind: Mapped[str] = mapped_column(String(16))  # image | audio | video | file
     blob_sha256: Mapped[str | None] = mapped_column(ForeignKey("blobs.sha256"))
     updated_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    # The type this upload declared (the blob row keeps the first upload's of those
+    # bytes, perhaps in another project); None for rows from before migration 0008.
+    content_type: Mapped[str | None] = mapped_column(String(255))
     __table_args__ = (UniqueConstraint("form_def_id", "name", name="uq_form_attachments_name"),)
 
 
@@ -262,6 +268,8 @@ class SubmissionAttachment(Base):
     submission_def_id: Mapped[int] = mapped_column(ForeignKey("submission_defs.id"), index=True)
     name: Mapped[str] = mapped_column(String(255))
     blob_sha256: Mapped[str | None] = mapped_column(ForeignKey("blobs.sha256"))
+    # As FormAttachment.content_type.
+    content_type: Mapped[str | None] = mapped_column(String(255))
     __table_args__ = (
         UniqueConstraint("submission_def_id", "name", name="uq_submission_attachments_name"),
     )

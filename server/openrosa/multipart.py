@@ -7,6 +7,7 @@ memory; only the submission XML (bounded) is kept as bytes.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import secrets
 import tempfile
@@ -40,7 +41,8 @@ class _HashingFile:
     """A spooled attachment, hashed as it is written."""
 
     def __init__(self, path: Path) -> None:
-        self._file = path.open("xb")
+        # 0600: the file is renamed into the blob store as it is.
+        self._file = os.fdopen(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600), "wb")
         self._sha256 = hashlib.sha256()
         self._md5 = hashlib.md5(usedforsecurity=False)
         self._size = 0

@@ -13,8 +13,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server import problems
-from server.auth import Grant, Principal
+from server.auth import Grant, Principal, constant_time_equal, derive_draft_token
 from server.db.models import Blob, Form, FormAttachment, FormDef, Project
+from server.downloads import safe_media_type
 from server.errors import openrosa_headers
 from server.openrosa.multipart import read_submission, spool_directory
 from server.openrosa.render import (
@@ -24,7 +25,8 @@ from server.openrosa.render import (
     render_manifest,
     render_response,
 )
-from server.requests import AnyRequest, authenticate, runtime_of
+from server.requests import ANONYMOUS_BODY, AnyRequest, authenticate, runtime_of
+from server.security_headers import SANDBOX_POLICY
 from server.services import accounts
 from server.services.forms import attachments_of, form_defs
 from server.services.submissions import Incoming, receive_submission
@@ -64,7 +66,15 @@ async def resolve_caller(request: AnyRequest, db: AsyncSession, project_id: int)
                 Form.deleted_at.is_(None),
             )
         )
-        if form is None or form.draft_def_id is None or form.draft_token != params["draft_token"]:
+        if (
+            form is None
+            or form.draft_def_id is None
+            or not form.draft_token
+            or not constant_time_equal(
+                derive_draft_token(runtime_of(request).settings.secret_key, form.draft_token),
+                params["draft_token"],
+            )
+        ):
             raise problems.draft_gone()
         return Caller(None, _base_url(request), draft_form=form)
     signed_in = await authenticate(request, db)
@@ -194,7 +204,8 @@ async def _form_and_def(
 
 def not_modified_or(request: AnyRequest, etag: str) -> Response[bytes] | None:
     if request.headers.get("if-none-match") == etag:
-        return Response(b"", status_code=304, headers=openrosa_headers() | {"ETag": etag})
+        headers = openrosa_headers() | {"ETag": etag, "Cache-Control": "no-cache"}
+        return Response(b"", status_code=304, headers=headers)
     return None
 
 
@@ -229,7 +240,9 @@ async def serve_form_xml(request: AnyRequest, project_id: int, xml_form_id: str)
     cached = not_modified_or(request, etag)
     if cached is not None:
         return cached
-    return Response(form_def.xml, media_type=XML, headers=openrosa_headers() | {"ETag": etag})
+    # no-cache, not no-store: Collect keeps form XML in its HTTP cache and revalidates.
+    headers = openrosa_headers() | {"ETag": etag, "Cache-Control": "no-cache"}
+    return Response(form_def.xml, media_type=XML, headers=headers)
 
 
 async def serve_manifest(request: AnyRequest, project_id: int, xml_form_id: str) -> Response[bytes]:
@@ -276,28 +289,45 @@ async def serve_form_attachment(
         _, _, form_def = await _form_and_def(request, db, project_id, xml_form_id)
         row = (
             await db.execute(
-                select(Blob)
+                select(Blob, FormAttachment.content_type)
                 .join(FormAttachment, FormAttachment.blob_sha256 == Blob.sha256)
                 .where(FormAttachment.form_def_id == form_def.id, FormAttachment.name == name)
             )
-        ).scalar_one_or_none()
+        ).first()
     if row is None:
         raise problems.not_found()
-    return await blob_response(request, row, name)
+    return await blob_response(request, row[0], name, content_type=row[1], revalidate=True)
 
 
-async def blob_response(request: AnyRequest, blob: Blob, filename: str) -> Response[Any]:
-    """Bytes of a stored blob, with an ETag; S3 answers with a presigned redirect."""
+async def blob_response(
+    request: AnyRequest,
+    blob: Blob,
+    filename: str,
+    *,
+    content_type: str | None = None,
+    revalidate: bool = False,
+) -> Response[Any]:
+    """Bytes of a stored blob, with an ETag; S3 answers with a presigned redirect.
+
+    ``content_type`` is the type recorded for this attachment (the blob row keeps
+    the type of the first upload of the same bytes, perhaps in another project);
+    active types are sent as octet-stream. ``revalidate`` is for form definitions
+    and media, which Collect caches and revalidates; everything else (submission
+    data) is ``no-store``.
+    """
     rt = runtime_of(request)
     etag = f'"{blob.md5}"'
     cached = not_modified_or(request, etag)
     if cached is not None:
         return cached
-    headers = openrosa_headers() | {"ETag": etag}
+    media_type = safe_media_type(content_type or blob.content_type)
+    headers = openrosa_headers() | {
+        "ETag": etag,
+        "Cache-Control": "no-cache" if revalidate else "no-store",
+        "Content-Security-Policy": SANDBOX_POLICY,
+    }
     if rt.settings.blob_redirects:
-        url = await rt.blobs.presigned_url(
-            blob.sha256, filename=filename, content_type=blob.content_type
-        )
+        url = await rt.blobs.presigned_url(blob.sha256, filename=filename, content_type=media_type)
         if url is not None:
             return Redirect(url, status_code=307, headers=headers)
     disposition = f"attachment; filename*=UTF-8''{_quote(filename)}"
@@ -305,10 +335,10 @@ async def blob_response(request: AnyRequest, blob: Blob, filename: str) -> Respo
     # default media type replace the blob's own.
     return Stream(
         rt.blobs.open(blob.sha256),
-        media_type=blob.content_type,
+        media_type=media_type,
         headers=headers
         | {
-            "Content-Type": blob.content_type,
+            "Content-Type": media_type,
             "Content-Disposition": disposition,
             "Content-Length": str(blob.size),
         },
@@ -478,11 +508,18 @@ PLAIN_HANDLERS = [form_list, manifest, head_submission, post_submission]
 
 
 def openrosa_routers(max_body: int) -> list[Router]:
-    def router(path: str, handlers: list[Any], name: str) -> Router:
-        return Router(path, route_handlers=handlers, request_max_body_size=max_body, tags=[name])
+    def router(path: str, handlers: list[Any], name: str, *, token_in_path: bool) -> Router:
+        return Router(
+            path,
+            route_handlers=handlers,
+            request_max_body_size=max_body,
+            tags=[name],
+            # The token in the path is checked before the body is read (submission_post).
+            opt={ANONYMOUS_BODY: token_in_path},
+        )
 
     return [
-        router("/v1/key/{token:str}", KEY_HANDLERS, "openrosa-key"),
-        router("/v1/test/{draft_token:str}", DRAFT_HANDLERS, "openrosa-draft"),
-        router("/v1", PLAIN_HANDLERS, "openrosa"),
+        router("/v1/key/{token:str}", KEY_HANDLERS, "openrosa-key", token_in_path=True),
+        router("/v1/test/{draft_token:str}", DRAFT_HANDLERS, "openrosa-draft", token_in_path=True),
+        router("/v1", PLAIN_HANDLERS, "openrosa", token_in_path=False),
     ]

@@ -26,6 +26,7 @@ from server.auth import (
 from server.db.models import Actor, Assignment, FieldKey, Project, Session, User
 from server.roles import ROLES_BY_SYSTEM, RoleSpec
 from server.services.audit import now, record
+from server.sign_in import SignInThrottle
 
 DIGEST_REALM = "Homeward"
 
@@ -108,18 +109,44 @@ async def find_user(db: AsyncSession, email: str) -> tuple[Actor, User] | None:
 _recent = RecentPasswords()
 
 
-async def authenticate_password(db: AsyncSession, email: str, password: str) -> Actor | None:
+async def authenticate_password(
+    db: AsyncSession,
+    email: str,
+    password: str,
+    *,
+    throttle: SignInThrottle | None = None,
+    address: str = "",
+) -> Actor | None:
+    """The user whose password this is; ``None`` when it is not.
+
+    Call it outside any write transaction: argon2 takes tens of milliseconds, and
+    on SQLite a transaction would hold the one writer for all of them. With a
+    ``throttle``, spent budgets answer 429 before any argon2 work is done.
+    """
+    if throttle is not None:
+        throttle.check(email, address)  # before any work: a flood of these stays cheap
     found = await find_user(db, email)
     password_hash = found[1].password_hash if found else None
     at = time.monotonic()
     if found is not None and password_hash and _recent.knows(email, password, password_hash, at):
+        if throttle is not None:
+            throttle.succeeded(email, address, counted=False)
         return found[0]
-    # verify_password always does the argon2 work, so a wrong e-mail takes as long.
+    if throttle is not None:
+        throttle.begin(email, address)
+
+    def check() -> bool:
+        # Always the argon2 work, so a wrong e-mail takes as long as a wrong password.
+        return verify_password(password, password_hash)
+
     # In a worker thread: argon2 releases the GIL, and the event loop serves others.
-    if not await anyio.to_thread.run_sync(verify_password, password, password_hash):
+    verified = await (
+        throttle.run_argon2(check) if throttle is not None else anyio.to_thread.run_sync(check)
+    )
+    if not verified or found is None or password_hash is None:
         return None
-    if found is None or password_hash is None:
-        return None
+    if throttle is not None:
+        throttle.succeeded(email, address)
     _recent.remember(email, password, password_hash, at)
     return found[0]
 

@@ -167,6 +167,7 @@ async def _new_def(rt: Runtime, db: AsyncSession, form: Form, compiled: Compiled
                 kind=media.kind,
                 blob_sha256=blob_sha256,
                 updated_at=updated_at,
+                content_type=carried.content_type if carried and blob_sha256 else None,
             )
         )
     return form_def
@@ -225,7 +226,7 @@ async def create_form(
         project_id=project_id,
         xml_form_id=xml_form_id,
         state="open",
-        draft_token=secrets.token_urlsafe(48),
+        draft_token=secrets.token_hex(16),
         created_by=by.actor_id,
         created_at=now(),
     )
@@ -265,7 +266,7 @@ async def replace_draft(
             )
     form_def = await _new_def(rt, db, form, compiled)
     form.draft_def_id = form_def.id
-    form.draft_token = secrets.token_urlsafe(48)
+    form.draft_token = secrets.token_hex(16)
     form.updated_at = now()
     await record(db, by.actor_id, "form.update.draft.set", "form", form.id)
     return form_def
@@ -292,7 +293,7 @@ async def publish_draft(
     draft.published_at = now()
     form.current_def_id = draft.id
     form.draft_def_id = None
-    form.draft_token = secrets.token_urlsafe(48)
+    form.draft_token = secrets.token_hex(16)
     form.updated_at = now()
     await record(
         db, by.actor_id, "form.update.publish", "form", form.id, {"version": draft.version}
@@ -374,6 +375,7 @@ async def upload_attachment(
     info = await rt.blobs.put_file(path)
     await store_blob(db, info, content_type)
     attachment.blob_sha256 = info.sha256
+    attachment.content_type = content_type
     attachment.updated_at = now()
     await record(
         db,

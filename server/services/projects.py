@@ -145,6 +145,8 @@ async def _replace_form_assignments(
             db, actor_id=actor_id, role=_role(role_id), form_id=form.id, by=by.actor_id
         )
     for actor_id, role_id in sorted(target - current):
+        if not by.may_grant(_role(role_id), project_id=project.id, form_id=form.id):
+            raise problems.insufficient_rights()
         actor = await db.get(Actor, actor_id)
         if actor is None or actor.deleted_at is not None:
             raise problems.not_found()

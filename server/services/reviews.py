@@ -228,10 +228,14 @@ async def set_attachment(
     attachment: SubmissionAttachment,
     sha256: str | None,
     by: Principal,
+    *,
+    content_type: str | None = None,
 ) -> None:
-    """Upload (``sha256``) or clear (``None``) one expected file of the current version."""
+    """Upload (``sha256``, declared as ``content_type``) or clear (``None``) one
+    expected file of the current version."""
     old = attachment.blob_sha256
     attachment.blob_sha256 = sha256
+    attachment.content_type = content_type if sha256 is not None else None
     await record(
         db,
         by.actor_id,

@@ -62,11 +62,12 @@ WITH submission AS (
     WHERE EXISTS (SELECT FROM submission)
     ON CONFLICT (sha256) DO NOTHING
 ), attachment AS (
-    INSERT INTO submission_attachments (submission_def_id, name, blob_sha256)
-    SELECT version.id, given.name, given.blob_sha256
+    INSERT INTO submission_attachments (submission_def_id, name, blob_sha256, content_type)
+    SELECT version.id, given.name, given.blob_sha256, given.content_type
     FROM version, unnest(
-        CAST(:attachment_name AS text[]), CAST(:attachment_sha256 AS text[])
-    ) AS given (name, blob_sha256)
+        CAST(:attachment_name AS text[]), CAST(:attachment_sha256 AS text[]),
+        CAST(:attachment_content_type AS text[])
+    ) AS given (name, blob_sha256, content_type)
 ), audit AS (
     INSERT INTO audits (actor_id, action, target_kind, target_id, details, logged_at)
     SELECT
@@ -85,7 +86,7 @@ def create_submission_in_one_statement(
     submission: dict[str, Any],
     version: dict[str, Any],
     blobs: Sequence[tuple[BlobInfo, str]],
-    attachments: Sequence[tuple[str, str | None]],
+    attachments: Sequence[tuple[str, str | None, str | None]],
     audit_details: str | None,
 ) -> int | None:
     """Insert a new submission and everything that comes with it; PostgreSQL only.
@@ -93,8 +94,9 @@ def create_submission_in_one_statement(
     `submission` and `version` are the values of the submission's row and of its
     first version's (without `submission_id`), as the separate inserts take them;
     `blobs` the stored files with their content types, `attachments` one
-    (name, sha256 or None) per expected file. Returns the new submission's id, or
-    None when another copy of it was inserted first (and nothing was written).
+    (name, sha256 or None, declared type or None) per expected file. Returns the
+    new submission's id, or None when another copy of it was inserted first (and
+    nothing was written).
     """
     shared = submission.keys() & version.keys()
     assert all(submission[key] == version[key] for key in shared), "rows disagree"
@@ -108,8 +110,9 @@ def create_submission_in_one_statement(
             "blob_md5": [info.md5 for info, _ in unique.values()],
             "blob_size": [info.size for info, _ in unique.values()],
             "blob_content_type": [content_type for _, content_type in unique.values()],
-            "attachment_name": [name for name, _ in attachments],
-            "attachment_sha256": [sha for _, sha in attachments],
+            "attachment_name": [name for name, _, _ in attachments],
+            "attachment_sha256": [sha for _, sha, _ in attachments],
+            "attachment_content_type": [kind for _, _, kind in attachments],
             "audit_details": audit_details,
         },
     )

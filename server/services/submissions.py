@@ -399,7 +399,7 @@ async def ingest_submission(
 _WRITTEN_COLUMNS: dict[type, list[str]] = {
     Submission: ["review_state", "updated_at"],
     SubmissionDef: ["current"],
-    SubmissionAttachment: ["blob_sha256"],
+    SubmissionAttachment: ["blob_sha256", "content_type"],
 }
 
 
@@ -480,7 +480,7 @@ def _create(
             submission=submission,
             version=_def_values(written, created, parsed.instance_id),
             blobs=[(item.info, item.content_type) for item in stored.values()],
-            attachments=list(attachments.items()),
+            attachments=[(name, sha, kind) for name, (sha, kind) in attachments.items()],
             audit_details=encode_details(details),
         )
     else:
@@ -607,11 +607,13 @@ def _edit(
     def_id = _insert_def(connection, (submission_id, submission_instance_id), written, edited)
     # Files the phone does not resend keep the bytes of the version it edited.
     rows = connection.execute(
-        select(SubmissionAttachment.name, SubmissionAttachment.blob_sha256).where(
-            SubmissionAttachment.submission_def_id == old_def_id
-        )
+        select(
+            SubmissionAttachment.name,
+            SubmissionAttachment.blob_sha256,
+            SubmissionAttachment.content_type,
+        ).where(SubmissionAttachment.submission_def_id == old_def_id)
     )
-    carried = {name: sha for name, sha in rows}
+    carried = {name: (sha, content_type) for name, sha, content_type in rows}
     attachments = _attachment_rows(target.expected, stored, carried)
     _insert_attachment_rows(connection, def_id, attachments)
     record_on(
@@ -625,31 +627,44 @@ def _edit(
     return IngestResult("edited", submission_id, parsed.instance_id, _missing(attachments))
 
 
+# Per expected file of a new version: its blob and declared type (None, None: not received).
+AttachmentRows = dict[str, tuple[str | None, str | None]]
+
+
 def _attachment_rows(
-    expected: Sequence[str], stored: dict[str, Stored], carried: dict[str, str | None]
-) -> dict[str, str | None]:
-    """The blob of each expected file of a new version, by name (None: not received)."""
+    expected: Sequence[str],
+    stored: dict[str, Stored],
+    carried: dict[str, tuple[str | None, str | None]],
+) -> AttachmentRows:
+    """The blob and type of each expected file of a new version, by name."""
     return {
-        name: stored[name].info.sha256 if name in stored else carried.get(name)
+        name: (stored[name].info.sha256, stored[name].content_type)
+        if name in stored
+        else carried.get(name, (None, None))
         for name in dict.fromkeys(expected)
     }
 
 
 def _insert_attachment_rows(
-    connection: Connection, def_id: int, attachments: dict[str, str | None]
+    connection: Connection, def_id: int, attachments: AttachmentRows
 ) -> None:
     if attachments:
         connection.execute(
             _INSERT_ATTACHMENT,
             [
-                {"submission_def_id": def_id, "name": name, "blob_sha256": sha}
-                for name, sha in attachments.items()
+                {
+                    "submission_def_id": def_id,
+                    "name": name,
+                    "blob_sha256": sha,
+                    "content_type": content_type,
+                }
+                for name, (sha, content_type) in attachments.items()
             ],
         )
 
 
-def _missing(attachments: dict[str, str | None]) -> list[str]:
-    return sorted(name for name, sha in attachments.items() if sha is None)
+def _missing(attachments: AttachmentRows) -> list[str]:
+    return sorted(name for name, (sha, _) in attachments.items() if sha is None)
 
 
 def _fill_attachments(
@@ -672,7 +687,7 @@ def _fill_attachments(
             connection.execute(
                 update(SubmissionAttachment)
                 .where(SubmissionAttachment.id == row_id)
-                .values(blob_sha256=item.info.sha256)
+                .values(blob_sha256=item.info.sha256, content_type=item.content_type)
             )
             sha = item.info.sha256
             updated.append(name)

@@ -12,6 +12,7 @@ from server.auth import Principal, token_hash, verify_password
 from server.db.models import Actor, Assignment, Session, User
 from server.services import accounts
 from server.services.audit import now, record
+from server.sign_in import SignInThrottle
 
 
 async def get_user(db: AsyncSession, actor_id: int) -> tuple[Actor, User]:
@@ -85,18 +86,32 @@ async def delete_user(db: AsyncSession, actor: Actor, by: Principal) -> None:
     await record(db, by.actor_id, "user.delete", "actor", actor.id)
 
 
+async def check_old_password(
+    user: User, old: str, *, throttle: SignInThrottle, address: str
+) -> str:
+    """Check the current password before the write transaction (argon2 on a thread,
+    throttled like sign-in); returns the hash it matched."""
+    password_hash = user.password_hash
+    throttle.begin(user.email, address)
+    if not await throttle.run_argon2(lambda: verify_password(old, password_hash)):
+        raise problems.authentication_failed()
+    throttle.succeeded(user.email, address)
+    assert password_hash is not None  # verify_password is False without one
+    return password_hash
+
+
 async def change_password(
     db: AsyncSession,
     user: User,
     *,
-    old: str,
+    checked_hash: str,
     new: str,
     keep_digest: bool,
     current_token: str | None,
 ) -> None:
-    """Central checks the old password even for administrators, then ends every
-    other session of that user."""
-    if not verify_password(old, user.password_hash):
+    """Central checks the old password even for administrators (`check_old_password`,
+    whose hash must still be the user's), then ends every other session of that user."""
+    if user.password_hash != checked_hash:
         raise problems.authentication_failed()
     await accounts.set_password(db, user, new, keep_digest=keep_digest)
     ending = delete(Session).where(Session.actor_id == user.actor_id)

@@ -317,13 +317,14 @@ def _md5(text: str) -> str:
 
 
 def digest_authorization(
-    challenge: str, *, method: str, uri: str, username: str, password: str
+    challenge: str, *, method: str, uri: str, username: str, password: str, count: int = 1
 ) -> str:
-    """What Collect answers to a Digest challenge (RFC 7616, MD5, qop=auth)."""
+    """What Collect answers to a Digest challenge (RFC 7616, MD5, qop=auth); it
+    counts the requests it makes with one nonce."""
     assert challenge.startswith("Digest ")
     params = dict(re.findall(r'(\w+)="([^"]*)"', challenge))
     assert params["qop"] == "auth"
-    nc, cnonce = "00000001", "0a4f113b"
+    nc, cnonce = f"{count:08x}", "0a4f113b"
     ha1 = _md5(f"{username}:{params['realm']}:{password}")
     ha2 = _md5(f"{method}:{uri}")
     response = _md5(f"{ha1}:{params['nonce']}:{nc}:{cnonce}:auth:{ha2}")
@@ -359,7 +360,7 @@ async def test_collect_signs_in_with_digest_where_enabled(
     # Collect appends ?deviceID=... to every URL; its answer signs the whole URI.
     with_device = f"{uri}?deviceID=collect%3Aabc"
     device_answer = digest_authorization(
-        challenge, method="GET", uri=with_device, username=email, password=PASSWORD
+        challenge, method="GET", uri=with_device, username=email, password=PASSWORD, count=2
     )
     from_collect = await digest_client.get(
         with_device, headers=OPENROSA | {"Authorization": device_answer}
@@ -394,3 +395,54 @@ async def test_collect_signs_in_with_digest_where_enabled(
     assert (
         await world.client.get(uri, headers=OPENROSA | {"Authorization": answer})
     ).status_code == 401
+
+
+async def test_a_captured_digest_answer_opens_one_request_only(
+    world: World, digest_client: httpx.AsyncClient
+) -> None:
+    email = "replayed@example.org"
+    actor_id = await new_user(world.runtime, email, keep_digest=True)
+    await world.client.post(
+        f"/v1/projects/{world.project_id}/assignments/formfill/{actor_id}",
+        headers=world.admin_headers,
+    )
+    uri = f"/v1/projects/{world.project_id}/formList"
+    challenge = (await digest_client.get(uri, headers=OPENROSA)).headers["www-authenticate"]
+    answer = digest_authorization(
+        challenge, method="GET", uri=uri, username=email, password=PASSWORD
+    )
+    assert (
+        await digest_client.get(uri, headers=OPENROSA | {"Authorization": answer})
+    ).status_code == 200
+    replayed = await digest_client.get(uri, headers=OPENROSA | {"Authorization": answer})
+    assert replayed.status_code == 401
+    # Bound to the method: the GET answer with a fresh count still cannot POST.
+    as_get = digest_authorization(
+        challenge,
+        method="GET",
+        uri=uri.replace("formList", "submission"),
+        username=email,
+        password=PASSWORD,
+        count=2,
+    )
+    posted = await digest_client.post(
+        uri.replace("formList", "submission"),
+        headers=OPENROSA | {"Authorization": as_get},
+        content=b"<data/>",
+    )
+    assert posted.status_code == 401
+    # Bound to the query when it is signed.
+    signed = digest_authorization(
+        challenge, method="GET", uri=f"{uri}?formID=a", username=email, password=PASSWORD, count=3
+    )
+    other_query = await digest_client.get(
+        f"{uri}?formID=b", headers=OPENROSA | {"Authorization": signed}
+    )
+    assert other_query.status_code == 401
+    # The next count of the same nonce is Collect's next request, and works.
+    following = digest_authorization(
+        challenge, method="GET", uri=uri, username=email, password=PASSWORD, count=4
+    )
+    assert (
+        await digest_client.get(uri, headers=OPENROSA | {"Authorization": following})
+    ).status_code == 200

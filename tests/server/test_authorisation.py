@@ -524,3 +524,39 @@ async def test_each_caller_gets_centrals_answer_on_each_route(world: World, app:
                     f" ({response.text[:120]})"
                 )
     assert not mismatches, "\n".join(mismatches)
+
+
+async def test_a_manager_grants_only_roles_up_to_their_own(world: World) -> None:
+    """As Central: granting needs every verb of the role there (403.1 otherwise)."""
+    ctx = Ctx(world, {}, {})
+    project = world.project_id
+    manager = await new_user(ctx)
+    await ok(
+        ctx.client.post(f"/v1/projects/{project}/assignments/manager/{manager}", headers=ctx.admin)
+    )
+    email = (await ctx.client.get(f"/v1/users/{manager}", headers=ctx.admin)).json()["email"]
+    mgr = await sign_in(ctx.client, email, PASSWORD)
+    target = await new_user(ctx)
+    base = f"/v1/projects/{project}"
+    refused = [
+        await ctx.client.post(f"{base}/assignments/admin/{target}", headers=mgr),
+        await ctx.client.post(f"{base}/forms/simple/assignments/admin/{target}", headers=mgr),
+        await ctx.client.put(
+            base,
+            json={
+                "name": "Returns",
+                "forms": [
+                    {"xmlFormId": "simple", "assignments": [{"roleId": 1, "actorId": int(target)}]}
+                ],
+            },
+            headers=mgr,
+        ),
+    ]
+    for response in refused:
+        assert response.status_code == 403, response.text
+        assert response.json()["code"] == 403.1
+    granted = (await ctx.client.get(f"{base}/assignments", headers=ctx.admin)).json()
+    assert all(a["actorId"] != int(target) for a in granted)
+    for role in ("manager", "viewer", "formfill"):
+        await ok(ctx.client.post(f"{base}/assignments/{role}/{target}", headers=mgr))
+    await ok(ctx.client.post(f"{base}/forms/simple/assignments/app-user/{target}", headers=mgr))

@@ -446,3 +446,25 @@ async def test_deleted_form_is_gone(world: World) -> None:
     listing = await client.get(f"/v1/projects/{world.project_id}/forms", headers=headers)
     assert listing.json() == []
     assert (await client.delete(base, headers=headers)).status_code == 404
+
+
+async def test_a_draft_token_is_not_in_the_database_and_is_checked_in_full(
+    world: World,
+) -> None:
+    forms = f"/v1/projects/{world.project_id}/forms"
+    await world.client.post(f"{forms}/simple/draft", headers=world.admin_headers)
+    draft = await world.client.get(f"{forms}/simple/draft", headers=world.admin_headers)
+    token = draft.json()["draftToken"]
+    assert len(token) == 64
+    async with world.runtime.read() as db:
+        stored = await db.scalar(select(Form.draft_token).where(Form.xml_form_id == "simple"))
+    assert stored is not None
+    assert stored not in token
+    base = f"/v1/test/{token}/projects/{world.project_id}/forms/simple/draft"
+    openrosa = {"X-OpenRosa-Version": "1.0"}
+    assert (await world.client.get(f"{base}/formList", headers=openrosa)).status_code == 200
+    other = "B" if token.endswith("A") else "A"
+    wrong = f"/v1/test/{token[:-1]}{other}/projects/{world.project_id}/forms/simple/draft"
+    assert (await world.client.get(f"{wrong}/formList", headers=openrosa)).status_code == 404
+    with_stored = f"/v1/test/{stored}/projects/{world.project_id}/forms/simple/draft"
+    assert (await world.client.get(f"{with_stored}/formList", headers=openrosa)).status_code == 404

@@ -589,3 +589,165 @@ async def test_nul_bytes_in_a_json_body_are_a_400_not_a_crash(world: World) -> N
     assert response.status_code in (200, 400), response.text
     if response.status_code == 400:
         assert response.json()["code"] == 400.8
+
+
+# --- limits enforced before the body is read ------------------------------------
+
+
+def assert_json_refused(response: httpx.Response, status: int, phrase: str) -> None:
+    assert response.status_code == status, response.text
+    assert phrase in response.json()["message"], response.text
+
+
+@dataclass
+class RawCall:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    body_was_read: bool
+
+
+async def call_without_body(
+    app: object, method: str, path: str, headers: dict[str, str], query: str = ""
+) -> RawCall:
+    """One ASGI request whose body never arrives: a handler that waited for it
+    would see the receive channel called."""
+    read: list[bool] = []
+    sent: list[dict[str, object]] = []
+
+    async def receive() -> dict[str, object]:
+        read.append(True)
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query.encode(),
+        "root_path": "",
+        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+        "client": ("192.0.2.50", 5000),
+        "server": ("testserver", 80),
+        "state": {},
+    }
+    await app(scope, receive, send)  # type: ignore[operator]
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    raw_headers = start["headers"]
+    assert isinstance(raw_headers, list)
+    body = b"".join(
+        m.get("body", b"")  # type: ignore[misc]
+        for m in sent
+        if m["type"] == "http.response.body"
+    )
+    return RawCall(
+        int(start["status"]),  # type: ignore[call-overload]
+        {k.decode(): v.decode() for k, v in raw_headers},
+        body,
+        bool(read),
+    )
+
+
+async def test_anonymous_large_submission_put_is_401_without_reading_it(
+    world: World, app: object
+) -> None:
+    path = f"/v1/projects/{world.project_id}/forms/simple/submissions/uuid:big"
+    answer = await call_without_body(
+        app, "PUT", path, {"Content-Type": "application/xml", "Content-Length": "20000000"}
+    )
+    assert answer.status == 401
+    assert not answer.body_was_read
+    assert msgspec.json.decode(answer.body)["code"] == 401.4
+
+
+async def test_bad_credentials_with_a_body_are_401_without_reading_it(
+    world: World, app: object
+) -> None:
+    path = f"/v1/projects/{world.project_id}/forms/simple/submissions"
+    answer = await call_without_body(
+        app,
+        "POST",
+        path,
+        {
+            "Content-Type": "application/xml",
+            "Content-Length": "20000000",
+            "Authorization": "Bearer not-a-session",
+        },
+    )
+    assert answer.status == 401
+    assert not answer.body_was_read
+
+
+async def test_a_declared_oversized_body_is_413_without_waiting_for_it(
+    world: World, app: object
+) -> None:
+    path = f"{world.key_base}/submission"
+    answer = await call_without_body(
+        app,
+        "POST",
+        path,
+        {
+            "Content-Type": MULTIPART,
+            "Content-Length": str(world.runtime.settings.max_submission_bytes + 1),
+            "X-OpenRosa-Version": "1.0",
+        },
+    )
+    assert answer.status == 413
+    assert not answer.body_was_read
+    json_answer = await call_without_body(
+        app,
+        "POST",
+        "/v1/projects",
+        world.admin_headers | {"Content-Type": "application/json", "Content-Length": "90000000"},
+    )
+    assert json_answer.status == 413
+    assert not json_answer.body_was_read
+
+
+async def test_deeply_nested_json_is_400_not_500(world: World) -> None:
+    for body in (b'{"name":' + b"[" * 5000 + b"]" * 5000 + b"}", b"[" * 100_000):
+        response = await world.client.post(
+            "/v1/projects",
+            content=body,
+            headers=world.admin_headers | {"Content-Type": "application/json"},
+        )
+        assert_json_refused(response, 400, "nests arrays and objects more than 64 deep")
+    # Brackets inside strings are text, not nesting.
+    named = await world.client.post(
+        "/v1/projects", json={"name": "[" * 200}, headers=world.admin_headers
+    )
+    assert named.status_code == 200, named.text
+
+
+async def test_deeply_nested_odata_filter_is_400_not_500(world: World) -> None:
+    feed = f"/v1/projects/{world.project_id}/forms/simple.svc/Submissions"
+    deep = "(" * 3000 + "__system/submitterId eq 1" + ")" * 3000
+    response = await world.client.get(feed, params={"$filter": deep}, headers=world.admin_headers)
+    assert_json_refused(response, 400, "nests parentheses 3000 deep")
+    chained = " and ".join(["__system/submitterId eq 1"] * 1000)
+    response = await world.client.get(
+        feed, params={"$filter": chained}, headers=world.admin_headers
+    )
+    assert_json_refused(response, 400, "and/or/not operators")
+    negated = "not " * 3000 + "__system/submitterId eq 1"
+    response = await world.client.get(
+        feed, params={"$filter": negated}, headers=world.admin_headers
+    )
+    assert_json_refused(response, 400, "and/or/not operators")
+    fine = await world.client.get(
+        feed, params={"$filter": "((__system/submitterId eq 1))"}, headers=world.admin_headers
+    )
+    assert fine.status_code == 200, fine.text
+
+
+async def test_a_request_with_too_many_headers_is_431(world: World, app: object) -> None:
+    many = {f"X-Filler-{n}": "x" for n in range(150)}
+    answer = await call_without_body(app, "GET", "/v1/projects", world.admin_headers | many)
+    assert answer.status == 431
+    assert msgspec.json.decode(answer.body)["code"] == 431.1
