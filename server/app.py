@@ -23,6 +23,7 @@ from server.api import (
     summaries,
     users,
 )
+from server.encoded_paths import HomewardApp, restore_path_params
 from server.errors import handle_http_exception, handle_problem, handle_unexpected
 from server.openrosa.routes import openrosa_routers
 from server.problems import Problem
@@ -54,7 +55,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Litesta
             await close_runtime(opened)
 
     max_body = settings.max_submission_bytes
-    app = Litestar(
+    app = HomewardApp(
         route_handlers=[
             health,
             accounts.router,
@@ -72,6 +73,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Litesta
             *openrosa_routers(max_body),
         ],
         lifespan=[lifespan],
+        middleware=[restore_path_params],
         before_request=refuse_nul_bytes,
         exception_handlers={
             Problem: handle_problem,
