@@ -7,7 +7,6 @@ OData links) must lead to the same form when followed as given.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import zipfile
 from urllib.parse import quote, unquote, urlsplit
@@ -17,6 +16,7 @@ import httpx
 import pytest
 from lxml import etree
 
+from tests.e2e.collect import md5
 from tests.server.conftest import XLSX, World
 from tests.server.test_submissions import assert_created, submit
 
@@ -44,7 +44,8 @@ def odd_form(form_id: str) -> bytes:
 <itext><translation lang="default">
 <text id="/data/name:label"><value>Name</value><value form="image">jr://images/{escape(MEDIA_NAME)}</value></text>
 </translation></itext>
-<instance><data id={quoteattr(form_id)} version="1"><name/><meta><instanceID/></meta></data></instance>
+<instance><data id={quoteattr(form_id)} version="1"><name/><meta><instanceID/></meta></data>
+</instance>
 <bind nodeset="/data/name" type="string"/>
 <bind nodeset="/data/meta/instanceID" type="string" readonly="true()" jr:preload="uid"/>
 </model></h:head>
@@ -122,11 +123,14 @@ async def test_odd_form_id_round_trips_through_every_route(
     entry = entries[form_id]
     download_url = entry.findtext(f"{LIST_NS}downloadUrl")
     manifest_url = entry.findtext(f"{LIST_NS}manifestUrl")
-    assert download_url is not None and manifest_url is not None
+    assert download_url is not None
+    assert manifest_url is not None
     for url in (download_url, manifest_url):
-        assert "/" not in urlsplit(url).path.split("/forms/")[1].split("/")[0].replace("%2F", "")
+        # The id is one segment: its own "/" stays encoded.
+        id_segment = urlsplit(url).path.split("/forms/")[1].split("/")[0]
+        assert unquote(id_segment.removesuffix(".xml")) == form_id
     form_xml = await ok(await client.get(local(download_url)))
-    assert entry.findtext(f"{LIST_NS}hash") == "md5:" + hashlib.md5(form_xml.content).hexdigest()
+    assert entry.findtext(f"{LIST_NS}hash") == "md5:" + md5(form_xml.content)
     manifest = etree.fromstring((await ok(await client.get(local(manifest_url)))).content)
     media_file = manifest.find(f"{MANIFEST_NS}mediaFile")
     assert media_file is not None
