@@ -57,7 +57,8 @@ def routing_path(raw_path: bytes) -> str | None:
     )
 
 
-def _restore(value: str) -> str:
+def restore_segment(value: str) -> str:
+    """A routed segment as the client meant it: the kept ``%2F`` and ``%25`` decoded."""
     return _KEPT.sub(lambda match: "/" if match[0] == "%2F" else "%", value)
 
 
@@ -95,7 +96,7 @@ def restore_path_params(app: ASGIApp) -> ASGIApp:
             params = cast(dict[str, Any], scope.get("path_params") or {})
             # A new dict: Litestar caches the parsed one and shares it between requests.
             scope["path_params"] = {
-                name: _restore(value) if isinstance(value, str) else value
+                name: restore_segment(value) if isinstance(value, str) else value
                 for name, value in params.items()
             }
         await app(scope, receive, send)
