@@ -18,6 +18,7 @@ from lxml import etree
 
 from tests.e2e.collect import md5
 from tests.server.conftest import XLSX, World
+from tests.server.test_forms_api import body_of, xlsform
 from tests.server.test_submissions import assert_created, submit
 
 ODD_IDS = [
@@ -137,7 +138,7 @@ async def test_odd_form_id_round_trips_through_every_route(
     assert media_file.findtext(f"{MANIFEST_NS}filename") == MEDIA_NAME
     media_url = media_file.findtext(f"{MANIFEST_NS}downloadUrl")
     assert media_url is not None
-    assert (await ok(await client.get(local(media_url)))).content == MEDIA_BYTES
+    assert await body_of(client, await client.get(local(media_url))) == MEDIA_BYTES
 
     # Submissions from the phone, then read back through the API.
     instance_ids = [f"uuid:{form_id}-{n}" for n in range(2)]
@@ -178,8 +179,6 @@ async def test_odd_form_id_round_trips_through_every_route(
 
 
 async def test_fallback_header_is_percent_decoded(module_world: World) -> None:
-    from tests.server.test_forms_api import xlsform
-
     world = module_world
     workbook = xlsform([["type", "name", "label"], ["text", "name", "Name"]])
     response = await world.client.post(
@@ -223,8 +222,6 @@ async def test_form_ids_central_refuses_are_400(
 
 
 async def test_a_control_character_in_the_fallback_id_is_400(module_world: World) -> None:
-    from tests.server.test_forms_api import xlsform
-
     world = module_world
     response = await world.client.post(
         f"/v1/projects/{world.project_id}/forms",
