@@ -59,7 +59,7 @@ def routing_path(raw_path: bytes) -> str | None:
 
 def restore_segment(value: str) -> str:
     """A routed segment as the client meant it: the kept ``%2F`` and ``%25`` decoded."""
-    return _KEPT.sub(lambda match: "/" if match[0] == "%2F" else "%", value)
+    return _KEPT.sub(lambda match: "/" if match[0].upper() == "%2F" else "%", value)
 
 
 def path_segment(text: str) -> str:
