@@ -51,7 +51,7 @@ class ParsedSubmission(msgspec.Struct, frozen=True):
 def parse_submission(xml: bytes, repeat_paths: frozenset[str] = frozenset()) -> ParsedSubmission:
     """Parse submission XML; `repeat_paths` ("/household/member") are always lists."""
     try:
-        root = parse_xml(xml)
+        root = parse_xml(xml, bare_ampersands=True)
     except XmlError as err:
         raise SubmissionError(f"The submission {err.reason}") from err
     _check_size(root)

@@ -18,10 +18,12 @@ from typing import Any
 
 import msgspec
 from pyxform.errors import PyXFormError
+from pyxform.question_type_dictionary import QUESTION_TYPE_DICT
 from pyxform.xls2json_backends import get_xlsform
 from pyxform.xls2xform import convert
 
 from forms.schema import HOMEWARD_NS
+from forms.xlsform_messages import explain
 
 __all__ = ["CompiledXlsForm", "XlsFormError", "compile_xlsform"]
 
@@ -69,6 +71,7 @@ def compile_xlsform(
         _check_zip(data)
     with _CONVERSION_LOCK, warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        definition: dict[str, Any] = {}
         try:
             workbook = get_xlsform(BytesIO(data), file_type=file_type)
             definition = {f.name: getattr(workbook, f.name) for f in dataclass_fields(workbook)}
@@ -77,7 +80,7 @@ def compile_xlsform(
             found: list[str] = []
             result = convert(definition, warnings=found)
         except PyXFormError as err:
-            raise XlsFormError(_explain(str(err))) from err
+            raise XlsFormError(_explain(str(err), definition)) from err
         except Exception as err:
             # openpyxl, xlrd and pyxform itself fail on odd input with all kinds
             # of exceptions; to the author they all mean the same thing.
@@ -87,7 +90,7 @@ def compile_xlsform(
     itemsets = result.itemsets
     return CompiledXlsForm(
         xml=result.xform.encode("utf-8"),
-        warnings=[str(w) for w in result.warnings],
+        warnings=[explain(str(w), definition, _QUESTION_TYPES) for w in result.warnings],
         itemsets_csv=itemsets.encode("utf-8") if itemsets else None,
     )
 
@@ -194,8 +197,24 @@ def _declare_namespace(definition: dict[str, Any]) -> None:
     definition["settings_header"] = header
 
 
-def _explain(message: str) -> str:
-    message = message.strip()
+def _explain(message: str, definition: dict[str, Any]) -> str:
     if "was not recognized as a supported type" in message:
         return "The spreadsheet is not a valid XLSForm: the file could not be read as a workbook"
-    return f"The XLSForm has an error: {message}"
+    return explain(message, definition, _QUESTION_TYPES)
+
+
+# Type names worth suggesting for a typo: today's spellings, not pyxform's
+# legacy aliases ("add integer prompt", "q int").
+_QUESTION_TYPES = sorted(
+    {name for name in QUESTION_TYPE_DICT if not name.startswith(("add ", "q ", "get "))}
+    | {
+        "begin group",
+        "end group",
+        "begin repeat",
+        "end repeat",
+        "select_one",
+        "select_multiple",
+        "select_one_from_file",
+        "select_multiple_from_file",
+    }
+)

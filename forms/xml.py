@@ -9,6 +9,7 @@ how "billion laughs" and XXE payloads travel, and ODK never needs them).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -50,8 +51,34 @@ def _safe_parser() -> etree.XMLParser:
     )
 
 
-def parse_xml(data: bytes) -> etree._Element:
-    """Parse untrusted XML bytes into an element tree, refusing DOCTYPEs."""
+# An ampersand that starts no character or entity reference ("&*()" in an id).
+_BARE_AMPERSAND = re.compile(rb"&(?!(?:[A-Za-z_:][A-Za-z0-9_.:-]*|#[0-9]+|#x[0-9A-Fa-f]+);)")
+
+
+def parse_xml(data: bytes, *, bare_ampersands: bool = False) -> etree._Element:
+    """Parse untrusted XML bytes into an element tree, refusing DOCTYPEs.
+
+    With ``bare_ampersands``, an ``&`` that starts no reference is read as a
+    literal ``&`` rather than failing the document. ODK Central reads
+    submissions that way (its parser is lenient there), pyodk's own test suite
+    sends an instance ID containing ``&*()``, and some clients build
+    submission XML by string formatting. Only ASCII-compatible encodings are
+    repaired; nothing else about the rules changes (no DTD, no entity is
+    expanded: ``&name;`` still needs to be one of XML's five).
+    """
+    try:
+        return _parse_strict(data)
+    except XmlError:
+        if not bare_ampersands or not _BARE_AMPERSAND.search(data):
+            raise
+        try:
+            return _parse_strict(_BARE_AMPERSAND.sub(b"&amp;", data))
+        except XmlError:
+            pass
+        raise
+
+
+def _parse_strict(data: bytes) -> etree._Element:
     if not data.strip():
         raise XmlError("is empty")
     # libxml2 reads the internal subset even when told not to expand entities

@@ -28,6 +28,7 @@ from server.api import (
     summaries,
     users,
 )
+from server.encoded_paths import HomewardApp, restore_path_params
 from server.errors import handle_http_exception, handle_problem, handle_unexpected
 from server.openrosa.routes import openrosa_routers
 from server.problems import Problem
@@ -72,7 +73,7 @@ def create_app(
             await close_runtime(opened)
 
     max_body = settings.max_submission_bytes
-    app = Litestar(
+    app = HomewardApp(
         route_handlers=[
             health,
             accounts.router,
@@ -93,6 +94,7 @@ def create_app(
             assets.web_router(web_dist),
         ],
         lifespan=[lifespan],
+        middleware=[restore_path_params],
         before_request=check_before_body,
         request_class=HomewardRequest,
         exception_handlers={

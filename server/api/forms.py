@@ -6,6 +6,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import unquote
 
 from litestar import Response, Router, delete, get, patch, post
 from litestar.background_tasks import BackgroundTask
@@ -145,7 +146,12 @@ async def restore_form(
     return Success()
 
 
-def upload_of(request: AnyRequest, body: bytes, fallback: str | None) -> form_service.FormUpload:
+def upload_of(
+    request: AnyRequest, body: bytes, fallback_header: str | None, *, default_id: str | None = None
+) -> form_service.FormUpload:
+    # Header values are ASCII, so clients (pyodk, Central's front end) send the
+    # fallback id percent-encoded, and Central decodes it: so do we.
+    fallback = unquote(fallback_header) if fallback_header else default_id
     return form_service.FormUpload(
         data=body,
         content_type=request.headers.get("content-type", "application/xml"),
@@ -268,7 +274,9 @@ async def create_draft(
         principal, form = await _caller_and_form(
             request, db, project_id, xml_form_id, "form.update"
         )
-        upload = upload_of(request, body, form_id_fallback or xml_form_id) if body else None
+        upload = (
+            upload_of(request, body, form_id_fallback, default_id=xml_form_id) if body else None
+        )
         await form_service.replace_draft(
             rt, db, form, upload=upload, ignore_warnings=parse_flag(ignore_warnings), by=principal
         )

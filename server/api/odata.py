@@ -24,7 +24,7 @@ import re
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from typing import Annotated, Any
-from urllib.parse import unquote, urlencode
+from urllib.parse import quote, urlencode
 
 import msgspec
 from litestar import Response, Router, get
@@ -47,6 +47,7 @@ from server import problems
 from server.api.common import check
 from server.auth import Principal
 from server.db.models import Submission
+from server.encoded_paths import path_segment
 from server.requests import AnyRequest, parse_flag, require_principal, runtime_of
 from server.runtime import Runtime
 from server.services import odata as feed_service
@@ -84,18 +85,18 @@ async def _feed(
     return feed, principal, view
 
 
-def _service_root(request: AnyRequest) -> str:
+def _service_root(request: AnyRequest, feed: Feed) -> str:
+    """The service's absolute URL, the form id percent-encoded (it may hold ``/``)."""
     url = request.url
-    path = url.path
-    end = path.find(".svc") + len(".svc")
-    return f"{url.scheme}://{url.netloc}{path[:end]}"
+    form_path = f"{url.path.split('/forms/')[0]}/forms/{path_segment(feed.form.xml_form_id)}"
+    return f"{url.scheme}://{url.netloc}{form_path}{'/draft.svc' if feed.draft else '.svc'}"
 
 
 async def service_document(
     request: AnyRequest, project_id: int, xml_form_id: str, *, draft: bool = False
 ) -> Response[bytes]:
     feed, _, _ = await _feed(request, project_id, xml_form_id, draft=draft)
-    body = _encode(render_service_document(feed.model, _service_root(request)))
+    body = _encode(render_service_document(feed.model, _service_root(request, feed)))
     return Response(body, media_type=JSON, headers=HEADERS)
 
 
@@ -162,14 +163,30 @@ async def odata_resource(
     return answer
 
 
+def _split_outside_quotes(sub: str) -> list[str]:
+    """``sub`` split at each ``/`` that is not inside a quoted key (``('a/b')``)."""
+    parts = [""]
+    quoted = False
+    for char in sub:
+        if char == "'":
+            quoted = not quoted  # a doubled '' (an escaped quote) toggles twice
+        if char == "/" and not quoted:
+            parts.append("")
+        else:
+            parts[-1] += char
+    return parts
+
+
 def _parse_path(sub: str) -> tuple[str, str | None, list[tuple[str, str | None]]]:
     """The table a data path names, the one submission it keys, and its segments."""
     segments: list[tuple[str, str | None]] = []
-    for part in sub.split("/"):
-        match = _SEGMENT.match(unquote(part))
+    for part in _split_outside_quotes(sub):
+        # The path arrives decoded (server.encoded_paths): a key may hold ``/`` or ``%``.
+        match = _SEGMENT.match(part)
         if match is None:
             raise problems.not_found()
-        segments.append((match[1], match[2]))
+        key = None if match[2] is None else match[2].replace("''", "'")
+        segments.append((match[1], key))
     if segments[0][0] != ROOT_TABLE and len(segments) > 1:
         raise problems.not_found()
     if len(segments) == 1:
@@ -221,7 +238,7 @@ async def _data(
     writer = RowWriter(feed.model, table, options)
     shown = view.record if view.masked else None
     query = FeedQuery(feed, table, writer, where, order, 0 if cursor else offset, cursor, shown)
-    context = f"{_service_root(request)}/$metadata#{table_name}"
+    context = f"{_service_root(request, feed)}/$metadata#{table_name}"
     rt = runtime_of(request)
 
     if instance_id is not None:
@@ -240,7 +257,7 @@ async def _data(
     # backends work in parallel; the event loop only waits).
     counted = asyncio.ensure_future(_count(rt, query)) if counting else None
     try:
-        body = await _page_body(request, query, limit, head)
+        body = await _page_body(request, query, limit, head, sub)
         if counted is not None:
             body = {**head, "@odata.count": await counted, **body}
     finally:
@@ -255,7 +272,7 @@ async def _count(rt: Runtime, query: FeedQuery) -> int:
 
 
 async def _page_body(
-    request: AnyRequest, query: FeedQuery, limit: int, head: dict[str, Any]
+    request: AnyRequest, query: FeedQuery, limit: int, head: dict[str, Any], resource: str
 ) -> dict[str, Any]:
     """The page's rows and, when more follow, its next link (head keys first)."""
     rt = runtime_of(request)
@@ -280,19 +297,21 @@ async def _page_body(
     body = head | {"value": rows}
     if more and last is not None:
         token = feed_service.encode_skiptoken(last.cursor, last.instance_id)
-        body["@odata.nextLink"] = _next_link(request, token)
+        body["@odata.nextLink"] = _next_link(request, query.feed, resource, token)
     return body
 
 
-def _next_link(request: AnyRequest, token: str) -> str:
-    url = request.url
+def _next_link(request: AnyRequest, feed: Feed, resource: str, token: str) -> str:
     kept = [
         (name, value)
         for name, value in request.query_params.multi_items()
         if name not in ("$skip", "$skiptoken")
     ]
     kept.append(("$skiptoken", token))
-    return f"{url.scheme}://{url.netloc}{url.path}?{urlencode(kept, safe='$/')}"
+    # Built from the decoded parts, each encoded again: the request's own path
+    # may hold an id's ``✅`` or ``'`` as they were decoded.
+    encoded = quote(resource, safe="/!~*'():$,=@")
+    return f"{_service_root(request, feed)}/{encoded}?{urlencode(kept, safe='$/')}"
 
 
 async def _stream(

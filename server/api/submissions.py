@@ -7,7 +7,6 @@ import mimetypes
 import tempfile
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from litestar import Response, Router, delete, get, patch, post, put
 from litestar.params import FromPath, FromQuery, JSONBody
@@ -27,6 +26,7 @@ from server.api.shapes import (
 )
 from server.auth import Principal
 from server.db.models import Blob, Form, FormDef, Submission, SubmissionAttachment, SubmissionDef
+from server.encoded_paths import path_segment
 from server.openrosa.routes import blob_response, device_id
 from server.requests import AnyRequest, parse_flag, require_principal, runtime_of
 from server.services import reviews
@@ -232,9 +232,10 @@ async def get_submission(
             root = await reviews.root_of_version(db, form, instance_id)
             if root is None:
                 raise
-            path = request.url.path.rsplit("/", 1)[0]
+            path = request.url.path.split("/forms/")[0]
+            path += f"/forms/{path_segment(xml_form_id)}/submissions"
             return Redirect(
-                f"{path}/{quote(root, safe=':')}/versions/{quote(instance_ref, safe=':')}",
+                f"{path}/{path_segment(root)}/versions/{path_segment(instance_ref)}",
                 status_code=301,
             )
         if xml:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from litestar import Response, Router, get, head, post
 from litestar.params import FromPath
@@ -16,6 +17,7 @@ from server import problems
 from server.auth import Grant, Principal, constant_time_equal, derive_draft_token
 from server.db.models import Blob, Form, FormAttachment, FormDef, Project
 from server.downloads import safe_media_type
+from server.encoded_paths import path_segment
 from server.errors import openrosa_headers
 from server.openrosa.multipart import read_submission, spool_directory
 from server.openrosa.render import (
@@ -134,9 +136,8 @@ async def _visible_forms(
 
 
 def _form_url(caller: Caller, project_id: int, form: Form) -> str:
-    if caller.draft_form is not None:
-        return f"{caller.base_url}/projects/{project_id}/forms/{form.xml_form_id}/draft"
-    return f"{caller.base_url}/projects/{project_id}/forms/{form.xml_form_id}"
+    form_path = f"{caller.base_url}/projects/{project_id}/forms/{path_segment(form.xml_form_id)}"
+    return f"{form_path}/draft" if caller.draft_form is not None else form_path
 
 
 @get("/projects/{project_id:int}/formList", name="openrosa-form-list", include_in_schema=False)
@@ -255,7 +256,9 @@ async def serve_manifest(request: AnyRequest, project_id: int, xml_form_id: str)
             .order_by(FormAttachment.name)
         )
         url = _form_url(caller, project_id, form)
-        media = [MediaEntry(name, md5, f"{url}/attachments/{name}") for name, md5 in rows]
+        media = [
+            MediaEntry(name, md5, f"{url}/attachments/{path_segment(name)}") for name, md5 in rows
+        ]
     return openrosa(render_manifest(media))
 
 
@@ -330,7 +333,7 @@ async def blob_response(
         url = await rt.blobs.presigned_url(blob.sha256, filename=filename, content_type=media_type)
         if url is not None:
             return Redirect(url, status_code=307, headers=headers)
-    disposition = f"attachment; filename*=UTF-8''{_quote(filename)}"
+    disposition = f"attachment; filename*=UTF-8''{quote(filename, safe='')}"
     # An explicit Content-Type header: Litestar would otherwise let a JSON route's
     # default media type replace the blob's own.
     return Stream(
@@ -343,12 +346,6 @@ async def blob_response(
             "Content-Length": str(blob.size),
         },
     )
-
-
-def _quote(name: str) -> str:
-    from urllib.parse import quote
-
-    return quote(name, safe="")
 
 
 @get(

@@ -14,6 +14,7 @@ import msgspec
 from sqlalchemy import Connection, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from forms.form_ids import CONTROL_CHARACTER_REASON, form_id_problem, has_control_character
 from forms.schema import FormSchema, decode_schema, encode_schema
 from forms.xform import XFormError, read_xform, set_xform_version
 from forms.xlsform import XlsFormError, compile_xlsform
@@ -59,6 +60,12 @@ class CompiledUpload:
 async def compile_upload(upload: FormUpload) -> CompiledUpload:
     """Turn an uploaded XLSForm or XForm into XForm bytes and a schema, off the event loop."""
     content_type = upload.content_type.split(";")[0].strip().lower()
+    fallback = upload.form_id_fallback
+    if fallback is not None and has_control_character(fallback):
+        # Caught before pyxform writes it into XML, which cannot hold it at all.
+        raise problems.unexpected_value(
+            "X-XlsForm-FormId-Fallback", fallback, CONTROL_CHARACTER_REASON
+        )
     if content_type in XLSX_TYPES:
         extension = ".xls" if content_type == "application/vnd.ms-excel" else ".xlsx"
         name = f"{upload.form_id_fallback or 'form'}{extension}"
@@ -83,6 +90,9 @@ async def compile_upload(upload: FormUpload) -> CompiledUpload:
         schema = await anyio.to_thread.run_sync(read_xform, xml)
     except XFormError as error:
         raise problems.Problem(400.1, f"The XForm could not be read: {error}") from error
+    reason = form_id_problem(schema.form_id)
+    if reason is not None:
+        raise problems.unexpected_value("xmlFormId", schema.form_id, reason)
     return CompiledUpload(xml, schema, warnings, xlsx, name, itemsets)
 
 

@@ -234,3 +234,28 @@ def test_with_repeats_equals_parsing_with_repeat_paths(members: int, nested_grou
     ).encode()
     paths = frozenset({"/household/member"})
     assert with_repeats(parse_submission(xml), paths) == parse_submission(xml, repeat_paths=paths)
+
+
+def test_a_bare_ampersand_is_read_as_central_reads_it() -> None:
+    # pyodk's live suite sends this instance ID as is, unescaped.
+    xml = (
+        b'<data id="fruits" version="1"><meta>'
+        b"<instanceID>scna+~!@#$%^&*()_+=-\xe2\x9c\x85</instanceID></meta>"
+        b"<fruit>Papaya &amp; mango &#x2713;</fruit></data>"
+    )
+    parsed = parse_submission(xml)
+    assert parsed.instance_id == "scna+~!@#$%^&*()_+=-✅"
+    assert parsed.record["fruit"] == "Papaya & mango ✓"
+
+
+@pytest.mark.parametrize(
+    "xml",
+    [
+        b'<data id="f"><meta><instanceID>a&nbsp;b</instanceID></meta></data>',
+        b'<data id="f"><meta><instanceID>a & b</instanceID></meta>',
+        b'<!DOCTYPE d [<!ENTITY e "x">]><data id="f">&e; & more</data>',
+    ],
+)
+def test_undeclared_entities_broken_xml_and_doctypes_stay_refused(xml: bytes) -> None:
+    with pytest.raises(SubmissionError):
+        parse_submission(xml)

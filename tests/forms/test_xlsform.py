@@ -80,8 +80,7 @@ def test_error_names_sheet_and_row() -> None:
 """
     with pytest.raises(XlsFormError) as caught:
         compile_xlsform(form, file_name="dup.md")
-    assert "[row : 3]" in str(caught.value)
-    assert "'survey' sheet" in str(caught.value)
+    assert str(caught.value).startswith("Sheet 'survey', row 3, column 'name': the value 'q1'")
 
 
 def test_unclosed_group_names_row() -> None:
@@ -91,7 +90,7 @@ def test_unclosed_group_names_row() -> None:
 |        | begin group | g    | G     |
 |        | text        | q1   | One   |
 """
-    with pytest.raises(XlsFormError, match=r"\[row : 2\].*'g'"):
+    with pytest.raises(XlsFormError, match=r"^Sheet 'survey', row 2: .*'g'"):
         compile_xlsform(form, file_name="group.md")
 
 
@@ -157,3 +156,83 @@ def test_workbook_file_name_stem_is_not_used_without_fallback(xlsform_corpus: Pa
     name = "pyodk__pull_data.xlsx"
     result = compile_xlsform((xlsform_corpus / name).read_bytes(), file_name=name)
     assert read_xform(result.xml).form_id == "data"
+
+
+def conversion_error(form: bytes) -> str:
+    with pytest.raises(XlsFormError) as caught:
+        compile_xlsform(form, file_name="form.md", form_id_fallback="form")
+    return str(caught.value)
+
+
+def test_unknown_list_names_its_place_and_the_list_meant() -> None:
+    message = conversion_error(
+        b"""
+| survey  |
+|         | type             | name   | label  |
+|         | text             | name   | Name   |
+|         | select_one gendr | gender | Gender |
+| choices |
+|         | list_name | name | label |
+|         | gender    | f    | Female |
+|         | gender    | m    | Male   |
+"""
+    )
+    assert message == (
+        "Sheet 'survey', row 3, column 'type': the list 'gendr' is not on the choices "
+        "sheet (no row there has it as its list_name). Did you mean 'gender'?"
+    )
+    assert "has an error" not in message
+
+
+def test_unknown_type_names_its_row_and_the_type_meant() -> None:
+    message = conversion_error(
+        b"""
+| survey |
+|        | type   | name | label |
+|        | text   | name | Name  |
+|        | integr | age  | Age   |
+"""
+    )
+    assert message == (
+        "Sheet 'survey', row 3, column 'type': Unknown question type 'integr'. "
+        "Did you mean 'integer'?"
+    )
+
+
+def test_unknown_reference_suggests_the_question_meant() -> None:
+    message = conversion_error(
+        b"""
+| survey |
+|        | type | name      | label            |
+|        | text | full_name | Name             |
+|        | note | greeting  | Hello ${fullname} |
+"""
+    )
+    assert message.startswith("Sheet 'survey', row 3, column 'label': the value is invalid.")
+    assert message.endswith("Could not find the name 'fullname'. Did you mean 'full_name'?")
+
+
+def test_nothing_close_means_no_suggestion() -> None:
+    message = conversion_error(
+        b"""
+| survey |
+|        | type           | name | label |
+|        | zzzzzzzzzzzzzz | age  | Age   |
+"""
+    )
+    assert (
+        message == "Sheet 'survey', row 2, column 'type': Unknown question type 'zzzzzzzzzzzzzz'."
+    )
+
+
+def test_a_misspelt_header_is_named() -> None:
+    message = conversion_error(
+        b"""
+| survey |
+|        | typ  | name | label |
+|        | text | age  | Age   |
+"""
+    )
+    assert message.startswith("Sheet 'survey', row 1: ")
+    assert "required column headers were not found: 'type'" in message
+    assert message.endswith("Should the column 'typ' be 'type'?")

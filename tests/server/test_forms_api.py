@@ -173,8 +173,7 @@ async def test_xlsform_error_is_400_15_naming_sheet_and_row_and_changes_nothing(
     assert response.status_code == 400
     problem = response.json()
     assert problem["code"] == 400.15
-    assert "'survey' sheet" in problem["message"]
-    assert "row : 2" in problem["message"]
+    assert "Sheet 'survey', row 2" in problem["message"]
     assert "nope" in problem["message"]
     assert "nope" in problem["details"]["error"]
     assert await counts(world.runtime) == before
@@ -468,3 +467,23 @@ async def test_a_draft_token_is_not_in_the_database_and_is_checked_in_full(
     assert (await world.client.get(f"{wrong}/formList", headers=openrosa)).status_code == 404
     with_stored = f"/v1/test/{stored}/projects/{world.project_id}/forms/simple/draft"
     assert (await world.client.get(f"{with_stored}/formList", headers=openrosa)).status_code == 404
+
+
+async def test_conversion_error_says_where_in_plain_words(world: World) -> None:
+    workbook = xlsform(
+        [["type", "name", "label"], ["text", "name", "Name"], ["select_one gendr", "g", "G"]],
+        choices=[["list_name", "name", "label"], ["gender", "f", "Female"]],
+    )
+    response = await world.client.post(
+        f"/v1/projects/{world.project_id}/forms",
+        content=workbook,
+        headers=world.admin_headers | {"Content-Type": XLSX},
+    )
+    assert response.status_code == 400, response.text
+    body = response.json()
+    assert body["code"] == 400.15
+    assert body["message"] == (
+        "The XLSForm could not be converted: Sheet 'survey', row 3, column 'type': the list "
+        "'gendr' is not on the choices sheet (no row there has it as its list_name). "
+        "Did you mean 'gender'?"
+    )
