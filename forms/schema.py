@@ -13,6 +13,8 @@ from collections.abc import Sequence
 
 import msgspec
 
+from forms.entities import EntityDeclaration
+
 __all__ = [
     "HOMEWARD_NS",
     "Choice",
@@ -86,6 +88,8 @@ class FormSchema(msgspec.Struct):
     entity_lists: list[str] = msgspec.field(default_factory=list)
     # Entity list this form creates or updates entities in (meta/entity@dataset).
     entity_dataset: str | None = None
+    # The whole declaration: spec version, saveto properties, create/update/offline.
+    entity: EntityDeclaration | None = None
 
     @property
     def repeat_paths(self) -> frozenset[str]:

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 from lxml import etree
 
+from forms.entities import read_declaration
 from forms.schema import HOMEWARD_NS, REPEAT, STRUCTURE, Choice, Field, FormSchema, MediaRef
 from forms.xml import XmlError, child_elements, first_child, local_name, parse_xml
 
@@ -75,6 +76,7 @@ def read_xform(xml: bytes) -> FormSchema:
         media=_media(html),
         entity_lists=_entity_lists(instances),
         entity_dataset=_entity_dataset(root),
+        entity=read_declaration(model, root),
     )
 
 
