@@ -12,6 +12,7 @@ from litestar.openapi import OpenAPIConfig
 from server.api import (
     accounts,
     audits,
+    datasets,
     exports,
     form_fields,
     forms,
@@ -69,6 +70,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Litesta
             audits.router,
             exports.router,
             odata.router,
+            datasets.router,
             *openrosa_routers(max_body),
         ],
         lifespan=[lifespan],

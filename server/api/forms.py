@@ -31,6 +31,7 @@ from server.requests import AnyRequest, parse_flag, require_principal, runtime_o
 from server.services import forms as form_service
 from server.services import stats
 from server.services.audit import now, record
+from server.services.forms import schema_of
 from server.services.projects import get_project
 from server.services.rendered_rows import render_form_rows_after_publish
 
@@ -53,6 +54,7 @@ def form_out(form: Form, form_def: FormDef | None, *, draft: bool = False) -> Fo
         updated_at=iso(form.updated_at),
         published_at=iso(form_def.published_at) if form_def else None,
         draft_token=form.draft_token if draft else None,
+        entity_related=form_def is not None and schema_of(form_def).entity is not None,
     )
 
 

@@ -21,6 +21,7 @@ from server import problems
 from server.auth import Principal
 from server.db.models import Form, FormAttachment, FormDef, Project
 from server.runtime import Runtime
+from server.services import datasets
 from server.services.audit import now, record
 from server.services.blobs import store_blob
 
@@ -169,6 +170,9 @@ async def _new_def(rt: Runtime, db: AsyncSession, form: Form, compiled: Compiled
                 updated_at=updated_at,
             )
         )
+    await db.flush()
+    await datasets.declare_from_form(db, form.project_id, form_def, schema, publish=False)
+    await datasets.link_attachments(db, form.project_id, form_def.id)
     return form_def
 
 
@@ -290,6 +294,8 @@ async def publish_draft(
     if clash is not None:
         raise problems.version_conflict(form.xml_form_id, draft.version)
     draft.published_at = now()
+    await datasets.declare_from_form(db, form.project_id, draft, schema_of(draft), publish=True)
+    await datasets.link_attachments(db, form.project_id, draft.id)
     form.current_def_id = draft.id
     form.draft_def_id = None
     form.draft_token = secrets.token_urlsafe(48)

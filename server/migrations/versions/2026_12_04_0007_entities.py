@@ -10,6 +10,7 @@ Revises: 0006
 Create Date: 2026-12-04 17:00:00.000000
 """
 
+import json
 from collections.abc import Sequence
 
 import sqlalchemy as sa
@@ -22,6 +23,33 @@ depends_on: str | Sequence[str] | None = None
 
 Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 Timestamp = sa.DateTime(timezone=True)
+
+# Verbs the roles gain for entity lists, by role id (admin, manager, viewer).
+_READ = ["dataset.list", "dataset.read", "entity.list", "entity.read"]
+_MANAGE = [
+    *_READ,
+    "dataset.create",
+    "dataset.update",
+    "entity.create",
+    "entity.update",
+    "entity.delete",
+    "entity.restore",
+]
+_NEW_VERBS = {1: _MANAGE, 5: _MANAGE, 6: _READ}
+
+
+def _change_verbs(add: bool) -> None:
+    connection = op.get_bind()
+    roles = sa.table("roles", sa.column("id", sa.Integer()), sa.column("verbs", sa.Text()))
+    for role_id, verbs in _NEW_VERBS.items():
+        stored = connection.scalar(sa.select(roles.c.verbs).where(roles.c.id == role_id))
+        if stored is None:
+            continue
+        current = set(json.loads(stored))
+        current = current | set(verbs) if add else current - set(verbs)
+        connection.execute(
+            roles.update().where(roles.c.id == role_id).values(verbs=json.dumps(sorted(current)))
+        )
 
 
 def upgrade() -> None:
@@ -117,9 +145,11 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("form_attachments") as batch:
         batch.add_column(sa.Column("dataset_id", sa.BigInteger(), nullable=True))
+    _change_verbs(add=True)
 
 
 def downgrade() -> None:
+    _change_verbs(add=False)
     with op.batch_alter_table("form_attachments") as batch:
         batch.drop_column("dataset_id")
     op.drop_index("ix_entity_backlog_branch", "entity_backlog")
