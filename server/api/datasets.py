@@ -8,11 +8,11 @@ project roles.
 from __future__ import annotations
 
 import uuid as uuid_module
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Response, Router, delete, get, patch, post
-from litestar.params import FromPath, FromQuery
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.response import Stream
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -155,7 +155,7 @@ async def list_datasets(request: AnyRequest, project_id: FromPath[int]) -> list[
 
 @post("/projects/{project_id:int}/datasets", operation_id="createDataset", status_code=200)
 async def create_dataset(
-    request: AnyRequest, project_id: FromPath[int], data: DatasetIn
+    request: AnyRequest, project_id: FromPath[int], data: JSONBody[DatasetIn]
 ) -> DatasetOut:
     async with runtime_of(request).transaction() as db:
         principal = await _caller(request, db, project_id, "dataset.create")
@@ -202,7 +202,10 @@ async def get_dataset(request: AnyRequest, project_id: FromPath[int], name: From
 
 @patch("/projects/{project_id:int}/datasets/{name:str}", operation_id="updateDataset")
 async def update_dataset(
-    request: AnyRequest, project_id: FromPath[int], name: FromPath[str], data: DatasetPatch
+    request: AnyRequest,
+    project_id: FromPath[int],
+    name: FromPath[str],
+    data: JSONBody[DatasetPatch],
 ) -> DatasetOut:
     async with runtime_of(request).transaction() as db:
         principal = await _caller(request, db, project_id, "dataset.update")
@@ -223,7 +226,7 @@ async def update_dataset(
     status_code=200,
 )
 async def add_property(
-    request: AnyRequest, project_id: FromPath[int], name: FromPath[str], data: PropertyIn
+    request: AnyRequest, project_id: FromPath[int], name: FromPath[str], data: JSONBody[PropertyIn]
 ) -> Success:
     async with runtime_of(request).transaction() as db:
         principal = await _caller(request, db, project_id, "dataset.update")
@@ -324,7 +327,10 @@ def _author(
     status_code=200,
 )
 async def create_entities(
-    request: AnyRequest, project_id: FromPath[int], name: FromPath[str], data: dict[str, Any]
+    request: AnyRequest,
+    project_id: FromPath[int],
+    name: FromPath[str],
+    data: JSONBody[dict[str, Any]],
 ) -> Any:
     """One entity (`{uuid?, label, data}`), or many (`{entities: [...], source: {...}}`)."""
     bulk = "entities" in data
@@ -402,8 +408,8 @@ async def patch_entity(
     project_id: FromPath[int],
     name: FromPath[str],
     uuid: FromPath[str],
-    data: dict[str, Any],
-    base_version: FromQuery[str | None] = None,
+    data: JSONBody[dict[str, Any]],
+    base_version: Annotated[str | None, QueryParameter(name="baseVersion")] = None,
     force: FromQuery[str | None] = None,
     resolve: FromQuery[str | None] = None,
 ) -> EntityOut:

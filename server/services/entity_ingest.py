@@ -14,6 +14,7 @@ waited long enough (Central's processing backlog).
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 import msgspec
 from sqlalchemy import Connection, delete, func, insert, select
@@ -37,6 +38,7 @@ _encode_action = msgspec.json.Encoder().encode
 _decode_action = msgspec.json.Decoder(EntityAction).decode
 # Central forces held offline updates after five days.
 BACKLOG_TIMEOUT = timedelta(days=5)
+_BACKLOG = EntityBacklog.__table__
 
 
 def process_submission(
@@ -166,16 +168,16 @@ def _apply_held(
     if not branch:
         # A create may be what held updates of an entity made offline wait for.
         rows = connection.execute(
-            select(EntityBacklog).where(
+            select(_BACKLOG).where(
                 EntityBacklog.dataset_id == dataset.id, EntityBacklog.uuid == entity_uuid
             )
         ).all()
-        firsts = [r[0] for r in rows if r[0].branch_base_version == 1]
+        firsts = [r for r in rows if r.branch_base_version == 1]
         for held in firsts:
             _apply_one(connection, dataset, held)
         return
     held_row = connection.execute(
-        select(EntityBacklog).where(
+        select(_BACKLOG).where(
             EntityBacklog.dataset_id == dataset.id,
             EntityBacklog.uuid == entity_uuid,
             EntityBacklog.branch_id == branch,
@@ -183,17 +185,17 @@ def _apply_held(
         )
     ).first()
     if held_row is not None:
-        _apply_one(connection, dataset, held_row[0])
+        _apply_one(connection, dataset, held_row)
 
 
-def _apply_one(connection: Connection, dataset: Dataset, held: EntityBacklog) -> None:
+def _apply_one(connection: Connection, dataset: Dataset, held: Any) -> None:
     connection.execute(delete(EntityBacklog).where(EntityBacklog.id == held.id))
     action = _decode_action(held.action)
     author = _held_author(connection, held)
     apply_action(connection, dataset, action, author)
 
 
-def _held_author(connection: Connection, held: EntityBacklog) -> Author:
+def _held_author(connection: Connection, held: Any) -> Author:
     from server.db.models import SubmissionDef
 
     row = connection.execute(
@@ -213,11 +215,11 @@ def force_backlog(connection: Connection, *, older_than: datetime | None = None)
     """
     cutoff = older_than or (now() - BACKLOG_TIMEOUT)
     held = connection.execute(
-        select(EntityBacklog)
+        select(_BACKLOG)
         .where(EntityBacklog.created_at <= cutoff)
         .order_by(EntityBacklog.branch_base_version, EntityBacklog.id)
     ).all()
-    for (row,) in held:
+    for row in held:
         still = connection.scalar(
             select(func.count()).select_from(EntityBacklog).where(EntityBacklog.id == row.id)
         )
