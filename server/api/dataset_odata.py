@@ -129,13 +129,13 @@ def _number(name: str, value: str | None) -> int | None:
 
 
 @get(
-    "/projects/{project_id:int}/datasets/{ref:str}/{rest:path}",
+    "/projects/{project_id:int}/datasets/{dataset_ref:str}/{rest:path}",
     operation_id="getDatasetODataResource",
 )
 async def dataset_odata(
     request: AnyRequest,
     project_id: FromPath[int],
-    ref: FromPath[str],
+    dataset_ref: FromPath[str],
     rest: FromPath[str],
     top: Top = None,
     skip: Skip = None,
@@ -144,9 +144,9 @@ async def dataset_odata(
     select_: Select = None,
     skiptoken: SkipToken = None,
 ) -> Response[bytes]:
-    if not ref.endswith(".svc"):
+    if not dataset_ref.endswith(".svc"):
         raise problems.not_found()
-    name = ref.removesuffix(".svc")
+    name = dataset_ref.removesuffix(".svc")
     resource = rest.strip("/")
     async with runtime_of(request).read() as db:
         dataset = await _dataset(request, db, project_id, name)

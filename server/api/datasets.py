@@ -190,26 +190,28 @@ async def _full_out(db: AsyncSession, dataset: Dataset) -> DatasetOut:
     return shape
 
 
-@get("/projects/{project_id:int}/datasets/{name:str}", operation_id="getDataset")
-async def get_dataset(request: AnyRequest, project_id: FromPath[int], name: FromPath[str]) -> Any:
-    if name.endswith(".svc"):
-        return await service_document(request, project_id, name.removesuffix(".svc"))
+@get("/projects/{project_id:int}/datasets/{dataset_name:str}", operation_id="getDataset")
+async def get_dataset(
+    request: AnyRequest, project_id: FromPath[int], dataset_name: FromPath[str]
+) -> Any:
+    if dataset_name.endswith(".svc"):
+        return await service_document(request, project_id, dataset_name.removesuffix(".svc"))
     async with runtime_of(request).read() as db:
         await _caller(request, db, project_id, "dataset.read")
-        dataset = await dataset_service.find_dataset(db, project_id, name)
+        dataset = await dataset_service.find_dataset(db, project_id, dataset_name)
         return await _full_out(db, dataset)
 
 
-@patch("/projects/{project_id:int}/datasets/{name:str}", operation_id="updateDataset")
+@patch("/projects/{project_id:int}/datasets/{dataset_name:str}", operation_id="updateDataset")
 async def update_dataset(
     request: AnyRequest,
     project_id: FromPath[int],
-    name: FromPath[str],
+    dataset_name: FromPath[str],
     data: JSONBody[DatasetPatch],
 ) -> DatasetOut:
     async with runtime_of(request).transaction() as db:
         principal = await _caller(request, db, project_id, "dataset.update")
-        dataset = await dataset_service.find_dataset(db, project_id, name)
+        dataset = await dataset_service.find_dataset(db, project_id, dataset_name)
         await dataset_service.update_dataset(
             db,
             dataset,
@@ -221,16 +223,19 @@ async def update_dataset(
 
 
 @post(
-    "/projects/{project_id:int}/datasets/{name:str}/properties",
+    "/projects/{project_id:int}/datasets/{dataset_name:str}/properties",
     operation_id="addDatasetProperty",
     status_code=200,
 )
 async def add_property(
-    request: AnyRequest, project_id: FromPath[int], name: FromPath[str], data: JSONBody[PropertyIn]
+    request: AnyRequest,
+    project_id: FromPath[int],
+    dataset_name: FromPath[str],
+    data: JSONBody[PropertyIn],
 ) -> Success:
     async with runtime_of(request).transaction() as db:
         principal = await _caller(request, db, project_id, "dataset.update")
-        dataset = await dataset_service.find_dataset(db, project_id, name)
+        dataset = await dataset_service.find_dataset(db, project_id, dataset_name)
         await dataset_service.add_property(db, dataset, data.name, principal)
     return Success()
 
@@ -278,18 +283,18 @@ async def _one_out(db: AsyncSession, dataset_id: int, uuid: str) -> EntityOut:
 
 
 @get(
-    "/projects/{project_id:int}/datasets/{name:str}/entities",
+    "/projects/{project_id:int}/datasets/{dataset_name:str}/entities",
     operation_id="listEntities",
 )
 async def list_entities(
     request: AnyRequest,
     project_id: FromPath[int],
-    name: FromPath[str],
+    dataset_name: FromPath[str],
     deleted: FromQuery[str | None] = None,
 ) -> list[EntityOut]:
     async with runtime_of(request).read() as db:
         await _caller(request, db, project_id, "entity.list")
-        dataset = await dataset_service.find_dataset(db, project_id, name)
+        dataset = await dataset_service.find_dataset(db, project_id, dataset_name)
         gone = parse_flag(deleted)
         rows = await db.execute(
             select(EntityRow, EntityDef)
@@ -322,14 +327,14 @@ def _author(
 
 
 @post(
-    "/projects/{project_id:int}/datasets/{name:str}/entities",
+    "/projects/{project_id:int}/datasets/{dataset_name:str}/entities",
     operation_id="createEntities",
     status_code=200,
 )
 async def create_entities(
     request: AnyRequest,
     project_id: FromPath[int],
-    name: FromPath[str],
+    dataset_name: FromPath[str],
     data: JSONBody[dict[str, Any]],
 ) -> Any:
     """One entity (`{uuid?, label, data}`), or many (`{entities: [...], source: {...}}`)."""
@@ -350,7 +355,7 @@ async def create_entities(
         raise problems.missing_parameter("entities")
     async with runtime_of(request).transaction() as db:
         principal = await _caller(request, db, project_id, "entity.create")
-        dataset = await dataset_service.find_dataset(db, project_id, name)
+        dataset = await dataset_service.find_dataset(db, project_id, dataset_name)
         author = _author(principal, request, source)
         prepared = []
         for item in items:
@@ -384,30 +389,33 @@ def _create(
 
 
 @get(
-    "/projects/{project_id:int}/datasets/{name:str}/entities/{uuid:str}",
+    "/projects/{project_id:int}/datasets/{dataset_name:str}/entities/{entity_uuid:str}",
     operation_id="getEntity",
 )
 async def get_entity(
-    request: AnyRequest, project_id: FromPath[int], name: FromPath[str], uuid: FromPath[str]
+    request: AnyRequest,
+    project_id: FromPath[int],
+    dataset_name: FromPath[str],
+    entity_uuid: FromPath[str],
 ) -> EntityOut:
     async with runtime_of(request).read() as db:
         await _caller(request, db, project_id, "entity.read")
-        dataset = await dataset_service.find_dataset(db, project_id, name)
-        shape = await _one_out(db, dataset.id, uuid)
+        dataset = await dataset_service.find_dataset(db, project_id, dataset_name)
+        shape = await _one_out(db, dataset.id, entity_uuid)
         if shape.deleted_at is not None:
             raise problems.not_found()
         return shape
 
 
 @patch(
-    "/projects/{project_id:int}/datasets/{name:str}/entities/{uuid:str}",
+    "/projects/{project_id:int}/datasets/{dataset_name:str}/entities/{entity_uuid:str}",
     operation_id="updateEntity",
 )
 async def patch_entity(
     request: AnyRequest,
     project_id: FromPath[int],
-    name: FromPath[str],
-    uuid: FromPath[str],
+    dataset_name: FromPath[str],
+    entity_uuid: FromPath[str],
     data: JSONBody[dict[str, Any]],
     base_version: Annotated[str | None, QueryParameter(name="baseVersion")] = None,
     force: FromQuery[str | None] = None,
@@ -425,12 +433,12 @@ async def patch_entity(
         raise problems.missing_parameter("baseVersion")
     async with runtime_of(request).transaction() as db:
         principal = await _caller(request, db, project_id, "entity.update")
-        dataset = await dataset_service.find_dataset(db, project_id, name)
+        dataset = await dataset_service.find_dataset(db, project_id, dataset_name)
         values = _string_data(parsed.data)
         author = _author(principal, request)
 
         def work(connection: Any) -> None:
-            entity = find_entity(connection, dataset.id, uuid)
+            entity = find_entity(connection, dataset.id, entity_uuid)
             if entity is None:
                 raise problems.not_found()
             if base is not None and not forced and base != entity.version and not resolving:
@@ -453,32 +461,40 @@ async def patch_entity(
             )
 
         await db.run_sync(lambda s: work(s.connection()))
-        return await _one_out(db, dataset.id, uuid)
+        return await _one_out(db, dataset.id, entity_uuid)
 
 
 @delete(
-    "/projects/{project_id:int}/datasets/{name:str}/entities/{uuid:str}",
+    "/projects/{project_id:int}/datasets/{dataset_name:str}/entities/{entity_uuid:str}",
     operation_id="deleteEntity",
     status_code=200,
 )
 async def delete_entity(
-    request: AnyRequest, project_id: FromPath[int], name: FromPath[str], uuid: FromPath[str]
+    request: AnyRequest,
+    project_id: FromPath[int],
+    dataset_name: FromPath[str],
+    entity_uuid: FromPath[str],
 ) -> Success:
-    await _set_deleted(request, project_id, name, uuid, deleted=True)
+    await _set_deleted(request, project_id, dataset_name, entity_uuid, deleted=True)
     return Success()
 
 
 @post(
-    "/projects/{project_id:int}/datasets/{name:str}/entities/{uuid:str}/restore",
+    "/projects/{project_id:int}/datasets/{dataset_name:str}/entities/{entity_uuid:str}/restore",
     operation_id="restoreEntity",
     status_code=200,
 )
 async def restore_entity(
-    request: AnyRequest, project_id: FromPath[int], name: FromPath[str], uuid: FromPath[str]
+    request: AnyRequest,
+    project_id: FromPath[int],
+    dataset_name: FromPath[str],
+    entity_uuid: FromPath[str],
 ) -> EntityOut:
     async with runtime_of(request).transaction() as db:
-        dataset = await _set_deleted_in(db, request, project_id, name, uuid, deleted=False)
-        return await _one_out(db, dataset.id, uuid)
+        dataset = await _set_deleted_in(
+            db, request, project_id, dataset_name, entity_uuid, deleted=False
+        )
+        return await _one_out(db, dataset.id, entity_uuid)
 
 
 async def _set_deleted(
@@ -508,20 +524,23 @@ async def _set_deleted_in(
 
 
 @get(
-    "/projects/{project_id:int}/datasets/{name:str}/entities/{uuid:str}/versions",
+    "/projects/{project_id:int}/datasets/{dataset_name:str}/entities/{entity_uuid:str}/versions",
     operation_id="listEntityVersions",
 )
 async def entity_versions(
-    request: AnyRequest, project_id: FromPath[int], name: FromPath[str], uuid: FromPath[str]
+    request: AnyRequest,
+    project_id: FromPath[int],
+    dataset_name: FromPath[str],
+    entity_uuid: FromPath[str],
 ) -> list[VersionOut]:
     async with runtime_of(request).read() as db:
         await _caller(request, db, project_id, "entity.read")
-        dataset = await dataset_service.find_dataset(db, project_id, name)
+        dataset = await dataset_service.find_dataset(db, project_id, dataset_name)
         rows = (
             await db.scalars(
                 select(EntityDef)
                 .join(EntityRow, EntityRow.id == EntityDef.entity_id)
-                .where(EntityRow.dataset_id == dataset.id, EntityRow.uuid == uuid)
+                .where(EntityRow.dataset_id == dataset.id, EntityRow.uuid == entity_uuid)
                 .order_by(EntityDef.version)
             )
         ).all()
@@ -531,15 +550,15 @@ async def entity_versions(
 
 
 @get(
-    "/projects/{project_id:int}/datasets/{name:str}/entities.csv",
+    "/projects/{project_id:int}/datasets/{dataset_name:str}/entities.csv",
     operation_id="downloadEntities",
 )
 async def entities_csv(
-    request: AnyRequest, project_id: FromPath[int], name: FromPath[str]
+    request: AnyRequest, project_id: FromPath[int], dataset_name: FromPath[str]
 ) -> Response[Any]:
     async with runtime_of(request).read() as db:
         await _caller(request, db, project_id, "entity.list")
-        dataset = await dataset_service.find_dataset(db, project_id, name)
+        dataset = await dataset_service.find_dataset(db, project_id, dataset_name)
         properties = await entity_lists.published_properties(db, dataset.id)
     body = entity_lists.stream_csv(runtime_of(request), dataset.id, properties, None)
     return Stream(
@@ -548,7 +567,7 @@ async def entities_csv(
         headers=openrosa_headers()
         | {
             "Content-Type": "text/csv; charset=utf-8",
-            "Content-Disposition": f'attachment; filename="{name}.csv"',
+            "Content-Disposition": f'attachment; filename="{dataset_name}.csv"',
         },
     )
 

@@ -342,18 +342,18 @@ async def entity_list_response(
 
 
 @get(
-    "/projects/{project_id:int}/datasets/{name:str}/integrity",
+    "/projects/{project_id:int}/datasets/{dataset_name:str}/integrity",
     name="openrosa-entity-integrity",
     include_in_schema=False,
 )
 async def entity_integrity(
-    request: AnyRequest, project_id: FromPath[int], name: FromPath[str]
+    request: AnyRequest, project_id: FromPath[int], dataset_name: FromPath[str]
 ) -> Response[bytes]:
     wanted = [i.strip() for i in request.query_params.get("id", "").split(",") if i.strip()]
     async with runtime_of(request).transaction() as db:
         caller = await resolve_caller(request, db, project_id)
         dataset = await db.scalar(
-            select(Dataset).where(Dataset.project_id == project_id, Dataset.name == name)
+            select(Dataset).where(Dataset.project_id == project_id, Dataset.name == dataset_name)
         )
         if dataset is None or dataset.published_at is None or caller.principal is None:
             raise problems.not_found()
