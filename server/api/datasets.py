@@ -429,10 +429,10 @@ async def patch_entity(
         if not base_version.isdigit():
             raise problems.unexpected_value("baseVersion", base_version, "it is a version number.")
         base = int(base_version)
-    elif not forced and not resolving:
-        raise problems.missing_parameter("baseVersion")
     async with runtime_of(request).transaction() as db:
         principal = await _caller(request, db, project_id, "entity.update")
+        if base is None and not forced and not resolving:
+            raise problems.missing_parameter("baseVersion")
         dataset = await dataset_service.find_dataset(db, project_id, dataset_name)
         values = _string_data(parsed.data)
         author = _author(principal, request)
