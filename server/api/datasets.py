@@ -22,7 +22,7 @@ from server.api.common import check
 from server.api.dataset_odata import dataset_odata, service_document
 from server.api.shapes import ApiInput, ApiModel, Success, iso
 from server.auth import Principal
-from server.db.models import Dataset, EntityDef, EntityRow
+from server.db.models import Dataset, EntityDef, EntityRow, FormDef
 from server.errors import openrosa_headers
 from server.requests import AnyRequest, parse_flag, require_principal, runtime_of
 from server.services import datasets as dataset_service
@@ -40,6 +40,7 @@ from server.services.entities import (
     set_deleted,
     update_entity,
 )
+from server.services.forms import find_form, schema_of
 from server.services.projects import get_project
 
 
@@ -572,6 +573,69 @@ async def entities_csv(
     )
 
 
+class PropertyDiffOut(ApiModel):
+    name: str
+    in_form: bool
+    is_new: bool | msgspec.UnsetType = msgspec.UNSET
+
+
+class DatasetDiffOut(ApiModel):
+    name: str
+    properties: list[PropertyDiffOut]
+    is_new: bool | msgspec.UnsetType = msgspec.UNSET
+
+
+async def _diff(
+    request: AnyRequest, project_id: int, xml_form_id: str, *, draft: bool
+) -> list[DatasetDiffOut]:
+    async with runtime_of(request).read() as db:
+        principal = await require_principal(request, db)
+        form = await find_form(db, project_id, xml_form_id)
+        check(principal, "form.read", project_id=project_id, form_id=form.id)
+        def_id = form.draft_def_id if draft else form.current_def_id
+        form_def = await db.get(FormDef, def_id) if def_id else None
+        if form_def is None:
+            raise problems.not_found()
+        found = await dataset_service.dataset_diff(db, project_id, form_def, schema_of(form_def))
+    if draft:
+        return [
+            DatasetDiffOut(
+                d.name,
+                [PropertyDiffOut(p.name, p.in_form, p.is_new) for p in d.properties],
+                d.is_new,
+            )
+            for d in found
+        ]
+    return [
+        DatasetDiffOut(
+            d.name, [PropertyDiffOut(p.name, p.in_form) for p in d.properties if not p.is_new]
+        )
+        for d in found
+    ]
+
+
+@get(
+    "/projects/{project_id:int}/forms/{xml_form_id:str}/dataset-diff",
+    operation_id="publishedFormRelatedDatasets",
+)
+async def form_dataset_diff(
+    request: AnyRequest, project_id: FromPath[int], xml_form_id: FromPath[str]
+) -> list[DatasetDiffOut]:
+    """The list the published form fills: every published property, `inForm` when it saves to it."""
+    return await _diff(request, project_id, xml_form_id, draft=False)
+
+
+@get(
+    "/projects/{project_id:int}/forms/{xml_form_id:str}/draft/dataset-diff",
+    operation_id="draftFormDatasetDiff",
+)
+async def draft_dataset_diff(
+    request: AnyRequest, project_id: FromPath[int], xml_form_id: FromPath[str]
+) -> list[DatasetDiffOut]:
+    """What publishing the draft would add (`isNew` on the list and on each property)."""
+    return await _diff(request, project_id, xml_form_id, draft=True)
+
+
 router = Router(
     "/v1",
     route_handlers=[
@@ -589,5 +653,7 @@ router = Router(
         entity_versions,
         entities_csv,
         dataset_odata,
+        form_dataset_diff,
+        draft_dataset_diff,
     ],
 )

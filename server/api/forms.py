@@ -354,9 +354,9 @@ async def attachments_out(db: AsyncSession, def_id: int | None) -> list[FormAtta
         FormAttachmentOut(
             name=a.name,
             type=a.kind,
-            exists=a.blob_sha256 is not None,
+            exists=a.blob_sha256 is not None or a.dataset_id is not None,
             blob_exists=a.blob_sha256 is not None,
-            dataset_exists=False,
+            dataset_exists=a.dataset_id is not None,
             updated_at=iso(a.updated_at),
             hash=md5,
         )

@@ -67,6 +67,10 @@ def process_submission(
         action = EntityProblem(404.7, f"The entity list '{schema.entity.dataset}' does not exist.")
     elif dataset.approval_required and not approved:
         return
+    if schema.entity.offline:
+        # Held updates that waited past the timeout go in before this one (Central
+        # runs this on a schedule; here any offline submission sweeps it).
+        force_backlog(connection)
     if isinstance(action, EntityProblem):
         _record_error(connection, submission_id, submission_def_id, author, action)
         return
@@ -267,4 +271,71 @@ def _record_error(
             "errorMessage": problem.message,
             "problem": {"problemCode": problem.code, "problemDetails": None},
         },
+    )
+
+
+def process_on_approval(connection: Connection, submission_id: int, actor_id: int | None) -> None:
+    """An approved submission fills a list that waits for approval (approvalRequired).
+
+    Lists that do not wait were filled at ingest; a submission already applied
+    (or already refused, with its entity.error) is not applied twice.
+    """
+    from forms.submission import parse_submission
+    from server.db.models import Audit, FormDef, Submission, SubmissionDef
+    from server.services.forms import schema_by_id_on
+
+    row = connection.execute(
+        select(
+            SubmissionDef.id,
+            SubmissionDef.xml,
+            SubmissionDef.user_agent,
+            SubmissionDef.submitter_id,
+            FormDef.id,
+            FormDef.sha256,
+            Submission.form_id,
+            Submission.draft,
+        )
+        .join(Submission, Submission.id == SubmissionDef.submission_id)
+        .join(FormDef, FormDef.id == SubmissionDef.form_def_id)
+        .where(SubmissionDef.submission_id == submission_id, SubmissionDef.current.is_(True))
+    ).first()
+    if row is None or row.draft:
+        return
+    def_id, xml, agent, submitter, form_def_id, sha, form_id, _ = row
+    schema = schema_by_id_on(connection, form_def_id, sha)
+    if schema.entity is None:
+        return
+    project_id = connection.scalar(select(Form.project_id).where(Form.id == form_id))
+    assert project_id is not None
+    dataset = dataset_by_name(connection, project_id, schema.entity.dataset)
+    if dataset is None or not dataset.approval_required:
+        return
+    defs = select(SubmissionDef.id).where(SubmissionDef.submission_id == submission_id)
+    applied = connection.scalar(
+        select(func.count())
+        .select_from(EntityDef)
+        .where(EntityDef.source_submission_def_id.in_(defs))
+    )
+    refused = connection.scalar(
+        select(func.count())
+        .select_from(Audit)
+        .where(
+            Audit.action == "entity.error",
+            Audit.target_kind == "submission",
+            Audit.target_id == submission_id,
+        )
+    )
+    if applied or refused:
+        return
+    parsed = parse_submission(xml, schema.repeat_paths)
+    process_submission(
+        connection,
+        form_id=form_id,
+        schema=schema,
+        parsed=parsed,
+        submission_id=submission_id,
+        submission_def_id=def_id,
+        # The entity is the submitter's (ownerOnly lists show it to them), as in Central.
+        author=Author(submitter if submitter is not None else actor_id, agent, def_id),
+        approved=True,
     )

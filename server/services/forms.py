@@ -380,6 +380,7 @@ async def upload_attachment(
     info = await rt.blobs.put_file(path)
     await store_blob(db, info, content_type)
     attachment.blob_sha256 = info.sha256
+    attachment.dataset_id = None  # an uploaded file replaces a linked entity list
     attachment.updated_at = now()
     await record(
         db,
