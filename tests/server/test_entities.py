@@ -6,11 +6,13 @@ import csv
 import io
 import json
 import uuid
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
 from forms.xlsform import compile_xlsform
 from server.db.models import Audit
+from server.services.entity_ingest import force_backlog
 from tests.server.conftest import World
 
 INTAKE = """
@@ -279,3 +281,134 @@ async def test_app_users_cannot_use_the_dataset_api(world: World) -> None:
     )
     listed = await world.client.get(f"{world.key_base}/datasets")
     assert listed.status_code in (403, 404)
+
+
+async def test_a_draft_shows_what_publishing_adds_and_the_form_what_it_fills(world: World) -> None:
+    await _publish(world, INTAKE)
+    base = f"/v1/projects/{world.project_id}/forms/intake"
+    published = await world.client.get(f"{base}/dataset-diff", headers=world.admin_headers)
+    assert published.json() == [
+        {
+            "name": "returnees",
+            "properties": [
+                {"name": "first_name", "inForm": True},
+                {"name": "municipality", "inForm": True},
+                {"name": "status", "inForm": True},
+            ],
+        }
+    ]
+    with_phone = INTAKE.replace(
+        "| | text | status | Status | status |",
+        "| | text | status | Status | status |\n| | text | phone | Phone | phone |",
+    ).replace("| | intake | 1 |", "| | intake | 2 |")
+    drafted = await world.client.post(
+        f"{base}/draft",
+        content=_xform(with_phone),
+        headers=world.admin_headers | {"Content-Type": "application/xml"},
+    )
+    assert drafted.status_code == 200, drafted.text
+    diff = await world.client.get(f"{base}/draft/dataset-diff", headers=world.admin_headers)
+    [dataset] = diff.json()
+    assert dataset["isNew"] is False
+    assert {p["name"]: p["isNew"] for p in dataset["properties"]} == {
+        "first_name": False,
+        "municipality": False,
+        "status": False,
+        "phone": True,
+    }
+    listed = await world.client.get(
+        f"/v1/projects/{world.project_id}/datasets/returnees", headers=world.admin_headers
+    )
+    assert "phone" not in [p["name"] for p in listed.json()["properties"]]
+    await world.client.post(f"{base}/draft/publish", headers=world.admin_headers)
+    listed = await world.client.get(
+        f"/v1/projects/{world.project_id}/datasets/returnees", headers=world.admin_headers
+    )
+    assert [p["name"] for p in listed.json()["properties"]][-1] == "phone"
+
+
+async def test_lists_that_require_approval_are_filled_when_a_submission_is_approved(
+    world: World,
+) -> None:
+    await _publish(world, INTAKE)
+    await _assign(world, "intake")
+    patched = await world.client.patch(
+        f"/v1/projects/{world.project_id}/datasets/returnees",
+        json={"approvalRequired": True},
+        headers=world.admin_headers,
+    )
+    assert patched.json()["approvalRequired"] is True
+    entity_id = str(uuid.uuid4())
+    xml = _intake(entity_id)
+    await _submit(world, xml)
+    missing = await world.client.get(
+        f"/v1/projects/{world.project_id}/datasets/returnees/entities/{entity_id}",
+        headers=world.admin_headers,
+    )
+    assert missing.status_code == 404
+    instance_id = xml.split("<instanceID>")[1].split("</instanceID>")[0]
+    for _ in range(2):  # approving twice creates it once
+        approved = await world.client.patch(
+            f"/v1/projects/{world.project_id}/forms/intake/submissions/{instance_id}",
+            json={"reviewState": "approved"},
+            headers=world.admin_headers,
+        )
+        assert approved.status_code == 200, approved.text
+    entity = await _entity(world, entity_id)
+    assert entity["creatorId"] == world.app_user_id
+
+
+async def test_owner_only_lists_show_a_phone_only_its_own_entities(world: World) -> None:
+    await _publish(world, INTAKE)
+    await _publish(world, FOLLOW_UP)
+    await _assign(world, "intake")
+    await _assign(world, "follow_up")
+    mine = str(uuid.uuid4())
+    await _submit(world, _intake(mine))
+    other = await world.client.post(
+        f"/v1/projects/{world.project_id}/datasets/returnees/entities",
+        json={"label": "Someone else"},
+        headers=world.admin_headers,
+    )
+    assert other.status_code == 200, other.text
+    url = f"{world.key_base}/forms/follow_up/attachments/returnees.csv"
+    before = await world.client.get(f"{world.key_base}/forms/follow_up/manifest")
+    assert len((await world.client.get(url)).text.splitlines()) == 3
+    await world.client.patch(
+        f"/v1/projects/{world.project_id}/datasets/returnees",
+        json={"ownerOnly": True},
+        headers=world.admin_headers,
+    )
+    rows = (await world.client.get(url)).text.splitlines()
+    assert [row.split(",")[0] for row in rows[1:]] == [mine]
+    after = await world.client.get(f"{world.key_base}/forms/follow_up/manifest")
+    assert after.content != before.content
+    attachments = await world.client.get(
+        f"/v1/projects/{world.project_id}/forms/follow_up/attachments",
+        headers=world.admin_headers,
+    )
+    assert attachments.json()[0]["datasetExists"] is True
+    everyone = await world.client.get(
+        f"/v1/projects/{world.project_id}/forms/follow_up/attachments/returnees.csv",
+        headers=world.admin_headers,
+    )
+    assert len(everyone.text.splitlines()) == 3
+
+
+async def test_a_held_update_whose_predecessor_never_comes_is_forced_after_the_timeout(
+    world: World,
+) -> None:
+    await _publish(world, INTAKE)
+    await _publish(world, FOLLOW_UP)
+    await _assign(world, "intake")
+    await _assign(world, "follow_up")
+    entity_id = str(uuid.uuid4())
+    await _submit(world, _intake(entity_id))
+    await _submit(world, _update(entity_id, "late", base=2, trunk=1, branch="lost"))
+    assert (await _entity(world, entity_id))["currentVersion"]["version"] == 1  # type: ignore[index]
+    later = datetime.now(UTC) + timedelta(days=6)
+    forced = await world.runtime.write(lambda c: force_backlog(c, older_than=later))
+    assert forced == 1
+    entity = await _entity(world, entity_id)
+    assert entity["currentVersion"]["version"] == 2  # type: ignore[index]
+    assert entity["currentVersion"]["data"]["status"] == "late"  # type: ignore[index]
