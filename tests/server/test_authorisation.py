@@ -446,6 +446,8 @@ ROWS = [
     Row("POST",   P + "/datasets/{dataset_name:str}/entities/{entity_uuid:str}/restore", "401 403 403 403 ok  ok", fresh=fresh_deleted_entity),
     Row("GET",    P + "/datasets/{dataset_name:str}/entities/{entity_uuid:str}/versions", "401 403 403 ok  ok  ok"),
     Row("GET",    P + "/datasets/{dataset_ref:str}/{rest:path}",   "401 403 403 ok  ok  ok"),
+    Row("GET",    F + "/dataset-diff",                             "401 403 ok  ok  ok  ok"),
+    Row("GET",    F + "/draft/dataset-diff",                       "401 403 ok  ok  ok  ok"),
     Row("GET",    KEY + "/formList",                               "ok  ok  ok  ok  ok  ok", OPENROSA_ONLY),
     Row("GET",    KEY + "/forms/{form_file:str}",                  "ok  ok  ok  ok  ok  ok", OPENROSA_ONLY),
     Row("GET",    KEY + "/forms/{xml_form_id:str}/manifest",       "ok  ok  ok  ok  ok  ok", OPENROSA_ONLY),
