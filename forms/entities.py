@@ -37,7 +37,7 @@ _VERSION = f"{{{ENTITIES_NS}}}entities-version"
 _TRUTHY = frozenset({"1", "true"})
 # Central's rule for property names: what may be an XML element name, minus the
 # names the CSV and OData reserve.
-_PROPERTY_NAME = re.compile(r"^[^\W\d][\w.-]*$")
+_PROPERTY_NAME = re.compile(r"^(?:[^\W\d]|:)[\w.:-]*$")
 _RESERVED = frozenset({"name", "label"})
 
 

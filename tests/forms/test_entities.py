@@ -196,6 +196,7 @@ def test_an_entity_block_with_create_false_asks_for_nothing() -> None:
         ("status", True),
         ("return_date", True),
         ("qëndrimi", True),
+        ("uuid:0f4c-5d1e", True),
         ("name", False),
         ("Label", False),
         ("__version", False),
