@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Response, get
-from litestar.params import FromPath
+from litestar.params import FromPath, QueryParameter
 from lxml import etree
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -28,6 +28,7 @@ from server.requests import AnyRequest, parse_flag, require_principal, runtime_o
 from server.services import datasets as dataset_service
 from server.services import entity_lists
 from server.services.entities import decode_data
+from server.services.entity_filter import entity_filter, entity_search
 from server.services.projects import get_project
 
 _encode = msgspec.json.Encoder().encode
@@ -143,6 +144,7 @@ async def dataset_odata(
     filter_: Filter = None,
     select_: Select = None,
     skiptoken: SkipToken = None,
+    search: Annotated[str | None, QueryParameter(name="$search")] = None,
 ) -> Response[bytes]:
     if not dataset_ref.endswith(".svc"):
         raise problems.not_found()
@@ -155,12 +157,11 @@ async def dataset_odata(
             return Response(_metadata(properties), media_type="application/xml", headers=HEADERS)
         if resource != "Entities":
             raise problems.not_found()
-        if filter_:
-            raise problems.Problem(501.4, "$filter is not yet supported on entity lists.")
+        narrowed = [c for c in (entity_filter(filter_), entity_search(search)) if c is not None]
         limit = _number("$top", top)
         offset = _number("$skip", skip) or 0
         after = _after(skiptoken)
-        live = (EntityRow.dataset_id == dataset.id, EntityRow.deleted_at.is_(None))
+        live = (EntityRow.dataset_id == dataset.id, EntityRow.deleted_at.is_(None), *narrowed)
         page = min(limit, _PAGE) if limit is not None else _PAGE
         rows = (
             await db.execute(

@@ -40,6 +40,7 @@ from server.services.entities import (
     set_deleted,
     update_entity,
 )
+from server.services.entity_filter import entity_filter, entity_search
 from server.services.forms import find_form, schema_of
 from server.services.projects import get_project
 
@@ -555,13 +556,20 @@ async def entity_versions(
     operation_id="downloadEntities",
 )
 async def entities_csv(
-    request: AnyRequest, project_id: FromPath[int], dataset_name: FromPath[str]
+    request: AnyRequest,
+    project_id: FromPath[int],
+    dataset_name: FromPath[str],
+    filter_: Annotated[str | None, QueryParameter(name="$filter")] = None,
+    search: Annotated[str | None, QueryParameter(name="$search")] = None,
 ) -> Response[Any]:
+    """The whole list as CSV (`__id,label,<properties>,__createdAt,...` in Central;
+    here the columns Collect reads), narrowed by `$filter` and `$search`."""
+    where = [c for c in (entity_filter(filter_), entity_search(search)) if c is not None]
     async with runtime_of(request).read() as db:
         await _caller(request, db, project_id, "entity.list")
         dataset = await dataset_service.find_dataset(db, project_id, dataset_name)
         properties = await entity_lists.published_properties(db, dataset.id)
-    body = entity_lists.stream_csv(runtime_of(request), dataset.id, properties, None)
+    body = entity_lists.stream_csv(runtime_of(request), dataset.id, properties, None, where)
     return Stream(
         body,
         media_type="text/csv",

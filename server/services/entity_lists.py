@@ -16,7 +16,7 @@ import io
 from collections.abc import AsyncIterator, Sequence
 
 import msgspec
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db.models import Dataset, DatasetProperty, EntityRow
@@ -75,7 +75,11 @@ def _line(values: Sequence[str]) -> bytes:
 
 
 async def stream_csv(
-    rt: Runtime, dataset_id: int, properties: list[str], owner: int | None
+    rt: Runtime,
+    dataset_id: int,
+    properties: list[str],
+    owner: int | None,
+    where: Sequence[ColumnElement[bool]] = (),
 ) -> AsyncIterator[bytes]:
     """`name,label,__version,<properties>` row by row, paged by id (flat memory)."""
     yield _line(["name", "label", "__version", *properties])
@@ -91,7 +95,7 @@ async def stream_csv(
                         EntityRow.version,
                         EntityRow.data,
                     )
-                    .where(*_live(dataset_id, owner), EntityRow.id > after)  # type: ignore[arg-type]
+                    .where(*_live(dataset_id, owner), *where, EntityRow.id > after)  # type: ignore[arg-type]
                     .order_by(EntityRow.id)
                     .limit(_BATCH)
                 )

@@ -263,6 +263,27 @@ async def test_datasets_api_as_pyodk_uses_it(world: World) -> None:
     metadata = await world.client.get(f"{base}/cities.svc/$metadata", headers=headers)
     assert b'Name="state"' in metadata.content
 
+    filtered = await world.client.get(
+        f"{base}/cities/entities.csv",
+        params={"$filter": "__system/version eq 3 and __system/conflict eq null"},
+        headers=headers,
+    )
+    assert [r.split(",")[1] for r in filtered.text.splitlines()[1:]] == ["Syd"]
+    searched = await world.client.get(
+        f"{base}/cities/entities.csv", params={"$search": "wa"}, headers=headers
+    )
+    assert [r.split(",")[1] for r in searched.text.splitlines()[1:]] == ["Perth"]
+    odata_filtered = await world.client.get(
+        f"{base}/cities.svc/Entities",
+        params={"$filter": "__system/createdAt lt 2000-01-01"},
+        headers=headers,
+    )
+    assert odata_filtered.json()["value"] == []
+    unsupported = await world.client.get(
+        f"{base}/cities/entities.csv", params={"$filter": "state eq 'WA'"}, headers=headers
+    )
+    assert unsupported.json()["code"] == 501.5
+
     deleted = await world.client.delete(entity_url, headers=headers)
     assert deleted.json() == {"success": True}
     assert (await world.client.get(entity_url, headers=headers)).status_code == 404
