@@ -7,7 +7,9 @@ project roles.
 
 from __future__ import annotations
 
+import json
 import uuid as uuid_module
+from itertools import pairwise
 from typing import Annotated, Any
 
 import msgspec
@@ -20,9 +22,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server import problems
 from server.api.common import check
 from server.api.dataset_odata import dataset_odata, service_document
-from server.api.shapes import ApiInput, ApiModel, Success, iso
+from server.api.shapes import ApiInput, ApiModel, AuditOut, Success, iso
 from server.auth import Principal
-from server.db.models import Dataset, EntityDef, EntityRow, FormDef
+from server.db.models import Audit, Dataset, EntityDef, EntityRow, FormDef
 from server.errors import openrosa_headers
 from server.requests import AnyRequest, parse_flag, require_principal, runtime_of
 from server.services import datasets as dataset_service
@@ -581,6 +583,95 @@ async def entities_csv(
     )
 
 
+class ChangeOut(ApiModel):
+    old: str | None
+    new: str | None
+    property_name: str
+
+
+async def _versions(db: AsyncSession, dataset_id: int, entity_uuid: str) -> list[EntityDef]:
+    rows = (
+        await db.scalars(
+            select(EntityDef)
+            .join(EntityRow, EntityRow.id == EntityDef.entity_id)
+            .where(EntityRow.dataset_id == dataset_id, EntityRow.uuid == entity_uuid)
+            .order_by(EntityDef.version)
+        )
+    ).all()
+    if not rows:
+        raise problems.not_found()
+    return list(rows)
+
+
+@get(
+    "/projects/{project_id:int}/datasets/{dataset_name:str}/entities/{entity_uuid:str}/diffs",
+    operation_id="getEntityVersionsDiff",
+)
+async def entity_diffs(
+    request: AnyRequest,
+    project_id: FromPath[int],
+    dataset_name: FromPath[str],
+    entity_uuid: FromPath[str],
+) -> list[list[ChangeOut]]:
+    """Per version after the first, what it changed (`label` and properties)."""
+    async with runtime_of(request).read() as db:
+        await _caller(request, db, project_id, "entity.read")
+        dataset = await dataset_service.find_dataset(db, project_id, dataset_name)
+        versions = await _versions(db, dataset.id, entity_uuid)
+    result = []
+    for before, after in pairwise(versions):
+        old = decode_data(before.data) | {"label": before.label}
+        new = decode_data(after.data) | {"label": after.label}
+        result.append(
+            [
+                ChangeOut(old.get(key), new.get(key), key)
+                for key in sorted(set(old) | set(new))
+                if old.get(key) != new.get(key)
+            ]
+        )
+    return result
+
+
+@get(
+    "/projects/{project_id:int}/datasets/{dataset_name:str}/entities/{entity_uuid:str}/audits",
+    operation_id="getEntityAudits",
+)
+async def entity_audits(
+    request: AnyRequest,
+    project_id: FromPath[int],
+    dataset_name: FromPath[str],
+    entity_uuid: FromPath[str],
+) -> list[AuditOut]:
+    """What happened to the entity, newest first (Central's entity audit log)."""
+    async with runtime_of(request).read() as db:
+        await _caller(request, db, project_id, "entity.read")
+        dataset = await dataset_service.find_dataset(db, project_id, dataset_name)
+        entity_id = await db.scalar(
+            select(EntityRow.id).where(
+                EntityRow.dataset_id == dataset.id, EntityRow.uuid == entity_uuid
+            )
+        )
+        if entity_id is None:
+            raise problems.not_found()
+        rows = (
+            await db.scalars(
+                select(Audit)
+                .where(Audit.target_kind == "entity", Audit.target_id == entity_id)
+                .order_by(Audit.id.desc())
+            )
+        ).all()
+    return [
+        AuditOut(
+            actor_id=row.actor_id,
+            action=row.action,
+            actee_id=entity_uuid,
+            details=json.loads(row.details) if row.details else None,
+            logged_at=iso(row.logged_at) or "",
+        )
+        for row in rows
+    ]
+
+
 class PropertyDiffOut(ApiModel):
     name: str
     in_form: bool
@@ -659,6 +750,8 @@ router = Router(
         delete_entity,
         restore_entity,
         entity_versions,
+        entity_diffs,
+        entity_audits,
         entities_csv,
         dataset_odata,
         form_dataset_diff,

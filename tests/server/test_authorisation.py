@@ -445,6 +445,8 @@ ROWS = [
     Row("DELETE", P + "/datasets/{dataset_name:str}/entities/{entity_uuid:str}", "401 403 403 403 ok  ok", fresh=fresh_entity),
     Row("POST",   P + "/datasets/{dataset_name:str}/entities/{entity_uuid:str}/restore", "401 403 403 403 ok  ok", fresh=fresh_deleted_entity),
     Row("GET",    P + "/datasets/{dataset_name:str}/entities/{entity_uuid:str}/versions", "401 403 403 ok  ok  ok"),
+    Row("GET",    P + "/datasets/{dataset_name:str}/entities/{entity_uuid:str}/diffs", "401 403 403 ok  ok  ok"),
+    Row("GET",    P + "/datasets/{dataset_name:str}/entities/{entity_uuid:str}/audits", "401 403 403 ok  ok  ok"),
     Row("GET",    P + "/datasets/{dataset_ref:str}/{rest:path}",   "401 403 403 ok  ok  ok"),
     Row("GET",    F + "/dataset-diff",                             "401 ok  ok  ok  ok  ok"),
     Row("GET",    F + "/draft/dataset-diff",                       "401 ok  ok  ok  ok  ok", fresh=fresh_draft),

@@ -251,6 +251,17 @@ async def test_datasets_api_as_pyodk_uses_it(world: World) -> None:
     assert forced.json()["currentVersion"]["label"] == "Syd"
     versions = await world.client.get(f"{entity_url}/versions", headers=headers)
     assert [v["version"] for v in versions.json()] == [1, 2, 3]
+    diffs = await world.client.get(f"{entity_url}/diffs", headers=headers)
+    assert diffs.json() == [
+        [{"old": "NSW", "new": "NSW2", "propertyName": "state"}],
+        [{"old": "Sydney", "new": "Syd", "propertyName": "label"}],
+    ]
+    audits = await world.client.get(f"{entity_url}/audits", headers=headers)
+    assert [a["action"] for a in audits.json()] == [
+        "entity.update.version",
+        "entity.update.version",
+        "entity.create",
+    ]
 
     table = await world.client.get(
         f"{base}/cities.svc/Entities",
