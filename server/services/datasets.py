@@ -139,6 +139,7 @@ async def declare_from_form(
         await db.flush()
     if publish and dataset.published_at is None:
         dataset.published_at = at
+        await _link_waiting_attachments(db, project_id, dataset)
     known = {p.name: p for p in await properties_of(db, dataset.id)}
     for name in declaration.properties:
         prop = known.get(name)
@@ -171,6 +172,25 @@ async def declare_from_form(
     await db.flush()
 
 
+async def _link_waiting_attachments(db: AsyncSession, project_id: int, dataset: Dataset) -> None:
+    """Forms already waiting for `<list>.csv` (no file uploaded) get the new list."""
+    defs = (
+        select(Form.current_def_id)
+        .where(Form.project_id == project_id)
+        .union(select(Form.draft_def_id).where(Form.project_id == project_id))
+    )
+    waiting = await db.scalars(
+        select(FormAttachment).where(
+            FormAttachment.form_def_id.in_(defs),
+            FormAttachment.name == f"{dataset.name}.csv",
+            FormAttachment.blob_sha256.is_(None),
+            FormAttachment.dataset_id.is_(None),
+        )
+    )
+    for attachment in waiting:
+        attachment.dataset_id = dataset.id
+
+
 async def link_attachments(db: AsyncSession, project_id: int, form_def_id: int) -> None:
     """Attachments named `<list>.csv` are served from the entity list of that name."""
     attachments = (
@@ -181,7 +201,9 @@ async def link_attachments(db: AsyncSession, project_id: int, form_def_id: int) 
         return
     found = await db.execute(
         select(Dataset.name, Dataset.id).where(
-            Dataset.project_id == project_id, Dataset.name.in_(wanted)
+            Dataset.project_id == project_id,
+            Dataset.name.in_(wanted),
+            Dataset.published_at.is_not(None),
         )
     )
     for name, dataset_id in found:

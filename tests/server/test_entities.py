@@ -444,3 +444,23 @@ async def test_a_held_update_whose_predecessor_never_comes_is_forced_after_the_t
     entity = await _entity(world, entity_id)
     assert entity["currentVersion"]["version"] == 2  # type: ignore[index]
     assert entity["currentVersion"]["data"]["status"] == "late"  # type: ignore[index]
+
+
+LOOKUP = """
+| survey |
+| | type | name | label |
+| | select_one_from_file returnees.csv | who | Who |
+| settings |
+| | form_id |
+| | lookup |
+"""
+
+
+async def test_a_form_waiting_for_a_list_gets_it_when_the_list_is_published(world: World) -> None:
+    await _publish(world, LOOKUP)
+    await _assign(world, "lookup")
+    before = await world.client.get(f"{world.key_base}/forms/lookup/manifest")
+    assert b"returnees.csv" not in before.content  # nothing to download yet
+    await _publish(world, INTAKE)
+    after = await world.client.get(f"{world.key_base}/forms/lookup/manifest")
+    assert b'type="entityList"' in after.content
