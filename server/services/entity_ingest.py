@@ -23,7 +23,14 @@ from forms.entities import EntityAction, EntityProblem, entity_action
 from forms.schema import FormSchema
 from forms.submission import ParsedSubmission
 from server import problems
-from server.db.models import Dataset, EntityBacklog, EntityDef, EntityRow, Form
+from server.db.models import (
+    Dataset,
+    EntityBacklog,
+    EntityDef,
+    EntityRow,
+    Form,
+    SubmissionDef,
+)
 from server.services.audit import now, record_on
 from server.services.entities import (
     Author,
@@ -239,7 +246,14 @@ def force_backlog(connection: Connection, *, older_than: datetime | None = None)
         author = _held_author(connection, row)
         try:
             apply_action(connection, Dataset(**dataset._asdict()), forced, author)
-        except problems.Problem:
+        except problems.Problem as problem:
+            # Never silently dropped: the held submission gets its entity.error.
+            submission_id = connection.scalar(
+                select(SubmissionDef.submission_id).where(SubmissionDef.id == row.submission_def_id)
+            )
+            if submission_id is not None:
+                error = EntityProblem(problem.code, problem.message)
+                _record_error(connection, submission_id, row.submission_def_id, author, error)
             continue
         if action.branch_id and action.base_version is not None:
             _apply_held(

@@ -464,3 +464,17 @@ async def test_a_form_waiting_for_a_list_gets_it_when_the_list_is_published(worl
     await _publish(world, INTAKE)
     after = await world.client.get(f"{world.key_base}/forms/lookup/manifest")
     assert b'type="entityList"' in after.content
+
+
+async def test_a_forced_update_of_an_entity_that_never_came_is_recorded_not_dropped(
+    world: World,
+) -> None:
+    await _publish(world, FOLLOW_UP)
+    await _assign(world, "follow_up")
+    unknown = str(uuid.uuid4())
+    await _submit(world, _update(unknown, "late", base=1, trunk=None, branch="b9"))
+    later = datetime.now(UTC) + timedelta(days=6)
+    assert await world.runtime.write(lambda c: force_backlog(c, older_than=later)) == 1
+    async with world.runtime.read() as db:
+        errors = (await db.scalars(select(Audit).where(Audit.action == "entity.error"))).all()
+    assert [json.loads(a.details or "{}")["problem"]["problemCode"] for a in errors] == [400.2]
