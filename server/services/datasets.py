@@ -337,3 +337,15 @@ async def update_dataset(
         dataset.owner_only = owner_only
         changes["ownerOnly"] = owner_only
     await record(db, by.actor_id, "dataset.update", "dataset", dataset.id, changes)
+
+
+async def dataset_counts(db: AsyncSession, project_ids: list[int]) -> dict[int, int]:
+    """Published entity lists per project (extended project metadata)."""
+    if not project_ids:
+        return {}
+    rows = await db.execute(
+        select(Dataset.project_id, func.count())
+        .where(Dataset.project_id.in_(project_ids), Dataset.published_at.is_not(None))
+        .group_by(Dataset.project_id)
+    )
+    return {row[0]: row[1] for row in rows}
