@@ -37,7 +37,7 @@ Sheet = list[tuple[str, ...]]
 
 def workbook(sheets: dict[str, Sheet]) -> bytes:
     book = openpyxl.Workbook()
-    book.remove(book.active)  # type: ignore[arg-type]
+    book.remove(book.active)
     for title, rows in sheets.items():
         sheet = book.create_sheet(title)
         for row in rows:

@@ -34,7 +34,8 @@ def _new_list(client: Client, *properties: str) -> str:
     created = client.entity_lists.create()
     for prop in properties:
         client.entity_lists.add_property(name=prop, entity_list_name=name)
-    return created.name
+    created_name: str = created.name
+    return created_name
 
 
 def test_entity_lists_create_list_get_and_add_properties(client: Client) -> None:
