@@ -66,10 +66,11 @@ format: install ## Reformat the code with ruff
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-bench: install ## Ingest, export (100k and 1M) and OData benchmarks; figures go to docs/benchmarks.md
+bench: install ## Ingest, export (100k and 1M), OData and entity-list benchmarks; figures go to docs/benchmarks.md
 	$(PY) -m bench.ingest --write-docs
 	$(PY) -m bench.exports --counts 100000,1000000 --write-docs
 	$(PY) -m bench.odata --count 100000 --write-docs
+	$(PY) -m bench.entities --count 100000 --write-docs
 
 lock: $(UV) ## Re-resolve dependencies into uv.lock
 	$(UV) lock

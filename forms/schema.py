@@ -13,6 +13,8 @@ from collections.abc import Sequence
 
 import msgspec
 
+from forms.entities import EntityDeclaration
+
 __all__ = [
     "HOMEWARD_NS",
     "Choice",
@@ -89,6 +91,8 @@ class FormSchema(msgspec.Struct):
     # Whether meta/instanceName is calculated from personal answers; None for
     # schemas stored before this was recorded, taken as yes (forms.personal).
     instance_name_personal: bool | None = None
+    # The whole declaration: spec version, saveto properties, create/update/offline.
+    entity: EntityDeclaration | None = None
 
     @property
     def repeat_paths(self) -> frozenset[str]:

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 import msgspec
 from lxml import etree
 
+from forms.entities import SubmittedEntity, read_submitted_entity
 from forms.xml import XmlError, child_elements, first_child, local_name, parse_xml
 
 __all__ = [
@@ -46,6 +47,8 @@ class ParsedSubmission(msgspec.Struct, frozen=True):
     # Element name -> str (leaf) | dict (group) | list (repeat). Empty for
     # encrypted submissions beyond their manifest.
     record: dict[str, object] = msgspec.field(default_factory=dict)
+    # The meta/entity block (ODK Entities), whose attributes the record leaves out.
+    entity: SubmittedEntity | None = None
 
 
 def parse_submission(xml: bytes, repeat_paths: frozenset[str] = frozenset()) -> ParsedSubmission:
@@ -83,6 +86,7 @@ def parse_submission(xml: bytes, repeat_paths: frozenset[str] = frozenset()) -> 
         encrypted_media=[name for name in encrypted_media if name],
         encrypted_xml_file=(_child_text(root, "encryptedXmlFile") or None) if encrypted else None,
         record=_record(root, "", repeat_paths),
+        entity=None if encrypted else read_submitted_entity(root),
     )
 
 

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 from lxml import etree
 
+from forms.entities import read_declaration
 from forms.schema import HOMEWARD_NS, REPEAT, STRUCTURE, Choice, Field, FormSchema, MediaRef
 from forms.xml import XmlError, child_elements, first_child, local_name, parse_xml
 
@@ -77,6 +78,7 @@ def read_xform(xml: bytes) -> FormSchema:
         entity_lists=_entity_lists(instances),
         entity_dataset=_entity_dataset(root),
         instance_name_personal=reader.instance_name_personal(fields),
+        entity=read_declaration(model, root),
     )
 
 

@@ -16,6 +16,7 @@ from litestar.openapi.plugins import JsonRenderPlugin
 from server.api import (
     accounts,
     audits,
+    datasets,
     erasure,
     exports,
     form_fields,
@@ -89,6 +90,7 @@ def create_app(
             erasure.router,
             exports.router,
             odata.router,
+            datasets.router,
             *openrosa_routers(max_body),
             session.router,
             assets.web_router(web_dist),

@@ -22,31 +22,48 @@ class RoleSpec(msgspec.Struct, frozen=True):
     verbs: frozenset[str]
 
 
-_PROJECT_READ = frozenset(
-    {"project.read", "form.list", "form.read", "submission.list", "submission.read"}
-)
-_PROJECT_MANAGE = _PROJECT_READ | frozenset(
+# Entity lists (migration 0007 added these verbs to the stored roles).
+_ENTITY_READ = frozenset({"dataset.list", "dataset.read", "entity.list", "entity.read"})
+ENTITY_MANAGE: Final = frozenset(
     {
-        "project.update",
-        "project.delete",
-        "assignment.list",
-        "assignment.create",
-        "assignment.delete",
-        "field_key.list",
-        "field_key.create",
-        "field_key.delete",
-        "public_link.list",
-        "public_link.create",
-        "public_link.delete",
-        "form.create",
-        "form.update",
-        "form.delete",
-        "form.restore",
-        "submission.create",
-        "submission.update",
-        "submission.delete",
-        "submission.restore",
+        "dataset.create",
+        "dataset.update",
+        "entity.create",
+        "entity.update",
+        "entity.delete",
+        "entity.restore",
     }
+)
+_PROJECT_READ = (
+    frozenset({"project.read", "form.list", "form.read", "submission.list", "submission.read"})
+    | _ENTITY_READ
+)
+_PROJECT_MANAGE = (
+    _PROJECT_READ
+    | frozenset(
+        {
+            "project.update",
+            "project.delete",
+            "assignment.list",
+            "assignment.create",
+            "assignment.delete",
+            "field_key.list",
+            "field_key.create",
+            "field_key.delete",
+            "public_link.list",
+            "public_link.create",
+            "public_link.delete",
+            "form.create",
+            "form.update",
+            "form.delete",
+            "form.restore",
+            "submission.create",
+            "submission.update",
+            "submission.delete",
+            "submission.restore",
+        }
+    )
+    | ENTITY_MANAGE
 )
 _SITE = frozenset(
     {

@@ -169,7 +169,8 @@ def _refuse_deep(tokens: list[_Token]) -> None:
 
 
 class _Parser:
-    def __init__(self, text: str, *, root_only: bool) -> None:
+    def __init__(self, text: str, *, root_only: bool, fields: frozenset[str]) -> None:
+        self.fields = fields
         self.text = text
         self.tokens = _tokens(text)
         _refuse_deep(self.tokens)
@@ -282,7 +283,7 @@ class _Parser:
             name = name[len(ROOT_PREFIX) :]
         elif self.root_only:
             raise ODataError.unsupported_field(token.text)
-        if name not in FILTER_FIELDS:
+        if name not in self.fields:
             raise ODataError.unsupported_field(token.text)
         return Member(name)
 
@@ -308,11 +309,14 @@ class _Parser:
         return Call(token.text, tuple(args))
 
 
-def parse_filter(text: str | None, *, root_only: bool = False) -> Expr | None:
-    """The $filter AST, or None for no filter; ``root_only`` for repeat tables."""
+def parse_filter(
+    text: str | None, *, root_only: bool = False, fields: frozenset[str] = FILTER_FIELDS
+) -> Expr | None:
+    """The $filter AST, or None for no filter; ``root_only`` for repeat tables,
+    ``fields`` for feeds other than submissions' (entity lists)."""
     if text is None or not text.strip():
         return None
-    return _Parser(text, root_only=root_only).parse()
+    return _Parser(text, root_only=root_only, fields=fields).parse()
 
 
 def mentions(expr: Expr | Operand | None, field: str) -> bool:

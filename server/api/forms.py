@@ -32,6 +32,7 @@ from server.requests import AnyRequest, parse_flag, require_principal, runtime_o
 from server.services import forms as form_service
 from server.services import stats
 from server.services.audit import now, record
+from server.services.forms import schema_of
 from server.services.projects import get_project
 from server.services.rendered_rows import render_form_rows_after_publish
 
@@ -60,6 +61,7 @@ def form_out(form: Form, form_def: FormDef | None, *, draft_secret: str | None =
         updated_at=iso(form.updated_at),
         published_at=iso(form_def.published_at) if form_def else None,
         draft_token=draft_token,
+        entity_related=form_def is not None and schema_of(form_def).entity is not None,
     )
 
 
@@ -367,9 +369,9 @@ async def attachments_out(db: AsyncSession, def_id: int | None) -> list[FormAtta
         FormAttachmentOut(
             name=a.name,
             type=a.kind,
-            exists=a.blob_sha256 is not None,
+            exists=a.blob_sha256 is not None or a.dataset_id is not None,
             blob_exists=a.blob_sha256 is not None,
-            dataset_exists=False,
+            dataset_exists=a.dataset_id is not None,
             updated_at=iso(a.updated_at),
             hash=md5,
         )

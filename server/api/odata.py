@@ -51,7 +51,7 @@ from server.encoded_paths import path_segment
 from server.requests import AnyRequest, parse_flag, require_principal, runtime_of
 from server.runtime import Runtime
 from server.services import odata as feed_service
-from server.services.odata import Entity, Feed, FeedQuery
+from server.services.odata import Feed, FeedQuery, FeedRow
 from server.services.personal import PersonalView, audit_personal_read, personal_view
 
 JSON = "application/json; odata.metadata=minimal"
@@ -278,7 +278,7 @@ async def _page_body(
     rt = runtime_of(request)
     table = query.table
     rows: list[dict[str, Any] | msgspec.Raw] = []
-    last: Entity | None = None
+    last: FeedRow | None = None
     more = False
     if limit > 0:
         # The root table's $skip is an OFFSET in SQL; a repeat table's is counted here.
@@ -288,12 +288,12 @@ async def _page_body(
         batch = min(feed_service.BATCH_SIZE + 1, wanted)
         entities = feed_service.iterate_rows(rt.read, query, batch=batch)
         async with aclosing(entities):
-            async for entity in entities:
+            async for feed_row in entities:
                 if len(rows) == limit:
                     more = True
                     break
-                rows.append(entity.row)
-                last = entity
+                rows.append(feed_row.row)
+                last = feed_row
     body = head | {"value": rows}
     if more and last is not None:
         token = feed_service.encode_skiptoken(last.cursor, last.instance_id)
@@ -321,11 +321,11 @@ async def _stream(
     opening = _encode(head)[:-1] + b',"value":['
     buffer = bytearray(opening)
     first = True
-    async for entity in feed_service.iterate_rows(open_session, query):
+    async for feed_row in feed_service.iterate_rows(open_session, query):
         if not first:
             buffer += b","
         first = False
-        buffer += _encode(entity.row)
+        buffer += _encode(feed_row.row)
         if len(buffer) >= STREAM_CHUNK:
             yield bytes(buffer)
             buffer.clear()
@@ -347,9 +347,9 @@ async def _one_submission(
     query.cursor = None
     rows: list[dict[str, Any] | msgspec.Raw] = []
     found = False
-    async for entity in feed_service.iterate_rows(rt.read, query, batch=2):
+    async for feed_row in feed_service.iterate_rows(rt.read, query, batch=2):
         found = True
-        rows.append(entity.row)
+        rows.append(feed_row.row)
     if not found and query.table.parent is None:
         raise problems.not_found()
     if query.table.parent is not None:

@@ -39,6 +39,7 @@ from server.roles import ROLES_BY_ID, find_role
 from server.services import accounts, projects, stats
 from server.services import forms as form_service
 from server.services.audit import now, record
+from server.services.datasets import dataset_counts
 from server.services.forms import find_form
 
 
@@ -53,12 +54,13 @@ async def _projects_out(
     shapes = [project_out(p) for p in found]
     if extended or with_forms:
         numbers = await stats.project_stats(db, (p.id for p in found))
+        lists = await dataset_counts(db, [p.id for p in found])
         for shape in shapes:
             counted = numbers.get(shape.id, stats.ProjectStats())
             shape.app_users = counted.app_users
             shape.forms = counted.forms
             shape.last_submission = iso(counted.last_submission)
-            shape.datasets = 0
+            shape.datasets = lists.get(shape.id, 0)
     if with_forms:
         for shape in shapes:
             found_forms = await form_service.list_forms(db, shape.id)

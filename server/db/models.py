@@ -183,6 +183,8 @@ class FormAttachment(Base):
     name: Mapped[str] = mapped_column(String(255))
     kind: Mapped[str] = mapped_column(String(16))  # image | audio | video | file
     blob_sha256: Mapped[str | None] = mapped_column(ForeignKey("blobs.sha256"))
+    # An entity list served in place of a file (Central links `<dataset>.csv` by name).
+    dataset_id: Mapped[int | None] = mapped_column(BigInteger)
     updated_at: Mapped[datetime | None] = mapped_column(Timestamp)
     # The type this upload declared (the blob row keeps the first upload's of those
     # bytes, perhaps in another project); None for rows from before migration 0008.
@@ -311,3 +313,105 @@ class PublicLink(Base):
     created_by: Mapped[int | None] = mapped_column(ForeignKey("actors.id"))
     token_nonce: Mapped[str | None] = mapped_column(String(64))
     token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+
+
+class Dataset(Base):
+    """An entity list (ODK Entities): declared by a form's entities sheet or the API."""
+
+    __tablename__ = "datasets"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"))
+    name: Mapped[str] = mapped_column(String(255))
+    approval_required: Mapped[bool] = mapped_column(Boolean, default=False)
+    owner_only: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    # Null while only drafts declare the list: it then exists for no one but its forms.
+    published_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    __table_args__ = (UniqueConstraint("project_id", "name", name="uq_datasets_project_name"),)
+
+
+class DatasetProperty(Base):
+    __tablename__ = "dataset_properties"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"))
+    name: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    published_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    __table_args__ = (UniqueConstraint("dataset_id", "name", name="uq_dataset_properties_name"),)
+
+
+class DatasetFormDef(Base):
+    """A form version that fills a dataset, and which of its fields go to which property."""
+
+    __tablename__ = "dataset_form_defs"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"), index=True)
+    form_def_id: Mapped[int] = mapped_column(ForeignKey("form_defs.id"), index=True)
+    # JSON: {"property": "/field/path"} and ["create", "update"].
+    properties: Mapped[str] = mapped_column(Text)
+    actions: Mapped[str] = mapped_column(Text)
+    __table_args__ = (UniqueConstraint("dataset_id", "form_def_id", name="uq_dataset_form_defs"),)
+
+
+class EntityRow(Base):
+    """One entity (case) of a dataset, with its current version's label and data inline,
+    so that serving the list to Collect reads one table."""
+
+    __tablename__ = "entities"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"))
+    uuid: Mapped[str] = mapped_column(String(36))
+    label: Mapped[str] = mapped_column(Text)
+    version: Mapped[int] = mapped_column(Integer)
+    data: Mapped[bytes] = mapped_column(LargeBinary)  # msgspec JSON {property: value}
+    current_def_id: Mapped[int] = mapped_column(BigInteger)
+    creator_id: Mapped[int | None] = mapped_column(ForeignKey("actors.id"))
+    conflict: Mapped[str | None] = mapped_column(String(8))  # soft | hard
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    updated_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    deleted_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    __table_args__ = (
+        UniqueConstraint("dataset_id", "uuid", name="uq_entities_dataset_uuid"),
+        # The list Collect downloads, and its fingerprint, read live rows in id order.
+        Index("ix_entities_dataset_live", "dataset_id", "deleted_at", "id", "current_def_id"),
+    )
+
+
+class EntityDef(Base):
+    """One version of an entity: the first, then one per update."""
+
+    __tablename__ = "entity_defs"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    entity_id: Mapped[int] = mapped_column(ForeignKey("entities.id"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    label: Mapped[str] = mapped_column(Text)
+    data: Mapped[bytes] = mapped_column(LargeBinary)  # all properties after this version
+    data_received: Mapped[bytes] = mapped_column(LargeBinary)  # what this version sent
+    base_version: Mapped[int | None] = mapped_column(Integer)
+    trunk_version: Mapped[int | None] = mapped_column(Integer)
+    branch_id: Mapped[str | None] = mapped_column(String(255))
+    branch_base_version: Mapped[int | None] = mapped_column(Integer)
+    conflicting_properties: Mapped[str | None] = mapped_column(Text)  # JSON list
+    source_submission_def_id: Mapped[int | None] = mapped_column(
+        ForeignKey("submission_defs.id"), index=True
+    )
+    source: Mapped[str | None] = mapped_column(Text)  # JSON, e.g. a bulk upload's name
+    creator_id: Mapped[int | None] = mapped_column(ForeignKey("actors.id"))
+    user_agent: Mapped[str | None] = mapped_column(String(512))
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    current: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class EntityBacklog(Base):
+    """An offline update that arrived before the versions it builds on (held, then applied)."""
+
+    __tablename__ = "entity_backlog"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"))
+    uuid: Mapped[str] = mapped_column(String(36))
+    branch_id: Mapped[str] = mapped_column(String(255))
+    branch_base_version: Mapped[int] = mapped_column(Integer)
+    submission_def_id: Mapped[int] = mapped_column(ForeignKey("submission_defs.id"))
+    action: Mapped[bytes] = mapped_column(LargeBinary)  # msgspec JSON of forms.entities
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    __table_args__ = (Index("ix_entity_backlog_branch", "dataset_id", "uuid", "branch_id"),)

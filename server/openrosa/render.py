@@ -29,6 +29,9 @@ class MediaEntry:
     filename: str
     md5: str
     download_url: str
+    # Entity lists: type="entityList" and the URL Collect asks which entities were deleted.
+    entity_list: bool = False
+    integrity_url: str | None = None
 
 
 def _default_ns(uri: str) -> Any:
@@ -61,9 +64,14 @@ def render_manifest(media: Iterable[MediaEntry]) -> bytes:
     root = etree.Element(f"{{{MANIFEST_NS}}}manifest", nsmap=_default_ns(MANIFEST_NS))
     for item in media:
         media_file = etree.SubElement(root, f"{{{MANIFEST_NS}}}mediaFile")
+        if item.entity_list:
+            media_file.set("type", "entityList")
         etree.SubElement(media_file, f"{{{MANIFEST_NS}}}filename").text = item.filename
         etree.SubElement(media_file, f"{{{MANIFEST_NS}}}hash").text = f"md5:{item.md5}"
         etree.SubElement(media_file, f"{{{MANIFEST_NS}}}downloadUrl").text = item.download_url
+        if item.integrity_url is not None:
+            url = etree.SubElement(media_file, f"{{{MANIFEST_NS}}}integrityUrl")
+            url.text = item.integrity_url
     return _serialise(root)
 
 
@@ -85,4 +93,14 @@ def render_response(message: str) -> bytes:
     root = etree.Element(f"{{{RESPONSE_NS}}}OpenRosaResponse", nsmap=_default_ns(RESPONSE_NS))
     element = etree.SubElement(root, f"{{{RESPONSE_NS}}}message", nature="")
     element.text = xml_safe(message)
+    return _serialise(root)
+
+
+def render_integrity(entities: Iterable[tuple[str, bool]]) -> bytes:
+    """Which of the entities a phone holds were deleted (Collect's integrity check)."""
+    root = etree.Element("data")
+    listed = etree.SubElement(root, "entities")
+    for uuid, deleted in entities:
+        entity = etree.SubElement(listed, "entity", id=uuid)
+        etree.SubElement(entity, "deleted").text = "true" if deleted else "false"
     return _serialise(root)

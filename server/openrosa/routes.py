@@ -10,12 +10,12 @@ from urllib.parse import quote
 from litestar import Response, Router, get, head, post
 from litestar.params import FromPath
 from litestar.response import Redirect, Stream
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server import problems
 from server.auth import Grant, Principal, constant_time_equal, derive_draft_token
-from server.db.models import Blob, Form, FormAttachment, FormDef, Project
+from server.db.models import Blob, Dataset, Form, FormAttachment, FormDef, Project
 from server.downloads import safe_media_type
 from server.encoded_paths import path_segment
 from server.errors import openrosa_headers
@@ -24,12 +24,13 @@ from server.openrosa.render import (
     FormListEntry,
     MediaEntry,
     render_form_list,
+    render_integrity,
     render_manifest,
     render_response,
 )
 from server.requests import ANONYMOUS_BODY, AnyRequest, authenticate, runtime_of
 from server.security_headers import SANDBOX_POLICY
-from server.services import accounts
+from server.services import accounts, datasets, entity_lists
 from server.services.forms import attachments_of, form_defs
 from server.services.submissions import Incoming, receive_submission
 
@@ -250,16 +251,40 @@ async def serve_manifest(request: AnyRequest, project_id: int, xml_form_id: str)
     async with runtime_of(request).transaction() as db:
         caller, form, form_def = await _form_and_def(request, db, project_id, xml_form_id)
         rows = await db.execute(
-            select(FormAttachment.name, Blob.md5)
-            .join(Blob, Blob.sha256 == FormAttachment.blob_sha256)
-            .where(FormAttachment.form_def_id == form_def.id)
+            select(FormAttachment.name, Blob.md5, FormAttachment.dataset_id)
+            .outerjoin(Blob, Blob.sha256 == FormAttachment.blob_sha256)
+            .where(
+                FormAttachment.form_def_id == form_def.id,
+                or_(
+                    FormAttachment.blob_sha256.is_not(None), FormAttachment.dataset_id.is_not(None)
+                ),
+            )
             .order_by(FormAttachment.name)
         )
         url = _form_url(caller, project_id, form)
-        media = [
-            MediaEntry(name, md5, f"{url}/attachments/{path_segment(name)}") for name, md5 in rows
-        ]
+        media = []
+        for name, md5, dataset_id in rows.all():
+            download = f"{url}/attachments/{path_segment(name)}"
+            if dataset_id is None:
+                media.append(MediaEntry(name, md5, download))
+                continue
+            dataset = await db.get(Dataset, dataset_id)
+            assert dataset is not None
+            owner = _list_owner(caller, dataset, project_id)
+            digest = await entity_lists.list_hash(db, dataset_id, owner)
+            integrity = (
+                f"{caller.base_url}/projects/{project_id}/datasets/"
+                f"{path_segment(dataset.name)}/integrity"
+            )
+            media.append(MediaEntry(name, digest, download, True, integrity))
     return openrosa(render_manifest(media))
+
+
+def _list_owner(caller: Caller, dataset: Dataset, project_id: int) -> int | None:
+    """ownerOnly lists show a form user only the entities they created."""
+    principal = caller.principal
+    sees_all = principal is not None and principal.can("entity.list", project_id=project_id)
+    return entity_lists.owner_filter(dataset, principal.actor_id if principal else None, sees_all)
 
 
 @get(
@@ -289,17 +314,76 @@ async def serve_form_attachment(
 ) -> Response[Any]:
     rt = runtime_of(request)
     async with rt.transaction() as db:
-        _, _, form_def = await _form_and_def(request, db, project_id, xml_form_id)
-        row = (
-            await db.execute(
-                select(Blob, FormAttachment.content_type)
-                .join(FormAttachment, FormAttachment.blob_sha256 == Blob.sha256)
-                .where(FormAttachment.form_def_id == form_def.id, FormAttachment.name == name)
+        caller, _, form_def = await _form_and_def(request, db, project_id, xml_form_id)
+        attachment = await db.scalar(
+            select(FormAttachment).where(
+                FormAttachment.form_def_id == form_def.id, FormAttachment.name == name
             )
-        ).first()
+        )
+        if attachment is not None and attachment.dataset_id is not None:
+            dataset = await db.get(Dataset, attachment.dataset_id)
+            assert dataset is not None
+            owner = _list_owner(caller, dataset, project_id)
+            return await entity_list_response(request, db, dataset, owner, name)
+        blob = (
+            await db.get(Blob, attachment.blob_sha256)
+            if attachment and attachment.blob_sha256
+            else None
+        )
+        row = (blob, attachment.content_type) if blob is not None and attachment else None
     if row is None:
         raise problems.not_found()
     return await blob_response(request, row[0], name, content_type=row[1], revalidate=True)
+
+
+async def entity_list_response(
+    request: AnyRequest, db: AsyncSession, dataset: Dataset, owner: int | None, filename: str
+) -> Response[Any]:
+    """The list's CSV, streamed; its ETag is the manifest's hash, so 304 costs one query."""
+    etag = f'"{await entity_lists.list_hash(db, dataset.id, owner)}"'
+    cached = not_modified_or(request, etag)
+    if cached is not None:
+        return cached
+    properties = await entity_lists.published_properties(db, dataset.id)
+    body = entity_lists.stream_csv(runtime_of(request), dataset.id, properties, owner)
+    disposition = f"attachment; filename*=UTF-8''{quote(filename, safe='')}"
+    return Stream(
+        body,
+        media_type="text/csv",
+        headers=openrosa_headers()
+        | {
+            "ETag": etag,
+            # Collect caches the list and revalidates it with If-None-Match.
+            "Cache-Control": "no-cache",
+            "Content-Type": "text/csv; charset=utf-8",
+            "Content-Disposition": disposition,
+        },
+    )
+
+
+@get(
+    "/projects/{project_id:int}/datasets/{dataset_name:str}/integrity",
+    name="openrosa-entity-integrity",
+    include_in_schema=False,
+)
+async def entity_integrity(
+    request: AnyRequest, project_id: FromPath[int], dataset_name: FromPath[str]
+) -> Response[bytes]:
+    wanted = [i.strip() for i in request.query_params.get("id", "").split(",") if i.strip()]
+    async with runtime_of(request).transaction() as db:
+        caller = await resolve_caller(request, db, project_id)
+        dataset = await db.scalar(
+            select(Dataset).where(Dataset.project_id == project_id, Dataset.name == dataset_name)
+        )
+        if dataset is None or dataset.published_at is None or caller.principal is None:
+            raise problems.not_found()
+        principal = caller.principal
+        if not principal.can("entity.list", project_id=project_id) and not (
+            await datasets.readable_by_form_users(db, principal, project_id, dataset.id)
+        ):
+            raise problems.insufficient_rights()
+        found = await entity_lists.integrity(db, dataset.id, wanted)
+    return openrosa(render_integrity(found))
 
 
 async def blob_response(
@@ -490,7 +574,15 @@ async def draft_post_submission(
     return await submission_post(request, project_id)
 
 
-KEY_HANDLERS = [form_list, form_xml, manifest, media_file, head_submission, post_submission]
+KEY_HANDLERS = [
+    form_list,
+    form_xml,
+    manifest,
+    media_file,
+    entity_integrity,
+    head_submission,
+    post_submission,
+]
 DRAFT_HANDLERS = [
     draft_form_list,
     draft_xml,
@@ -501,7 +593,7 @@ DRAFT_HANDLERS = [
 ]
 # Under plain /v1 the form XML and attachment paths belong to the JSON API (same
 # paths in Central), which serves both audiences.
-PLAIN_HANDLERS = [form_list, manifest, head_submission, post_submission]
+PLAIN_HANDLERS = [form_list, manifest, entity_integrity, head_submission, post_submission]
 
 
 def openrosa_routers(max_body: int) -> list[Router]:

@@ -22,6 +22,7 @@ from server import problems
 from server.auth import Principal
 from server.db.models import Form, FormAttachment, FormDef, Project
 from server.runtime import Runtime
+from server.services import datasets
 from server.services.audit import now, record
 from server.services.blobs import store_blob
 
@@ -180,6 +181,9 @@ async def _new_def(rt: Runtime, db: AsyncSession, form: Form, compiled: Compiled
                 content_type=carried.content_type if carried and blob_sha256 else None,
             )
         )
+    await db.flush()
+    await datasets.declare_from_form(db, form.project_id, form_def, schema, publish=False)
+    await datasets.link_attachments(db, form.project_id, form_def.id)
     return form_def
 
 
@@ -301,6 +305,8 @@ async def publish_draft(
     if clash is not None:
         raise problems.version_conflict(form.xml_form_id, draft.version)
     draft.published_at = now()
+    await datasets.declare_from_form(db, form.project_id, draft, schema_of(draft), publish=True)
+    await datasets.link_attachments(db, form.project_id, draft.id)
     form.current_def_id = draft.id
     form.draft_def_id = None
     form.draft_token = secrets.token_hex(16)
@@ -386,6 +392,7 @@ async def upload_attachment(
     await store_blob(db, info, content_type)
     attachment.blob_sha256 = info.sha256
     attachment.content_type = content_type
+    attachment.dataset_id = None  # an uploaded file replaces a linked entity list
     attachment.updated_at = now()
     await record(
         db,

@@ -68,9 +68,9 @@ __all__ = [
     "BATCH_SIZE",
     "DEFAULT_ORDER",
     "Cursor",
-    "Entity",
     "Feed",
     "FeedQuery",
+    "FeedRow",
     "base_where",
     "count_rows",
     "decode_skiptoken",
@@ -484,7 +484,7 @@ def _system(
     }
 
 
-class Entity(NamedTuple):
+class FeedRow(NamedTuple):
     """One row of the table with the position a skiptoken needs to resume after it.
 
     Named tuples, not frozen dataclasses: one of each is made per row, and a
@@ -501,7 +501,7 @@ Sessions = Callable[[], AbstractAsyncContextManager[AsyncSession]]
 
 async def iterate_rows(
     open_session: Sessions, query: FeedQuery, *, batch: int | None = None
-) -> AsyncGenerator[Entity, None]:
+) -> AsyncGenerator[FeedRow, None]:
     """The table's rows in feed order from the cursor on, reading `batch` submissions at a time.
 
     `open_session()` gives an async context manager yielding a session: one per
@@ -552,7 +552,7 @@ async def iterate_rows(
                 if to_skip:
                     to_skip -= 1
                     continue
-                yield Entity(rows[index], submission[1], Cursor(submission[0], key, index + 1))
+                yield FeedRow(rows[index], submission[1], Cursor(submission[0], key, index + 1))
         if len(fetched) < batch:
             return
         last = fetched[-1]

@@ -23,6 +23,7 @@ from server.db.models import (
     SubmissionDef,
 )
 from server.services.audit import now, record
+from server.services.entity_ingest import process_on_approval
 
 # Central's review states; ``received`` is the state of a submission nobody reviewed
 # (Central reports it as ``null``).
@@ -69,6 +70,11 @@ async def set_review_state(
         submission.id,
         {"instanceId": submission.instance_id, "reviewState": state, "form": form.xml_form_id},
     )
+    if state == "approved":
+        # Lists that wait for approval are filled now, in this transaction.
+        await db.run_sync(
+            lambda session: process_on_approval(session.connection(), submission.id, by.actor_id)
+        )
 
 
 async def delete_submission(db: AsyncSession, submission: Submission, by: Principal) -> None:

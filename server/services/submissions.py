@@ -49,6 +49,8 @@ from server.db.models import (
 from server.runtime import Runtime
 from server.services.audit import encode_details, now, record_on
 from server.services.blobs import store_blob_on
+from server.services.entities import Author
+from server.services.entity_ingest import process_submission
 from server.services.forms import schema_by_id_on
 from server.services.submission_statement import create_submission_in_one_statement
 from storage import BlobInfo
@@ -454,7 +456,12 @@ def creates_in_one_statement(dialect: str, target: Target) -> bool:
     A new submission on PostgreSQL is (server.services.submission_statement); then
     `Runtime.write` can send it without BEGIN and COMMIT.
     """
-    return dialect == "postgresql" and target.existing is None and not target.parsed.deprecated_id
+    return (
+        dialect == "postgresql"
+        and target.existing is None
+        and not target.parsed.deprecated_id
+        and target.schema.entity is None
+    )
 
 
 def _create(
@@ -474,7 +481,7 @@ def _create(
     }
     details = {"instanceId": parsed.instance_id, "form": target.xml_form_id}
     attachments = _attachment_rows(target.expected, stored, {})
-    if connection.dialect.name == "postgresql":
+    if connection.dialect.name == "postgresql" and target.schema.entity is None:
         submission_id = create_submission_in_one_statement(
             connection,
             submission=submission,
@@ -497,6 +504,16 @@ def _create(
                 submission_id,
                 details,
             )
+            if not draft:
+                process_submission(
+                    connection,
+                    form_id=target.form_id,
+                    schema=target.schema,
+                    parsed=parsed,
+                    submission_id=submission_id,
+                    submission_def_id=def_id,
+                    author=Author(written.by.actor_id, written.user_agent, def_id),
+                )
     if submission_id is None:
         # Two copies of one submission raced and the other one won; this copy is
         # told to resend, which then finds it and answers as for any resend.

@@ -180,6 +180,57 @@ async def fresh_deleted_form(ctx: Ctx) -> dict[str, str]:
     return {"form_id": str(form["id"])}
 
 
+async def fresh_entity(ctx: Ctx) -> dict[str, str]:
+    created = await ok(
+        ctx.client.post(
+            f"/v1/projects/{ctx.world.project_id}/datasets/people/entities",
+            json={"label": f"E{n()}"},
+            headers=ctx.admin,
+        )
+    )
+    return {"entity_uuid": created.json()["uuid"]}
+
+
+async def fresh_deleted_entity(ctx: Ctx) -> dict[str, str]:
+    made = await fresh_entity(ctx)
+    await ok(
+        ctx.client.delete(
+            f"/v1/projects/{ctx.world.project_id}/datasets/people/entities/{made['entity_uuid']}",
+            headers=ctx.admin,
+        )
+    )
+    return made
+
+
+# A published form that downloads the `people` list, assigned to the world's app user.
+PEOPLE_FORM = b"""<?xml version="1.0"?>
+<h:html xmlns="http://www.w3.org/2002/xforms" xmlns:h="http://www.w3.org/1999/xhtml">
+<h:head><h:title>People</h:title><model>
+<instance><data id="people_visit"><who/><meta><instanceID/></meta></data></instance>
+<instance id="people" src="jr://file-csv/people.csv"/>
+<bind nodeset="/data/who" type="string"/></model></h:head>
+<h:body><select1 ref="/data/who"><label>Who</label>
+<itemset nodeset="instance('people')/root/item"><value ref="name"/><label ref="label"/></itemset>
+</select1></h:body></h:html>"""
+
+
+async def people_list(ctx: Ctx) -> str:
+    """The `people` entity list with one entity, linked to a form the app user has."""
+    admin, base = ctx.admin, f"/v1/projects/{ctx.world.project_id}"
+    await ok(ctx.client.post(f"{base}/datasets", json={"name": "people"}, headers=admin))
+    entity = await fresh_entity(ctx)
+    await ok(
+        ctx.client.post(f"{base}/forms?publish=true", content=PEOPLE_FORM, headers=admin | XML)
+    )
+    await ok(
+        ctx.client.post(
+            f"{base}/forms/people_visit/assignments/app-user/{ctx.world.app_user_id}",
+            headers=admin,
+        )
+    )
+    return entity["entity_uuid"]
+
+
 async def fresh_draft(ctx: Ctx) -> dict[str, str]:
     await ok(ctx.client.post(f"{ctx.forms}/simple/draft", headers=ctx.admin))
     return {}
@@ -387,6 +438,26 @@ ROWS = [
     Row("POST",   P + "/submission",                               "401 ok  ok  403 ok  ok", openrosa_submission),
     Row("GET",    F + "/manifest",                                 "401 ok  ok  ok  ok  ok", OPENROSA_ONLY),
     # OpenRosa with the app user's token in the path: the path is the credential
+    Row("GET",    KEY + "/datasets/{dataset_name:str}/integrity",  "ok  ok  ok  ok  ok  ok", OPENROSA_ONLY),
+    Row("GET",    P + "/datasets/{dataset_name:str}/integrity",    "401 ok  ok  ok  ok  ok", OPENROSA_ONLY),
+    Row("GET",    P + "/datasets",                                 "401 403 403 ok  ok  ok"),
+    Row("POST",   P + "/datasets",                                 "401 403 403 403 ok  ok", lambda ctx: {"json": {"name": f"d{n()}"}}),
+    Row("GET",    P + "/datasets/{dataset_name:str}",              "401 403 403 ok  ok  ok"),
+    Row("PATCH",  P + "/datasets/{dataset_name:str}",              "401 403 403 403 ok  ok", json_body({"approvalRequired": False})),
+    Row("POST",   P + "/datasets/{dataset_name:str}/properties",   "401 403 403 403 ok  ok", lambda ctx: {"json": {"name": f"p{n()}"}}),
+    Row("GET",    P + "/datasets/{dataset_name:str}/entities",     "401 403 403 ok  ok  ok"),
+    Row("POST",   P + "/datasets/{dataset_name:str}/entities",     "401 403 403 403 ok  ok", json_body({"label": "New"})),
+    Row("GET",    P + "/datasets/{dataset_name:str}/entities.csv", "401 403 403 ok  ok  ok"),
+    Row("GET",    P + "/datasets/{dataset_name:str}/entities/{entity_uuid:str}", "401 403 403 ok  ok  ok"),
+    Row("PATCH",  P + "/datasets/{dataset_name:str}/entities/{entity_uuid:str}", "401 403 403 403 400 400", json_body({"label": "L"})),
+    Row("DELETE", P + "/datasets/{dataset_name:str}/entities/{entity_uuid:str}", "401 403 403 403 ok  ok", fresh=fresh_entity),
+    Row("POST",   P + "/datasets/{dataset_name:str}/entities/{entity_uuid:str}/restore", "401 403 403 403 ok  ok", fresh=fresh_deleted_entity),
+    Row("GET",    P + "/datasets/{dataset_name:str}/entities/{entity_uuid:str}/versions", "401 403 403 ok  ok  ok"),
+    Row("GET",    P + "/datasets/{dataset_name:str}/entities/{entity_uuid:str}/diffs", "401 403 403 ok  ok  ok"),
+    Row("GET",    P + "/datasets/{dataset_name:str}/entities/{entity_uuid:str}/audits", "401 403 403 ok  ok  ok"),
+    Row("GET",    P + "/datasets/{dataset_ref:str}/{rest:path}",   "401 403 403 ok  ok  ok"),
+    Row("GET",    F + "/dataset-diff",                             "401 ok  ok  ok  ok  ok"),
+    Row("GET",    F + "/draft/dataset-diff",                       "401 ok  ok  ok  ok  ok", fresh=fresh_draft),
     Row("GET",    KEY + "/formList",                               "ok  ok  ok  ok  ok  ok", OPENROSA_ONLY),
     Row("GET",    KEY + "/forms/{form_file:str}",                  "ok  ok  ok  ok  ok  ok", OPENROSA_ONLY),
     Row("GET",    KEY + "/forms/{xml_form_id:str}/manifest",       "ok  ok  ok  ok  ok  ok", OPENROSA_ONLY),
@@ -464,7 +535,12 @@ async def build(world: World) -> Ctx:
     await fresh_draft(ctx)
     draft = await ok(client.get(f"{ctx.forms}/simple/draft", headers=admin))
     link = await fresh_link(ctx)
+    entity_uuid = await people_list(ctx)
     ids |= {
+        "dataset_name": "people",
+        "entity_uuid": entity_uuid,
+        "dataset_ref": "people.svc",
+        "rest": "Entities",
         "project_id": str(world.project_id),
         "xml_form_id": "simple",
         "form_ref": "simple",

@@ -8,10 +8,13 @@ three tables together name every route the app publishes.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from tests.server.conftest import World
 from tests.server.contract import (
+    XML_TYPES,
     Actor,
     AppUser,
     Assignment,
@@ -36,12 +39,19 @@ from tests.server.contract import (
 )
 from tests.server.test_authorisation import (
     ANY_SIGN_IN,
+    KEY,
+    OPENROSA,
+    OPENROSA_ONLY,
     PASSWORD,
     Ctx,
+    F,
     P,
     app_routes,
     build,
     fresh_app_user,
+    fresh_deleted_entity,
+    fresh_draft,
+    fresh_entity,
     fresh_project,
     fresh_project_viewer,
     fresh_session,
@@ -49,6 +59,7 @@ from tests.server.test_authorisation import (
     fresh_user,
     given,
     json_body,
+    n,
     new_user_body,
 )
 from tests.server.test_contract_forms import CONTRACTS as FORM_CONTRACTS
@@ -57,6 +68,7 @@ from tests.server.test_contract_submissions import CONTRACTS as SUBMISSION_CONTR
 EXTENDED = {"X-Extended-Metadata": "true"}
 BAD_TOKEN = {"Authorization": "Bearer not-a-session"}
 MISSING = {"actor_id": "999999"}
+NO_LIST = {"dataset_name": "no_such_list"}
 
 # fmt: off
 CONTRACTS = [
@@ -138,6 +150,66 @@ CONTRACTS = [
     Contract("GET",    P + "/app-users/{actor_id:int}/qr.png",
              Ok(200, ("image/png",), fresh=fresh_app_user),
              Fail(404.1, values=MISSING)),
+    Contract("GET",    KEY + "/datasets/{dataset_name:str}/integrity",
+             Ok(200, XML_TYPES, caller="anon", body=OPENROSA_ONLY),
+             Fail(404.1, caller="anon", values=NO_LIST, headers=OPENROSA, xml=True)),
+    Contract("GET",    P + "/datasets/{dataset_name:str}/integrity",
+             Ok(200, XML_TYPES, body=OPENROSA_ONLY),
+             Fail(404.1, values=NO_LIST, headers=OPENROSA, xml=True)),
+    Contract("GET",    P + "/datasets",
+             Ok(200, list[dict[str, Any]]),
+             Fail(403.1, caller="coll")),
+    Contract("POST",   P + "/datasets",
+             Ok(200, dict[str, Any], body=lambda ctx: {"json": {"name": f"c{n()}"}}),
+             Fail(409.3, body=json_body({"name": "people"}))),
+    Contract("GET",    P + "/datasets/{dataset_name:str}",
+             Ok(200, dict[str, Any]),
+             Fail(404.1, values=NO_LIST)),
+    Contract("PATCH",  P + "/datasets/{dataset_name:str}",
+             Ok(200, dict[str, Any], body=json_body({"ownerOnly": False})),
+             Fail(403.1, caller="view", body=json_body({"ownerOnly": False}))),
+    Contract("POST",   P + "/datasets/{dataset_name:str}/properties",
+             Ok(200, Success, body=lambda ctx: {"json": {"name": f"q{n()}"}}),
+             Fail(400.8, body=json_body({"name": "label"}))),
+    Contract("GET",    P + "/datasets/{dataset_name:str}/entities",
+             Ok(200, list[dict[str, Any]]),
+             Fail(404.1, values=NO_LIST)),
+    Contract("POST",   P + "/datasets/{dataset_name:str}/entities",
+             Ok(200, dict[str, Any], body=json_body({"label": "One"})),
+             Fail(400.2, body=json_body({"data": {}}))),
+    Contract("GET",    P + "/datasets/{dataset_name:str}/entities.csv",
+             Ok(200, ("text/csv",)),
+             Fail(404.1, values=NO_LIST)),
+    Contract("GET",    P + "/datasets/{dataset_name:str}/entities/{entity_uuid:str}",
+             Ok(200, dict[str, Any]),
+             Fail(404.1, values={"entity_uuid": "00000000-0000-4000-8000-000000000000"})),
+    Contract("PATCH",  P + "/datasets/{dataset_name:str}/entities/{entity_uuid:str}",
+             Ok(200, dict[str, Any], body=json_body({"label": "L"}), params={"force": "true"}),
+             Fail(400.2, body=json_body({"label": "L"}))),
+    Contract("DELETE", P + "/datasets/{dataset_name:str}/entities/{entity_uuid:str}",
+             Ok(200, Success, fresh=fresh_entity),
+             Fail(403.1, caller="view", fresh=fresh_entity)),
+    Contract("POST",   P + "/datasets/{dataset_name:str}/entities/{entity_uuid:str}/restore",
+             Ok(200, dict[str, Any], fresh=fresh_deleted_entity),
+             Fail(404.1, fresh=fresh_entity)),
+    Contract("GET",    P + "/datasets/{dataset_name:str}/entities/{entity_uuid:str}/versions",
+             Ok(200, list[dict[str, Any]]),
+             Fail(404.1, values={"entity_uuid": "00000000-0000-4000-8000-000000000000"})),
+    Contract("GET",    P + "/datasets/{dataset_name:str}/entities/{entity_uuid:str}/diffs",
+             Ok(200, list[list[dict[str, Any]]]),
+             Fail(404.1, values={"entity_uuid": "00000000-0000-4000-8000-000000000000"})),
+    Contract("GET",    P + "/datasets/{dataset_name:str}/entities/{entity_uuid:str}/audits",
+             Ok(200, list[dict[str, Any]]),
+             Fail(403.1, caller="coll")),
+    Contract("GET",    P + "/datasets/{dataset_ref:str}/{rest:path}",
+             Ok(200, dict[str, Any]),
+             Fail(404.1, values={"dataset_ref": "people"})),
+    Contract("GET",    F + "/dataset-diff",
+             Ok(200, list[dict[str, Any]]),
+             Fail(404.1, values={"xml_form_id": "no_such_form"})),
+    Contract("GET",    F + "/draft/dataset-diff",
+             Ok(200, list[dict[str, Any]], fresh=fresh_draft),
+             Fail(404.1, values={"xml_form_id": "no_such_form"})),
     Contract("GET",    P + "/assignments",
              Ok(200, list[Assignment]),
              Fail(404.1, values={"project_id": "999999"})),
