@@ -9,14 +9,16 @@ columns, so KEY/PARENT_KEY joins work the same.
 Column types (exports.typed): int answers, system counts and SubmitterID are
 Int64; decimal answers and geopoint parts Float64; date answers Date; dateTime
 answers and SubmissionDate Datetime(ms, UTC) (offsets applied; a value without
-offset is taken as UTC); select multiple answers List(String) of their values
-(or labels with labels=True), without the space-separated string as well since
-`list.join(" ")` gives it back; split select multiple columns Boolean;
+offset is taken as UTC), each dateTime answer followed by a String column
+`<name>_offset` with the phone's UTC offset as sent ("+01:00"), so no offset is
+lost; select multiple answers List(String) of their values (or labels with
+labels=True; an empty list when nothing was chosen), without the
+space-separated string as well since `list.join(" ")` gives it back; split
+select multiple columns Boolean;
 everything else String. A value that does not parse as its column's type (say
 "abc" in an int field, from an older form version) is null, as is an empty
 answer. Column names repeated in the CSV (group paths off) get " (2)", " (3)".
-With escape_formulas (the default), text cells and list elements that a
-spreadsheet would run are prefixed with a quote, as in the CSV.
+Text is written exactly as collected: no formula guard (Parquet is not run).
 
 Memory stays flat: each table's raw frames are spooled (exports.spool) while
 batches arrive, then typed one spooled batch at a time and streamed by Polars

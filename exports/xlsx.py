@@ -3,12 +3,15 @@
 Analysts open exports in Excel; a CSV there loses leading zeros, guesses dates
 in the reader's locale and runs formulas. A workbook with typed cells avoids all
 three: numbers, dates and moments are real cells, text is always a string cell
-(never a formula), and two header rows give the CSV column name, then the
-question's label in the chosen language.
+(never a formula, so it is written exactly as collected: no formula guard is
+needed or applied), and one header row gives the CSV column name, so
+`pandas.read_excel` reads numbers and dates as such. `label_row=True` adds a
+second header row with the question's label in the chosen language.
 
 Cells (see exports.typed): int and decimal answers, geopoint parts and system
 counts are numbers; date answers are Excel dates; dateTime answers are Excel
-date-times holding the local time as recorded on the phone (offset dropped);
+date-times holding the clock time as recorded on the phone, followed by a
+`<name>_offset` text column with the phone's UTC offset ("+01:00");
 SubmissionDate is in UTC. An answer that does not read as its type stays as
 text, so nothing in the data is lost. Split select multiple columns are 0/1
 numbers. Empty answers are empty cells. Excel keeps at most 32,767 characters
@@ -39,7 +42,6 @@ from xlsxwriter.workbook import Workbook
 from xlsxwriter.worksheet import Worksheet
 
 from exports.csvzip import ByteSink
-from exports.formulas import escaped_text
 from exports.options import ExportOptions
 from exports.plan import (
     GEOPOINT_PARTS,
@@ -64,12 +66,13 @@ from exports.tabulate import (
 )
 from exports.typed import (
     CellType,
-    cell_type,
     to_date,
     to_float,
     to_int,
     to_local_datetime,
+    to_offset,
     to_utc_datetime,
+    with_offsets,
 )
 from forms.schema import FormSchema
 
@@ -80,7 +83,6 @@ SelectValues = Mapping[str, Sequence[str]]
 
 # Excel's rows per sheet, header rows included (a module constant so tests can lower it).
 MAX_ROWS = 1_048_576
-HEADER_ROWS = 2
 _DEFAULT_OPTIONS = ExportOptions()
 # Characters Excel refuses in sheet names, and its longest name.
 _SHEET_NAME_ILLEGAL = str.maketrans({c: "_" for c in "[]:*?/\\"})
@@ -214,8 +216,10 @@ class _TableSheets:
         self.plan = plan
         self.table = table
         self.values = values
-        self.columns = output_columns(plan, table, values)
-        self.types = [cell_type(out) for out in self.columns]
+        typed = with_offsets(output_columns(plan, table, values))
+        self.columns = [out for out, _ in typed]
+        self.types = [kind for _, kind in typed]
+        self.header_rows = 2 if plan.options.label_row else 1
         self.styles = [self._style(kind) for kind in self.types]
         self.rows = self._rows_xml()
         self.widths: list[float] | None = None
@@ -256,9 +260,7 @@ class _TableSheets:
             zip(self.types, self.columns, self.styles, strict=True)
         ):
             reference = pl.lit(column_letters(index)) + row_number
-            value = pl.col(out.key)
-            if self.plan.options.escape_formulas:
-                value = escaped_text(value)
+            value = to_offset(pl.col(out.key)) if kind == "offset" else pl.col(out.key)
             text = inline_string(reference, pl.when(value != "").then(value))
             if kind in _NUMERIC:
                 number = self._number(kind, out)
@@ -282,22 +284,24 @@ class _TableSheets:
         # constant_memory writes rows strictly in order: all of row 0, then row 1.
         for column, out in enumerate(self.columns):
             sheet.write_string(0, column, out.name, self.book.header)
-        for column, out in enumerate(self.columns):
-            label = self._label(out)
+        for column, (out, kind) in enumerate(zip(self.columns, self.types, strict=True)):
+            label = self._label(out, kind) if self.header_rows == 2 else ""
             if label:
                 sheet.write_string(1, column, label, self.book.label)
             width = self.widths[column] if self.widths else 10.0
             sheet.set_column(column, column, max(width, min(len(out.name), 40) + 2))
-        sheet.freeze_panes(HEADER_ROWS, 0)
-        sheet._write_single_row(HEADER_ROWS)  # the header rows go to the row file now
+        sheet.freeze_panes(self.header_rows, 0)
+        sheet._write_single_row(self.header_rows)  # the header rows go to the row file now
         self.sheet = sheet
-        self.row = HEADER_ROWS
+        self.row = self.header_rows
 
-    def _label(self, out: OutputColumn) -> str:
+    def _label(self, out: OutputColumn, kind: CellType) -> str:
         column = out.column
         if column.kind == SYSTEM:
             return ""
         label = self.book.labels.get(column.source, "")
+        if kind == "offset":
+            return f"{label} (UTC offset)" if label else ""
         if column.part is not None:
             return f"{label} ({GEOPOINT_PARTS[column.part]})" if label else ""
         if out.value is not None:

@@ -173,6 +173,8 @@ async def _export(settings: Settings, args: argparse.Namespace) -> None:
                     language=args.language,
                     personal=args.personal,
                     pseudonym_key=project.pseudonym_secret.encode(),
+                    escape_formulas=args.formula_guard,
+                    label_row=args.label_row,
                 ),
                 where,
                 format=export_format,
@@ -366,7 +368,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export.add_argument("--table", help="geojson: the table to map (as named in the CSV zip).")
     export.add_argument("--geo-field", help="geojson: the geo question (name or path).")
-    export.add_argument("--language", help="Language of the labels, as the form names it.")
+    export.add_argument(
+        "--language", help='Language of the labels: "Shqip (sq)", its code "sq" or its name.'
+    )
+    export.add_argument(
+        "--formula-guard",
+        action="store_true",
+        help="csv: quote cells a spreadsheet would run as a formula (changes those values).",
+    )
+    export.add_argument(
+        "--label-row", action="store_true", help="xlsx: a second header row of question labels."
+    )
     export.add_argument(
         "--personal",
         choices=("keep", "drop", "pseudonymise"),

@@ -13,8 +13,10 @@ labels instead of values), `language`, `personal` (keep, drop or pseudonymise
 the fields the XLSForm marks personal), `start` / `end` (submission date range,
 ISO dates or times; `end` is exclusive), `reviewState` (a comma-separated
 list, `null` for none yet), and for GeoJSON `table` (as named in the CSV zip)
-and `geoField` (a question's name or path). Every option applies to every
-format where it means something.
+and `geoField` (a question's name or path), `formulaGuard` (CSV only: quote
+cells a spreadsheet would run, OWASP's advice; off by default as in Central)
+and `labelRow` (XLSX only: a second header row of question labels). Every
+option applies to every format where it means something.
 
 Personal data: project managers and site administrators get personal fields as
 they are unless they ask otherwise; everyone else who may read submissions gets
@@ -62,6 +64,8 @@ class ExportQuery:
     deleted_fields: bool = False
     geo_table: str | None = None
     geo_field: str | None = None
+    formula_guard: bool = False
+    label_row: bool = False
 
 
 def _personal_mode(value: str | None) -> PersonalMode | None:
@@ -90,6 +94,8 @@ async def export_query(
     review_state: Annotated[str | None, QueryParameter(name="reviewState")] = None,
     table: Annotated[str | None, QueryParameter(name="table")] = None,
     geo_field: Annotated[str | None, QueryParameter(name="geoField")] = None,
+    formula_guard: Annotated[str | None, QueryParameter(name="formulaGuard")] = None,
+    label_row: Annotated[str | None, QueryParameter(name="labelRow")] = None,
 ) -> ExportQuery:
     where = export_service.selection(filter_text, start, end, review_state)
     return ExportQuery(
@@ -103,6 +109,8 @@ async def export_query(
         deleted_fields=parse_flag(deleted_fields, name="deletedFields"),
         geo_table=table or None,
         geo_field=geo_field or None,
+        formula_guard=parse_flag(formula_guard, name="formulaGuard"),
+        label_row=parse_flag(label_row, name="labelRow"),
     )
 
 
@@ -124,6 +132,8 @@ def export_options(query: ExportQuery, principal: Principal, project: Project) -
             language=query.language,
             personal=personal,
             pseudonym_key=project.pseudonym_secret.encode(),
+            escape_formulas=query.formula_guard,
+            label_row=query.label_row,
         )
     except ExportError as error:
         raise problems.export_not_possible(str(error)) from error

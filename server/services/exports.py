@@ -163,7 +163,7 @@ class ExportFormat(StrEnum):
 
     CSV_ZIP = "csv.zip"  # Central's layout: every table, media/ with attachments=true
     CSV = "csv"  # the root table alone, as Central's submissions.csv
-    XLSX = "xlsx"  # the same tables as sheets, typed cells, label header row
+    XLSX = "xlsx"  # the same tables as sheets, typed cells, one header row
     PARQUET = "parquet.zip"  # the same tables as typed Parquet files
     GEOJSON = "geojson"  # one table's locations
 
@@ -179,8 +179,9 @@ _MEDIA_TYPES = {
     ExportFormat.PARQUET: "application/zip",
     ExportFormat.GEOJSON: "application/geo+json",
 }
-# Formula escaping protects spreadsheets; data for R, pandas, DuckDB or QGIS stays as typed.
-_SPREADSHEET_FORMATS = frozenset({ExportFormat.CSV_ZIP, ExportFormat.CSV, ExportFormat.XLSX})
+# The formula guard is the CSV's alone: XLSX text cells are never run, and data for
+# R, pandas, DuckDB or QGIS stays as typed.
+_CSV_FORMATS = frozenset({ExportFormat.CSV_ZIP, ExportFormat.CSV})
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,7 +251,7 @@ async def prepare_export(
             )
         ).all()
         schema = merge_schemas(schema, [schema_of(item) for item in older])
-    if format not in _SPREADSHEET_FORMATS:
+    if format not in _CSV_FORMATS:
         options = msgspec.structs.replace(options, escape_formulas=False)
     plan_export(schema, options)  # an ExportError (unknown language ...) before the first byte
     if format is ExportFormat.GEOJSON:
