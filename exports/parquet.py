@@ -28,6 +28,7 @@ Parquet members are stored, not deflated: they are compressed inside (zstd).
 
 from __future__ import annotations
 
+import io
 import shutil
 import tempfile
 import time
@@ -39,6 +40,7 @@ from pathlib import Path
 import polars as pl
 from polars.io.plugins import register_io_source
 
+from exports.cleaning.log import CleaningChange, cleaning_log_frame
 from exports.csvzip import ByteSink, OutputGuard
 from exports.options import ExportOptions
 from exports.plan import ExportPlan, TablePlan, plan_export
@@ -48,7 +50,8 @@ from exports.tabulate import collect_select_values, sorted_select_values, tabula
 from exports.typed import typed_columns, typed_schema, typed_table
 from forms.schema import FormSchema
 
-__all__ = ["parquet_member_name", "write_parquet_zip"]
+__all__ = ["CLEANING_LOG_PARQUET", "parquet_member_name", "write_parquet_zip"]
+CLEANING_LOG_PARQUET = "cleaning-log.parquet"
 
 Batches = Iterable[Sequence[ExportRecord]]
 SelectValues = Mapping[str, Sequence[str]]
@@ -67,8 +70,11 @@ def write_parquet_zip(
     *,
     select_values: SelectValues | None = None,
     spool_dir: str | Path | None = None,
+    cleaning_log: Sequence[CleaningChange] | None = None,
 ) -> None:
     """Write a zip of one Parquet file per table of `batches` to `out` (never sought).
+
+    With `cleaning_log`, the log is added as `cleaning-log.parquet` (text columns).
 
     `select_values` (field path -> sorted values) fixes the split select
     multiple columns; without it they are the values found in the data.
@@ -92,6 +98,11 @@ def write_parquet_zip(
             values = select_values if select_values is not None else sorted_select_values(found)
             for table in plan.tables:
                 _copy_table(plan, table, spools[table.name], archive, values, spool_dir)
+        if cleaning_log is not None:
+            data = io.BytesIO()
+            cleaning_log_frame(cleaning_log).write_parquet(data, compression="zstd")
+            info = zipfile.ZipInfo(CLEANING_LOG_PARQUET, date_time=time.gmtime()[:6])
+            archive.writestr(info, data.getvalue(), compress_type=zipfile.ZIP_STORED)
         archive.close()
     except BaseException:
         guard.abort()  # no central directory: the archive is visibly incomplete

@@ -41,6 +41,7 @@ import xlsxwriter
 from xlsxwriter.workbook import Workbook
 from xlsxwriter.worksheet import Worksheet
 
+from exports.cleaning.log import CleaningChange, cleaning_log_frame
 from exports.csvzip import ByteSink
 from exports.options import ExportOptions
 from exports.plan import (
@@ -76,13 +77,14 @@ from exports.typed import (
 )
 from forms.schema import FormSchema
 
-__all__ = ["MAX_ROWS", "write_xlsx"]
+__all__ = ["CLEANING_LOG_SHEET", "MAX_ROWS", "write_xlsx"]
 
 Batches = Iterable[Sequence[ExportRecord]]
 SelectValues = Mapping[str, Sequence[str]]
 
 # Excel's rows per sheet, header rows included (a module constant so tests can lower it).
 MAX_ROWS = 1_048_576
+CLEANING_LOG_SHEET = "cleaning log"
 _DEFAULT_OPTIONS = ExportOptions()
 # Characters Excel refuses in sheet names, and its longest name.
 _SHEET_NAME_ILLEGAL = str.maketrans({c: "_" for c in "[]:*?/\\"})
@@ -104,11 +106,13 @@ def write_xlsx(
     *,
     select_values: SelectValues | None = None,
     spool_dir: str | Path | None = None,
+    cleaning_log: Sequence[CleaningChange] | None = None,
 ) -> None:
     """Write the export of `batches` (newest submission first) as an .xlsx workbook to `out`.
 
     `select_values` (field path -> sorted values) lets the root sheet stream
-    even with split_select_multiples, as in write_csv_zip.
+    even with split_select_multiples, as in write_csv_zip. With `cleaning_log`,
+    the log follows the tables on a sheet of its own ("cleaning log").
     """
     plan = plan_export(schema, options)
     with tempfile.TemporaryFile(dir=spool_dir) as target:
@@ -117,7 +121,10 @@ def write_xlsx(
             settings["tmpdir"] = str(spool_dir)
         workbook = xlsxwriter.Workbook(target, settings)
         try:
-            _write_tables(plan, batches, _Book(workbook, schema, options), select_values, spool_dir)
+            book = _Book(workbook, schema, options)
+            _write_tables(plan, batches, book, select_values, spool_dir)
+            if cleaning_log is not None:
+                _write_log(book, cleaning_log)
         finally:
             workbook.close()
         target.seek(0)
@@ -345,6 +352,20 @@ class _TableSheets:
             length = longest if isinstance(longest, int) else 0
             widths.append(float(min(max(length, 8), 60) + 2))
         return widths
+
+
+def _write_log(book: _Book, log: Sequence[CleaningChange]) -> None:
+    """The cleaning log as text cells, one entry a row (it is never long)."""
+    sheet = book.add_sheet(CLEANING_LOG_SHEET, 1)
+    frame = cleaning_log_frame(log)
+    for column, name in enumerate(frame.columns):
+        sheet.write_string(0, column, name, book.header)
+        sheet.set_column(column, column, 24)
+    sheet.freeze_panes(1, 0)
+    for row, values in enumerate(frame.iter_rows(), start=1):
+        for column, value in enumerate(values):
+            if value:
+                sheet.write_string(row, column, value)
 
 
 def _serial(moment: pl.Expr) -> pl.Expr:
