@@ -12,6 +12,7 @@ from litestar.openapi import OpenAPIConfig
 from server.api import (
     accounts,
     audits,
+    cleaning,
     exports,
     form_fields,
     forms,
@@ -68,6 +69,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Litesta
             form_fields.router,
             audits.router,
             exports.router,
+            cleaning.router,
             odata.router,
             *openrosa_routers(max_body),
         ],

@@ -150,6 +150,7 @@ async def _export(settings: Settings, args: argparse.Namespace) -> None:
     from server.problems import not_found
     from server.runtime import close_runtime, open_runtime, settle_heap
     from server.services import exports
+    from server.services.cleaning import cleaned_export
     from server.services.forms import find_form
 
     where = exports.selection(args.filter, args.start, args.end, args.review_state)
@@ -184,6 +185,8 @@ async def _export(settings: Settings, args: argparse.Namespace) -> None:
                 geo_table=args.table,
                 geo_field=args.geo_field,
             )
+            if args.cleaned:
+                job = await cleaned_export(db, form, job)
             first = await exports.fetch_page(db, job, None)
             total = await exports.count_selected(db, job) if show else 0
         progress = _Progress(total)
@@ -375,6 +378,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--formula-guard",
         action="store_true",
         help="csv: quote cells a spreadsheet would run as a formula (changes those values).",
+    )
+    export.add_argument(
+        "--cleaned",
+        action="store_true",
+        help="Apply the form's cleaning log and add the log beside the data.",
     )
     export.add_argument(
         "--label-row", action="store_true", help="xlsx: a second header row of question labels."

@@ -6,6 +6,7 @@
     apply_cleaning                 batches of records with the log applied (never stored)
     cleaning_log_frame / _csv      the log as a table, to export beside the data
     read_cleaning_csv              a CSV upload of entries, checked row by row
+    protect_personal               personal fields' values hidden as the export hides them
 
 Pure: no database, no HTTP. The stored submission is never rewritten; an
 export that asks for cleaned data passes its batches through apply_cleaning.
@@ -21,6 +22,7 @@ from exports.cleaning.log import (
     cleaning_log_csv,
     cleaning_log_frame,
     field_steps,
+    protect_personal,
     read_cleaning_csv,
     value_at,
 )
@@ -35,6 +37,7 @@ __all__ = [
     "cleaning_log_csv",
     "cleaning_log_frame",
     "field_steps",
+    "protect_personal",
     "read_cleaning_csv",
     "value_at",
 ]

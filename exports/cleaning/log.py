@@ -27,7 +27,9 @@ from datetime import UTC, datetime
 import msgspec
 import polars as pl
 
+from exports.options import ExportOptions
 from exports.records import ExportRecord
+from exports.tabulate import pseudonym
 from forms.schema import REPEAT, STRUCTURE, FormSchema
 
 __all__ = [
@@ -40,6 +42,7 @@ __all__ = [
     "cleaning_log_csv",
     "cleaning_log_frame",
     "field_steps",
+    "protect_personal",
     "read_cleaning_csv",
     "value_at",
 ]
@@ -198,6 +201,35 @@ def apply_cleaning(
                 _set_value(record, change.field, change.new_value or "")
             cleaned.append(msgspec.structs.replace(item, record=record))
         yield cleaned
+
+
+def protect_personal(
+    schema: FormSchema, options: ExportOptions, log: Sequence[CleaningChange]
+) -> list[CleaningChange]:
+    """The log as an export with these options may show it: the old and new values
+    of personal fields pseudonymised or blanked, as their columns are."""
+    if options.personal == "keep":
+        return list(log)
+    personal = schema.personal_paths
+    key = options.pseudonym_key
+    result = []
+    for change in log:
+        path = re.sub(r"\[[0-9]+\]", "", change.field or "")
+        if path not in personal:
+            result.append(change)
+            continue
+
+        def hidden(value: str | None) -> str | None:
+            if not value or options.personal == "drop" or key is None:
+                return None
+            return pseudonym(key, value)
+
+        result.append(
+            msgspec.structs.replace(
+                change, old_value=hidden(change.old_value), new_value=hidden(change.new_value)
+            )
+        )
+    return result
 
 
 def _when(moment: datetime) -> str:

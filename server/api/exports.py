@@ -15,8 +15,12 @@ ISO dates or times; `end` is exclusive), `reviewState` (a comma-separated
 list, `null` for none yet), and for GeoJSON `table` (as named in the CSV zip)
 and `geoField` (a question's name or path), `formulaGuard` (CSV only: quote
 cells a spreadsheet would run, OWASP's advice; off by default as in Central)
-and `labelRow` (XLSX only: a second header row of question labels). Every
-option applies to every format where it means something.
+and `labelRow` (XLSX only: a second header row of question labels), and
+`cleaned` (the form's cleaning log applied at read time, and written beside the
+data: `cleaning-log.csv` in the CSV zip, a "cleaning log" sheet, a
+`cleaning-log.parquet` member; the root CSV and GeoJSON have no place for it,
+`GET .../cleaning-log.csv` gives it). Every option applies to every format where
+it means something.
 
 Personal data: project managers and site administrators get personal fields as
 they are unless they ask otherwise; everyone else who may read submissions gets
@@ -43,6 +47,7 @@ from server.api.common import check
 from server.auth import Principal
 from server.db.models import Project
 from server.requests import AnyRequest, parse_flag, require_principal, runtime_of
+from server.services import cleaning as cleaning_service
 from server.services import exports as export_service
 from server.services.exports import ExportFormat, Where
 from server.services.forms import find_form
@@ -66,6 +71,7 @@ class ExportQuery:
     geo_field: str | None = None
     formula_guard: bool = False
     label_row: bool = False
+    cleaned: bool = False
 
 
 def _personal_mode(value: str | None) -> PersonalMode | None:
@@ -96,6 +102,7 @@ async def export_query(
     geo_field: Annotated[str | None, QueryParameter(name="geoField")] = None,
     formula_guard: Annotated[str | None, QueryParameter(name="formulaGuard")] = None,
     label_row: Annotated[str | None, QueryParameter(name="labelRow")] = None,
+    cleaned: Annotated[str | None, QueryParameter(name="cleaned")] = None,
 ) -> ExportQuery:
     where = export_service.selection(filter_text, start, end, review_state)
     return ExportQuery(
@@ -111,6 +118,7 @@ async def export_query(
         geo_field=geo_field or None,
         formula_guard=parse_flag(formula_guard, name="formulaGuard"),
         label_row=parse_flag(label_row, name="labelRow"),
+        cleaned=parse_flag(cleaned, name="cleaned"),
     )
 
 
@@ -169,6 +177,8 @@ async def _export(
             )
         except ExportError as error:  # a language the form does not have, no geo question ...
             raise problems.export_not_possible(str(error)) from error
+        if query.cleaned:
+            job = await cleaning_service.cleaned_export(db, form, job)
         first = await export_service.fetch_page(db, job, None)
     file_name = f"{form.xml_form_id}.{format.value}"
     return Stream(

@@ -27,7 +27,7 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -57,6 +57,7 @@ from exports import (
     write_root_csv,
     write_xlsx,
 )
+from exports.cleaning import CleaningChange, apply_cleaning, protect_personal
 from exports.odata import ODataError
 from exports.odata import parse_filter as parse_odata_filter
 from forms.schema import FormSchema, merge_schemas
@@ -200,6 +201,10 @@ class ExportJob:
     geo_field: str | None = None
     # Told how many submissions each page handed to the writer (the CLI's progress bar).
     on_page: Callable[[int], None] | None = None
+    # A cleaned export: the stored cleaning entries applied to every page, and the
+    # log (those entries and the submissions' edits) written beside the data.
+    cleaning: tuple[CleaningChange, ...] | None = None
+    cleaning_log: tuple[CleaningChange, ...] = ()
 
     @property
     def root_only(self) -> bool:
@@ -500,19 +505,31 @@ class _ChunkSink:
 def _write(rt: Runtime, job: ExportJob, first: Page, sink: _ChunkSink, bridge: _LoopBridge) -> None:
     """Runs in the worker thread."""
     try:
-        batches = bridge.iterate(_pages(rt, job, first))
+        batches: Iterable[list[ExportRecord]] = bridge.iterate(_pages(rt, job, first))
         schema, options, spool_dir = job.schema, job.options, job.spool_dir
+        log = None
+        if job.cleaning is not None:
+            batches = apply_cleaning(batches, job.cleaning)
+            log = protect_personal(schema, options, job.cleaning_log)
         if job.format is ExportFormat.CSV:
             # write_root_csv only ever calls write() on its output.
             out = cast(IO[bytes], sink)
             write_root_csv(schema, batches, out, options, spool_dir=spool_dir)
         elif job.format is ExportFormat.CSV_ZIP:
             media = bridge.iterate(_media(rt, job, bridge)) if job.media else ()
-            write_csv_zip(schema, batches, sink, options, media=media, spool_dir=spool_dir)
+            write_csv_zip(
+                schema,
+                batches,
+                sink,
+                options,
+                media=media,
+                spool_dir=spool_dir,
+                cleaning_log=log,
+            )
         elif job.format is ExportFormat.XLSX:
-            write_xlsx(schema, batches, sink, options, spool_dir=spool_dir)
+            write_xlsx(schema, batches, sink, options, spool_dir=spool_dir, cleaning_log=log)
         elif job.format is ExportFormat.PARQUET:
-            write_parquet_zip(schema, batches, sink, options, spool_dir=spool_dir)
+            write_parquet_zip(schema, batches, sink, options, spool_dir=spool_dir, cleaning_log=log)
         else:
             write_geojson(
                 schema,

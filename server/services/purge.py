@@ -25,6 +25,7 @@ from server.db.models import (
     Actor,
     Assignment,
     Blob,
+    CleaningEntry,
     Comment,
     FieldKey,
     Form,
@@ -115,6 +116,7 @@ async def _purge_submissions(db: AsyncSession, ids: list[int]) -> set[str]:
         )
         await db.execute(delete(SubmissionDef).where(SubmissionDef.submission_id.in_(chunk)))
         await db.execute(delete(Comment).where(Comment.submission_id.in_(chunk)))
+        await db.execute(delete(CleaningEntry).where(CleaningEntry.submission_id.in_(chunk)))
         await db.execute(delete(Submission).where(Submission.id.in_(chunk)))
     return files
 
@@ -129,6 +131,7 @@ async def _purge_forms(db: AsyncSession, ids: list[int]) -> set[str]:
         )
         files |= await _files(db, select(FormDef.xlsx_blob).where(FormDef.form_id.in_(chunk)))
         await db.execute(delete(FormAttachment).where(FormAttachment.form_def_id.in_(versions)))
+        await db.execute(delete(CleaningEntry).where(CleaningEntry.form_id.in_(chunk)))
         await db.execute(delete(FormDef).where(FormDef.form_id.in_(chunk)))
         await db.execute(delete(Assignment).where(Assignment.form_id.in_(chunk)))
         link_actors = select(PublicLink.actor_id).where(PublicLink.form_id.in_(chunk))

@@ -18,11 +18,14 @@ from exports.cleaning import (
     apply_cleaning,
     check_field,
     cleaning_log_csv,
+    protect_personal,
     read_cleaning_csv,
     value_at,
 )
 from exports.csvzip import write_csv_zip
+from exports.options import ExportOptions
 from exports.parquet import write_parquet_zip
+from exports.tabulate import pseudonym
 from exports.xlsx import write_xlsx
 from tests.exports.survey import SCHEMA, farm_records
 
@@ -163,3 +166,19 @@ def test_a_csv_upload_is_read_row_by_row() -> None:
 def test_a_bad_csv_upload_is_refused_in_plain_words(upload: bytes, message: str) -> None:
     with pytest.raises(CleaningError, match=message):
         read_cleaning_csv(upload)
+
+
+def test_personal_values_in_the_log_are_hidden_as_the_export_hides_them() -> None:
+    log = [change("uuid:a", "/name", "Arta Hoxa"), change("uuid:a", "/age", "44")]
+    key = b"k" * 32
+
+    kept = protect_personal(SCHEMA, ExportOptions(), log)
+    hidden = protect_personal(
+        SCHEMA, ExportOptions(personal="pseudonymise", pseudonym_key=key), log
+    )
+    dropped = protect_personal(SCHEMA, ExportOptions(personal="drop"), log)
+
+    assert kept == log
+    assert hidden[0].new_value == pseudonym(key, "Arta Hoxa")
+    assert hidden[1] == log[1]
+    assert (dropped[0].old_value, dropped[0].new_value) == (None, None)
