@@ -5,6 +5,7 @@
     POST   /v1/projects/{id}/forms/{xmlFormId}/cleaning-log        add one entry (JSON)
     POST   /v1/projects/{id}/forms/{xmlFormId}/cleaning-log.csv    add many (a CSV upload)
     DELETE /v1/projects/{id}/forms/{xmlFormId}/cleaning-log/{id}   remove one entry
+    POST   /v1/projects/{id}/forms/{xmlFormId}/cleaning-checks     suggestions (exports.checks)
 
 The log belongs to the form, beside its submissions (as Central's
 `/submissions` does), not to a submission: analysts read and upload it for a
@@ -18,10 +19,12 @@ deleted here, only by editing the submission again.
 
 from __future__ import annotations
 
+import msgspec
 from litestar import Response, Router, delete, get, post
 from litestar.params import FromPath, FromQuery, JSONBody
 
 from exports import ExportOptions
+from exports.checks import CheckReport, CheckSettings
 from exports.cleaning import (
     CleaningChange,
     CleaningError,
@@ -188,6 +191,38 @@ async def upload_log(
         return [entry_out(c) for c in created]
 
 
+@post(
+    "/projects/{project_id:int}/forms/{xml_form_id:str}/cleaning-checks",
+    operation_id="runCleaningChecks",
+    status_code=200,
+)
+async def run_checks(
+    request: AnyRequest, project_id: FromPath[int], xml_form_id: FromPath[str]
+) -> CheckReport:
+    """Suggestions from the data checks, for those who write the cleaning log.
+
+    The body (optional) is CheckSettings: `checks`, `duplicateFields`,
+    `duplicateRatio`, `outlierFields`, `outlierFence`, `minMinutes`,
+    `otherRatio`, `since`. A suggestion is accepted by posting its
+    instanceId, field and a newValue to the cleaning log with
+    `source: "check:<kind>"`.
+    """
+    body = await request.body()
+    try:
+        settings = _decode_settings(body) if body.strip() else CheckSettings()
+    except msgspec.ValidationError as error:
+        raise problems.unexpected_value("body", "CheckSettings", str(error)) from error
+    except msgspec.DecodeError as error:
+        raise problems.unparseable("JSON", str(error)) from error
+    rt = runtime_of(request)
+    async with rt.read() as db:
+        _, form = await caller_and_form(request, db, project_id, xml_form_id, "submission.update")
+    return await cleaning.run_form_checks(rt, form, settings)
+
+
+_decode_settings = msgspec.json.Decoder(CheckSettings).decode
+
+
 @delete(f"{LOG}/{{entry_id:int}}", operation_id="deleteCleaningEntry", status_code=200)
 async def delete_entry(
     request: AnyRequest,
@@ -205,6 +240,6 @@ async def delete_entry(
 
 router = Router(
     "/v1",
-    route_handlers=[list_log, download_log, create_entry, upload_log, delete_entry],
+    route_handlers=[list_log, download_log, create_entry, upload_log, delete_entry, run_checks],
     tags=["cleaning"],
 )

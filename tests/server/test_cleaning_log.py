@@ -255,3 +255,44 @@ async def test_bad_entries_are_refused_in_plain_words(world: World) -> None:
         assert response.json()["message"]
     listed = await world.client.get(log_url(world), headers=world.admin_headers)
     assert listed.json() == []
+
+
+async def test_checks_suggest_entries_that_can_be_accepted_into_the_log(world: World) -> None:
+    names = ["Arta", "Besa", "Dua", "Genc", "Ilir", "Jeta", "Lira", "Mira", "Qeni"]
+    for n, name in enumerate(names):
+        await create(world, f"uuid:k{n}", name=f"{name} Hoxha", age=30 + n)
+    await create(world, "uuid:k-late", name="arta  hoxha", age=3000)
+    url = f"/v1/projects/{world.project_id}/forms/simple/cleaning-checks"
+    settings = {"checks": ["duplicate", "outlier"], "duplicateFields": ["name"]}
+    viewer = await member(world, "viewer", "viewer2@example.org")
+
+    report = await world.client.post(url, json=settings, headers=world.admin_headers)
+    refused = await world.client.post(url, json=settings, headers=viewer)
+    unknown = await world.client.post(url, json={"checks": ["magic"]}, headers=world.admin_headers)
+    bad = await world.client.post(url, json={"minMinutes": "x"}, headers=world.admin_headers)
+
+    assert report.status_code == 200, report.text
+    body = report.json()
+    assert body["checked"] == 10
+    found = {(s["check"], s["instanceId"], s["field"]) for s in body["suggestions"]}
+    assert found == {("duplicate", "uuid:k-late", None), ("outlier", "uuid:k-late", "/age")}
+    assert refused.status_code == 403
+    assert unknown.status_code == 400
+    assert bad.status_code == 400
+
+    outlier = next(s for s in body["suggestions"] if s["check"] == "outlier")
+    accepted = await world.client.post(
+        log_url(world),
+        json={
+            "instanceId": outlier["instanceId"],
+            "field": outlier["field"],
+            "oldValue": outlier["value"],
+            "newValue": "30",
+            "reason": outlier["reason"],
+            "source": "check:outlier",
+        },
+        headers=world.admin_headers,
+    )
+    assert accepted.status_code == 200, accepted.text
+    again = await world.client.post(url, json=settings, headers=world.admin_headers)
+    assert [s["check"] for s in again.json()["suggestions"]] == ["duplicate"]
