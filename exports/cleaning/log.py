@@ -120,6 +120,8 @@ def check_field(schema: FormSchema, field: str) -> str:
     It must name a question (not a group), with an index exactly on repeats.
     """
     steps = field_steps(field)
+    if steps[0][0] == "meta":
+        raise CleaningError(f'"{field}" is the submission\'s metadata, not an answer')
     kinds = {f.path: f.kind for f in schema.fields}
     repeats = set(schema.repeat_paths)
     path = ""

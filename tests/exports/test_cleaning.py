@@ -56,6 +56,8 @@ def test_field_paths_are_checked_against_the_form() -> None:
         check_field(SCHEMA, "/plot/crop")
     with pytest.raises(CleaningError, match="takes no"):
         check_field(SCHEMA, "/age[1]")
+    with pytest.raises(CleaningError, match="metadata"):
+        check_field(SCHEMA, "/meta/instanceID")
     with pytest.raises(CleaningError, match="not a field path"):
         check_field(SCHEMA, "/plot[0]/crop")
 
