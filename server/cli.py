@@ -134,6 +134,34 @@ async def _render_rows(settings: Settings) -> None:
         await close_runtime(rt)
 
 
+async def _check(settings: Settings, args: argparse.Namespace) -> None:
+    """The data checks of POST .../cleaning-checks, printed as that JSON (for cron)."""
+    import msgspec
+
+    from exports.checks import CheckSettings
+    from server.runtime import close_runtime, open_runtime
+    from server.services.cleaning import run_form_checks
+    from server.services.forms import find_form
+
+    fields: dict[str, object] = {}
+    if args.checks:
+        fields["checks"] = [c.strip() for c in args.checks.split(",") if c.strip()]
+    if args.since:
+        fields["since"] = args.since
+    try:
+        wanted = msgspec.convert(fields, CheckSettings)
+    except msgspec.ValidationError as error:
+        raise SystemExit(f"homeward: {error}") from None
+    rt = await open_runtime(settings)
+    try:
+        async with rt.read() as db:
+            form = await find_form(db, args.project, args.form)
+        report = await run_form_checks(rt, form, wanted)
+        sys.stdout.write(msgspec.json.encode(report).decode() + "\n")
+    finally:
+        await close_runtime(rt)
+
+
 # The values of server.services.exports.ExportFormat (a test keeps them equal); not
 # imported from there, so that `homeward serve` stays light.
 EXPORT_FORMATS = ("csv.zip", "csv", "xlsx", "parquet.zip", "geojson")
@@ -334,6 +362,22 @@ def build_parser() -> argparse.ArgumentParser:
             "the server serves."
         ),
     )
+    check = commands.add_parser(
+        "check",
+        help="Run a form's data checks and print the cleaning suggestions as JSON.",
+        description=(
+            "The checks of POST .../cleaning-checks (duplicates, outliers, constraints, "
+            '"other, specify", short interviews) over the cleaned data. With --since, only '
+            "submissions received since then are reported (still compared with all): run "
+            "it from cron after new submissions arrive."
+        ),
+    )
+    check.add_argument("--project", type=int, required=True, help="The project's id.")
+    check.add_argument("--form", required=True, help="The form's xmlFormId.")
+    check.add_argument("--since", help="Report submissions received at or after this ISO time.")
+    check.add_argument(
+        "--checks", help="Comma-separated: duplicate, outlier, constraint, other, duration."
+    )
     export = commands.add_parser(
         "export",
         help="Export a form's submissions to a file (CSV zip, CSV, XLSX, Parquet, GeoJSON).",
@@ -430,6 +474,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> None:
         asyncio.run(_export(settings, args))
     elif args.command == "render-rows":
         asyncio.run(_render_rows(settings))
+    elif args.command == "check":
+        asyncio.run(_check(settings, args))
     elif args.command == "purge":
         if args.days < 0:
             raise SystemExit("homeward: --days must be 0 or more.")

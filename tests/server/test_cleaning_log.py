@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import zipfile
 
 import httpx
@@ -11,7 +12,9 @@ import openpyxl
 
 from server.roles import ROLES_BY_SYSTEM
 from server.services import accounts
+from server.settings import Settings
 from tests.server.conftest import World, sign_in, submission_xml
+from tests.server.test_cli_export import run_cli
 
 XML = {"Content-Type": "application/xml"}
 
@@ -296,3 +299,24 @@ async def test_checks_suggest_entries_that_can_be_accepted_into_the_log(world: W
     assert accepted.status_code == 200, accepted.text
     again = await world.client.post(url, json=settings, headers=world.admin_headers)
     assert [s["check"] for s in again.json()["suggestions"]] == ["duplicate"]
+
+
+async def test_the_check_command_prints_the_suggestions_for_cron(
+    world: World, settings: Settings
+) -> None:
+    await create(world, "uuid:m1", name="Vjosa Thaci", age=30)
+    await create(world, "uuid:m2", name="vjosa thaci", age=31)
+    args = ("check", "--project", str(world.project_id), "--form", "simple")
+
+    done = run_cli(settings, *args, "--checks", "duplicate,outlier")
+    later = run_cli(settings, *args, "--since", "2999-01-01T00:00:00Z")
+    bad = run_cli(settings, *args, "--checks", "magic")
+
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["checked"] == 2
+    assert report["notEvaluated"][0]["check"] == "duplicate"  # no personal fields to compare
+    assert later.returncode == 0, later.stderr
+    assert json.loads(later.stdout)["suggestions"] == []
+    assert bad.returncode != 0
+    assert "magic" in bad.stderr
