@@ -6,7 +6,7 @@ import difflib
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from itertools import combinations
 
 import msgspec
@@ -118,7 +118,8 @@ def _reported(frame: pl.DataFrame, since: datetime | None) -> set[str]:
     if since is None:
         return set(frame.get_column(KEY).to_list())
     moments = frame.select(KEY, to_utc_datetime(pl.col(SUBMISSION_DATE)).alias("at"))
-    return set(moments.filter(pl.col("at") >= since).get_column(KEY).to_list())
+    utc = since if since.tzinfo is not None else since.replace(tzinfo=UTC)  # none given: UTC
+    return set(moments.filter(pl.col("at") >= utc).get_column(KEY).to_list())
 
 
 def _resolve(fields: Mapping[str, Field], names: Sequence[str]) -> list[Field]:

@@ -173,6 +173,9 @@ def test_since_reports_only_new_submissions_but_compares_with_all() -> None:
 
     assert {s.instance_id for s in report.suggestions} == {"uuid:50", "uuid:71"}
     assert report.checked == 12
+    naive = CheckSettings(since=settings.since.replace(tzinfo=None))  # type: ignore[union-attr]
+    naive_report = run_checks(SCHEMA, [records(again, returnee(71, age="999"))], naive, CONSTRAINTS)
+    assert naive_report.suggestions == report.suggestions
 
 
 @pytest.mark.parametrize(
