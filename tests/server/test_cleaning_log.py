@@ -15,6 +15,7 @@ from server.services import accounts
 from server.settings import Settings
 from tests.server.conftest import World, sign_in, submission_xml
 from tests.server.test_cli_export import run_cli
+from tests.server.test_export_options import intake_world, viewer
 
 XML = {"Content-Type": "application/xml"}
 
@@ -320,3 +321,29 @@ async def test_the_check_command_prints_the_suggestions_for_cron(
     assert json.loads(later.stdout)["suggestions"] == []
     assert bad.returncode != 0
     assert "magic" in bad.stderr
+
+
+async def test_viewers_see_personal_answers_in_the_log_only_as_pseudonyms(world: World) -> None:
+    await intake_world(world)
+    url = f"/v1/projects/{world.project_id}/forms/intake/cleaning-log"
+    entry = {"instanceId": "uuid:i-1", "field": "/full_name", "newValue": "Arta Hoxhaj"}
+    added = await world.client.post(
+        url, json=entry | {"reason": "ID card"}, headers=world.admin_headers
+    )
+    assert added.status_code == 200, added.text
+    as_viewer = await viewer(world)
+
+    managers = (await world.client.get(url, headers=world.admin_headers)).json()
+    viewers = (await world.client.get(url, headers=as_viewer)).json()
+    cleaned = await world.client.get(
+        f"/v1/projects/{world.project_id}/forms/intake/submissions.csv.zip?cleaned=true",
+        headers=as_viewer,
+    )
+
+    assert (managers[0]["oldValue"], managers[0]["newValue"]) == ("Arta Hoxha", "Arta Hoxhaj")
+    assert viewers[0]["oldValue"] not in ("Arta Hoxha", None)
+    assert viewers[0]["newValue"] not in ("Arta Hoxhaj", None)
+    with zipfile.ZipFile(io.BytesIO(cleaned.content)) as archive:
+        text = archive.read("cleaning-log.csv").decode() + archive.read("intake.csv").decode()
+    assert "Arta" not in text
+    assert viewers[0]["newValue"] in text  # the same pseudonym as the export's column
