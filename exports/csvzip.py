@@ -17,6 +17,7 @@ truncated export for a complete one.
 
 from __future__ import annotations
 
+import io
 import shutil
 import tempfile
 import time
@@ -29,6 +30,7 @@ from typing import IO, Protocol
 import msgspec
 import polars as pl
 
+from exports.cleaning.log import CleaningChange, cleaning_log_frame
 from exports.formulas import formula_escaped
 from exports.options import ExportOptions
 from exports.plan import ExportPlan, TablePlan, plan_export, sanitize_file_name
@@ -43,7 +45,16 @@ from exports.tabulate import (
 )
 from forms.schema import FormSchema
 
-__all__ = ["ByteSink", "MediaFile", "OutputGuard", "write_csv_zip", "write_root_csv"]
+__all__ = [
+    "CLEANING_LOG_MEMBER",
+    "ByteSink",
+    "MediaFile",
+    "OutputGuard",
+    "write_csv_zip",
+    "write_root_csv",
+]
+# The cleaning log's member in a cleaned export's zip.
+CLEANING_LOG_MEMBER = "cleaning-log.csv"
 
 Batches = Iterable[Sequence[ExportRecord]]
 SelectValues = Mapping[str, Sequence[str]]
@@ -81,8 +92,11 @@ def write_csv_zip(
     select_values: SelectValues | None = None,
     media: Iterable[MediaFile] = (),
     spool_dir: str | Path | None = None,
+    cleaning_log: Sequence[CleaningChange] | None = None,
 ) -> None:
     """Write Central's CSV zip of `batches` (newest submission first) to `out`.
+
+    With `cleaning_log`, the log is added as `cleaning-log.csv` after the tables.
 
     `select_values` (field path -> sorted values) lets the root table stream
     even with split_select_multiples; without it the values are collected from
@@ -93,6 +107,10 @@ def write_csv_zip(
     archive = zipfile.ZipFile(guard, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=ZIP_LEVEL)
     try:
         _write_tables(plan, batches, archive, select_values, spool_dir)
+        if cleaning_log is not None:
+            frame = cleaning_log_frame(cleaning_log)
+            data = _header_line(list(frame.columns)) + _csv_text(plan, frame)
+            archive.writestr(_member_info(CLEANING_LOG_MEMBER, len(data)), data)
         _write_media(archive, media)
         archive.close()
     except BaseException:
@@ -223,7 +241,18 @@ def _write_rows(
 ) -> None:
     if raw.height == 0:
         return
-    frame = shape_table(plan, table, raw, select_values)
+    _write_frame(plan, shape_table(plan, table, raw, select_values), out)
+
+
+def _csv_text(plan: ExportPlan, frame: pl.DataFrame) -> bytes:
+    out = io.BytesIO()
+    if frame.height:
+        _write_frame(plan, frame, out)
+    return out.getvalue()
+
+
+def _write_frame(plan: ExportPlan, frame: pl.DataFrame, out: IO[bytes]) -> None:
+    """Rows of text columns as Central writes them (the formula guard if asked)."""
     escape = plan.options.escape_formulas
     cells = [formula_escaped(name) if escape else pl.col(name) for name in frame.columns]
     # Blank cells become nulls, which Polars writes unquoted like csv-stringify does.

@@ -1,14 +1,20 @@
-"""Escaping cells that spreadsheets would run as formulas (CSV injection).
+"""The optional formula guard of the CSV (CSV injection, OWASP's advice).
 
-Excel and LibreOffice evaluate a cell that starts with = + - or @ (and, via
-some import paths, tab or carriage return), so `=cmd|' /C calc'!A0` typed into
-a phone becomes a command on the analyst's machine. Such cells get a leading
-single quote, which spreadsheets read as "this is text".
+Excel and LibreOffice evaluate a CSV cell that starts with = + - or @ (and,
+via some import paths, tab or carriage return), so `=cmd|' /C calc'!A0` typed
+into a phone could become a command on the analyst's machine. With the guard
+on, such cells get a leading single quote, which spreadsheets read as "this is
+text".
 
-Central does not escape, so Homeward's default CSV differs from Central's for
-exactly these cells; `ExportOptions(escape_formulas=False)` gives Central's
-bytes. Plain numbers (-5, -12.5, +3e2) and coordinate lists (-1.28 36.8 0 0;...)
-are not escaped, so numeric columns and southern/western geodata survive.
+The guard changes data, so it is off by default and only ever applies to the
+CSV: Central writes every value as is, and scripts reading Homeward's CSV zip
+in its place (pyODK, ruODK, R, Stata) must get the same bytes. XLSX never
+needs it (its text cells are typed strings, never run) and neither do Parquet
+or GeoJSON (no spreadsheet runs them). See README "Exporting".
+
+Only what a spreadsheet would run is escaped: plain numbers (-5, -12.5, +3e2),
+coordinate lists (-1.28 36.8 0 0;...) and a lone "-" or "+" (a "none" answer,
+which Excel shows as text) are left alone.
 """
 
 from __future__ import annotations
@@ -17,7 +23,8 @@ import polars as pl
 
 __all__ = ["escape_formulas", "escaped_text", "formula_escaped"]
 
-_RISKY = r"^[=+\-@\t\r]"
+# = and @ start a formula at once; + and - only when something follows them.
+_RISKY = r"^(?:[=@\t\r]|[+\-].)"
 _NUMBER = r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
 _POINT = rf"{_NUMBER}(?:[ \t]+{_NUMBER})*"
 # A number, or geo values: points of numbers separated by spaces, joined by ";".
@@ -31,7 +38,7 @@ def formula_escaped(column: str) -> pl.Expr:
 
 def escaped_text(value: pl.Expr) -> pl.Expr:
     """Any text expression (list elements too) with risky values prefixed by a single quote."""
-    risky = value.str.contains(_RISKY) & ~value.str.contains(_HARMLESS)
+    risky = value.str.contains(r"(?s)" + _RISKY) & ~value.str.contains(_HARMLESS)
     return pl.when(risky).then(pl.lit("'") + value).otherwise(value)
 
 

@@ -15,7 +15,9 @@ Choices made:
   closed if the phone did not close it and turned counterclockwise (RFC 7946's
   right-hand rule); a ring whose corners are all on one line is not a shape.
   Positions are [lon, lat], with the altitude as a third number only when
-  every point of the value has one; accuracy is dropped.
+  every point of the value has one. A geopoint's altitude and accuracy are
+  also properties (`<name>-Altitude`, `<name>-Accuracy`, numbers as in the
+  CSV), since RFC 7946 positions have no place for accuracy.
 - A value that cannot be read (not numbers, latitude beyond ±90, longitude
   beyond ±180, too few points for its kind) skips the feature and is counted
   in the returned summary; the export goes on.
@@ -23,7 +25,8 @@ Choices made:
   in the CSV (KEY, PARENT_KEY for repeats, labels and split select multiples
   per the options), with int and decimal answers, geopoint parts, system counts
   and split 0/1 columns as JSON numbers (null when the answer is not a number)
-  and everything else as strings, formula-escaped like the CSV by default.
+  and everything else as strings exactly as collected (dateTime answers keep
+  the phone's offset; no formula guard: GeoJSON is not run by spreadsheets).
 - Personal data: a personal geo question that the options drop or pseudonymise
   cannot give a geometry (coordinates cannot be pseudonymised); choosing it is
   an ExportError, and the default choice skips it.
@@ -45,7 +48,6 @@ import msgspec
 import polars as pl
 
 from exports.csvzip import ByteSink
-from exports.formulas import escaped_text
 from exports.options import ExportError, ExportOptions
 from exports.plan import KEY, ExportPlan, TablePlan, plan_export
 from exports.records import ExportRecord
@@ -67,6 +69,8 @@ SelectValues = Mapping[str, Sequence[str]]
 Position = list[float]
 
 GEO_KINDS = ("geopoint", "geotrace", "geoshape")
+# The geopoint parts (indexes into GEOPOINT_PARTS) that a position cannot hold in full.
+_PART_PROPERTIES = frozenset({2, 3})
 _DEFAULT_OPTIONS = ExportOptions()
 _OPEN = b'{"type":"FeatureCollection","features":[\n'
 _CLOSE = b"\n]}\n"
@@ -204,7 +208,8 @@ class _FeatureWriter:
         columns = [
             (name, out, kind)
             for name, out, kind in typed_columns(self.plan, self.table, select_values)
-            if out.column.source != self.field.path
+            if kind != "offset"
+            and (out.column.source != self.field.path or out.column.part in _PART_PROPERTIES)
         ]
         shaped = shape_table(self.plan, self.table, raw, select_values)
         properties = shaped.select(
@@ -240,7 +245,7 @@ class _FeatureWriter:
             return to_int(value)
         if kind == "float":
             return to_float(value)
-        return escaped_text(value) if self.plan.options.escape_formulas else value
+        return value
 
 
 def _choose(

@@ -1,9 +1,9 @@
 """Options every export writer honours.
 
-The defaults reproduce Central's `submissions.csv.zip` except for one security
-rule: cells that a spreadsheet would run as a formula are escaped (see
-exports.formulas). Filters that select submissions (date range, review state)
-are the database's business and live with the server, not here.
+The defaults reproduce Central's `submissions.csv.zip` byte for byte: values
+are written as collected. The CSV's formula guard (exports.formulas) is an
+option. Filters that select submissions (date range, review state) are the
+database's business and live with the server, not here.
 """
 
 from __future__ import annotations
@@ -36,10 +36,14 @@ class ExportOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # HMAC-SHA256(pseudonym_key, value)), stable across exports with one key.
     personal: PersonalMode = "keep"
     pseudonym_key: bytes | None = None
-    # Prefix cells starting with = + - @ (or tab, carriage return) with a single
-    # quote so spreadsheets show them as text. Plain numbers such as -5 and
-    # coordinates such as -1.28 36.8 are left alone. Central does not escape.
-    escape_formulas: bool = True
+    # CSV only: prefix cells a spreadsheet would run (= @, or + - followed by
+    # more than a number) with a single quote (OWASP's advice against CSV
+    # injection). Off by default, as in Central, because it changes data.
+    escape_formulas: bool = False
+    # XLSX only: a second header row with the questions' labels. Off by
+    # default so pandas.read_excel and other readers see one header row and
+    # read numbers and dates as such.
+    label_row: bool = False
 
     def __post_init__(self) -> None:
         if self.personal == "pseudonymise" and not self.pseudonym_key:

@@ -9,14 +9,16 @@ columns, so KEY/PARENT_KEY joins work the same.
 Column types (exports.typed): int answers, system counts and SubmitterID are
 Int64; decimal answers and geopoint parts Float64; date answers Date; dateTime
 answers and SubmissionDate Datetime(ms, UTC) (offsets applied; a value without
-offset is taken as UTC); select multiple answers List(String) of their values
-(or labels with labels=True), without the space-separated string as well since
-`list.join(" ")` gives it back; split select multiple columns Boolean;
+offset is taken as UTC), each dateTime answer followed by a String column
+`<name>_offset` with the phone's UTC offset as sent ("+01:00"), so no offset is
+lost; select multiple answers List(String) of their values (or labels with
+labels=True; an empty list when nothing was chosen), without the
+space-separated string as well since `list.join(" ")` gives it back; split
+select multiple columns Boolean;
 everything else String. A value that does not parse as its column's type (say
 "abc" in an int field, from an older form version) is null, as is an empty
 answer. Column names repeated in the CSV (group paths off) get " (2)", " (3)".
-With escape_formulas (the default), text cells and list elements that a
-spreadsheet would run are prefixed with a quote, as in the CSV.
+Text is written exactly as collected: no formula guard (Parquet is not run).
 
 Memory stays flat: each table's raw frames are spooled (exports.spool) while
 batches arrive, then typed one spooled batch at a time and streamed by Polars
@@ -26,6 +28,7 @@ Parquet members are stored, not deflated: they are compressed inside (zstd).
 
 from __future__ import annotations
 
+import io
 import shutil
 import tempfile
 import time
@@ -37,6 +40,7 @@ from pathlib import Path
 import polars as pl
 from polars.io.plugins import register_io_source
 
+from exports.cleaning.log import CleaningChange, cleaning_log_frame
 from exports.csvzip import ByteSink, OutputGuard
 from exports.options import ExportOptions
 from exports.plan import ExportPlan, TablePlan, plan_export
@@ -46,7 +50,8 @@ from exports.tabulate import collect_select_values, sorted_select_values, tabula
 from exports.typed import typed_columns, typed_schema, typed_table
 from forms.schema import FormSchema
 
-__all__ = ["parquet_member_name", "write_parquet_zip"]
+__all__ = ["CLEANING_LOG_PARQUET", "parquet_member_name", "write_parquet_zip"]
+CLEANING_LOG_PARQUET = "cleaning-log.parquet"
 
 Batches = Iterable[Sequence[ExportRecord]]
 SelectValues = Mapping[str, Sequence[str]]
@@ -65,8 +70,11 @@ def write_parquet_zip(
     *,
     select_values: SelectValues | None = None,
     spool_dir: str | Path | None = None,
+    cleaning_log: Sequence[CleaningChange] | None = None,
 ) -> None:
     """Write a zip of one Parquet file per table of `batches` to `out` (never sought).
+
+    With `cleaning_log`, the log is added as `cleaning-log.parquet` (text columns).
 
     `select_values` (field path -> sorted values) fixes the split select
     multiple columns; without it they are the values found in the data.
@@ -90,6 +98,11 @@ def write_parquet_zip(
             values = select_values if select_values is not None else sorted_select_values(found)
             for table in plan.tables:
                 _copy_table(plan, table, spools[table.name], archive, values, spool_dir)
+        if cleaning_log is not None:
+            data = io.BytesIO()
+            cleaning_log_frame(cleaning_log).write_parquet(data, compression="zstd")
+            info = zipfile.ZipInfo(CLEANING_LOG_PARQUET, date_time=time.gmtime()[:6])
+            archive.writestr(info, data.getvalue(), compress_type=zipfile.ZIP_STORED)
         archive.close()
     except BaseException:
         guard.abort()  # no central directory: the archive is visibly incomplete

@@ -230,13 +230,29 @@ def _choice_labels(
 
 
 def label_language(schema: FormSchema, language: str | None) -> str | None:
-    """The language to show labels in: the one asked for, or the form's first."""
+    """The language to show labels in: the one asked for, or the form's first.
+
+    A form declares languages as "Shqip (sq)"; the full name, the code in
+    parentheses ("sq") or the name alone ("Shqip") each pick it, in any case.
+    """
     if language is None:
         return schema.languages[0] if schema.languages else None
-    if language not in schema.languages and not (language == "default" and not schema.languages):
-        known = ", ".join(schema.languages) or "none (the form is not translated)"
-        raise ExportError(f'The form has no language "{language}"; its languages are: {known}')
-    return language
+    if language == "default" and not schema.languages:
+        return language
+    wanted = language.strip().casefold()
+    for declared in schema.languages:
+        if wanted in _language_names(declared):
+            return declared
+    known = ", ".join(schema.languages) or "none (the form is not translated)"
+    raise ExportError(f'The form has no language "{language}"; its languages are: {known}')
+
+
+def _language_names(declared: str) -> set[str]:
+    names = {declared.strip().casefold()}
+    match = re.fullmatch(r"\s*(.*?)\s*\(([^()]*)\)\s*", declared)
+    if match:
+        names.update(part.strip().casefold() for part in match.groups() if part.strip())
+    return names
 
 
 def pick_label(labels: dict[str, str], language: str | None) -> str | None:

@@ -9,11 +9,18 @@ Answers are parsed leniently: a value that does not read as its column's type
 (text in an integer field from an older form version, say) becomes null in
 the typed value. Writers that can show text instead (XLSX) keep the text.
 
-ODK dateTime answers carry the phone's UTC offset ("2026-08-01T10:00:00.000+03:00").
-As a moment (Parquet) they are converted to UTC; a value without an offset is
-taken as UTC. As a spreadsheet cell (XLSX) the local time as recorded is kept
-and the offset dropped, because Excel has no time zones and the enumerator's
-clock time is what analysts read.
+ODK dateTime answers carry the phone's UTC offset ("2026-08-01T09:20:00.000+01:00").
+No typed format may lose it, and neither Parquet's timestamps nor Excel's
+cells can hold one, so every dateTime answer gets a text column beside it,
+`<name>_offset`, holding the offset as sent ("+01:00"; "Z" is "+00:00"; null
+when the value had none). As a moment (Parquet) the answer is in UTC (a value
+without an offset is taken as UTC), so `start + start_offset` is the phone's
+clock; as a spreadsheet cell (XLSX) it is the phone's clock time as recorded,
+because Excel has no time zones and that is what analysts read, and the offset
+column says which zone it was. SubmissionDate is the server's, always UTC, and
+has no offset column. CSV and GeoJSON keep the answer's text as sent.
+
+Typed formats never formula-escape: their text cells are never run.
 """
 
 from __future__ import annotations
@@ -21,13 +28,22 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Literal
 
+import msgspec
 import polars as pl
 
-from exports.formulas import escaped_text
-from exports.plan import GEOPOINT, SELECT_MULTIPLE, SUBMISSION_DATE, SYSTEM, ExportPlan, TablePlan
+from exports.plan import (
+    GEOPOINT,
+    SELECT_MULTIPLE,
+    STATUS,
+    SUBMISSION_DATE,
+    SYSTEM,
+    ExportPlan,
+    TablePlan,
+)
 from exports.tabulate import OutputColumn, output_columns, shape_table
 
 __all__ = [
+    "OFFSET_SUFFIX",
     "POLARS_TYPES",
     "CellType",
     "cell_type",
@@ -36,14 +52,18 @@ __all__ = [
     "to_float",
     "to_int",
     "to_local_datetime",
+    "to_offset",
     "to_utc_datetime",
     "typed_columns",
     "typed_schema",
     "typed_table",
+    "with_offsets",
 ]
 
 SelectValues = Mapping[str, Sequence[str]]
-CellType = Literal["string", "int", "float", "date", "datetime", "bool", "list"]
+CellType = Literal["string", "int", "float", "date", "datetime", "bool", "list", "offset"]
+# The name of the column beside a dateTime answer that holds its UTC offset.
+OFFSET_SUFFIX = "_offset"
 
 # System columns that hold integers (SubmitterID is the submitter's actor id).
 _INTEGER_SYSTEM = frozenset(
@@ -110,6 +130,28 @@ def to_local_datetime(value: pl.Expr) -> pl.Expr:
     return local.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f", strict=False, time_unit="ms")
 
 
+def to_offset(value: pl.Expr) -> pl.Expr:
+    """The UTC offset of an ISO moment as "+HH:MM" ("Z" is "+00:00"); null without one."""
+    text = value.str.strip_chars()
+    zulu = text.str.contains(r"T.*[zZ]$")
+    numeric = text.str.extract(r"T\d{2}:\d{2}.*?([+-]\d{2}:?\d{2})$").str.replace(
+        r"^([+-]\d{2}):?(\d{2})$", "$1:$2"
+    )
+    return pl.when(zulu).then(pl.lit("+00:00")).otherwise(numeric)
+
+
+def with_offsets(columns: Sequence[OutputColumn]) -> list[tuple[OutputColumn, CellType]]:
+    """Columns with their cell types, each dateTime answer followed by its offset column."""
+    result: list[tuple[OutputColumn, CellType]] = []
+    for out in columns:
+        kind = cell_type(out)
+        result.append((out, kind))
+        if kind == "datetime" and out.column.kind != SYSTEM:
+            offset = msgspec.structs.replace(out, name=out.name + OFFSET_SUFFIX)
+            result.append((offset, "offset"))
+    return result
+
+
 def choice_list(plan: ExportPlan, out: OutputColumn, raw: pl.Expr) -> pl.Expr:
     """A select multiple's answer as a list of values (or of labels with labels=True)."""
     tokens = raw.str.extract_all(_WORD)
@@ -127,6 +169,7 @@ POLARS_TYPES: dict[CellType, pl.DataType] = {
     "datetime": pl.Datetime("ms", "UTC"),
     "bool": pl.Boolean(),
     "list": pl.List(pl.String()),
+    "offset": pl.String(),
 }
 
 
@@ -140,13 +183,13 @@ def typed_columns(
     """
     taken: set[str] = set()
     result = []
-    for out in output_columns(plan, table, select_values):
+    for out, kind in with_offsets(output_columns(plan, table, select_values)):
         name, count = out.name, 1
         while name in taken:
             count += 1
             name = f"{out.name} ({count})"
         taken.add(name)
-        result.append((name, out, cell_type(out)))
+        result.append((name, out, kind))
     return result
 
 
@@ -161,11 +204,18 @@ def typed_table(
     columns: Sequence[tuple[str, OutputColumn, CellType]],
     select_values: SelectValues | None = None,
 ) -> pl.DataFrame:
-    """A raw frame as typed output columns (named as in `columns`), moments in UTC."""
+    """A raw frame as typed output columns (named as in `columns`), moments in UTC.
+
+    A select multiple with nothing chosen is an empty list; it is null only in
+    a submission whose data cannot be read.
+    """
     shaped = shape_table(plan, table, raw, select_values)
-    escape = plan.options.escape_formulas
+    readable = pl.col(STATUS).is_null() if table.repeat_path is None else pl.lit(True)
+    nothing = pl.lit([], dtype=pl.List(pl.String))
     lists = raw.select(
-        choice_list(plan, out, pl.col(out.column.source)).alias(out.key)
+        pl.when(readable)
+        .then(choice_list(plan, out, pl.col(out.column.source)).fill_null(nothing))
+        .alias(out.key)
         for _, out, kind in columns
         if kind == "list"
     )
@@ -174,10 +224,10 @@ def typed_table(
     expressions = []
     for name, out, kind in columns:
         value = pl.col(out.key)
-        if kind == "string":
-            typed = escaped_text(value) if escape else value
-        elif kind == "list":
-            typed = value.list.eval(escaped_text(pl.element())) if escape else value
+        if kind in ("string", "list"):
+            typed = value
+        elif kind == "offset":
+            typed = to_offset(value)
         elif kind == "int":
             typed = to_int(value)
         elif kind == "float":

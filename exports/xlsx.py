@@ -3,12 +3,15 @@
 Analysts open exports in Excel; a CSV there loses leading zeros, guesses dates
 in the reader's locale and runs formulas. A workbook with typed cells avoids all
 three: numbers, dates and moments are real cells, text is always a string cell
-(never a formula), and two header rows give the CSV column name, then the
-question's label in the chosen language.
+(never a formula, so it is written exactly as collected: no formula guard is
+needed or applied), and one header row gives the CSV column name, so
+`pandas.read_excel` reads numbers and dates as such. `label_row=True` adds a
+second header row with the question's label in the chosen language.
 
 Cells (see exports.typed): int and decimal answers, geopoint parts and system
 counts are numbers; date answers are Excel dates; dateTime answers are Excel
-date-times holding the local time as recorded on the phone (offset dropped);
+date-times holding the clock time as recorded on the phone, followed by a
+`<name>_offset` text column with the phone's UTC offset ("+01:00");
 SubmissionDate is in UTC. An answer that does not read as its type stays as
 text, so nothing in the data is lost. Split select multiple columns are 0/1
 numbers. Empty answers are empty cells. Excel keeps at most 32,767 characters
@@ -38,8 +41,8 @@ import xlsxwriter
 from xlsxwriter.workbook import Workbook
 from xlsxwriter.worksheet import Worksheet
 
+from exports.cleaning.log import CleaningChange, cleaning_log_frame
 from exports.csvzip import ByteSink
-from exports.formulas import escaped_text
 from exports.options import ExportOptions
 from exports.plan import (
     GEOPOINT_PARTS,
@@ -64,23 +67,24 @@ from exports.tabulate import (
 )
 from exports.typed import (
     CellType,
-    cell_type,
     to_date,
     to_float,
     to_int,
     to_local_datetime,
+    to_offset,
     to_utc_datetime,
+    with_offsets,
 )
 from forms.schema import FormSchema
 
-__all__ = ["MAX_ROWS", "write_xlsx"]
+__all__ = ["CLEANING_LOG_SHEET", "MAX_ROWS", "write_xlsx"]
 
 Batches = Iterable[Sequence[ExportRecord]]
 SelectValues = Mapping[str, Sequence[str]]
 
 # Excel's rows per sheet, header rows included (a module constant so tests can lower it).
 MAX_ROWS = 1_048_576
-HEADER_ROWS = 2
+CLEANING_LOG_SHEET = "cleaning log"
 _DEFAULT_OPTIONS = ExportOptions()
 # Characters Excel refuses in sheet names, and its longest name.
 _SHEET_NAME_ILLEGAL = str.maketrans({c: "_" for c in "[]:*?/\\"})
@@ -102,11 +106,13 @@ def write_xlsx(
     *,
     select_values: SelectValues | None = None,
     spool_dir: str | Path | None = None,
+    cleaning_log: Sequence[CleaningChange] | None = None,
 ) -> None:
     """Write the export of `batches` (newest submission first) as an .xlsx workbook to `out`.
 
     `select_values` (field path -> sorted values) lets the root sheet stream
-    even with split_select_multiples, as in write_csv_zip.
+    even with split_select_multiples, as in write_csv_zip. With `cleaning_log`,
+    the log follows the tables on a sheet of its own ("cleaning log").
     """
     plan = plan_export(schema, options)
     with tempfile.TemporaryFile(dir=spool_dir) as target:
@@ -115,7 +121,10 @@ def write_xlsx(
             settings["tmpdir"] = str(spool_dir)
         workbook = xlsxwriter.Workbook(target, settings)
         try:
-            _write_tables(plan, batches, _Book(workbook, schema, options), select_values, spool_dir)
+            book = _Book(workbook, schema, options)
+            _write_tables(plan, batches, book, select_values, spool_dir)
+            if cleaning_log is not None:
+                _write_log(book, cleaning_log)
         finally:
             workbook.close()
         target.seek(0)
@@ -214,8 +223,10 @@ class _TableSheets:
         self.plan = plan
         self.table = table
         self.values = values
-        self.columns = output_columns(plan, table, values)
-        self.types = [cell_type(out) for out in self.columns]
+        typed = with_offsets(output_columns(plan, table, values))
+        self.columns = [out for out, _ in typed]
+        self.types = [kind for _, kind in typed]
+        self.header_rows = 2 if plan.options.label_row else 1
         self.styles = [self._style(kind) for kind in self.types]
         self.rows = self._rows_xml()
         self.widths: list[float] | None = None
@@ -256,9 +267,7 @@ class _TableSheets:
             zip(self.types, self.columns, self.styles, strict=True)
         ):
             reference = pl.lit(column_letters(index)) + row_number
-            value = pl.col(out.key)
-            if self.plan.options.escape_formulas:
-                value = escaped_text(value)
+            value = to_offset(pl.col(out.key)) if kind == "offset" else pl.col(out.key)
             text = inline_string(reference, pl.when(value != "").then(value))
             if kind in _NUMERIC:
                 number = self._number(kind, out)
@@ -282,22 +291,24 @@ class _TableSheets:
         # constant_memory writes rows strictly in order: all of row 0, then row 1.
         for column, out in enumerate(self.columns):
             sheet.write_string(0, column, out.name, self.book.header)
-        for column, out in enumerate(self.columns):
-            label = self._label(out)
+        for column, (out, kind) in enumerate(zip(self.columns, self.types, strict=True)):
+            label = self._label(out, kind) if self.header_rows == 2 else ""
             if label:
                 sheet.write_string(1, column, label, self.book.label)
             width = self.widths[column] if self.widths else 10.0
             sheet.set_column(column, column, max(width, min(len(out.name), 40) + 2))
-        sheet.freeze_panes(HEADER_ROWS, 0)
-        sheet._write_single_row(HEADER_ROWS)  # the header rows go to the row file now
+        sheet.freeze_panes(self.header_rows, 0)
+        sheet._write_single_row(self.header_rows)  # the header rows go to the row file now
         self.sheet = sheet
-        self.row = HEADER_ROWS
+        self.row = self.header_rows
 
-    def _label(self, out: OutputColumn) -> str:
+    def _label(self, out: OutputColumn, kind: CellType) -> str:
         column = out.column
         if column.kind == SYSTEM:
             return ""
         label = self.book.labels.get(column.source, "")
+        if kind == "offset":
+            return f"{label} (UTC offset)" if label else ""
         if column.part is not None:
             return f"{label} ({GEOPOINT_PARTS[column.part]})" if label else ""
         if out.value is not None:
@@ -341,6 +352,20 @@ class _TableSheets:
             length = longest if isinstance(longest, int) else 0
             widths.append(float(min(max(length, 8), 60) + 2))
         return widths
+
+
+def _write_log(book: _Book, log: Sequence[CleaningChange]) -> None:
+    """The cleaning log as text cells, one entry a row (it is never long)."""
+    sheet = book.add_sheet(CLEANING_LOG_SHEET, 1)
+    frame = cleaning_log_frame(log)
+    for column, name in enumerate(frame.columns):
+        sheet.write_string(0, column, name, book.header)
+        sheet.set_column(column, column, 24)
+    sheet.freeze_panes(1, 0)
+    for row, values in enumerate(frame.iter_rows(), start=1):
+        for column, value in enumerate(values):
+            if value:
+                sheet.write_string(row, column, value)
 
 
 def _serial(moment: pl.Expr) -> pl.Expr:

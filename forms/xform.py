@@ -374,3 +374,15 @@ def _text(element: etree._Element | None) -> str:
     if element is None:
         return ""
     return "".join(t for t in element.itertext() if isinstance(t, str)).strip()
+
+
+def bind_constraints(xml: bytes) -> dict[str, str]:
+    """Field path -> the constraint expression its bind declares (for data checks)."""
+    _, _, model, _, root = _primary_root(xml)
+    prefix = f"/{local_name(root)}"
+    found: dict[str, str] = {}
+    for bind in model.iter("{*}bind"):
+        nodeset, constraint = bind.get("nodeset", "").strip(), bind.get("constraint", "").strip()
+        if constraint and nodeset.startswith(prefix + "/"):
+            found[nodeset[len(prefix) :]] = constraint
+    return found

@@ -16,6 +16,7 @@ from litestar.openapi.plugins import JsonRenderPlugin
 from server.api import (
     accounts,
     audits,
+    cleaning,
     datasets,
     erasure,
     exports,
@@ -89,6 +90,7 @@ def create_app(
             audits.router,
             erasure.router,
             exports.router,
+            cleaning.router,
             odata.router,
             datasets.router,
             *openrosa_routers(max_body),

@@ -169,6 +169,34 @@ async def _render_rows(settings: Settings) -> None:
         await close_runtime(rt)
 
 
+async def _check(settings: Settings, args: argparse.Namespace) -> None:
+    """The data checks of POST .../cleaning-checks, printed as that JSON (for cron)."""
+    import msgspec
+
+    from exports.checks import CheckSettings
+    from server.runtime import close_runtime, open_runtime
+    from server.services.cleaning import run_form_checks
+    from server.services.forms import find_form
+
+    fields: dict[str, object] = {}
+    if args.checks:
+        fields["checks"] = [c.strip() for c in args.checks.split(",") if c.strip()]
+    if args.since:
+        fields["since"] = args.since
+    try:
+        wanted = msgspec.convert(fields, CheckSettings)
+    except msgspec.ValidationError as error:
+        raise SystemExit(f"homeward: {error}") from None
+    rt = await open_runtime(settings)
+    try:
+        async with rt.read() as db:
+            form = await find_form(db, args.project, args.form)
+        report = await run_form_checks(rt, form, wanted)
+        sys.stdout.write(msgspec.json.encode(report).decode() + "\n")
+    finally:
+        await close_runtime(rt)
+
+
 # The values of server.services.exports.ExportFormat (a test keeps them equal); not
 # imported from there, so that `homeward serve` stays light.
 EXPORT_FORMATS = ("csv.zip", "csv", "xlsx", "parquet.zip", "geojson")
@@ -185,6 +213,7 @@ async def _export(settings: Settings, args: argparse.Namespace) -> None:
     from server.problems import not_found
     from server.runtime import close_runtime, open_runtime, settle_heap
     from server.services import exports
+    from server.services.cleaning import cleaned_export
     from server.services.forms import find_form
 
     where = exports.selection(args.filter, args.start, args.end, args.review_state)
@@ -208,6 +237,8 @@ async def _export(settings: Settings, args: argparse.Namespace) -> None:
                     language=args.language,
                     personal=args.personal,
                     pseudonym_key=project.pseudonym_secret.encode(),
+                    escape_formulas=args.formula_guard,
+                    label_row=args.label_row,
                 ),
                 where,
                 format=export_format,
@@ -217,6 +248,8 @@ async def _export(settings: Settings, args: argparse.Namespace) -> None:
                 geo_table=args.table,
                 geo_field=args.geo_field,
             )
+            if args.cleaned:
+                job = await cleaned_export(db, form, job)
             first = await exports.fetch_page(db, job, None)
             total = await exports.count_selected(db, job) if show else 0
         progress = _Progress(total)
@@ -404,6 +437,22 @@ def build_parser() -> argparse.ArgumentParser:
             "the server serves."
         ),
     )
+    check = commands.add_parser(
+        "check",
+        help="Run a form's data checks and print the cleaning suggestions as JSON.",
+        description=(
+            "The checks of POST .../cleaning-checks (duplicates, outliers, constraints, "
+            '"other, specify", short interviews) over the cleaned data. With --since, only '
+            "submissions received since then are reported (still compared with all): run "
+            "it from cron after new submissions arrive."
+        ),
+    )
+    check.add_argument("--project", type=int, required=True, help="The project's id.")
+    check.add_argument("--form", required=True, help="The form's xmlFormId.")
+    check.add_argument("--since", help="Report submissions received at or after this ISO time.")
+    check.add_argument(
+        "--checks", help="Comma-separated: duplicate, outlier, constraint, other, duration."
+    )
     export = commands.add_parser(
         "export",
         help="Export a form's submissions to a file (CSV zip, CSV, XLSX, Parquet, GeoJSON).",
@@ -441,7 +490,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export.add_argument("--table", help="geojson: the table to map (as named in the CSV zip).")
     export.add_argument("--geo-field", help="geojson: the geo question (name or path).")
-    export.add_argument("--language", help="Language of the labels, as the form names it.")
+    export.add_argument(
+        "--language", help='Language of the labels: "Shqip (sq)", its code "sq" or its name.'
+    )
+    export.add_argument(
+        "--formula-guard",
+        action="store_true",
+        help="csv: quote cells a spreadsheet would run as a formula (changes those values).",
+    )
+    export.add_argument(
+        "--cleaned",
+        action="store_true",
+        help="Apply the form's cleaning log and add the log beside the data.",
+    )
+    export.add_argument(
+        "--label-row", action="store_true", help="xlsx: a second header row of question labels."
+    )
     export.add_argument(
         "--personal",
         choices=("keep", "drop", "pseudonymise"),
@@ -494,6 +558,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> None:
         asyncio.run(_erase(settings, args))
     elif args.command == "render-rows":
         asyncio.run(_render_rows(settings))
+    elif args.command == "check":
+        asyncio.run(_check(settings, args))
     elif args.command == "purge":
         if args.days < 0:
             raise SystemExit("homeward: --days must be 0 or more.")

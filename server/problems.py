@@ -201,3 +201,18 @@ def too_many_headers(limit: int) -> Problem:
 
 def unknown_error() -> Problem:
     return Problem(500.1, "Something went wrong on the server. Please try again later.")
+
+
+def cleaning_not_possible(reason: str) -> Problem:
+    """A cleaning log entry that cannot be made (no such field, a bad CSV line ...)."""
+    return Problem(400.8, f"{reason}.")
+
+
+def cleaning_conflict(instance_id: str, field: str, stored: str | None) -> Problem:
+    """The entry's oldValue is not what the submission holds now."""
+    return Problem(
+        409.15,
+        f"The answer at {field} of {instance_id} is now {stored!r}, not the oldValue given; "
+        "read it again before cleaning it.",
+        {"instanceId": instance_id, "field": field, "stored": stored},
+    )

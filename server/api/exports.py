@@ -13,8 +13,14 @@ labels instead of values), `language`, `personal` (keep, drop or pseudonymise
 the fields the XLSForm marks personal), `start` / `end` (submission date range,
 ISO dates or times; `end` is exclusive), `reviewState` (a comma-separated
 list, `null` for none yet), and for GeoJSON `table` (as named in the CSV zip)
-and `geoField` (a question's name or path). Every option applies to every
-format where it means something.
+and `geoField` (a question's name or path), `formulaGuard` (CSV only: quote
+cells a spreadsheet would run, OWASP's advice; off by default as in Central)
+and `labelRow` (XLSX only: a second header row of question labels), and
+`cleaned` (the form's cleaning log applied at read time, and written beside the
+data: `cleaning-log.csv` in the CSV zip, a "cleaning log" sheet, a
+`cleaning-log.parquet` member; the root CSV and GeoJSON have no place for it,
+`GET .../cleaning-log.csv` gives it). Every option applies to every format where
+it means something.
 
 Personal data: project managers and site administrators get personal fields as
 they are unless they ask otherwise; everyone else who may read submissions gets
@@ -39,6 +45,7 @@ from exports.options import PersonalMode
 from server import problems
 from server.api.common import check
 from server.requests import AnyRequest, parse_flag, require_principal, runtime_of
+from server.services import cleaning as cleaning_service
 from server.services import exports as export_service
 from server.services.exports import ExportFormat, Where
 from server.services.forms import find_form
@@ -61,6 +68,9 @@ class ExportQuery:
     deleted_fields: bool = False
     geo_table: str | None = None
     geo_field: str | None = None
+    formula_guard: bool = False
+    label_row: bool = False
+    cleaned: bool = False
 
 
 def _personal_mode(value: str | None) -> PersonalMode | None:
@@ -89,6 +99,9 @@ async def export_query(
     review_state: Annotated[str | None, QueryParameter(name="reviewState")] = None,
     table: Annotated[str | None, QueryParameter(name="table")] = None,
     geo_field: Annotated[str | None, QueryParameter(name="geoField")] = None,
+    formula_guard: Annotated[str | None, QueryParameter(name="formulaGuard")] = None,
+    label_row: Annotated[str | None, QueryParameter(name="labelRow")] = None,
+    cleaned: Annotated[str | None, QueryParameter(name="cleaned")] = None,
 ) -> ExportQuery:
     where = export_service.selection(filter_text, start, end, review_state)
     return ExportQuery(
@@ -102,6 +115,9 @@ async def export_query(
         deleted_fields=parse_flag(deleted_fields, name="deletedFields"),
         geo_table=table or None,
         geo_field=geo_field or None,
+        formula_guard=parse_flag(formula_guard, name="formulaGuard"),
+        label_row=parse_flag(label_row, name="labelRow"),
+        cleaned=parse_flag(cleaned, name="cleaned"),
     )
 
 
@@ -115,6 +131,8 @@ def export_options(query: ExportQuery, view: PersonalView) -> ExportOptions:
             language=query.language,
             personal=view.export_mode(query.personal),
             pseudonym_key=view.key,
+            escape_formulas=query.formula_guard,
+            label_row=query.label_row,
         )
     except ExportError as error:
         raise problems.export_not_possible(str(error)) from error
@@ -150,6 +168,8 @@ async def _export(
             )
         except ExportError as error:  # a language the form does not have, no geo question ...
             raise problems.export_not_possible(str(error)) from error
+        if query.cleaned:
+            job = await cleaning_service.cleaned_export(db, form, job)
         first = await export_service.fetch_page(db, job, None)
     if view.reads_clear and options.personal == "keep":
         await audit_personal_read(rt, principal, form, "export", format=format.value)

@@ -415,3 +415,26 @@ class EntityBacklog(Base):
     action: Mapped[bytes] = mapped_column(LargeBinary)  # msgspec JSON of forms.entities
     created_at: Mapped[datetime] = mapped_column(Timestamp)
     __table_args__ = (Index("ix_entity_backlog_branch", "dataset_id", "uuid", "branch_id"),)
+
+
+class CleaningEntry(Base):
+    """One entry of a form's cleaning log (exports.cleaning): never applied to the stored data.
+
+    ``field`` is the answer's path ("/plot[2]/crop"); null removes the whole
+    submission from cleaned exports. ``instance_id`` is the submission's, kept
+    here because exports and the log's CSV name submissions by it.
+    """
+
+    __tablename__ = "cleaning_entries"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    form_id: Mapped[int] = mapped_column(ForeignKey("forms.id"), index=True)
+    submission_id: Mapped[int] = mapped_column(ForeignKey("submissions.id"), index=True)
+    instance_id: Mapped[str] = mapped_column(String(255))
+    field: Mapped[str | None] = mapped_column(String(1024))
+    old_value: Mapped[str | None] = mapped_column(Text)
+    new_value: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text)
+    # "manual", "upload", "check:<kind>" (an accepted suggestion).
+    source: Mapped[str] = mapped_column(String(64))
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("actors.id"))
+    created_at: Mapped[datetime] = mapped_column(Timestamp)

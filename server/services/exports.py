@@ -27,7 +27,7 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -57,6 +57,7 @@ from exports import (
     write_root_csv,
     write_xlsx,
 )
+from exports.cleaning import CleaningChange, apply_cleaning, protect_personal
 from exports.odata import ODataError
 from exports.odata import parse_filter as parse_odata_filter
 from forms.schema import FormSchema, merge_schemas
@@ -163,7 +164,7 @@ class ExportFormat(StrEnum):
 
     CSV_ZIP = "csv.zip"  # Central's layout: every table, media/ with attachments=true
     CSV = "csv"  # the root table alone, as Central's submissions.csv
-    XLSX = "xlsx"  # the same tables as sheets, typed cells, label header row
+    XLSX = "xlsx"  # the same tables as sheets, typed cells, one header row
     PARQUET = "parquet.zip"  # the same tables as typed Parquet files
     GEOJSON = "geojson"  # one table's locations
 
@@ -179,8 +180,9 @@ _MEDIA_TYPES = {
     ExportFormat.PARQUET: "application/zip",
     ExportFormat.GEOJSON: "application/geo+json",
 }
-# Formula escaping protects spreadsheets; data for R, pandas, DuckDB or QGIS stays as typed.
-_SPREADSHEET_FORMATS = frozenset({ExportFormat.CSV_ZIP, ExportFormat.CSV, ExportFormat.XLSX})
+# The formula guard is the CSV's alone: XLSX text cells are never run, and data for
+# R, pandas, DuckDB or QGIS stays as typed.
+_CSV_FORMATS = frozenset({ExportFormat.CSV_ZIP, ExportFormat.CSV})
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +204,10 @@ class ExportJob:
     # The files of a version (given its stored record) that the caller may not
     # see: those of personal questions (server.services.personal); None: all shown.
     hidden_files: Callable[[bytes], frozenset[str]] | None = None
+    # A cleaned export: the stored cleaning entries applied to every page, and the
+    # log (those entries and the submissions' edits) written beside the data.
+    cleaning: tuple[CleaningChange, ...] | None = None
+    cleaning_log: tuple[CleaningChange, ...] = ()
 
     @property
     def root_only(self) -> bool:
@@ -254,7 +260,7 @@ async def prepare_export(
             )
         ).all()
         schema = merge_schemas(schema, [schema_of(item) for item in older])
-    if format not in _SPREADSHEET_FORMATS:
+    if format not in _CSV_FORMATS:
         options = msgspec.structs.replace(options, escape_formulas=False)
     plan_export(schema, options)  # an ExportError (unknown language ...) before the first byte
     if format is ExportFormat.GEOJSON:
@@ -523,19 +529,31 @@ class _ChunkSink:
 def _write(rt: Runtime, job: ExportJob, first: Page, sink: _ChunkSink, bridge: _LoopBridge) -> None:
     """Runs in the worker thread."""
     try:
-        batches = bridge.iterate(_pages(rt, job, first))
+        batches: Iterable[list[ExportRecord]] = bridge.iterate(_pages(rt, job, first))
         schema, options, spool_dir = job.schema, job.options, job.spool_dir
+        log = None
+        if job.cleaning is not None:
+            batches = apply_cleaning(batches, job.cleaning)
+            log = protect_personal(schema, options, job.cleaning_log)
         if job.format is ExportFormat.CSV:
             # write_root_csv only ever calls write() on its output.
             out = cast(IO[bytes], sink)
             write_root_csv(schema, batches, out, options, spool_dir=spool_dir)
         elif job.format is ExportFormat.CSV_ZIP:
             media = bridge.iterate(_media(rt, job, bridge)) if job.media else ()
-            write_csv_zip(schema, batches, sink, options, media=media, spool_dir=spool_dir)
+            write_csv_zip(
+                schema,
+                batches,
+                sink,
+                options,
+                media=media,
+                spool_dir=spool_dir,
+                cleaning_log=log,
+            )
         elif job.format is ExportFormat.XLSX:
-            write_xlsx(schema, batches, sink, options, spool_dir=spool_dir)
+            write_xlsx(schema, batches, sink, options, spool_dir=spool_dir, cleaning_log=log)
         elif job.format is ExportFormat.PARQUET:
-            write_parquet_zip(schema, batches, sink, options, spool_dir=spool_dir)
+            write_parquet_zip(schema, batches, sink, options, spool_dir=spool_dir, cleaning_log=log)
         else:
             write_geojson(
                 schema,

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.db.models import (
     Actor,
     Assignment,
+    CleaningEntry,
     Comment,
     FieldKey,
     Form,
@@ -109,6 +110,7 @@ async def purge_submission_rows(db: AsyncSession, ids: list[int]) -> set[str]:
         )
         await db.execute(delete(SubmissionDef).where(SubmissionDef.submission_id.in_(chunk)))
         await db.execute(delete(Comment).where(Comment.submission_id.in_(chunk)))
+        await db.execute(delete(CleaningEntry).where(CleaningEntry.submission_id.in_(chunk)))
         await db.execute(delete(Submission).where(Submission.id.in_(chunk)))
     return files
 
@@ -123,6 +125,7 @@ async def _purge_forms(db: AsyncSession, ids: list[int]) -> set[str]:
         )
         files |= await _files(db, select(FormDef.xlsx_blob).where(FormDef.form_id.in_(chunk)))
         await db.execute(delete(FormAttachment).where(FormAttachment.form_def_id.in_(versions)))
+        await db.execute(delete(CleaningEntry).where(CleaningEntry.form_id.in_(chunk)))
         await db.execute(delete(FormDef).where(FormDef.form_id.in_(chunk)))
         await db.execute(delete(Assignment).where(Assignment.form_id.in_(chunk)))
         link_actors = select(PublicLink.actor_id).where(PublicLink.form_id.in_(chunk))

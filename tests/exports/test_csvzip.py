@@ -70,13 +70,13 @@ def csv_rows(data: bytes) -> list[list[str]]:
     return list(csv.reader(io.StringIO(data.decode("utf-8"), newline="")))
 
 
-def test_hostile_cells_are_escaped_and_otherwise_intact() -> None:
+def test_formula_guard_escapes_hostile_cells_and_leaves_them_otherwise_intact() -> None:
     records = [
         export_record(SCHEMA, visit_xml(f"uuid:{i}", text)) for i, text in enumerate(HOSTILE)
     ]
     out = io.BytesIO()
 
-    write_csv_zip(SCHEMA, [records], out)
+    write_csv_zip(SCHEMA, [records], out, ExportOptions(escape_formulas=True))
 
     members = zip_members(out.getvalue())
     root = csv_rows(members["visits.csv"])
@@ -99,32 +99,41 @@ def test_hostile_cells_are_escaped_and_otherwise_intact() -> None:
     assert frame.get_column("note").to_list() == notes
 
 
-def test_escaping_can_be_turned_off_for_centrals_exact_bytes() -> None:
+def test_by_default_values_are_written_as_collected_as_central_does() -> None:
     records = [
         export_record(SCHEMA, visit_xml(f"uuid:{i}", text)) for i, text in enumerate(HOSTILE)
     ]
     out = io.BytesIO()
 
-    write_root_csv(SCHEMA, [records], out, ExportOptions(escape_formulas=False))
+    write_root_csv(SCHEMA, [records], out)
 
     root = csv_rows(out.getvalue())
     assert [row[root[0].index("note")] for row in root[1:]] == HOSTILE
 
 
-def test_numbers_and_coordinates_are_not_escaped() -> None:
+def test_the_guard_leaves_numbers_coordinates_and_a_lone_dash_alone() -> None:
     route = "-1.2860 36.8170 0 0;-1.2870 36.8180 0 0"
     records = [
         export_record(SCHEMA, visit_xml("uuid:n1", "-5", "-12.5", route)),
         export_record(SCHEMA, visit_xml("uuid:n2", "+3e2", "-0.5")),
         export_record(SCHEMA, visit_xml("uuid:n3", "-", "-.5")),
+        export_record(SCHEMA, visit_xml("uuid:n4", "+", "7")),
+        export_record(SCHEMA, visit_xml("uuid:n5", "-none", "7")),
     ]
     out = io.BytesIO()
 
-    write_root_csv(SCHEMA, [records], out)
+    write_root_csv(SCHEMA, [records], out, ExportOptions(escape_formulas=True))
 
     rows = csv_rows(out.getvalue())
     cells = [(r[1], r[2], r[3]) for r in rows[1:]]
-    assert cells == [("-5", "-12.5", route), ("+3e2", "-0.5", ""), ("'-", "-.5", "")]
+    # A lone "-" or "+" (an address of "-") is text to a spreadsheet: never changed.
+    assert cells == [
+        ("-5", "-12.5", route),
+        ("+3e2", "-0.5", ""),
+        ("-", "-.5", ""),
+        ("+", "7", ""),
+        ("'-none", "7", ""),
+    ]
 
 
 def test_bytes_follow_central_no_bom_lf_and_unquoted_blanks() -> None:

@@ -18,7 +18,6 @@ from exports.records import ExportRecord
 from exports.tabulate import pseudonym
 from tests.exports.conftest import export_record, schema_from_markdown
 from tests.exports.survey import (
-    ESCAPED,
     HOSTILE,
     SCHEMA,
     farm_records,
@@ -85,7 +84,10 @@ def test_default_is_the_roots_first_geo_question_as_points() -> None:
     # "lat lon alt acc" -> [lon, lat, alt]
     assert feature["geometry"] == {"type": "Point", "coordinates": [36.817, -1.286, 1600.5]}
     properties = feature["properties"]
-    assert not any(name.startswith("home") for name in properties)
+    # Accuracy has no place in a position, altitude only sometimes: both are properties.
+    assert properties["home-Accuracy"] == 4.2
+    assert properties["home-Altitude"] == 1600.5
+    assert not {"home", "home-Latitude", "home-Longitude"} & set(properties)
     assert properties["KEY"] == "uuid:a"
     assert properties["age"] == 34
     assert properties["weight"] == -61.5
@@ -192,7 +194,7 @@ def test_numbers_that_are_not_numbers_are_null() -> None:
 
 
 @pytest.mark.parametrize("escape", [True, False])
-def test_hostile_text_is_escaped_and_otherwise_intact(escape: bool) -> None:
+def test_hostile_text_is_written_as_collected_whatever_the_csv_guard(escape: bool) -> None:
     records = [
         export_record(SCHEMA, farm_xml(f"uuid:h{i}", name=text, home="1 2"))
         for i, text in enumerate(HOSTILE)
@@ -200,7 +202,7 @@ def test_hostile_text_is_escaped_and_otherwise_intact(escape: bool) -> None:
     collection, _ = geojson(records, ExportOptions(escape_formulas=escape))
 
     names = [feature["properties"]["name"] for feature in collection["features"]]
-    assert names == (ESCAPED if escape else HOSTILE)
+    assert names == HOSTILE
 
 
 def test_features_stream_across_batches_with_and_without_locations() -> None:

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import openpyxl
+import polars as pl
 import pytest
 from openpyxl.cell.cell import Cell
 from openpyxl.utils.escape import unescape
@@ -20,7 +21,6 @@ from exports.tabulate import pseudonym
 from exports.xlsx import write_xlsx
 from tests.exports.conftest import export_record, schema_from_markdown
 from tests.exports.survey import (
-    ESCAPED,
     HOSTILE,
     SCHEMA,
     csv_tables,
@@ -87,13 +87,18 @@ def test_sheets_hold_the_csv_zips_tables_cell_for_cell(options: ExportOptions) -
     assert book.sheetnames == list(expected)
     for name, csv_rows in expected.items():
         sheet_rows = rows(book[name])
-        assert list(sheet_rows[0]) == csv_rows[0]
-        assert len(sheet_rows) == len(csv_rows) + 1  # the label row
-        for sheet_row, csv_row in zip(sheet_rows[2:], csv_rows[1:], strict=True):
+        # The CSV's columns, with each dateTime answer's offset column beside it.
+        header = list(sheet_rows[0])
+        assert [n for n in header if n not in csv_rows[0]] == [
+            f"{n}_offset" for n in csv_rows[0] if n == "seen"
+        ]
+        kept = [header.index(n) for n in csv_rows[0]]
+        assert len(sheet_rows) == len(csv_rows)  # one header row
+        for sheet_row, csv_row in zip(sheet_rows[1:], csv_rows[1:], strict=True):
             mismatches = [
-                (header, cell, text)
-                for header, cell, text in zip(csv_rows[0], sheet_row, csv_row, strict=True)
-                if not as_csv_text(cell, text)
+                (column, sheet_row[index], text)
+                for column, index, text in zip(csv_rows[0], kept, csv_row, strict=True)
+                if not as_csv_text(sheet_row[index], text)
             ]
             assert mismatches == []
 
@@ -102,8 +107,8 @@ def test_cells_are_typed_from_the_question_kinds() -> None:
     book = workbook(farm_records(), ExportOptions(split_select_multiples=True))
     sheet = book["farm"]
     header = [cell.value for cell in sheet[1]]
-    first = {name: cell for name, cell in zip(header, sheet[3], strict=True)}
-    second = {name: cell for name, cell in zip(header, sheet[4], strict=True)}
+    first = {name: cell for name, cell in zip(header, sheet[2], strict=True)}
+    second = {name: cell for name, cell in zip(header, sheet[3], strict=True)}
 
     assert first["age"].value == 34
     assert first["weight"].value == -61.5
@@ -111,10 +116,13 @@ def test_cells_are_typed_from_the_question_kinds() -> None:
     assert first["home-Accuracy"].value == 4.2
     assert first["born"].value == datetime(1992, 2, 29)
     assert first["born"].number_format == "yyyy-mm-dd"
-    # The phone's clock time, offset (+03:00) dropped.
+    # The phone's clock time, and beside it the phone's offset as text.
     seen = first["seen"].value
     assert isinstance(seen, datetime)
     assert abs(seen - datetime(2026, 8, 1, 10, 30, 0, 250_000)) < timedelta(milliseconds=1)
+    assert first["seen_offset"].value == "+03:00"
+    assert first["seen_offset"].data_type == "s"
+    assert second["seen_offset"].value == "+00:00"
     # SubmissionDate in UTC.
     assert first["SubmissionDate"].value == datetime(2026, 8, 1, 10, 0)
     assert (first["fruits/apple"].value, first["fruits/pear"].value) == (1, 0)
@@ -129,13 +137,13 @@ def test_cells_are_typed_from_the_question_kinds() -> None:
     assert second["weight"].value is None
 
 
-def test_second_header_row_has_question_labels_in_the_chosen_language() -> None:
-    english = workbook(farm_records(), ExportOptions(split_select_multiples=True))
-    french = workbook(farm_records(), ExportOptions(language="French (fr)"))
+def test_label_row_option_adds_question_labels_in_the_chosen_language() -> None:
+    english = workbook(farm_records(), ExportOptions(split_select_multiples=True, label_row=True))
+    french = workbook(farm_records(), ExportOptions(language="French (fr)", label_row=True))
 
     labels = rows(english["farm"])[1]
-    assert labels[:5] == [None, "Name", "Age", "Weight", "Born"]
-    assert labels[6:14] == [
+    assert labels[:7] == [None, "Name", "Age", "Weight", "Born", "Seen", "Seen (UTC offset)"]
+    assert labels[7:15] == [
         "Home (Latitude)",
         "Home (Longitude)",
         "Home (Altitude)",
@@ -149,9 +157,24 @@ def test_second_header_row_has_question_labels_in_the_chosen_language() -> None:
     assert english["farm"].freeze_panes == "A3"
 
 
+def test_one_header_row_by_default_so_readers_get_numbers_and_dates() -> None:
+    pipe = PipeLike()
+    write_xlsx(SCHEMA, [farm_records()[:1]], pipe)
+
+    # Like pandas.read_excel, a generic reader takes row 1 as the header and types the rest.
+    frame = pl.read_excel(io.BytesIO(b"".join(pipe.chunks)), sheet_name="farm", engine="openpyxl")
+
+    assert frame.height == 1
+    assert frame.schema["age"].is_numeric()
+    assert frame.get_column("age").to_list() == [34]
+    assert frame.schema["SubmissionDate"] == pl.Datetime("us")
+    assert frame.get_column("born").to_list()[0].isoformat().startswith("1992-02-29")
+    assert frame.get_column("seen_offset").to_list() == ["+03:00"]
+
+
 def test_choice_labels_replace_values_with_labels_on() -> None:
     book = workbook(farm_records(), ExportOptions(labels=True, language="French (fr)"))
-    header, _, first, second, _ = rows(book["farm"])
+    header, first, second, _ = rows(book["farm"])
 
     assert first[header.index("fruits")] == "Pomme; Grosse figue"
     assert first[header.index("favourite")] == "Poire"
@@ -163,22 +186,23 @@ def test_personal_answers_are_dropped_or_pseudonymised() -> None:
     hidden = workbook(farm_records(), ExportOptions(personal="pseudonymise", pseudonym_key=KEY))
 
     assert "name" not in rows(dropped["farm"])[0]
-    header, _, first, *_ = rows(hidden["farm"])
+    header, first, *_ = rows(hidden["farm"])
     assert first[header.index("name")] == pseudonym(KEY, "Arta Hoxha")
 
 
 @pytest.mark.parametrize("escape", [True, False])
-def test_hostile_text_is_a_string_cell_escaped_and_otherwise_intact(escape: bool) -> None:
+def test_hostile_text_is_a_string_cell_exactly_as_collected(escape: bool) -> None:
+    # Text cells are never run, so the CSV's formula guard never changes them.
     book = workbook(hostile_records(), ExportOptions(escape_formulas=escape))
-    expected = ESCAPED if escape else HOSTILE
+    expected = HOSTILE
 
     root = book["farm"]
     header = [cell.value for cell in root[1]]
     for column in ("name", "favourite"):
-        cells = [row[header.index(column)] for row in root.iter_rows(min_row=3)]
+        cells = [row[header.index(column)] for row in root.iter_rows(min_row=2)]
         assert [text_of(cell) for cell in cells] == expected
         assert {cell.data_type for cell in cells} == {"s"}  # never a formula
-    crops = [row[0] for row in book["farm-plot"].iter_rows(min_row=3)]
+    crops = [row[0] for row in book["farm-plot"].iter_rows(min_row=2)]
     assert [text_of(cell) for cell in crops] == expected
     assert {cell.data_type for cell in crops} == {"s"}
 
@@ -199,7 +223,7 @@ def many_records(count: int) -> list[ExportRecord]:
 def test_a_table_longer_than_a_sheet_continues_on_numbered_sheets(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(exports.xlsx, "MAX_ROWS", 5)  # two header rows, three data rows
+    monkeypatch.setattr(exports.xlsx, "MAX_ROWS", 4)  # one header row, three data rows
     records = many_records(8)
 
     book = workbook(records, ExportOptions())
@@ -216,11 +240,10 @@ def test_a_table_longer_than_a_sheet_continues_on_numbered_sheets(
     for name in ("farm", "farm (2)", "farm (3)"):
         sheet_rows = rows(book[name])
         assert sheet_rows[0][:3] == ["SubmissionDate", "name", "age"]
-        assert sheet_rows[1][:3] == [None, "Name", "Age"]
-        assert len(sheet_rows) <= 5
-        ages.extend(row[2] for row in sheet_rows[2:])
+        assert len(sheet_rows) <= 4
+        ages.extend(row[2] for row in sheet_rows[1:])
     assert ages == list(range(8))
-    crops = [row[0] for name in book.sheetnames[3:] for row in rows(book[name])[2:]]
+    crops = [row[0] for name in book.sheetnames[3:] for row in rows(book[name])[1:]]
     assert crops == [f"c{n}" for n in range(8)]
 
 
@@ -257,7 +280,7 @@ def test_sheet_names_are_cut_to_31_characters_and_unique() -> None:
 def test_no_submissions_still_gives_every_sheet_with_headers() -> None:
     out = io.BytesIO()
 
-    write_xlsx(SCHEMA, [], out, ExportOptions(split_select_multiples=True))
+    write_xlsx(SCHEMA, [], out, ExportOptions(split_select_multiples=True, label_row=True))
 
     book = openpyxl.load_workbook(io.BytesIO(out.getvalue()))
     assert book.sheetnames == ["farm", "farm-plot"]
@@ -286,7 +309,7 @@ def test_text_that_looks_like_an_ooxml_escape_and_very_long_text_survive() -> No
 
     sheet = workbook(records, ExportOptions())["farm"]
 
-    names = [text_of(row[1]) for row in sheet.iter_rows(min_row=3)]
+    names = [text_of(row[1]) for row in sheet.iter_rows(min_row=2)]
     # Excel keeps at most 32,767 characters in a cell.
     assert names == [*tricky[:3], "x" * 32_767]
 

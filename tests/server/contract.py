@@ -233,6 +233,26 @@ class Comment(Shape):
     actor_id: int
 
 
+class CleaningEntry(Shape):
+    """Homeward's cleaning log entry (no Central counterpart)."""
+
+    id: int | None
+    instance_id: str
+    field: str | None
+    old_value: str | None
+    new_value: str | None
+    reason: str
+    who: str | None
+    created_at: Iso
+    source: str
+
+
+class CheckReport(Shape):
+    checked: int
+    suggestions: list[dict[str, Any]]
+    not_evaluated: list[dict[str, Any]]
+
+
 class ExtendedComment(Comment):
     actor: Actor
 

@@ -276,6 +276,23 @@ async def fresh_deleted_submission(ctx: Ctx) -> dict[str, str]:
     return made
 
 
+async def fresh_cleaning_entry(ctx: Ctx) -> dict[str, str]:
+    made = await fresh_submission(ctx)
+    created = await ok(
+        ctx.client.post(
+            f"{ctx.forms}/simple/cleaning-log",
+            json={
+                "instanceId": made["instance_id"],
+                "field": "/age",
+                "newValue": "1",
+                "reason": "r",
+            },
+            headers=ctx.admin,
+        )
+    )
+    return {"entry_id": str(created.json()["id"])}
+
+
 async def fresh_link(ctx: Ctx) -> dict[str, str]:
     created = await ok(
         ctx.client.post(
@@ -301,6 +318,16 @@ def edit_of_current(ctx: Ctx) -> dict[str, Any]:
     current = ctx.values["instance_ref"]
     xml = submission_xml(f"uuid:edit{n()}", deprecated_id=current)
     return {"content": xml, "headers": XML}
+
+
+def cleaning_entry(ctx: Ctx) -> dict[str, Any]:
+    entry = {"instanceId": ctx.values["instance_ref"], "field": "/age", "newValue": "2"}
+    return {"json": entry | {"reason": "r"}}
+
+
+def cleaning_upload(ctx: Ctx) -> dict[str, Any]:
+    text = f"instanceId,field,newValue,reason\n{ctx.values['instance_ref']},/age,3,r\n"
+    return {"content": text.encode(), "headers": {"Content-Type": "text/csv"}}
 
 
 def new_form(ctx: Ctx) -> dict[str, Any]:
@@ -406,6 +433,12 @@ ROWS = [
     Row("GET",    F + "/submissions.csv",                          "401 403 403 ok  ok  ok"),
     Row("GET",    F + "/submissions.csv.zip",                      "401 403 403 ok  ok  ok"),
     Row("POST",   F + "/submissions.csv.zip",                      "401 403 403 ok  ok  ok"),
+    Row("GET",    F + "/cleaning-log",                             "401 403 403 ok  ok  ok"),
+    Row("GET",    F + "/cleaning-log.csv",                         "401 403 403 ok  ok  ok"),
+    Row("POST",   F + "/cleaning-log",                             "401 403 403 403 ok  ok", cleaning_entry),
+    Row("POST",   F + "/cleaning-log.csv",                         "401 403 403 403 ok  ok", cleaning_upload),
+    Row("DELETE", F + "/cleaning-log/{entry_id:int}",              "401 403 403 403 ok  ok", fresh=fresh_cleaning_entry),
+    Row("POST",   F + "/cleaning-checks",                          "401 403 403 403 ok  ok"),
     Row("GET",    F + "/submissions.xlsx",                         "401 403 403 ok  ok  ok"),
     Row("GET",    F + "/submissions.parquet.zip",                  "401 403 403 ok  ok  ok"),
     # `simple` has no geo question: those who may read are told so (400), the others 403

@@ -91,7 +91,7 @@ async def fetch(
 async def test_xlsx_has_a_sheet_per_table_typed_cells_and_label_row(world: World) -> None:
     await visit_world(world)
 
-    response = await fetch(world, "submissions.xlsx")
+    response = await fetch(world, "submissions.xlsx", "?labelRow=true&formulaGuard=true")
 
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith(
@@ -105,9 +105,32 @@ async def test_xlsx_has_a_sheet_per_table_typed_cells_and_label_row(world: World
     assert names[1:3] == ("name", "age")
     assert labels[1:3] == ("Name", "Age")
     assert first[2] == 34  # a number, not the text "34"
-    assert first[names.index("notes")] == "'=1+1"  # never a formula
+    # A typed string is never run: written as collected, whatever the CSV's guard says.
+    assert first[names.index("notes")] == "=1+1"
     members = list(book["visit-member"].iter_rows(values_only=True))
     assert [row[0] for row in members[2:]] == ["Besa", "Dua"]
+
+
+async def test_xlsx_has_one_header_row_unless_asked_and_csv_guard_is_an_option(
+    world: World,
+) -> None:
+    await visit_world(world)
+
+    plain = await fetch(world, "submissions.xlsx")
+    raw_csv = await fetch(world, "submissions.csv")
+    guarded_csv = await fetch(world, "submissions.csv", "?formulaGuard=true")
+    refused = await fetch(world, "submissions.csv", "?formulaGuard=maybe")
+
+    rows = list(
+        openpyxl.load_workbook(io.BytesIO(plain.content), read_only=True)["visit"].iter_rows(
+            values_only=True
+        )
+    )
+    assert len(rows) == 2  # the header, then the submission
+    assert rows[1][2] == 34
+    assert ",=1+1," in raw_csv.text  # Central's bytes by default
+    assert ",'=1+1," in guarded_csv.text
+    assert refused.status_code == 400
 
 
 async def test_parquet_zip_has_typed_tables(world: World) -> None:
@@ -169,7 +192,7 @@ async def test_personal_fields_are_pseudonymised_for_viewers_in_every_format(
     geojson = await fetch(world, "submissions.geojson", headers=as_viewer)
 
     sheet = openpyxl.load_workbook(io.BytesIO(xlsx.content), read_only=True)["visit"]
-    assert list(sheet.iter_rows(values_only=True))[2][1] != "Arta"
+    assert list(sheet.iter_rows(values_only=True))[1][1] != "Arta"
     with zipfile.ZipFile(io.BytesIO(parquet.content)) as archive:
         names = pl.read_parquet(archive.read("visit.parquet")).get_column("name").to_list()
     assert names != ["Arta"]

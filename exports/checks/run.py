@@ -1,0 +1,389 @@
+"""Running the checks over a form's submissions: the root table, read once."""
+
+from __future__ import annotations
+
+import difflib
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from itertools import combinations
+
+import msgspec
+import polars as pl
+
+from exports.checks.constraint import NotEvaluable, compile_constraint
+from exports.options import ExportOptions
+from exports.plan import KEY, STATUS, SUBMISSION_DATE, plan_export
+from exports.records import ExportRecord
+from exports.tabulate import tabulate_batch
+from exports.typed import to_utc_datetime
+from forms.schema import Field, FormSchema
+
+__all__ = ["CHECKS", "CheckReport", "CheckSettings", "NotEvaluated", "Suggestion", "run_checks"]
+
+CHECKS = ("duplicate", "outlier", "constraint", "other", "duration")
+_FUZZY_KINDS = frozenset({"string"})
+_EXACT_KINDS = frozenset({"date", "select1", "int"})
+_NUMERIC_KINDS = frozenset({"int", "decimal"})
+_OTHER_VALUES = frozenset({"other", "others", "oth", "other_specify", "specify"})
+_OTHER_SUFFIXES = ("_other", "_oth", "_specify", "_other_specify")
+_MIN_OUTLIER_VALUES = 8
+
+
+class CheckSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, rename="camel"):
+    checks: tuple[str, ...] = CHECKS
+    # Fields (paths or names) that identify a person; None: the form's personal
+    # text, date and choice questions.
+    duplicate_fields: tuple[str, ...] | None = None
+    # How alike two texts must be (difflib's ratio, 0..1) to count as the same.
+    duplicate_ratio: float = 0.9
+    # Numeric fields to check; None: every int and decimal question outside repeats.
+    outlier_fields: tuple[str, ...] | None = None
+    # Tukey's fences: this many interquartile ranges beyond the quartiles (3: "far out").
+    outlier_fence: float = 3.0
+    # Interviews shorter than this (end - start) are suggested.
+    min_minutes: float = 5.0
+    other_ratio: float = 0.85
+    # Report only submissions received at or after this moment (comparisons still
+    # use every submission): the cheap run for new submissions.
+    since: datetime | None = None
+
+
+class Suggestion(msgspec.Struct, frozen=True, rename="camel"):
+    check: str
+    instance_id: str
+    # The answer an entry would clean; None: the whole submission (remove it).
+    field: str | None
+    value: str | None
+    suggested_value: str | None
+    reason: str
+    # Other submissions involved (the earlier registration of a duplicate).
+    related: list[str] = msgspec.field(default_factory=list)
+
+
+class NotEvaluated(msgspec.Struct, frozen=True, rename="camel"):
+    check: str
+    field: str | None
+    why: str
+
+
+class CheckReport(msgspec.Struct, rename="camel"):
+    checked: int
+    suggestions: list[Suggestion]
+    not_evaluated: list[NotEvaluated]
+
+
+def run_checks(
+    schema: FormSchema,
+    batches: Iterable[Sequence[ExportRecord]],
+    settings: CheckSettings | None = None,
+    constraints: Mapping[str, str] | None = None,
+) -> CheckReport:
+    """Suggestions for the submissions in `batches`; `constraints` maps field paths to
+    the current form version's constraint expressions (forms.xform.bind_constraints)."""
+    settings = settings or CheckSettings()
+    unknown = [c for c in settings.checks if c not in CHECKS]
+    if unknown:
+        raise ValueError(f"Unknown checks: {', '.join(unknown)}; known: {', '.join(CHECKS)}")
+    root_fields = {f.path: f for f in schema.fields if f.parent_repeat is None}
+    frame = _root_frame(schema, batches)
+    frame = frame.filter(pl.col(STATUS).is_null())  # unreadable data has no answers
+    reported = _reported(frame, settings.since)
+    suggestions: list[Suggestion] = []
+    skipped: list[NotEvaluated] = []
+    wanted = set(settings.checks)
+    if "duplicate" in wanted:
+        _duplicates(frame, reported, root_fields, schema, settings, suggestions, skipped)
+    if "outlier" in wanted:
+        _outliers(frame, reported, root_fields, settings, suggestions, skipped)
+    if "constraint" in wanted:
+        _constraints(frame, reported, root_fields, constraints or {}, suggestions, skipped)
+    if "other" in wanted:
+        _other_specify(frame, reported, root_fields, schema, settings, suggestions)
+    if "duration" in wanted:
+        _durations(frame, reported, root_fields, settings, suggestions, skipped)
+    return CheckReport(checked=frame.height, suggestions=suggestions, not_evaluated=skipped)
+
+
+def _root_frame(schema: FormSchema, batches: Iterable[Sequence[ExportRecord]]) -> pl.DataFrame:
+    plan = plan_export(schema, ExportOptions(), root_only=True)
+    frames = [tabulate_batch(plan, batch)[plan.root.name] for batch in batches if batch]
+    if not frames:
+        return pl.DataFrame(schema={s: pl.String for s in plan.root.sources})
+    return pl.concat(frames)
+
+
+def _reported(frame: pl.DataFrame, since: datetime | None) -> set[str]:
+    if since is None:
+        return set(frame.get_column(KEY).to_list())
+    moments = frame.select(KEY, to_utc_datetime(pl.col(SUBMISSION_DATE)).alias("at"))
+    utc = since if since.tzinfo is not None else since.replace(tzinfo=UTC)  # none given: UTC
+    return set(moments.filter(pl.col("at") >= utc).get_column(KEY).to_list())
+
+
+def _resolve(fields: Mapping[str, Field], names: Sequence[str]) -> list[Field]:
+    found = []
+    for name in names:
+        path = name if name.startswith("/") else None
+        match = (
+            fields.get(path) if path else next((f for f in fields.values() if f.name == name), None)
+        )
+        if match is None:
+            raise ValueError(f'The form has no question "{name}" outside repeats')
+        found.append(match)
+    return found
+
+
+def _normal(text: str) -> str:
+    """Case, accents and spacing do not make two names different."""
+    plain = unicodedata.normalize("NFKD", text)
+    plain = "".join(c for c in plain if not unicodedata.combining(c))
+    return " ".join(plain.casefold().split())
+
+
+def _ratio(a: str, b: str) -> float:
+    return difflib.SequenceMatcher(None, a, b).ratio()
+
+
+def _duplicates(
+    frame: pl.DataFrame,
+    reported: set[str],
+    fields: Mapping[str, Field],
+    schema: FormSchema,
+    settings: CheckSettings,
+    out: list[Suggestion],
+    skipped: list[NotEvaluated],
+) -> None:
+    if settings.duplicate_fields is not None:
+        chosen = _resolve(fields, settings.duplicate_fields)
+    else:
+        chosen = [
+            f
+            for f in fields.values()
+            if f.personal and (f.kind in _FUZZY_KINDS or f.kind in _EXACT_KINDS)
+        ]
+    if not chosen:
+        skipped.append(
+            NotEvaluated("duplicate", None, "no fields to compare: name them in duplicateFields")
+        )
+        return
+    fuzzy = [f.path for f in chosen if f.kind in _FUZZY_KINDS]
+    exact = [f.path for f in chosen if f.kind not in _FUZZY_KINDS]
+    rows = frame.select(KEY, SUBMISSION_DATE, *[pl.col(p) for p in chosen_paths(chosen)])
+    groups: dict[tuple[str, ...], list[tuple[str, str, list[str]]]] = {}
+    for row in rows.iter_rows(named=True):
+        texts = [_normal(row[p] or "") for p in fuzzy]
+        if not any(texts) and not any(row[p] for p in exact):
+            continue
+        # Equal exact fields first, then the fuzzy texts' first letter: fewer pairs to compare.
+        block = tuple(row[p] or "" for p in exact) + tuple(t[:1] for t in texts[:1])
+        groups.setdefault(block, []).append((row[KEY], row[SUBMISSION_DATE], texts))
+    names = ", ".join(f.name for f in chosen)
+    for members in groups.values():
+        for first, second in combinations(sorted(members, key=lambda m: m[1]), 2):
+            ratios = [_ratio(a, b) for a, b in zip(first[2], second[2], strict=True)]
+            if all(r >= settings.duplicate_ratio for r in ratios) and second[0] in reported:
+                similarity = min(ratios, default=1.0)
+                out.append(
+                    Suggestion(
+                        check="duplicate",
+                        instance_id=second[0],
+                        field=None,
+                        value=None,
+                        suggested_value=None,
+                        reason=(
+                            f"possible duplicate of {first[0]} ({names}; "
+                            f"similarity {similarity:.2f})"
+                        ),
+                        related=[first[0]],
+                    )
+                )
+
+
+def chosen_paths(fields: Sequence[Field]) -> list[str]:
+    return list(dict.fromkeys(f.path for f in fields))
+
+
+def _outliers(
+    frame: pl.DataFrame,
+    reported: set[str],
+    fields: Mapping[str, Field],
+    settings: CheckSettings,
+    out: list[Suggestion],
+    skipped: list[NotEvaluated],
+) -> None:
+    if settings.outlier_fields is not None:
+        chosen = _resolve(fields, settings.outlier_fields)
+    else:
+        chosen = [f for f in fields.values() if f.kind in _NUMERIC_KINDS]
+    for field in chosen:
+        values = frame.select(
+            KEY,
+            pl.col(field.path).alias("text"),
+            pl.col(field.path).str.strip_chars().cast(pl.Float64, strict=False).alias("x"),
+        ).filter(pl.col("x").is_not_null() & pl.col("x").is_finite())
+        if values.height < _MIN_OUTLIER_VALUES:
+            skipped.append(
+                NotEvaluated("outlier", field.path, f"fewer than {_MIN_OUTLIER_VALUES} numbers")
+            )
+            continue
+        q1 = values.get_column("x").quantile(0.25, "linear")
+        q3 = values.get_column("x").quantile(0.75, "linear")
+        assert q1 is not None
+        assert q3 is not None
+        spread = q3 - q1
+        if spread == 0:
+            skipped.append(NotEvaluated("outlier", field.path, "the middle half is one value"))
+            continue
+        low, high = q1 - settings.outlier_fence * spread, q3 + settings.outlier_fence * spread
+        outside = values.filter((pl.col("x") < low) | (pl.col("x") > high))
+        for key, text, _ in outside.iter_rows():
+            if key in reported:
+                out.append(
+                    Suggestion(
+                        check="outlier",
+                        instance_id=key,
+                        field=field.path,
+                        value=text,
+                        suggested_value=None,
+                        reason=(
+                            f"{field.name} {text} is outside {low:g} to {high:g} "
+                            f"({settings.outlier_fence:g} interquartile ranges beyond the "
+                            f"quartiles of {values.height} answers)"
+                        ),
+                    )
+                )
+
+
+def _constraints(
+    frame: pl.DataFrame,
+    reported: set[str],
+    fields: Mapping[str, Field],
+    constraints: Mapping[str, str],
+    out: list[Suggestion],
+    skipped: list[NotEvaluated],
+) -> None:
+    for path, expression in constraints.items():
+        if path not in fields:
+            skipped.append(NotEvaluated("constraint", path, "the question is inside a repeat"))
+            continue
+        try:
+            holds = compile_constraint(expression)
+        except (NotEvaluable, re.error) as error:
+            skipped.append(NotEvaluated("constraint", path, f"{expression}: {error}"))
+            continue
+        for key, value in frame.select(KEY, path).iter_rows():
+            if value is not None and key in reported and not holds(value):
+                out.append(
+                    Suggestion(
+                        check="constraint",
+                        instance_id=key,
+                        field=path,
+                        value=value,
+                        suggested_value=None,
+                        reason=f"breaks the form's constraint {expression}",
+                    )
+                )
+
+
+def _other_specify(
+    frame: pl.DataFrame,
+    reported: set[str],
+    fields: Mapping[str, Field],
+    schema: FormSchema,
+    settings: CheckSettings,
+    out: list[Suggestion],
+) -> None:
+    for select in fields.values():
+        if select.kind not in ("select1", "select") or not select.choice_list:
+            continue
+        choices = schema.choices.get(select.choice_list, [])
+        others = {c.name for c in choices if c.name.casefold() in _OTHER_VALUES}
+        text_field = next(
+            (
+                f
+                for f in fields.values()
+                if f.kind == "string"
+                and any(f.name == select.name + suffix for suffix in _OTHER_SUFFIXES)
+            ),
+            None,
+        )
+        if not others or text_field is None:
+            continue
+        # (choice name, its label, a normalised text it is known by) for every listed choice.
+        listed = []
+        for choice in choices:
+            if choice.name in others:
+                continue
+            label = next(iter(choice.labels.values()), choice.name)
+            for known in {choice.name, *choice.labels.values()}:
+                listed.append((choice.name, label, _normal(known)))
+        rows = frame.select(KEY, select.path, text_field.path).iter_rows()
+        for key, chosen, written in rows:
+            if key not in reported or not chosen or not written:
+                continue
+            tokens = chosen.split()
+            if not others & set(tokens):
+                continue
+            typed = _normal(written)
+            best = max(listed, key=lambda item: _ratio(typed, item[2]), default=None)
+            if best is None or _ratio(typed, best[2]) < settings.other_ratio:
+                continue
+            if select.kind == "select1":
+                suggested = best[0]
+            else:
+                suggested = " ".join(dict.fromkeys(best[0] if t in others else t for t in tokens))
+            out.append(
+                Suggestion(
+                    check="other",
+                    instance_id=key,
+                    field=select.path,
+                    value=chosen,
+                    suggested_value=suggested,
+                    reason=(
+                        f'the "other, specify" answer "{written}" ({text_field.path}) '
+                        f'is the listed choice "{best[1]}"'
+                    ),
+                )
+            )
+
+
+def _durations(
+    frame: pl.DataFrame,
+    reported: set[str],
+    fields: Mapping[str, Field],
+    settings: CheckSettings,
+    out: list[Suggestion],
+    skipped: list[NotEvaluated],
+) -> None:
+    start = fields.get("/start")
+    end = fields.get("/end")
+    if start is None or end is None:
+        skipped.append(NotEvaluated("duration", None, "the form has no start and end"))
+        return
+    moments = frame.select(
+        KEY,
+        to_utc_datetime(pl.col(start.path)).alias("start"),
+        to_utc_datetime(pl.col(end.path)).alias("end"),
+    ).with_columns(((pl.col("end") - pl.col("start")).dt.total_seconds() / 60).alias("minutes"))
+    short = moments.filter(pl.col("minutes") < settings.min_minutes)
+    for key, _, _, minutes in short.iter_rows():
+        if key not in reported:
+            continue
+        why = (
+            "the interview ended before it started"
+            if minutes < 0
+            else f"the interview took {minutes:.1f} minutes (start to end), "
+            f"under {settings.min_minutes:g}"
+        )
+        out.append(
+            Suggestion(
+                check="duration",
+                instance_id=key,
+                field=None,
+                value=None,
+                suggested_value=None,
+                reason=why,
+            )
+        )
