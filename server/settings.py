@@ -37,6 +37,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     access_log: bool = False
     max_submission_bytes: int = 100_000_000
     max_form_bytes: int = 20_000_000
+    # Exports written at once (each on a thread of its own); more are refused with 429.
+    max_exports: int = 4
 
     @property
     def resolved_database_url(self) -> str:
@@ -64,7 +66,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             value = get(name.upper())
             if value is not None:
                 fields[name] = value
-        for name in ("port", "session_hours", "max_submission_bytes", "max_form_bytes"):
+        for name in (
+            "port",
+            "session_hours",
+            "max_submission_bytes",
+            "max_form_bytes",
+            "max_exports",
+        ):
             value = get(name.upper())
             if value is not None:
                 fields[name] = int(value)

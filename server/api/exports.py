@@ -160,9 +160,11 @@ async def _export(
         except ExportError as error:  # a language the form does not have, no geo question ...
             raise problems.export_not_possible(str(error)) from error
         first = await export_service.fetch_page(db, job, None)
+    # Last of the checks: a refused export (429) has cost no thread.
+    slot = export_service.claim_export_slot(rt)
     file_name = f"{form.xml_form_id}.{format.value}"
     return Stream(
-        export_service.stream_export(rt, job, first),
+        export_service.stream_export(rt, job, first, slot),
         media_type=format.media_type,
         headers={
             # Explicit: a JSON router's default media type would otherwise win.

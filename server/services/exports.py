@@ -72,6 +72,7 @@ from server.db.models import (
 )
 from server.runtime import Runtime
 from server.services import odata as odata_service
+from server.services.export_slots import ExportSlot, export_slots
 from server.services.forms import schema_of
 from server.services.stats import page_counts
 
@@ -83,6 +84,7 @@ __all__ = [
     "ExportFormat",
     "ExportJob",
     "Page",
+    "claim_export_slot",
     "fetch_page",
     "parse_filter",
     "prepare_export",
@@ -533,23 +535,48 @@ async def _run_writer(
     first: Page,
     send: MemoryObjectSendStream[bytes],
     bridge: _LoopBridge,
+    limiter: anyio.CapacityLimiter,
 ) -> None:
     async with send:  # closing it ends the response once the last chunk is out
         job.spool_dir.mkdir(parents=True, exist_ok=True)
         sink = _ChunkSink(send, bridge)
-        await anyio.to_thread.run_sync(_write, rt, job, first, sink, bridge)
+        # The export's own limiter: its thread never takes one of the default
+        # tokens that its media reads (and the rest of the app) need.
+        await anyio.to_thread.run_sync(_write, rt, job, first, sink, bridge, limiter=limiter)
 
 
-async def stream_export(rt: Runtime, job: ExportJob, first: Page) -> AsyncGenerator[bytes, None]:
+def claim_export_slot(rt: Runtime) -> ExportSlot:
+    """A place among the exports running now, or a 429 problem (services.export_slots)."""
+    return export_slots(rt.settings.max_exports).claim()
+
+
+async def stream_export(
+    rt: Runtime, job: ExportJob, first: Page, slot: ExportSlot | None = None
+) -> AsyncGenerator[bytes, None]:
     """The export's bytes, for a streaming response; `first` was fetched before it.
+
+    `slot` (from `claim_export_slot`, taken before the response started) is
+    released when the export ends; without one, a slot is claimed here.
 
     A failure after the first byte ends the response with an error, so the server
     drops the connection: the client sees a broken download (a zip without its
     central directory), never an error message inside the file.
     """
+    slots = export_slots(rt.settings.max_exports)
+    slot = slot or slots.claim()
+    try:
+        async for chunk in _stream(rt, job, first, slots.limiter):
+            yield chunk
+    finally:
+        slot.release()
+
+
+async def _stream(
+    rt: Runtime, job: ExportJob, first: Page, limiter: anyio.CapacityLimiter
+) -> AsyncGenerator[bytes, None]:
     send, receive = anyio.create_memory_object_stream[bytes](max_buffer_size=PENDING_CHUNKS)
     bridge = _LoopBridge(anyio.lowlevel.current_token())
-    writer = asyncio.ensure_future(_run_writer(rt, job, first, send, bridge))
+    writer = asyncio.ensure_future(_run_writer(rt, job, first, send, bridge, limiter))
     finished = False
     try:
         async with receive:
