@@ -19,7 +19,15 @@ import urllib3
 from minio import Minio
 from minio.error import S3Error
 
-from storage.blobs import CHUNK_SIZE, BlobInfo, BlobNotFound, check_sha256, hash_bytes, hash_file
+from storage.blobs import (
+    CHUNK_SIZE,
+    BlobInfo,
+    BlobNotFound,
+    check_object_name,
+    check_sha256,
+    hash_bytes,
+    hash_file,
+)
 
 _NOT_FOUND = frozenset({"NoSuchKey", "NoSuchBucket", "ResourceNotFound", "NoSuchObject"})
 _CONTENT_TYPE = "application/octet-stream"
@@ -158,6 +166,28 @@ class S3BlobStore:
 
     async def close(self) -> None:
         self._http.clear()
+
+    def object_location(self, name: str) -> str:
+        return f"s3://{self.bucket}/{self.prefix}{check_object_name(name)}"
+
+    async def put_object(self, name: str, data: bytes) -> None:
+        key = f"{self.prefix}{check_object_name(name)}"
+        await self._ready()
+        await anyio.to_thread.run_sync(
+            lambda: self._client.put_object(
+                self.bucket, key, io.BytesIO(data), len(data), content_type=_CONTENT_TYPE
+            )
+        )
+
+    async def read_object(self, name: str) -> bytes:
+        key = f"{self.prefix}{check_object_name(name)}"
+        await self._ready()
+        return await anyio.to_thread.run_sync(self._read_bytes, key, name)
+
+    async def delete_object(self, name: str) -> None:
+        key = f"{self.prefix}{check_object_name(name)}"
+        await self._ready()
+        await anyio.to_thread.run_sync(self._client.remove_object, self.bucket, key)
 
     async def _ready(self) -> None:
         if not self._bucket_ready:

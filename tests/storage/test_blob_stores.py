@@ -280,3 +280,24 @@ async def test_adopt_file_takes_a_hashed_file_and_consumes_it(
     assert await store.adopt_file(second, known) == known
     assert not second.exists()
     assert await store.read_bytes(known.sha256) == data
+
+
+async def test_named_objects_round_trip_replace_and_delete(store: BlobStore) -> None:
+    name = "analysis/p1/simple/simple/000001.parquet"
+    await store.put_object(name, b"first")
+    await store.put_object(name, b"second")  # replaced whole
+
+    assert await store.read_object(name) == b"second"
+    assert store.object_location(name).endswith(name)
+    await store.delete_object(name)
+    await store.delete_object(name)  # missing: not an error
+    with pytest.raises(BlobNotFound):
+        await store.read_object(name)
+
+
+@pytest.mark.parametrize("name", ["../x", "/abs/x", "ab/x", "tmp/x", "a/../b", "analysis//x", ""])
+async def test_object_names_that_could_escape_or_collide_are_refused(
+    store: BlobStore, name: str
+) -> None:
+    with pytest.raises(ValueError, match="not a plain relative path"):
+        await store.put_object(name, b"x")
