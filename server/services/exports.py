@@ -25,9 +25,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import threading
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -72,6 +73,7 @@ from server.db.models import (
 )
 from server.runtime import Runtime
 from server.services import odata as odata_service
+from server.services.analysis_export import CopyView, segment_batches, usable_copy
 from server.services.export_slots import ExportSlot, export_slots
 from server.services.forms import schema_of
 from server.services.stats import page_counts
@@ -201,6 +203,8 @@ class ExportJob:
     geo_field: str | None = None
     # Told how many submissions each page handed to the writer (the CLI's progress bar).
     on_page: Callable[[int], None] | None = None
+    # The form's analysis copy when it can serve this export (services.analysis_export).
+    copy: CopyView | None = None
 
     @property
     def root_only(self) -> bool:
@@ -254,7 +258,9 @@ async def prepare_export(
         schema = merge_schemas(schema, [schema_of(item) for item in older])
     if format not in _SPREADSHEET_FORMATS:
         options = msgspec.structs.replace(options, escape_formulas=False)
-    plan_export(schema, options)  # an ExportError (unknown language ...) before the first byte
+    plan = plan_export(
+        schema, options
+    )  # an ExportError (unknown language ...) before the first byte
     if format is ExportFormat.GEOJSON:
         check_geojson(schema, options, table=geo_table, geo_field=geo_field)
     selected = (
@@ -264,8 +270,18 @@ async def prepare_export(
         *where,
     )
     media = media and format is ExportFormat.CSV_ZIP
+    copy = await usable_copy(db, form, plan)
     return ExportJob(
-        form.id, schema, options, selected, media, format, spool_dir, geo_table, geo_field
+        form.id,
+        schema,
+        options,
+        selected,
+        media,
+        format,
+        spool_dir,
+        geo_table,
+        geo_field,
+        copy=copy,
     )
 
 
@@ -371,6 +387,25 @@ async def _media_page(db: AsyncSession, job: ExportJob, before: int | None) -> l
 
 
 # --- the stream ---------------------------------------------------------------------
+
+
+async def _batches(
+    rt: Runtime, job: ExportJob, first: Page
+) -> AsyncGenerator[Sequence[ExportRecord], None]:
+    """Everything the export holds, newest first: from the row store alone, or
+    what the analysis copy does not reach yet followed by the copy's segments."""
+    if job.copy is None:
+        async for records in _pages(rt, job, first):
+            yield records
+        return
+    beyond = Submission.id > job.copy.copied_through
+    tail = dataclasses.replace(job, where=(*job.where, beyond), copy=None)
+    async with rt.read() as db:
+        first_tail = await fetch_page(db, tail, None)
+    async for records in _pages(rt, tail, first_tail):
+        yield records
+    async for batch in segment_batches(rt, job.copy, job.where, job.on_page):
+        yield batch
 
 
 async def _pages(
@@ -501,7 +536,7 @@ class _ChunkSink:
 def _write(rt: Runtime, job: ExportJob, first: Page, sink: _ChunkSink, bridge: _LoopBridge) -> None:
     """Runs in the worker thread."""
     try:
-        batches = bridge.iterate(_pages(rt, job, first))
+        batches = bridge.iterate(_batches(rt, job, first))
         schema, options, spool_dir = job.schema, job.options, job.spool_dir
         if job.format is ExportFormat.CSV:
             # write_root_csv only ever calls write() on its output.

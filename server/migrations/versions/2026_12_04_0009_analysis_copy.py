@@ -33,9 +33,7 @@ def upgrade() -> None:
         sa.Column("claimed_until", sa.DateTime(timezone=True), nullable=True),
         sa.Column("claimed_by", sa.String(64), nullable=True),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["form_id"], ["forms.id"], name="fk_analysis_copies_form_id_forms"
-        ),
+        sa.ForeignKeyConstraint(["form_id"], ["forms.id"], name="fk_analysis_copies_form_id_forms"),
         sa.PrimaryKeyConstraint("form_id", name="pk_analysis_copies"),
     )
     op.create_table(
