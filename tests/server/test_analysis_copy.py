@@ -14,6 +14,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
+from exports import ExportOptions
 from server.db.models import AnalysisCopy, AnalysisSegment
 from server.services import analysis
 from server.services import exports as export_service
@@ -49,7 +50,7 @@ async def copy_used(world: World) -> bool:
         job = await export_service.prepare_export(
             db,
             form,
-            export_service.ExportOptions(),
+            ExportOptions(),
             (),
             media=False,
             spool_dir=world.runtime.settings.data_dir / "tmp",
