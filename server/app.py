@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -28,6 +30,7 @@ from server.openrosa.routes import openrosa_routers
 from server.problems import Problem
 from server.requests import refuse_nul_bytes
 from server.runtime import Runtime, close_runtime, open_runtime, settle_heap
+from server.services.analysis import run_analysis_worker
 from server.settings import Settings
 
 
@@ -48,9 +51,18 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Litesta
         opened = await open_runtime(settings)
         app.state.runtime = opened
         settle_heap()
+        worker = (
+            asyncio.ensure_future(run_analysis_worker(opened, settings.analysis_interval))
+            if settings.analysis_interval > 0
+            else None
+        )
         try:
             yield
         finally:
+            if worker is not None:
+                worker.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await worker
             await close_runtime(opened)
 
     max_body = settings.max_submission_bytes

@@ -12,14 +12,16 @@ import re
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from exports import ExportOptions
-from server.db.models import AnalysisCopy, AnalysisSegment
+from server.db.models import AnalysisCopy, AnalysisSegment, Submission
 from server.services import analysis
 from server.services import exports as export_service
 from server.services.forms import find_form
+from server.settings import Settings
 from tests.server.conftest import World, submission_xml
+from tests.server.test_cli_export import run_cli
 from tests.server.test_csv_export import (
     _set_review_state,
     as_dicts,
@@ -180,4 +182,19 @@ async def test_a_held_copy_is_left_alone_and_rebuild_writes_it_again(
     assert state is not None
     assert state.claimed_by is None
     assert state.copied_through == 3
+    await assert_same_as_row_store(world, monkeypatch)
+
+
+async def test_rebuild_analysis_from_the_command_line(
+    world: World, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await three_submissions(world)
+    async with world.runtime.transaction() as db:  # received long enough ago to settle
+        await db.execute(update(Submission).values(created_at=analysis._now() - timedelta(hours=1)))
+
+    done = run_cli(settings, "rebuild-analysis", "--form", "simple")
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "simple: 3 submissions copied\n"
+    assert await copy_used(world)
     await assert_same_as_row_store(world, monkeypatch)
