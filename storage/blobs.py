@@ -142,8 +142,18 @@ class BlobStore(Protocol):
         """Store (or replace) the object `name`."""
         ...
 
+    async def put_object_file(self, name: str, path: Path) -> None:
+        """Store (or replace) the object `name` with a file's bytes, streaming."""
+        ...
+
     async def read_object(self, name: str) -> bytes:
         """An object's bytes; raises BlobNotFound."""
+        ...
+
+    def open_object(
+        self, name: str, *, chunk_size: int = CHUNK_SIZE
+    ) -> AsyncGenerator[bytes, None]:
+        """Stream an object in chunks, as `open` streams a blob; BlobNotFound first."""
         ...
 
     async def delete_object(self, name: str) -> None:

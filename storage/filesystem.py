@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import shutil
 import tempfile
 from collections.abc import AsyncGenerator
 from pathlib import Path
@@ -92,6 +93,22 @@ class FilesystemBlobStore:
     async def put_object(self, name: str, data: bytes) -> None:
         await anyio.to_thread.run_sync(self._put_object, self.root / check_object_name(name), data)
 
+    async def put_object_file(self, name: str, path: Path) -> None:
+        await anyio.to_thread.run_sync(
+            self._put_object_file, self.root / check_object_name(name), Path(path)
+        )
+
+    async def open_object(
+        self, name: str, *, chunk_size: int = CHUNK_SIZE
+    ) -> AsyncGenerator[bytes, None]:
+        try:
+            source = await anyio.open_file(self.root / check_object_name(name), "rb")
+        except FileNotFoundError:
+            raise BlobNotFound(name) from None
+        async with source:
+            while chunk := await source.read(chunk_size):
+                yield chunk
+
     async def read_object(self, name: str) -> bytes:
         try:
             return await anyio.Path(self.root / check_object_name(name)).read_bytes()
@@ -100,6 +117,15 @@ class FilesystemBlobStore:
 
     async def delete_object(self, name: str) -> None:
         await anyio.Path(self.root / check_object_name(name)).unlink(missing_ok=True)
+
+    def _put_object_file(self, target: Path, path: Path) -> None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with (
+            tempfile.NamedTemporaryFile(dir=target.parent, prefix=".", delete=False) as staged,
+            path.open("rb") as source,
+        ):
+            shutil.copyfileobj(source, staged, CHUNK_SIZE * 16)
+        os.replace(staged.name, target)
 
     def _put_object(self, target: Path, data: bytes) -> None:
         # Written beside the target and renamed over it: a reader sees the old

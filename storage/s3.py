@@ -179,6 +179,29 @@ class S3BlobStore:
             )
         )
 
+    async def put_object_file(self, name: str, path: Path) -> None:
+        key = f"{self.prefix}{check_object_name(name)}"
+        await self._ready()
+        await anyio.to_thread.run_sync(
+            lambda: self._client.fput_object(
+                self.bucket, key, str(path), content_type=_CONTENT_TYPE
+            )
+        )
+
+    async def open_object(
+        self, name: str, *, chunk_size: int = CHUNK_SIZE
+    ) -> AsyncGenerator[bytes, None]:
+        key = f"{self.prefix}{check_object_name(name)}"
+        await self._ready()
+        response = await anyio.to_thread.run_sync(self._get_object, key, name)
+        try:
+            chunks: Iterator[bytes] = response.stream(chunk_size)
+            while chunk := await anyio.to_thread.run_sync(next, chunks, b""):
+                yield chunk
+        finally:
+            response.close()
+            response.release_conn()
+
     async def read_object(self, name: str) -> bytes:
         key = f"{self.prefix}{check_object_name(name)}"
         await self._ready()
