@@ -14,6 +14,7 @@ from litestar.openapi import OpenAPIConfig
 from server.api import (
     accounts,
     audits,
+    export_jobs,
     exports,
     form_fields,
     forms,
@@ -31,7 +32,11 @@ from server.problems import Problem
 from server.requests import refuse_nul_bytes
 from server.runtime import Runtime, close_runtime, open_runtime, settle_heap
 from server.services.analysis import run_analysis_worker
+from server.services.export_runs import run_export_worker
 from server.settings import Settings
+
+# Seconds between looks for queued export jobs.
+EXPORT_JOB_INTERVAL = 2.0
 
 
 @get("/healthz", include_in_schema=False)
@@ -51,15 +56,16 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Litesta
         opened = await open_runtime(settings)
         app.state.runtime = opened
         settle_heap()
-        worker = (
-            asyncio.ensure_future(run_analysis_worker(opened, settings.analysis_interval))
-            if settings.analysis_interval > 0
-            else None
-        )
+        # Background jobs of this process; others run them too, claiming through the database.
+        workers = [asyncio.ensure_future(run_export_worker(opened, EXPORT_JOB_INTERVAL))]
+        if settings.analysis_interval > 0:
+            workers.append(
+                asyncio.ensure_future(run_analysis_worker(opened, settings.analysis_interval))
+            )
         try:
             yield
         finally:
-            if worker is not None:
+            for worker in workers:
                 worker.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await worker
@@ -80,6 +86,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Litesta
             form_fields.router,
             audits.router,
             exports.router,
+            export_jobs.router,
             odata.router,
             *openrosa_routers(max_body),
         ],

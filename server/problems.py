@@ -94,6 +94,15 @@ def too_many_exports(running: int, retry_after: int) -> Problem:
     )
 
 
+def export_not_ready(state: str) -> Problem:
+    """An export job's file was asked for before it was done, or after it expired."""
+    return Problem(
+        409.18,
+        f"The export is {state}; its file can be downloaded while the export is done and kept.",
+        {"state": state},
+    )
+
+
 def personal_data_forbidden() -> Problem:
     return Problem(
         403.1,

@@ -62,6 +62,11 @@ class ExportQuery:
     deleted_fields: bool = False
     geo_table: str | None = None
     geo_field: str | None = None
+    # As given, for exports run later as jobs (which select again when they start).
+    filter_text: str | None = None
+    start: str | None = None
+    end: str | None = None
+    review_state: str | None = None
 
 
 def _personal_mode(value: str | None) -> PersonalMode | None:
@@ -103,6 +108,10 @@ async def export_query(
         deleted_fields=parse_flag(deleted_fields, name="deletedFields"),
         geo_table=table or None,
         geo_field=geo_field or None,
+        filter_text=filter_text,
+        start=start,
+        end=end,
+        review_state=review_state,
     )
 
 

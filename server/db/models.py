@@ -333,3 +333,28 @@ class AnalysisSegment(Base):
     submissions: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(Timestamp)
     __table_args__ = (UniqueConstraint("form_id", "number", name="uq_analysis_segments_number"),)
+
+
+class ExportRun(Base):
+    """An export asked for as a job: any app process runs it, its file is kept a while."""
+
+    __tablename__ = "export_runs"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    form_id: Mapped[int] = mapped_column(ForeignKey("forms.id"), index=True)
+    requested_by: Mapped[int | None] = mapped_column(ForeignKey("actors.id"))
+    format: Mapped[str] = mapped_column(String(16))
+    # What was asked (services.export_runs.ExportRequest, msgspec JSON), already
+    # checked and with the personal-data decision made for whoever asked.
+    request: Mapped[bytes] = mapped_column(LargeBinary)
+    # queued, running, done, failed or expired.
+    state: Mapped[str] = mapped_column(String(16))
+    total: Mapped[int | None] = mapped_column(BigInteger)
+    done: Mapped[int] = mapped_column(BigInteger, default=0)
+    size: Mapped[int | None] = mapped_column(BigInteger)
+    error: Mapped[str | None] = mapped_column(Text)
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    claimed_until: Mapped[datetime | None] = mapped_column(Timestamp)
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    started_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    finished_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    expires_at: Mapped[datetime | None] = mapped_column(Timestamp)

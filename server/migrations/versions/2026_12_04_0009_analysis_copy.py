@@ -1,10 +1,14 @@
-"""the analysis copy's state: how far each form's copy reaches, and its segments
+"""the analysis copy's state (how far each form's copy reaches, and its segments),
+and exports run as jobs
 
 Each form keeps a columnar copy of its submissions as Parquet segments in the
 BlobStore (services.analysis). These two tables say which segments exist and
 up to which submission id the copy reaches; a process extending a copy claims
 its row until ``claimed_until``. No data is moved: the copy starts empty and
 the background job (or ``homeward rebuild-analysis``) fills it.
+
+``export_runs`` holds exports asked for as jobs (services.export_runs): what
+was asked, the state and progress, and until when the file is kept.
 
 Revision ID: 0009
 Revises: 0006
@@ -52,9 +56,36 @@ def upgrade() -> None:
         sa.UniqueConstraint("form_id", "number", name="uq_analysis_segments_number"),
     )
     op.create_index("ix_analysis_segments_form_id", "analysis_segments", ["form_id"])
+    op.create_table(
+        "export_runs",
+        sa.Column("id", _ID, nullable=False),
+        sa.Column("form_id", _ID, nullable=False),
+        sa.Column("requested_by", _ID, nullable=True),
+        sa.Column("format", sa.String(16), nullable=False),
+        sa.Column("request", sa.LargeBinary(), nullable=False),
+        sa.Column("state", sa.String(16), nullable=False),
+        sa.Column("total", sa.BigInteger(), nullable=True),
+        sa.Column("done", sa.BigInteger(), nullable=False),
+        sa.Column("size", sa.BigInteger(), nullable=True),
+        sa.Column("error", sa.Text(), nullable=True),
+        sa.Column("claimed_by", sa.String(64), nullable=True),
+        sa.Column("claimed_until", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(["form_id"], ["forms.id"], name="fk_export_runs_form_id_forms"),
+        sa.ForeignKeyConstraint(
+            ["requested_by"], ["actors.id"], name="fk_export_runs_requested_by_actors"
+        ),
+        sa.PrimaryKeyConstraint("id", name="pk_export_runs"),
+    )
+    op.create_index("ix_export_runs_form_id", "export_runs", ["form_id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_export_runs_form_id", table_name="export_runs")
+    op.drop_table("export_runs")
     op.drop_index("ix_analysis_segments_form_id", table_name="analysis_segments")
     op.drop_table("analysis_segments")
     op.drop_table("analysis_copies")
