@@ -29,6 +29,10 @@ class CopiedRow(msgspec.Struct, frozen=True):
     record: dict[str, object] | bytes
 
 
+# Records tabulated at a time: bounds the memory of writing a large segment.
+_CHUNK = 5_000
+
+
 def write_segment(plan: ExportPlan, rows: Sequence[CopiedRow]) -> dict[str, bytes]:
     """Parquet bytes by table name for `rows`, which must be newest first.
 
@@ -37,6 +41,21 @@ def write_segment(plan: ExportPlan, rows: Sequence[CopiedRow]) -> dict[str, byte
     their place (`__order`) so rows can be merged with others and put back in
     order.
     """
+    parts = [_frames(plan, rows[start : start + _CHUNK]) for start in range(0, len(rows), _CHUNK)]
+    if not parts:
+        parts = [_frames(plan, rows)]
+    offsets = dict.fromkeys(parts[0], 0)
+    merged: dict[str, list[pl.DataFrame]] = {name: [] for name in offsets}
+    for part in parts:
+        for name, frame in part.items():
+            if ORDER in frame.columns:  # places stay unique across chunks
+                frame = frame.with_columns(pl.col(ORDER) + offsets[name])
+                offsets[name] += frame.height
+            merged[name].append(frame)
+    return {name: _parquet(pl.concat(frames)) for name, frames in merged.items()}
+
+
+def _frames(plan: ExportPlan, rows: Sequence[CopiedRow]) -> dict[str, pl.DataFrame]:
     batch = [
         ExportRecord(
             meta=SubmissionMeta(
@@ -84,7 +103,7 @@ def write_segment(plan: ExportPlan, rows: Sequence[CopiedRow]) -> dict[str, byte
         frames[table.name] = frame.select(
             SUBMISSION, pl.col(ORDER).cast(pl.Int64), *stored_columns(table)
         )
-    return {name: _parquet(frame) for name, frame in frames.items()}
+    return frames
 
 
 def _parquet(frame: pl.DataFrame) -> bytes:

@@ -37,7 +37,9 @@ from server.runtime import Runtime
 from server.services.analysis import CopyLayout, copy_layout
 from server.services.stats import page_counts
 
-__all__ = ["CopyView", "segment_batches", "usable_copy"]
+__all__ = ["BATCH_SUBMISSIONS", "CopyView", "segment_batches", "usable_copy"]
+
+BATCH_SUBMISSIONS = 5_000
 
 Where = tuple[ColumnElement[bool], ...]
 
@@ -155,15 +157,21 @@ async def segment_batches(
             edits=[edited.get(i, 1) - 1 for i in ids],
             form_versions=[row[9] or "" for row in rows],
         )
-        missing = [
-            (row[0], _record(row, records[row[1]], attached.get(row[1], no_files), edited))
+        missing = {
+            row[0]: _record(row, records[row[1]], attached.get(row[1], no_files), edited)
             for row in rows
             if row[1] in records
-        ]
+        }
         tables = {path: pl.read_parquet(io.BytesIO(data)) for path, data in tables_data.items()}
-        if on_page is not None:
-            on_page(len(rows))
-        yield CopiedBatch(tables, meta, missing)
+        del tables_data
+        # A segment is handed over in slices: the writers' memory grows with a batch.
+        for start in range(0, len(ids), BATCH_SUBMISSIONS):
+            part = meta.slice(start, BATCH_SUBMISSIONS)
+            part_ids = ids[start : start + BATCH_SUBMISSIONS]
+            part_missing = [(i, missing[i]) for i in part_ids if i in missing]
+            if on_page is not None:
+                on_page(part.height)
+            yield CopiedBatch(tables, part, part_missing)
 
 
 def _missing(rows: Sequence[Row[Any]], held: pl.DataFrame) -> list[int]:

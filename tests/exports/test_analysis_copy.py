@@ -17,6 +17,7 @@ import pytest
 
 from exports import write_csv_zip, write_geojson, write_parquet_zip, write_root_csv, write_xlsx
 from exports.analysis import CopiedBatch, CopiedRow, copy_plan, meta_frame, write_segment
+from exports.analysis import segment as segment_module
 from exports.options import ExportOptions
 from exports.records import ExportRecord
 from forms.schema import FormSchema
@@ -181,3 +182,17 @@ def test_other_formats_from_the_copy_hold_the_same_tables(
         assert {k: v for k, v in got.items() if "docProps" not in k} == {
             k: v for k, v in want.items() if "docProps" not in k
         }
+
+
+@pytest.mark.parametrize("stem", GOLDEN_FILES)
+def test_segment_written_in_chunks_keeps_every_row_in_place(
+    shared_dir: Path, stem: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _golden, schema, records = golden_case(shared_dir, stem)
+    monkeypatch.setattr(segment_module, "_CHUNK", 1)
+    direct, from_copy = io.BytesIO(), io.BytesIO()
+
+    write_csv_zip(schema, [records], direct)
+    write_csv_zip(schema, [copied(schema, records)], from_copy)
+
+    assert read_zip(from_copy.getvalue()) == read_zip(direct.getvalue())
