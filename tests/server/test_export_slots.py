@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import zipfile
 from collections.abc import AsyncIterator
 
 import anyio
@@ -65,3 +67,16 @@ async def test_export_beyond_the_cap_is_429_with_retry_after_and_slots_come_back
     assert (await export(world)).status_code == 429
     for slot in held:
         slot.release()
+
+
+async def test_media_are_stored_in_the_zip_not_deflated_again(world: World) -> None:
+    await three_submissions(world)
+
+    response = await export(world)
+
+    with zipfile.ZipFile(io.BytesIO(response.content)) as archive:
+        photo = archive.getinfo("media/p.jpg")
+        table = archive.getinfo("simple.csv")
+        assert archive.read(photo) == PHOTO
+    assert photo.compress_type == zipfile.ZIP_STORED
+    assert table.compress_type == zipfile.ZIP_DEFLATED
