@@ -51,6 +51,7 @@ __all__ = [
     "compact_copy",
     "copy_layout",
     "extend_copy",
+    "forget_copies",
     "rebuild_copy",
     "run_analysis_worker",
     "segment_object",
@@ -182,6 +183,33 @@ async def _forget_segments(db: AsyncSession, form_id: int) -> None:
     """Drop the segment rows; their objects are overwritten or left as garbage
     that `rebuild_copy` clears (a reader never lists objects, only rows)."""
     await db.execute(delete(AnalysisSegment).where(AnalysisSegment.form_id == form_id))
+
+
+async def forget_copies(db: AsyncSession, form_ids: Sequence[int]) -> list[str]:
+    """Drop these forms' copies (before their forms or submissions are purged).
+
+    Returns the names of the objects to delete once the transaction commits:
+    a purged submission must not live on in the copy's files. The copy is
+    written again by the next round of the worker.
+    """
+    names: list[str] = []
+    for form_id in form_ids:
+        form = await db.get(Form, form_id)
+        layout = None if form is None else await copy_layout(db, form)
+        numbers = (
+            await db.scalars(
+                select(AnalysisSegment.number).where(AnalysisSegment.form_id == form_id)
+            )
+        ).all()
+        if layout is not None:
+            names += [
+                layout.object_name(table.name, number)
+                for number in numbers
+                for table in layout.plan.tables
+            ]
+        await _forget_segments(db, form_id)
+        await db.execute(delete(AnalysisCopy).where(AnalysisCopy.form_id == form_id))
+    return names
 
 
 async def _release(rt: Runtime, form_id: int, worker: str) -> None:

@@ -20,13 +20,14 @@ import logging
 import os
 import socket
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import msgspec
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from exports import ExportError, ExportOptions
@@ -41,6 +42,7 @@ __all__ = [
     "ExportRequest",
     "create_run",
     "file_object",
+    "forget_runs",
     "run_export_worker",
     "run_waiting_exports",
 ]
@@ -244,6 +246,18 @@ async def _run(rt: Runtime, run_id: int, worker: str) -> None:
         heartbeat.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await heartbeat
+
+
+async def forget_runs(db: AsyncSession, form_ids: Sequence[int]) -> list[str]:
+    """Drop these forms' export runs (before a purge); the object names of their files."""
+    names: list[str] = []
+    for form_id in form_ids:
+        form = await db.get(Form, form_id)
+        runs = (await db.scalars(select(ExportRun).where(ExportRun.form_id == form_id))).all()
+        if form is not None:
+            names += [file_object(run, f"{form.xml_form_id}.{run.format}") for run in runs]
+        await db.execute(delete(ExportRun).where(ExportRun.form_id == form_id))
+    return names
 
 
 async def _expire(rt: Runtime) -> int:

@@ -38,7 +38,9 @@ from server.db.models import (
     SubmissionDef,
 )
 from server.runtime import Runtime
+from server.services.analysis import forget_copies
 from server.services.audit import now, record
+from server.services.export_runs import forget_runs
 
 __all__ = ["Purged", "purge_deleted"]
 
@@ -68,6 +70,10 @@ async def purge_deleted(rt: Runtime, *, older_than: timedelta, by: int | None = 
                 or_(_deleted_before(Submission, cutoff), Submission.form_id.in_(forms))
             ),
         )
+        # Derived files holding purged submissions go too: the forms' analysis
+        # copies (written again by the worker) and their kept export files.
+        touched = sorted(set(forms) | set(await _forms_of(db, submissions)))
+        objects = await forget_copies(db, touched) + await forget_runs(db, touched)
         files = await _purge_submissions(db, submissions)
         files |= await _purge_forms(db, forms)
         await _purge_projects(db, projects)
@@ -75,6 +81,8 @@ async def purge_deleted(rt: Runtime, *, older_than: timedelta, by: int | None = 
         for kind, ids in (("submission", submissions), ("form", forms), ("project", projects)):
             for purged_id in ids:
                 await record(db, by, f"{kind}.purge", kind, purged_id)
+    for name in objects:
+        await rt.blobs.delete_object(name)
     removed = 0
     for sha256 in sorted(unused):
         async with rt.read() as db:
@@ -89,6 +97,14 @@ def _deleted_before(
     model: type[Project] | type[Form] | type[Submission], cutoff: datetime
 ) -> ColumnElement[bool]:
     return model.deleted_at.is_not(None) & (model.deleted_at <= cutoff)
+
+
+async def _forms_of(db: AsyncSession, submission_ids: list[int]) -> list[int]:
+    forms: set[int] = set()
+    for chunk in _chunks(submission_ids):
+        found = select(Submission.form_id).where(Submission.id.in_(chunk)).distinct()
+        forms.update(await _ids(db, found))
+    return sorted(forms)
 
 
 async def _ids(db: AsyncSession, statement: Select[tuple[int]]) -> list[int]:

@@ -16,10 +16,12 @@ from sqlalchemy import func, select, update
 
 from exports import ExportOptions
 from server.db.models import AnalysisCopy, AnalysisSegment, Submission
-from server.services import analysis, analysis_export
+from server.services import analysis, analysis_export, export_runs
 from server.services import exports as export_service
 from server.services.forms import find_form
+from server.services.purge import purge_deleted
 from server.settings import Settings
+from storage import BlobNotFound
 from tests.server.conftest import World, submission_xml
 from tests.server.test_cli_export import run_cli
 from tests.server.test_csv_export import (
@@ -201,3 +203,45 @@ async def test_rebuild_analysis_from_the_command_line(
     assert done.stdout == "simple: 3 submissions copied\n"
     assert await copy_used(world)
     await assert_same_as_row_store(world, monkeypatch)
+
+
+async def test_purge_removes_the_copy_and_kept_export_files_with_the_submissions(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = await three_submissions(world)
+    rt = world.runtime
+    form = await form_id(world)
+    assert await analysis.extend_copy(rt, form) == 3
+    async with rt.read() as db:
+        layout = await analysis.copy_layout(db, await find_form(db, world.project_id, "simple"))
+    assert layout is not None
+    segment = layout.object_name(layout.plan.root.name, 1)
+    assert await rt.blobs.read_object(segment)
+    asked = await world.client.post(
+        f"/v1/projects/{world.project_id}/forms/simple/export-jobs", headers=world.admin_headers
+    )
+    assert await export_runs.run_waiting_exports(rt) == 1
+    kept = f"exports/{asked.json()['id']}/simple.csv.zip"
+    assert await rt.blobs.read_object(kept)
+    deleted = await world.client.delete(
+        f"/v1/projects/{world.project_id}/forms/simple/submissions/{ids[1]}",
+        headers=world.admin_headers,
+    )
+    assert deleted.status_code == 200
+
+    await purge_deleted(rt, older_than=timedelta(0))
+
+    for name in (segment, kept):
+        with pytest.raises(BlobNotFound):
+            await rt.blobs.read_object(name)
+    assert not await copy_used(world)
+    assert await analysis.extend_copy(rt, form) == 2  # written again without it
+    await assert_same_as_row_store(world, monkeypatch)
+    # A purged form takes its copy and its jobs along (no row is left pointing at it).
+    assert (
+        await world.client.delete(
+            f"/v1/projects/{world.project_id}/forms/simple", headers=world.admin_headers
+        )
+    ).status_code == 200
+    purged = await purge_deleted(rt, older_than=timedelta(0))
+    assert purged.forms == 1
