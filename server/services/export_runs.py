@@ -35,7 +35,7 @@ from server.db.models import ExportRun, Form, Project
 from server.problems import Problem
 from server.runtime import Runtime
 from server.services import exports as export_service
-from server.services.export_slots import export_slots
+from server.services.export_slots import ExportSlot, export_slots
 
 __all__ = [
     "KEEP",
@@ -209,13 +209,14 @@ async def _prepare(
     return run, f"{form.xml_form_id}.{run.format}", job, first, total
 
 
-async def _run(rt: Runtime, run_id: int, worker: str) -> None:
+async def _run(rt: Runtime, run_id: int, worker: str, slot: ExportSlot) -> None:
     progress = _Progress()
     heartbeat = asyncio.ensure_future(_heartbeat(rt, run_id, worker, progress))
     try:
         try:
             run, file_name, job, first, total = await _prepare(rt, run_id, progress)
         except (Problem, ExportError) as error:
+            slot.release()
             message = error.message if isinstance(error, Problem) else str(error)
             await _finish(rt, run_id, worker, state=FAILED, error=message)
             return
@@ -226,7 +227,7 @@ async def _run(rt: Runtime, run_id: int, worker: str) -> None:
         with tempfile.TemporaryDirectory(dir=spool) as folder:
             path = Path(folder) / file_name
             with path.open("wb") as out:
-                async for chunk in export_service.stream_export(rt, job, first):
+                async for chunk in export_service.stream_export(rt, job, first, slot):
                     out.write(chunk)
             await rt.blobs.put_object_file(file_object(run, file_name), path)
             size = path.stat().st_size
@@ -240,6 +241,7 @@ async def _run(rt: Runtime, run_id: int, worker: str) -> None:
             expires_at=_now() + KEEP,
         )
     except Exception:
+        slot.release()
         log.exception("export run %s failed", run_id)
         await _finish(rt, run_id, worker, state=FAILED, error="The export failed; ask again.")
     finally:
@@ -285,10 +287,12 @@ async def run_waiting_exports(rt: Runtime, *, worker: str = WORKER) -> int:
     ran = 0
     # One slot is left to downloads: jobs wait rather than refuse a person waiting.
     while slots.running < max(slots.size - 1, 1):
+        slot = slots.claim()  # before the run: a download may not take it meanwhile
         run_id = await _claim_next(rt, worker)
         if run_id is None:
+            slot.release()
             break
-        await _run(rt, run_id, worker)
+        await _run(rt, run_id, worker, slot)
         ran += 1
     return ran
 

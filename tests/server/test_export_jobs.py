@@ -8,6 +8,7 @@ from sqlalchemy import update
 
 from server.db.models import ExportRun
 from server.services import export_runs
+from server.services import exports as export_service
 from tests.server.conftest import World
 from tests.server.test_csv_export import PHOTO, export, read_zip, three_submissions
 
@@ -105,3 +106,19 @@ async def test_jobs_need_the_right_to_read_submissions(world: World) -> None:
     assert (await world.client.get(url)).status_code == 401
     assert (await world.client.get(f"{url}/file")).status_code == 401
     assert (await world.client.get(f"{url}9", headers=world.admin_headers)).status_code == 404
+
+
+async def test_jobs_wait_while_downloads_hold_the_slots(world: World) -> None:
+    asked = await world.client.post(jobs_url(world), headers=world.admin_headers)
+    rt = world.runtime
+    # Jobs leave the last slot to people waiting for a download.
+    held = [export_service.claim_export_slot(rt) for _ in range(rt.settings.max_exports - 1)]
+
+    assert await export_runs.run_waiting_exports(rt) == 0
+
+    url = f"{jobs_url(world)}/{asked.json()['id']}"
+    assert (await world.client.get(url, headers=world.admin_headers)).json()["state"] == "queued"
+    held.pop().release()
+    assert await export_runs.run_waiting_exports(rt) == 1
+    for slot in held:
+        slot.release()
