@@ -7,11 +7,19 @@ as Central orders them, and the pipeline never needs more than one batch.
 
 from __future__ import annotations
 
+from abc import abstractmethod
+from collections.abc import Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING, NoReturn, overload
 
 import msgspec
 
-__all__ = ["ExportRecord", "SubmissionMeta"]
+if TYPE_CHECKING:
+    import polars as pl
+
+    from exports.plan import ExportPlan
+
+__all__ = ["ExportRecord", "SubmissionMeta", "TabulatedBatch"]
 
 
 class SubmissionMeta(msgspec.Struct, frozen=True):
@@ -39,3 +47,26 @@ class ExportRecord(msgspec.Struct, frozen=True):
     # ParsedSubmission.record: element name -> str | dict | list[dict], decoded
     # or still the JSON bytes stored at ingest (which Polars reads fastest).
     record: dict[str, object] | bytes
+
+
+class TabulatedBatch(Sequence[ExportRecord]):
+    """A batch that arrives already in columns (the analysis copy, exports.analysis).
+
+    Writers treat it as any batch: they only test it for emptiness and hand it
+    to `exports.tabulate.tabulate_batch`, which asks it for its raw frames
+    instead of walking records. Its length is its number of submissions; it
+    has no records to index.
+    """
+
+    @abstractmethod
+    def tabulate(self, plan: ExportPlan) -> dict[str, pl.DataFrame]:
+        """Raw frames by table name, as `tabulate_batch` gives for records."""
+
+    @overload
+    def __getitem__(self, index: int) -> ExportRecord: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[ExportRecord]: ...
+
+    def __getitem__(self, index: int | slice) -> NoReturn:
+        raise TypeError("a tabulated batch has columns, not records")

@@ -34,7 +34,7 @@ from exports.plan import (
     ExportPlan,
     TablePlan,
 )
-from exports.records import ExportRecord, SubmissionMeta
+from exports.records import ExportRecord, SubmissionMeta, TabulatedBatch
 from forms.personal import pseudonym
 
 __all__ = [
@@ -74,8 +74,11 @@ def tabulate_batch(plan: ExportPlan, batch: Sequence[ExportRecord]) -> dict[str,
     """Raw frames, by table name, for one batch of records (rows in batch order).
 
     Columns are read a batch at a time (exports.columnar); a batch with a
-    record of another shape is walked record by record here instead.
+    record of another shape is walked record by record here instead. A batch
+    from the analysis copy (exports.analysis) is already in columns.
     """
+    if isinstance(batch, TabulatedBatch):
+        return batch.tabulate(plan)
     records = [
         _decode_record(item.record) if isinstance(item.record, bytes) else item.record
         for item in batch

@@ -19,6 +19,7 @@ from server.api import (
     cleaning,
     datasets,
     erasure,
+    export_jobs,
     exports,
     form_fields,
     forms,
@@ -37,10 +38,15 @@ from server.problems import Problem
 from server.requests import HomewardRequest, check_before_body
 from server.runtime import Runtime, close_runtime, open_runtime, settle_heap
 from server.security_headers import add_security_headers
+from server.services.analysis import run_analysis_worker
+from server.services.export_runs import run_export_worker
 from server.services.retention import run_retention_periodically
 from server.settings import Settings
 from server.sign_in import SignInThrottle
 from server.web import assets, session
+
+# Seconds between looks for queued export jobs.
+EXPORT_JOB_INTERVAL = 2.0
 
 
 @get("/healthz", include_in_schema=False)
@@ -65,13 +71,22 @@ def create_app(
         opened = await open_runtime(settings)
         app.state.runtime = opened
         settle_heap()
-        retention = asyncio.create_task(run_retention_periodically(opened))
+        # Background jobs of this process; others run them too, claiming through the database.
+        workers = [
+            asyncio.ensure_future(run_export_worker(opened, EXPORT_JOB_INTERVAL)),
+            asyncio.ensure_future(run_retention_periodically(opened)),
+        ]
+        if settings.analysis_interval > 0:
+            workers.append(
+                asyncio.ensure_future(run_analysis_worker(opened, settings.analysis_interval))
+            )
         try:
             yield
         finally:
-            retention.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await retention
+            for worker in workers:
+                worker.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await worker
             await close_runtime(opened)
 
     max_body = settings.max_submission_bytes
@@ -91,6 +106,7 @@ def create_app(
             erasure.router,
             exports.router,
             cleaning.router,
+            export_jobs.router,
             odata.router,
             datasets.router,
             *openrosa_routers(max_body),

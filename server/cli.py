@@ -197,6 +197,34 @@ async def _check(settings: Settings, args: argparse.Namespace) -> None:
         await close_runtime(rt)
 
 
+async def _analysis(
+    settings: Settings, rebuild: bool, form: str | None, project: int | None
+) -> None:
+    from sqlalchemy import select
+
+    from server.db.models import Form
+    from server.runtime import close_runtime, open_runtime
+    from server.services import analysis
+
+    rt = await open_runtime(settings)
+    try:
+        async with rt.read() as db:
+            query = select(Form.id, Form.xml_form_id).where(Form.current_def_id.is_not(None))
+            if form is not None:
+                query = query.where(Form.xml_form_id == form)
+            if project is not None:
+                query = query.where(Form.project_id == project)
+            forms = (await db.execute(query.order_by(Form.id))).all()
+        for form_id, xml_form_id in forms:
+            if rebuild:
+                copied = await analysis.rebuild_copy(rt, form_id)
+            else:
+                copied = await analysis.extend_copy(rt, form_id)
+            print(f"{xml_form_id}: {copied} submissions copied")
+    finally:
+        await close_runtime(rt)
+
+
 # The values of server.services.exports.ExportFormat (a test keeps them equal); not
 # imported from there, so that `homeward serve` stays light.
 EXPORT_FORMATS = ("csv.zip", "csv", "xlsx", "parquet.zip", "geojson")
@@ -453,6 +481,26 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument(
         "--checks", help="Comma-separated: duplicate, outlier, constraint, other, duration."
     )
+    for name, rebuild, text in (
+        (
+            "rebuild-analysis",
+            True,
+            "Write the analysis copy of every form (or of --form) again from the stored "
+            "submissions. The copy is derived data: Parquet files that exports read and "
+            "analysts may query; the server keeps it up to date by itself, so this is for "
+            "after a restore, an upgrade or a damaged copy. It can run while the server serves.",
+        ),
+        (
+            "update-analysis",
+            False,
+            "Add the submissions the analysis copy does not hold yet (those received more "
+            "than a minute ago), as the server's background job does every few seconds.",
+        ),
+    ):
+        command = commands.add_parser(name, help=text.split(". ")[0] + ".", description=text)
+        command.set_defaults(rebuild=rebuild)
+        command.add_argument("--project", type=int, help="Only this project's forms.")
+        command.add_argument("--form", help="Only the form with this xmlFormId.")
     export = commands.add_parser(
         "export",
         help="Export a form's submissions to a file (CSV zip, CSV, XLSX, Parquet, GeoJSON).",
@@ -556,6 +604,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> None:
         if args.case is None and (args.form is None or args.submission is None):
             raise SystemExit("homeward: give --case, or --form and --submission.")
         asyncio.run(_erase(settings, args))
+    elif args.command in ("rebuild-analysis", "update-analysis"):
+        asyncio.run(_analysis(settings, args.rebuild, args.form, args.project))
     elif args.command == "render-rows":
         asyncio.run(_render_rows(settings))
     elif args.command == "check":

@@ -52,6 +52,8 @@ def problem_response(request: Request[Any, Any, Any], problem: Problem) -> Respo
             headers["WWW-Authenticate"] = challenge("Homeward", rt.settings.secret_key.encode())
         elif _wants_openrosa(request) or request.url.scheme == "https":
             headers["WWW-Authenticate"] = 'Basic realm="Homeward", charset="UTF-8"'
+    if problem.status == 429 and problem.details and "retryAfter" in problem.details:
+        headers["Retry-After"] = str(problem.details["retryAfter"])
     if _wants_openrosa(request):
         headers.update(openrosa_headers())
         return Response(

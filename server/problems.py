@@ -90,6 +90,25 @@ def export_not_possible(reason: str) -> Problem:
     return Problem(400.8, f"{reason}.")
 
 
+def too_many_exports(running: int, retry_after: int) -> Problem:
+    """Every export slot is taken; `retry_after` seconds go into the Retry-After header."""
+    return Problem(
+        429.1,
+        f"{running} exports are already being written, the most this server runs at once. "
+        f"Try again in {retry_after} seconds.",
+        {"retryAfter": retry_after},
+    )
+
+
+def export_not_ready(state: str) -> Problem:
+    """An export job's file was asked for before it was done, or after it expired."""
+    return Problem(
+        409.18,
+        f"The export is {state}; its file can be downloaded while the export is done and kept.",
+        {"state": state},
+    )
+
+
 def personal_data_forbidden() -> Problem:
     return Problem(
         403.1,

@@ -37,6 +37,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     access_log: bool = False
     max_submission_bytes: int = 100_000_000
     max_form_bytes: int = 20_000_000
+    # Exports written at once (each on a thread of its own); more are refused with 429.
+    max_exports: int = 4
+    # Seconds between rounds of the job that extends each form's analysis copy
+    # (services.analysis); 0 turns it off in this process.
+    analysis_interval: int = 15
 
     @property
     def resolved_database_url(self) -> str:
@@ -64,7 +69,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             value = get(name.upper())
             if value is not None:
                 fields[name] = value
-        for name in ("port", "session_hours", "max_submission_bytes", "max_form_bytes"):
+        for name in (
+            "port",
+            "session_hours",
+            "max_submission_bytes",
+            "max_form_bytes",
+            "max_exports",
+            "analysis_interval",
+        ):
             value = get(name.upper())
             if value is not None:
                 fields[name] = int(value)

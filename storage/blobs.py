@@ -45,6 +45,19 @@ def check_sha256(sha256: str) -> str:
     return sha256
 
 
+# Names of objects stored by name (the analysis copy's Parquet segments): a few
+# path segments of plain characters. The first segment is longer than two
+# characters, so a name never lands in a sha256 blob's two-character folder, and
+# not `tmp`, where the filesystem store stages new blobs.
+_OBJECT_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{2,}(/[A-Za-z0-9_-][A-Za-z0-9._=-]*)*")
+
+
+def check_object_name(name: str) -> str:
+    if not _OBJECT_NAME.fullmatch(name) or ".." in name or name.split("/")[0] == "tmp":
+        raise ValueError(f"object name {name!r:.100} is not a plain relative path")
+    return name
+
+
 def hash_bytes(data: bytes) -> BlobInfo:
     """Hash bytes already in memory."""
     return BlobInfo(
@@ -119,6 +132,36 @@ class BlobStore(Protocol):
         self, sha256: str, *, filename: str, content_type: str, expires_seconds: int = 300
     ) -> str | None:
         """A short-lived URL a client may GET directly, or None if the store has none."""
+        ...
+
+    # Objects stored by name rather than by content: derived data the row store
+    # can rebuild (the analysis copy's Parquet segments), laid out in folders so
+    # DuckDB, Polars or Spark can read them in place. Names: `check_object_name`.
+
+    async def put_object(self, name: str, data: bytes) -> None:
+        """Store (or replace) the object `name`."""
+        ...
+
+    async def put_object_file(self, name: str, path: Path) -> None:
+        """Store (or replace) the object `name` with a file's bytes, streaming."""
+        ...
+
+    async def read_object(self, name: str) -> bytes:
+        """An object's bytes; raises BlobNotFound."""
+        ...
+
+    def open_object(
+        self, name: str, *, chunk_size: int = CHUNK_SIZE
+    ) -> AsyncGenerator[bytes, None]:
+        """Stream an object in chunks, as `open` streams a blob; BlobNotFound first."""
+        ...
+
+    async def delete_object(self, name: str) -> None:
+        """Remove an object; deleting a missing one is not an error."""
+        ...
+
+    def object_location(self, name: str) -> str:
+        """Where an analyst's tool reads the object: a path or an s3:// URL."""
         ...
 
     async def close(self) -> None: ...

@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import shutil
 import tempfile
 from collections.abc import AsyncGenerator
 from pathlib import Path
@@ -19,7 +20,14 @@ from typing import IO
 import anyio
 import anyio.to_thread
 
-from storage.blobs import CHUNK_SIZE, BlobInfo, BlobNotFound, check_sha256, hash_bytes
+from storage.blobs import (
+    CHUNK_SIZE,
+    BlobInfo,
+    BlobNotFound,
+    check_object_name,
+    check_sha256,
+    hash_bytes,
+)
 
 
 class FilesystemBlobStore:
@@ -78,6 +86,54 @@ class FilesystemBlobStore:
 
     async def close(self) -> None:
         return None
+
+    def object_location(self, name: str) -> str:
+        return str(self.root / check_object_name(name))
+
+    async def put_object(self, name: str, data: bytes) -> None:
+        await anyio.to_thread.run_sync(self._put_object, self.root / check_object_name(name), data)
+
+    async def put_object_file(self, name: str, path: Path) -> None:
+        await anyio.to_thread.run_sync(
+            self._put_object_file, self.root / check_object_name(name), Path(path)
+        )
+
+    async def open_object(
+        self, name: str, *, chunk_size: int = CHUNK_SIZE
+    ) -> AsyncGenerator[bytes, None]:
+        try:
+            source = await anyio.open_file(self.root / check_object_name(name), "rb")
+        except FileNotFoundError:
+            raise BlobNotFound(name) from None
+        async with source:
+            while chunk := await source.read(chunk_size):
+                yield chunk
+
+    async def read_object(self, name: str) -> bytes:
+        try:
+            return await anyio.Path(self.root / check_object_name(name)).read_bytes()
+        except FileNotFoundError:
+            raise BlobNotFound(name) from None
+
+    async def delete_object(self, name: str) -> None:
+        await anyio.Path(self.root / check_object_name(name)).unlink(missing_ok=True)
+
+    def _put_object_file(self, target: Path, path: Path) -> None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with (
+            tempfile.NamedTemporaryFile(dir=target.parent, prefix=".", delete=False) as staged,
+            path.open("rb") as source,
+        ):
+            shutil.copyfileobj(source, staged, CHUNK_SIZE * 16)
+        os.replace(staged.name, target)
+
+    def _put_object(self, target: Path, data: bytes) -> None:
+        # Written beside the target and renamed over it: a reader sees the old
+        # object or the new one, never half of one.
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=target.parent, prefix=".", delete=False) as staged:
+            staged.write(data)
+        os.replace(staged.name, target)
 
     # Blocking halves, run in worker threads.
 

@@ -19,7 +19,15 @@ import urllib3
 from minio import Minio
 from minio.error import S3Error
 
-from storage.blobs import CHUNK_SIZE, BlobInfo, BlobNotFound, check_sha256, hash_bytes, hash_file
+from storage.blobs import (
+    CHUNK_SIZE,
+    BlobInfo,
+    BlobNotFound,
+    check_object_name,
+    check_sha256,
+    hash_bytes,
+    hash_file,
+)
 
 _NOT_FOUND = frozenset({"NoSuchKey", "NoSuchBucket", "ResourceNotFound", "NoSuchObject"})
 _CONTENT_TYPE = "application/octet-stream"
@@ -158,6 +166,51 @@ class S3BlobStore:
 
     async def close(self) -> None:
         self._http.clear()
+
+    def object_location(self, name: str) -> str:
+        return f"s3://{self.bucket}/{self.prefix}{check_object_name(name)}"
+
+    async def put_object(self, name: str, data: bytes) -> None:
+        key = f"{self.prefix}{check_object_name(name)}"
+        await self._ready()
+        await anyio.to_thread.run_sync(
+            lambda: self._client.put_object(
+                self.bucket, key, io.BytesIO(data), len(data), content_type=_CONTENT_TYPE
+            )
+        )
+
+    async def put_object_file(self, name: str, path: Path) -> None:
+        key = f"{self.prefix}{check_object_name(name)}"
+        await self._ready()
+        await anyio.to_thread.run_sync(
+            lambda: self._client.fput_object(
+                self.bucket, key, str(path), content_type=_CONTENT_TYPE
+            )
+        )
+
+    async def open_object(
+        self, name: str, *, chunk_size: int = CHUNK_SIZE
+    ) -> AsyncGenerator[bytes, None]:
+        key = f"{self.prefix}{check_object_name(name)}"
+        await self._ready()
+        response = await anyio.to_thread.run_sync(self._get_object, key, name)
+        try:
+            chunks: Iterator[bytes] = response.stream(chunk_size)
+            while chunk := await anyio.to_thread.run_sync(next, chunks, b""):
+                yield chunk
+        finally:
+            response.close()
+            response.release_conn()
+
+    async def read_object(self, name: str) -> bytes:
+        key = f"{self.prefix}{check_object_name(name)}"
+        await self._ready()
+        return await anyio.to_thread.run_sync(self._read_bytes, key, name)
+
+    async def delete_object(self, name: str) -> None:
+        key = f"{self.prefix}{check_object_name(name)}"
+        await self._ready()
+        await anyio.to_thread.run_sync(self._client.remove_object, self.bucket, key)
 
     async def _ready(self) -> None:
         if not self._bucket_ready:

@@ -71,6 +71,11 @@ class ExportQuery:
     formula_guard: bool = False
     label_row: bool = False
     cleaned: bool = False
+    # As given, for exports run later as jobs (which select again when they start).
+    filter_text: str | None = None
+    start: str | None = None
+    end: str | None = None
+    review_state: str | None = None
 
 
 def _personal_mode(value: str | None) -> PersonalMode | None:
@@ -118,6 +123,10 @@ async def export_query(
         formula_guard=parse_flag(formula_guard, name="formulaGuard"),
         label_row=parse_flag(label_row, name="labelRow"),
         cleaned=parse_flag(cleaned, name="cleaned"),
+        filter_text=filter_text,
+        start=start,
+        end=end,
+        review_state=review_state,
     )
 
 
@@ -173,9 +182,11 @@ async def _export(
         first = await export_service.fetch_page(db, job, None)
     if view.reads_clear and options.personal == "keep":
         await audit_personal_read(rt, principal, form, "export", format=format.value)
+    # Last of the checks: a refused export (429) has cost no thread.
+    slot = export_service.claim_export_slot(rt)
     file_name = f"{form.xml_form_id}.{format.value}"
     return Stream(
-        export_service.stream_export(rt, job, first),
+        export_service.stream_export(rt, job, first, slot),
         media_type=format.media_type,
         headers={
             # Explicit: a JSON router's default media type would otherwise win.

@@ -438,3 +438,63 @@ class CleaningEntry(Base):
     source: Mapped[str] = mapped_column(String(64))
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("actors.id"))
     created_at: Mapped[datetime] = mapped_column(Timestamp)
+
+
+class AnalysisCopy(Base):
+    """A form's analysis copy: how far it reaches and who is extending it.
+
+    The copy itself is Parquet segments in the BlobStore (services.analysis);
+    it is derived data, rebuilt from the row store whenever its layout no
+    longer matches the form's fields.
+    """
+
+    __tablename__ = "analysis_copies"
+    form_id: Mapped[int] = mapped_column(ForeignKey("forms.id"), primary_key=True)
+    # Key of the tables and columns the segments were written with.
+    layout: Mapped[str] = mapped_column(String(32))
+    # Every submission with a smaller or equal id is in a segment (or a draft).
+    copied_through: Mapped[int] = mapped_column(BigInteger, default=0)
+    # A process extending the copy holds it until then; an expired claim is free.
+    claimed_until: Mapped[datetime | None] = mapped_column(Timestamp)
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    updated_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+
+class AnalysisSegment(Base):
+    """One Parquet file per table of the form, for a run of submission ids."""
+
+    __tablename__ = "analysis_segments"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    form_id: Mapped[int] = mapped_column(ForeignKey("forms.id"), index=True)
+    # Part of the object names; unique per form.
+    number: Mapped[int] = mapped_column(Integer)
+    first_submission_id: Mapped[int] = mapped_column(BigInteger)
+    last_submission_id: Mapped[int] = mapped_column(BigInteger)
+    submissions: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    __table_args__ = (UniqueConstraint("form_id", "number", name="uq_analysis_segments_number"),)
+
+
+class ExportRun(Base):
+    """An export asked for as a job: any app process runs it, its file is kept a while."""
+
+    __tablename__ = "export_runs"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    form_id: Mapped[int] = mapped_column(ForeignKey("forms.id"), index=True)
+    requested_by: Mapped[int | None] = mapped_column(ForeignKey("actors.id"))
+    format: Mapped[str] = mapped_column(String(16))
+    # What was asked (services.export_runs.ExportRequest, msgspec JSON), already
+    # checked and with the personal-data decision made for whoever asked.
+    request: Mapped[bytes] = mapped_column(LargeBinary)
+    # queued, running, done, failed or expired.
+    state: Mapped[str] = mapped_column(String(16))
+    total: Mapped[int | None] = mapped_column(BigInteger)
+    done: Mapped[int] = mapped_column(BigInteger, default=0)
+    size: Mapped[int | None] = mapped_column(BigInteger)
+    error: Mapped[str | None] = mapped_column(Text)
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    claimed_until: Mapped[datetime | None] = mapped_column(Timestamp)
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    started_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    finished_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    expires_at: Mapped[datetime | None] = mapped_column(Timestamp)

@@ -25,9 +25,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import threading
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -73,6 +74,8 @@ from server.db.models import (
 )
 from server.runtime import Runtime
 from server.services import odata as odata_service
+from server.services.analysis_export import CopyView, segment_batches, usable_copy
+from server.services.export_slots import ExportSlot, export_slots
 from server.services.forms import schema_of
 from server.services.stats import page_counts
 
@@ -84,6 +87,7 @@ __all__ = [
     "ExportFormat",
     "ExportJob",
     "Page",
+    "claim_export_slot",
     "fetch_page",
     "parse_filter",
     "prepare_export",
@@ -208,6 +212,8 @@ class ExportJob:
     # log (those entries and the submissions' edits) written beside the data.
     cleaning: tuple[CleaningChange, ...] | None = None
     cleaning_log: tuple[CleaningChange, ...] = ()
+    # The form's analysis copy when it can serve this export (services.analysis_export).
+    copy: CopyView | None = None
 
     @property
     def root_only(self) -> bool:
@@ -262,7 +268,9 @@ async def prepare_export(
         schema = merge_schemas(schema, [schema_of(item) for item in older])
     if format not in _CSV_FORMATS:
         options = msgspec.structs.replace(options, escape_formulas=False)
-    plan_export(schema, options)  # an ExportError (unknown language ...) before the first byte
+    plan = plan_export(
+        schema, options
+    )  # an ExportError (unknown language ...) before the first byte
     if format is ExportFormat.GEOJSON:
         check_geojson(schema, options, table=geo_table, geo_field=geo_field)
     selected = (
@@ -272,6 +280,7 @@ async def prepare_export(
         *where,
     )
     media = media and format is ExportFormat.CSV_ZIP
+    copy = await usable_copy(db, form, plan)
     return ExportJob(
         form.id,
         schema,
@@ -283,6 +292,7 @@ async def prepare_export(
         geo_table,
         geo_field,
         hidden_files=hidden_files,
+        copy=copy,
     )
 
 
@@ -397,6 +407,26 @@ async def _media_page(db: AsyncSession, job: ExportJob, before: int | None) -> l
 
 
 # --- the stream ---------------------------------------------------------------------
+
+
+async def _batches(
+    rt: Runtime, job: ExportJob, first: Page
+) -> AsyncGenerator[Sequence[ExportRecord], None]:
+    """Everything the export holds, newest first: from the row store alone, or
+    what the analysis copy does not reach yet followed by the copy's segments."""
+    if job.copy is None or job.cleaning is not None:
+        # A cleaned export applies its log to records: the copy holds tables.
+        async for records in _pages(rt, job, first):
+            yield records
+        return
+    beyond = Submission.id > job.copy.copied_through
+    tail = dataclasses.replace(job, where=(*job.where, beyond), copy=None)
+    async with rt.read() as db:
+        first_tail = await fetch_page(db, tail, None)
+    async for records in _pages(rt, tail, first_tail):
+        yield records
+    async for batch in segment_batches(rt, job.copy, job.where, job.on_page):
+        yield batch
 
 
 async def _pages(
@@ -529,11 +559,13 @@ class _ChunkSink:
 def _write(rt: Runtime, job: ExportJob, first: Page, sink: _ChunkSink, bridge: _LoopBridge) -> None:
     """Runs in the worker thread."""
     try:
-        batches: Iterable[list[ExportRecord]] = bridge.iterate(_pages(rt, job, first))
+        batches = bridge.iterate(_batches(rt, job, first))
         schema, options, spool_dir = job.schema, job.options, job.spool_dir
         log = None
         if job.cleaning is not None:
-            batches = apply_cleaning(batches, job.cleaning)
+            # _batches reads records, never the copy's tables, for a cleaned export.
+            records = cast(Iterable[Sequence[ExportRecord]], batches)
+            batches = apply_cleaning(records, job.cleaning)
             log = protect_personal(schema, options, job.cleaning_log)
         if job.format is ExportFormat.CSV:
             # write_root_csv only ever calls write() on its output.
@@ -575,23 +607,48 @@ async def _run_writer(
     first: Page,
     send: MemoryObjectSendStream[bytes],
     bridge: _LoopBridge,
+    limiter: anyio.CapacityLimiter,
 ) -> None:
     async with send:  # closing it ends the response once the last chunk is out
         job.spool_dir.mkdir(parents=True, exist_ok=True)
         sink = _ChunkSink(send, bridge)
-        await anyio.to_thread.run_sync(_write, rt, job, first, sink, bridge)
+        # The export's own limiter: its thread never takes one of the default
+        # tokens that its media reads (and the rest of the app) need.
+        await anyio.to_thread.run_sync(_write, rt, job, first, sink, bridge, limiter=limiter)
 
 
-async def stream_export(rt: Runtime, job: ExportJob, first: Page) -> AsyncGenerator[bytes, None]:
+def claim_export_slot(rt: Runtime) -> ExportSlot:
+    """A place among the exports running now, or a 429 problem (services.export_slots)."""
+    return export_slots(rt.settings.max_exports).claim()
+
+
+async def stream_export(
+    rt: Runtime, job: ExportJob, first: Page, slot: ExportSlot | None = None
+) -> AsyncGenerator[bytes, None]:
     """The export's bytes, for a streaming response; `first` was fetched before it.
+
+    `slot` (from `claim_export_slot`, taken before the response started) is
+    released when the export ends; without one, a slot is claimed here.
 
     A failure after the first byte ends the response with an error, so the server
     drops the connection: the client sees a broken download (a zip without its
     central directory), never an error message inside the file.
     """
+    slots = export_slots(rt.settings.max_exports)
+    slot = slot or slots.claim()
+    try:
+        async for chunk in _stream(rt, job, first, slots.limiter):
+            yield chunk
+    finally:
+        slot.release()
+
+
+async def _stream(
+    rt: Runtime, job: ExportJob, first: Page, limiter: anyio.CapacityLimiter
+) -> AsyncGenerator[bytes, None]:
     send, receive = anyio.create_memory_object_stream[bytes](max_buffer_size=PENDING_CHUNKS)
     bridge = _LoopBridge(anyio.lowlevel.current_token())
-    writer = asyncio.ensure_future(_run_writer(rt, job, first, send, bridge))
+    writer = asyncio.ensure_future(_run_writer(rt, job, first, send, bridge, limiter))
     finished = False
     try:
         async with receive:

@@ -38,7 +38,9 @@ from server.db.models import (
     SubmissionDef,
 )
 from server.runtime import Runtime
+from server.services.analysis import forget_copies
 from server.services.audit import now, record
+from server.services.export_runs import forget_runs
 from server.services.unused_blobs import delete_unused_files, drop_unused_blob_rows
 
 __all__ = ["Purged", "purge_deleted", "purge_submission_rows"]
@@ -69,6 +71,10 @@ async def purge_deleted(rt: Runtime, *, older_than: timedelta, by: int | None = 
                 or_(_deleted_before(Submission, cutoff), Submission.form_id.in_(forms))
             ),
         )
+        # Derived files holding purged submissions go too: the forms' analysis
+        # copies (written again by the worker) and their kept export files.
+        touched = sorted(set(forms) | set(await _forms_of(db, submissions)))
+        objects = await forget_copies(db, touched) + await forget_runs(db, touched)
         files = await purge_submission_rows(db, submissions)
         files |= await _purge_forms(db, forms)
         await _purge_projects(db, projects)
@@ -76,6 +82,8 @@ async def purge_deleted(rt: Runtime, *, older_than: timedelta, by: int | None = 
         for kind, ids in (("submission", submissions), ("form", forms), ("project", projects)):
             for purged_id in ids:
                 await record(db, by, f"{kind}.purge", kind, purged_id)
+    for name in objects:
+        await rt.blobs.delete_object(name)
     removed = await delete_unused_files(rt, unused)
     return Purged(len(projects), len(forms), len(submissions), removed)
 
@@ -84,6 +92,14 @@ def _deleted_before(
     model: type[Project] | type[Form] | type[Submission], cutoff: datetime
 ) -> ColumnElement[bool]:
     return model.deleted_at.is_not(None) & (model.deleted_at <= cutoff)
+
+
+async def _forms_of(db: AsyncSession, submission_ids: list[int]) -> list[int]:
+    forms: set[int] = set()
+    for chunk in _chunks(submission_ids):
+        found = select(Submission.form_id).where(Submission.id.in_(chunk)).distinct()
+        forms.update(await _ids(db, found))
+    return sorted(forms)
 
 
 async def _ids(db: AsyncSession, statement: Select[tuple[int]]) -> list[int]:

@@ -127,6 +127,11 @@ async def fresh_form_viewer(ctx: Ctx) -> dict[str, str]:
     return {"actor_id": actor_id, "role": "form-viewer"}
 
 
+async def fresh_export_job(ctx: Ctx) -> dict[str, str]:
+    created = await ok(ctx.client.post(f"{ctx.forms}/simple/export-jobs", headers=ctx.admin))
+    return {"job_id": str(created.json()["id"])}
+
+
 async def fresh_session(ctx: Ctx) -> dict[str, str]:
     email = f"s{n()}@example.org"
     await ok(
@@ -441,6 +446,10 @@ ROWS = [
     Row("POST",   F + "/cleaning-checks",                          "401 403 403 403 ok  ok"),
     Row("GET",    F + "/submissions.xlsx",                         "401 403 403 ok  ok  ok"),
     Row("GET",    F + "/submissions.parquet.zip",                  "401 403 403 ok  ok  ok"),
+    Row("POST",   F + "/export-jobs",                              "401 403 403 ok  ok  ok"),
+    Row("GET",    F + "/export-jobs/{job_id:int}",                 "401 403 403 ok  ok  ok", fresh=fresh_export_job),
+    # A job not run yet: those who may read are told its file is not ready (409)
+    Row("GET",    F + "/export-jobs/{job_id:int}/file",            "401 403 403 409 409 409", fresh=fresh_export_job),
     # `simple` has no geo question: those who may read are told so (400), the others 403
     Row("GET",    F + "/submissions.geojson",                      "401 403 403 400 400 400"),
     # OData: {xmlFormId}.svc/... and draft.svc/... (here the published feed's rows)

@@ -280,3 +280,38 @@ async def test_adopt_file_takes_a_hashed_file_and_consumes_it(
     assert await store.adopt_file(second, known) == known
     assert not second.exists()
     assert await store.read_bytes(known.sha256) == data
+
+
+async def test_named_objects_round_trip_replace_and_delete(store: BlobStore) -> None:
+    name = "analysis/p1/simple/simple/000001.parquet"
+    await store.put_object(name, b"first")
+    await store.put_object(name, b"second")  # replaced whole
+
+    assert await store.read_object(name) == b"second"
+    assert [chunk async for chunk in store.open_object(name, chunk_size=4)] == [b"seco", b"nd"]
+    assert store.object_location(name).endswith(name)
+    await store.delete_object(name)
+    await store.delete_object(name)  # missing: not an error
+    with pytest.raises(BlobNotFound):
+        await store.read_object(name)
+
+
+@pytest.mark.parametrize("name", ["../x", "/abs/x", "ab/x", "tmp/x", "a/../b", "analysis//x", ""])
+async def test_object_names_that_could_escape_or_collide_are_refused(
+    store: BlobStore, name: str
+) -> None:
+    with pytest.raises(ValueError, match="not a plain relative path"):
+        await store.put_object(name, b"x")
+
+
+async def test_named_object_from_a_file_streams_back(store: BlobStore, tmp_path: Path) -> None:
+    source = tmp_path / "export.zip"
+    source.write_bytes(os.urandom(300_000))
+
+    await store.put_object_file("exports/7/form.csv.zip", source)
+
+    chunks = [chunk async for chunk in store.open_object("exports/7/form.csv.zip")]
+    assert b"".join(chunks) == source.read_bytes()
+    assert source.exists()  # the caller's file stays
+    with pytest.raises(BlobNotFound):
+        await anext(store.open_object("exports/8/form.csv.zip"))
