@@ -129,8 +129,7 @@ async def test_office_journey_in_the_browser(live_server: str, tmp_path: Path) -
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            # bypass_csp lets the test inject axe-core; the app itself runs no inline code.
-            context = await browser.new_context(bypass_csp=True, accept_downloads=True)
+            context = await browser.new_context(accept_downloads=True)
             page = await context.new_page()
             asked: list[str] = []
             page.on("request", lambda request: asked.append(request.url))
@@ -317,7 +316,7 @@ async def test_office_journey_in_the_browser(live_server: str, tmp_path: Path) -
             assert gone.status == 401
 
             # A data collector is refused the admin pages and their API calls.
-            collector = await browser.new_context(bypass_csp=True)
+            collector = await browser.new_context()
             collector_page = await collector.new_page()
             await sign_in(collector_page, base, COLLECTOR_EMAIL, COLLECTOR_PASSWORD)
             await collector_page.goto(f"{base}/projects/{project_id}/app-users")
