@@ -39,6 +39,8 @@ _TRUTHY = frozenset({"1", "true"})
 # names the CSV and OData reserve.
 _PROPERTY_NAME = re.compile(r"^(?:[^\W\d]|:)[\w.:-]*$")
 _RESERVED = frozenset({"name", "label"})
+# Names are stored in columns of this width (server/db/models.py).
+MAX_NAME_LENGTH = 255
 
 
 class EntityDeclaration(msgspec.Struct, frozen=True):
@@ -116,7 +118,8 @@ def read_declaration(model: etree._Element, root: etree._Element) -> EntityDecla
 def valid_property_name(name: str) -> bool:
     """Central's rule: a valid XML name, not `name` or `label`, not starting with `__`."""
     return (
-        bool(_PROPERTY_NAME.match(name))
+        len(name) <= MAX_NAME_LENGTH
+        and bool(_PROPERTY_NAME.match(name))
         and name.lower() not in _RESERVED
         and not name.startswith("__")
     )

@@ -17,6 +17,7 @@ whose type a stand-in would not fit (numbers, dates, locations) are withheld.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 from collections.abc import Collection, Iterable, Mapping
@@ -48,7 +49,16 @@ _TEXT_KINDS = frozenset({"string", "select1", "select", "barcode", "binary", "ra
 
 def pseudonym(key: bytes, value: str) -> str:
     """A stable stand-in for a personal value: 16 hex digits of HMAC-SHA256 under `key`."""
-    return hmac.new(key, value.encode("utf-8"), hashlib.sha256).hexdigest()[:16]
+    keyed = _keyed(key).copy()
+    keyed.update(value.encode("utf-8"))
+    return keyed.hexdigest()[:16]
+
+
+@functools.lru_cache(maxsize=64)
+def _keyed(key: bytes) -> hmac.HMAC:
+    # Copying a keyed HMAC skips hashing the key again: a third of the cost per value,
+    # which counts on a viewer's OData page (thousands of values).
+    return hmac.new(key, digestmod=hashlib.sha256)
 
 
 class PersonalFields(msgspec.Struct, frozen=True):

@@ -35,6 +35,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # anyway, and it costs about a tenth of a core at 300 submissions/s. When on,
     # credentials in paths (app-user and draft tokens, ?st=) are masked.
     access_log: bool = False
+    # Base-map tiles for the web app's maps, as {z}/{x}/{y} template (for example a
+    # tile server on the office network). Empty: the points are drawn without a map,
+    # and no request leaves for a tile service.
+    map_tile_url: str = ""
     max_submission_bytes: int = 100_000_000
     max_form_bytes: int = 20_000_000
     # Exports written at once (each on a thread of its own); more are refused with 429.
@@ -65,6 +69,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "host",
             "public_url",
             "secret_key",
+            "map_tile_url",
         ):
             value = get(name.upper())
             if value is not None:

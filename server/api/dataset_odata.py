@@ -124,7 +124,7 @@ def _after(token: str | None) -> int:
 def _number(name: str, value: str | None) -> int | None:
     if value is None or value == "":
         return None
-    if not value.isdigit():
+    if not value.isascii() or not value.isdigit() or len(value) > 18:
         raise problems.unexpected_value(name, value, "use a whole number, 0 or more.")
     return int(value)
 

@@ -426,11 +426,14 @@ async def patch_entity(
     resolve: FromQuery[str | None] = None,
 ) -> EntityOut:
     """`?baseVersion=N` (409.15 when stale), `?force=true`, or `?resolve=true` (conflicts)."""
-    parsed = msgspec.convert(data, EntityIn)
+    try:
+        parsed = msgspec.convert(data, EntityIn)
+    except msgspec.ValidationError as error:
+        raise problems.unparseable("an entity", str(error)) from error
     forced, resolving = parse_flag(force), parse_flag(resolve)
     base: int | None = None
     if base_version is not None:
-        if not base_version.isdigit():
+        if not base_version.isascii() or not base_version.isdigit():
             raise problems.unexpected_value("baseVersion", base_version, "it is a version number.")
         base = int(base_version)
     async with runtime_of(request).transaction() as db:

@@ -22,10 +22,13 @@ data: `cleaning-log.csv` in the CSV zip, a "cleaning log" sheet, a
 `GET .../cleaning-log.csv` gives it). Every option applies to every format where
 it means something.
 
-Personal data: project managers and site administrators get personal fields as
-they are unless they ask otherwise; everyone else who may read submissions gets
-keyed pseudonyms (or nothing, with `personal=drop`), and asking for
-`personal=keep` without the right is refused (403), never silently downgraded.
+Personal data (server.services.personal decides): project managers and site
+administrators get personal fields as they are unless they ask otherwise;
+everyone else who may read submissions gets keyed pseudonyms (or nothing, with
+`personal=drop`), and asking for `personal=keep` without the right is refused
+(403), never silently downgraded. Unless personal fields are kept, the zip's
+`media/` leaves out the files of personal questions. An export that keeps them
+is audited (`submission.personal.read`).
 """
 
 from __future__ import annotations

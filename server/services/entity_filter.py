@@ -48,6 +48,8 @@ def entity_search(text: str | None) -> ColumnElement[bool] | None:
     """`$search`: every word appears in the label or the properties (case-insensitive)."""
     if text is None or not text.strip():
         return None
+    if "\x00" in text:
+        raise problems.unexpected_value("$search", text, "it holds a NUL character.")
     words = [w.lower() for w in text.split()]
     haystack: ColumnClause[Any] = EntityRow.label  # type: ignore[assignment]
     return and_(

@@ -125,6 +125,9 @@ def _csv_page(
 
 async def integrity(db: AsyncSession, dataset_id: int, uuids: list[str]) -> list[tuple[str, bool]]:
     """(uuid, deleted) for the asked ids this list holds; unknown ids are left out."""
+    # Only what could be an entity's id: the rest names nothing (and PostgreSQL
+    # text cannot hold a NUL).
+    uuids = [u for u in uuids if len(u) <= 36 and "\x00" not in u]
     if not uuids:
         return []
     rows = await db.execute(

@@ -27,6 +27,8 @@ class WebSessionOut(ApiModel):
     # Where phones reach this server (HOMEWARD_PUBLIC_URL, else the address the
     # browser used): the web app shows it beside an app user's QR code.
     server_url: str
+    # HOMEWARD_MAP_TILE_URL, or "" when the deployment sets no tile server.
+    map_tile_url: str = ""
     expires_at: str | None = None
 
 
@@ -60,6 +62,7 @@ async def sign_in(request: AnyRequest, data: JSONBody[SessionIn]) -> Response[We
     body = WebSessionOut(
         csrf=csrf_token(rt.settings.secret_key, token),
         server_url=_server_url(request),
+        map_tile_url=rt.settings.map_tile_url,
         expires_at=iso(session.expires_at),
     )
     return Response(body, cookies=[_cookie(request, token, session.expires_at)])
@@ -74,7 +77,9 @@ async def current(request: AnyRequest) -> WebSessionOut:
         if not token or await accounts.principal_for_session_token(db, token) is None:
             raise problems.authentication_required()
     return WebSessionOut(
-        csrf=csrf_token(rt.settings.secret_key, token), server_url=_server_url(request)
+        csrf=csrf_token(rt.settings.secret_key, token),
+        server_url=_server_url(request),
+        map_tile_url=rt.settings.map_tile_url,
     )
 
 

@@ -408,13 +408,12 @@ async def test_assignment_and_form_states_decide_what_phones_get(world: CollectW
     assert len((await stored(world, "site_visit")).submissions) == 1
 
 
-async def draft_token_from_database(world: CollectWorld, xml_form_id: str) -> str:
-    async with world.runtime.transaction() as db:
-        token = await db.scalar(
-            select(Form.draft_token).where(
-                Form.project_id == world.project_id, Form.xml_form_id == xml_form_id
-            )
-        )
+async def draft_token_from_api(world: CollectWorld, xml_form_id: str) -> str:
+    """The draft's test token as the web app shows it (the database keeps only a nonce)."""
+    draft = await world.admin.get(f"/v1/projects/{world.project_id}/forms/{xml_form_id}/draft")
+    assert draft.status_code == 200, draft.text
+    token = draft.json()["draftToken"]
+    assert isinstance(token, str)
     assert token
     return token
 
@@ -423,7 +422,7 @@ async def test_draft_test_paths_keep_draft_submissions_apart(world: CollectWorld
     pid = world.project_id
     draft = await world.admin.post(f"/v1/projects/{pid}/forms/site_visit/draft")
     assert draft.status_code == 200, draft.text
-    token = await draft_token_from_database(world, "site_visit")
+    token = await draft_token_from_api(world, "site_visit")
     async with httpx.AsyncClient(timeout=60) as tester_http:
         tester = Collect(tester_http)  # no credentials: the token in the path is the key
         draft_base = f"{world.url}/v1/test/{token}/projects/{pid}/forms/site_visit/draft"
@@ -507,9 +506,17 @@ async def test_draft_token_is_published_in_the_draft_json(world: CollectWorld) -
     pid = world.project_id
     created = await world.admin.post(f"/v1/projects/{pid}/forms/site_visit/draft")
     assert created.status_code == 200, created.text
-    draft = await world.admin.get(f"/v1/projects/{pid}/forms/site_visit/draft")
-    assert draft.status_code == 200, draft.text
-    assert draft.json().get("draftToken") == await draft_token_from_database(world, "site_visit")
+    token = await draft_token_from_api(world, "site_visit")
+    async with world.runtime.transaction() as db:
+        stored = await db.scalar(
+            select(Form.draft_token).where(Form.project_id == pid, Form.xml_form_id == "site_visit")
+        )
+    assert stored
+    assert stored not in token  # the database holds no usable token
+    draft_base = f"{world.url}/v1/test/{token}/projects/{pid}/forms/site_visit/draft"
+    async with httpx.AsyncClient(timeout=60) as tester_http:
+        listing = await Collect(tester_http).get(f"{draft_base}/formList")
+    assert listing.status_code == 200, listing.text
 
 
 # --- many phones at once -------------------------------------------------------------------

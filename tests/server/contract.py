@@ -366,13 +366,15 @@ async def send(ctx: Ctx, contract: Contract, case: Ok | Fail) -> httpx.Response:
     finally:
         ctx.values = saved
     headers = ctx.headers[case.caller] | case.headers | request.pop("headers", {})
-    return await ctx.client.request(
+    response = await ctx.client.request(
         contract.method,
         url_of(contract.path, values),
         headers=headers,
         params=case.params or None,
         **request,
     )
+    ctx.client.cookies.clear()  # a web sign-in's cookie must not sign in the next case
+    return response
 
 
 def content_type(response: httpx.Response) -> str:

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from server.auth import SESSION_COOKIE, csrf_token
 from tests.server.conftest import World
 from tests.server.contract import (
     XML_TYPES,
@@ -31,6 +32,7 @@ from tests.server.contract import (
     Project,
     Role,
     Session,
+    Shape,
     Success,
     User,
     check_failure,
@@ -66,6 +68,25 @@ from tests.server.test_contract_forms import CONTRACTS as FORM_CONTRACTS
 from tests.server.test_contract_submissions import CONTRACTS as SUBMISSION_CONTRACTS
 
 EXTENDED = {"X-Extended-Metadata": "true"}
+
+
+class WebSession(Shape):
+    """The web app's session (not a Central route): its CSRF token and server address."""
+
+    csrf: str
+    server_url: str
+
+
+def session_cookie(ctx: Ctx) -> dict[str, Any]:
+    return {"headers": {"Cookie": f"{SESSION_COOKIE}={ctx.values['token']}"}}
+
+
+def session_cookie_and_csrf(ctx: Ctx) -> dict[str, Any]:
+    token = ctx.values["token"]
+    csrf = csrf_token(ctx.world.runtime.settings.secret_key, token)
+    return {"headers": {"Cookie": f"{SESSION_COOKIE}={token}", "X-CSRF-Token": csrf}}
+
+
 BAD_TOKEN = {"Authorization": "Bearer not-a-session"}
 MISSING = {"actor_id": "999999"}
 NO_LIST = {"dataset_name": "no_such_list"}
@@ -78,6 +99,15 @@ CONTRACTS = [
     Contract("DELETE", "/v1/sessions/{token:str}",
              Ok(200, Success, fresh=fresh_session),
              Fail(403.1, caller="coll", fresh=fresh_session)),
+    Contract("POST",   "/v1/web/session",
+             Ok(200, WebSession, caller="anon", body=ANY_SIGN_IN),
+             Fail(401.2, caller="anon", body=json_body({"email": "admin@example.org", "password": "wrong"}))),
+    Contract("GET",    "/v1/web/session",
+             Ok(200, WebSession, caller="anon", fresh=fresh_session, body=session_cookie),
+             Fail(401.4, caller="anon")),
+    Contract("DELETE", "/v1/web/session",
+             Ok(200, Success, caller="anon", fresh=fresh_session, body=session_cookie_and_csrf),
+             Fail(403.2, caller="anon", fresh=fresh_session, body=session_cookie)),
     Contract("GET",    "/v1/users/current",
              Ok(200, ExtendedUser, headers=EXTENDED),
              Fail(401.2, caller="anon", headers=BAD_TOKEN)),

@@ -34,6 +34,7 @@ async def test_sign_in_sets_an_httponly_strict_cookie_over_plain_http(world: Wor
     body = response.json()
     assert len(body["csrf"]) == 64
     assert body["serverUrl"] == "http://testserver"
+    assert body["mapTileUrl"] == ""  # no tile service unless the deployment names one
     me = await world.client.get("/v1/users/current")
     assert me.status_code == 200
     assert me.json()["email"] == ADMIN_EMAIL

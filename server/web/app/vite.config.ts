@@ -12,6 +12,14 @@ export default defineConfig({
     assetsInlineLimit: 0,
     // The Web Forms chunk (loaded only on the fill page) is large by nature.
     chunkSizeWarningLimit: 2500,
+    rollupOptions: {
+      onwarn(warning, warn) {
+        // Web Forms bundles Emscripten's loader, whose eval serves only dynamic
+        // linking of side modules; its one WebAssembly module never takes that path.
+        if (warning.code === "EVAL" && warning.id?.includes("@getodk/web-forms")) return;
+        warn(warning);
+      },
+    },
     sourcemap: false,
   },
   define: {

@@ -125,6 +125,11 @@ async def main() -> None:
                 await page.screenshot(path=str(OUT / "submission.png"), full_page=True)
                 print("docs/screenshots/submission.png")
                 await shoot(page, base, f"{form_path}/map", "map")
+                await page.goto(f"{base}{form_path}/fill")
+                await page.get_by_role("button", name="Send").wait_for()
+                await page.get_by_role("textbox", name="Municipality").fill("Durrës")
+                await page.screenshot(path=str(OUT / "fill.png"), full_page=True)
+                print("docs/screenshots/fill.png")
                 await shoot(page, base, f"{form_path}/export", "export")
                 await browser.close()
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import httpx
 import openpyxl
+import pytest
 from playwright.async_api import FilePayload, Page, async_playwright, expect
 
 from tests.e2e.collect import png_1x1
@@ -29,6 +30,16 @@ from tests.e2e.web.browser import CHROMIUM, CHROMIUM_ARGS, serious_accessibility
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 COLLECTOR_EMAIL = "collector@example.org"
 COLLECTOR_PASSWORD = "a collector's password"
+
+
+# Tiles from the server's own address (as an office proxy would serve them): the map
+# must ask for them, and nothing may be asked of any other host.
+TILES = "/tiles/{z}/{x}/{y}.png"
+
+
+@pytest.fixture
+def server_extra_env() -> dict[str, str]:
+    return {"HOMEWARD_MAP_TILE_URL": TILES}
 
 
 def xlsform(survey: Sequence[tuple[str, ...]], choices: Sequence[tuple[str, ...]]) -> bytes:
@@ -118,9 +129,10 @@ async def test_office_journey_in_the_browser(live_server: str, tmp_path: Path) -
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            # bypass_csp lets the test inject axe-core; the app itself runs no inline code.
-            context = await browser.new_context(bypass_csp=True, accept_downloads=True)
+            context = await browser.new_context(accept_downloads=True)
             page = await context.new_page()
+            asked: list[str] = []
+            page.on("request", lambda request: asked.append(request.url))
             await page.goto(base + "/")
             await expect(page.get_by_role("heading", name="Sign in to Homeward")).to_be_visible()
             await assert_accessible(page, "sign-in page")
@@ -242,6 +254,9 @@ async def test_office_journey_in_the_browser(live_server: str, tmp_path: Path) -
             await page.get_by_role("link", name="Back to the submissions").click()
             await page.get_by_role("link", name="Map").click()
             await expect(page.get_by_role("img", name="Map of 1 locations")).to_be_visible()
+            await expect(page.get_by_role("link", name="41.32750, 19.81870")).to_be_visible()
+            await page.wait_for_load_state("networkidle")
+            assert any(re.search(r"/tiles/\d+/\d+/\d+\.png$", url) for url in asked)
             await assert_accessible(page, "map")
 
             # The CSV zip, downloaded through the page.
@@ -291,13 +306,17 @@ async def test_office_journey_in_the_browser(live_server: str, tmp_path: Path) -
             ).to_be_visible()
             await assert_accessible(page, "project members")
 
+            # Every script, style, image and call went to Homeward itself.
+            assert asked
+            assert {url.split("/")[2] for url in asked} == {base.split("/")[2]}
+
             await page.get_by_role("button", name="Sign out").click()
             await expect(page.get_by_role("heading", name="Sign in to Homeward")).to_be_visible()
             gone = await page.request.get(f"{base}/v1/users/current")
             assert gone.status == 401
 
             # A data collector is refused the admin pages and their API calls.
-            collector = await browser.new_context(bypass_csp=True)
+            collector = await browser.new_context()
             collector_page = await collector.new_page()
             await sign_in(collector_page, base, COLLECTOR_EMAIL, COLLECTOR_PASSWORD)
             await collector_page.goto(f"{base}/projects/{project_id}/app-users")

@@ -5,19 +5,22 @@ import type { Actor } from "../api/types";
 interface WebSession {
   csrf: string;
   serverUrl: string;
+  mapTileUrl?: string;
 }
 
 interface SessionState {
   user: (Actor & { email: string; verbs?: string[] }) | null;
   serverUrl: string;
+  mapTileUrl: string;
   loaded: boolean;
 }
 
-const state = reactive<SessionState>({ user: null, serverUrl: "", loaded: false });
+const state = reactive<SessionState>({ user: null, serverUrl: "", mapTileUrl: "", loaded: false });
 
 async function loadUser(session: WebSession): Promise<void> {
   setCsrf(session.csrf);
   state.serverUrl = session.serverUrl;
+  state.mapTileUrl = session.mapTileUrl ?? "";
   state.user = await getJson("/v1/users/current", { "X-Extended-Metadata": "true" });
 }
 
