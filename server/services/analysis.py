@@ -130,8 +130,21 @@ async def _claim(rt: Runtime, form_id: int, worker: str) -> CopyLayout | None:
     """The form's layout if this worker now holds its copy; None if another does.
 
     A copy whose layout no longer matches the form's fields (a version added or
-    changed a field) is emptied here; `_drop_objects` removes its files after.
+    changed a field) is emptied here and written again from the start.
     """
+    stale: list[str] = []
+    try:
+        layout = await _claim_once(rt, form_id, worker, stale)
+    except IntegrityError:
+        return None  # another process created the copy's row first, and holds it
+    for name in stale:
+        await rt.blobs.delete_object(name)
+    return layout
+
+
+async def _claim_once(
+    rt: Runtime, form_id: int, worker: str, stale: list[str]
+) -> CopyLayout | None:
     now = _now()
     async with rt.transaction() as db:
         form = await db.get(Form, form_id)
@@ -150,11 +163,7 @@ async def _claim(rt: Runtime, form_id: int, worker: str) -> CopyLayout | None:
                     updated_at=now,
                 )
             )
-            try:
-                await db.flush()
-            except IntegrityError:
-                return None  # another process created it first and holds it
-            return layout
+            return layout  # the insert fails at commit if another process won
         claimed = await db.execute(
             update(AnalysisCopy)
             .where(
@@ -169,6 +178,7 @@ async def _claim(rt: Runtime, form_id: int, worker: str) -> CopyLayout | None:
         if claimed.rowcount != 1:  # type: ignore[attr-defined]
             return None
         if state.layout != layout.key:
+            stale += await _segment_objects(db, layout, form_id)
             await _forget_segments(db, form_id)
             await db.execute(
                 update(AnalysisCopy)
@@ -179,9 +189,20 @@ async def _claim(rt: Runtime, form_id: int, worker: str) -> CopyLayout | None:
     return layout
 
 
+async def _segment_objects(db: AsyncSession, layout: CopyLayout, form_id: int) -> list[str]:
+    """The objects of the form's segments, named by `layout`'s tables.
+
+    After a layout change the old tables' names are not known any more: files of
+    a table the form no longer has stay behind (exports never list objects).
+    """
+    numbers = (
+        await db.scalars(select(AnalysisSegment.number).where(AnalysisSegment.form_id == form_id))
+    ).all()
+    return [layout.object_name(t.name, n) for n in numbers for t in layout.plan.tables]
+
+
 async def _forget_segments(db: AsyncSession, form_id: int) -> None:
-    """Drop the segment rows; their objects are overwritten or left as garbage
-    that `rebuild_copy` clears (a reader never lists objects, only rows)."""
+    """Drop the segment rows (the caller deletes their objects after committing)."""
     await db.execute(delete(AnalysisSegment).where(AnalysisSegment.form_id == form_id))
 
 
@@ -196,17 +217,8 @@ async def forget_copies(db: AsyncSession, form_ids: Sequence[int]) -> list[str]:
     for form_id in form_ids:
         form = await db.get(Form, form_id)
         layout = None if form is None else await copy_layout(db, form)
-        numbers = (
-            await db.scalars(
-                select(AnalysisSegment.number).where(AnalysisSegment.form_id == form_id)
-            )
-        ).all()
         if layout is not None:
-            names += [
-                layout.object_name(table.name, number)
-                for number in numbers
-                for table in layout.plan.tables
-            ]
+            names += await _segment_objects(db, layout, form_id)
         await _forget_segments(db, form_id)
         await db.execute(delete(AnalysisCopy).where(AnalysisCopy.form_id == form_id))
     return names
@@ -405,9 +417,14 @@ def _concat_parquet(parts: list[bytes]) -> bytes:
 
 async def rebuild_copy(rt: Runtime, form_id: int, *, worker: str = WORKER) -> int:
     """Forget the form's copy and write it again from the row store."""
+    stale: list[str] = []
     async with rt.transaction() as db:
         state = await db.get(AnalysisCopy, form_id)
+        form = await db.get(Form, form_id)
+        layout = None if form is None else await copy_layout(db, form)
         if state is not None:
+            if layout is not None:
+                stale = await _segment_objects(db, layout, form_id)
             await _forget_segments(db, form_id)
             await db.execute(
                 update(AnalysisCopy)
@@ -415,6 +432,8 @@ async def rebuild_copy(rt: Runtime, form_id: int, *, worker: str = WORKER) -> in
                 .values(copied_through=0, layout="", updated_at=_now())
                 .execution_options(synchronize_session=False)
             )
+    for name in stale:
+        await rt.blobs.delete_object(name)
     return await extend_copy(rt, form_id, worker=worker)
 
 

@@ -152,6 +152,26 @@ async def test_small_segments_are_compacted_into_one(
         (1, 3, 3)
     ]
     await assert_same_as_row_store(world, monkeypatch)
+    assert await segment_files(world) == {4}  # the merged ones are removed
+    assert await analysis.rebuild_copy(rt, form) == 3
+    assert await segment_files(world) == {1}  # a rebuild leaves no file of the old copy
+    await assert_same_as_row_store(world, monkeypatch)
+
+
+async def segment_files(world: World) -> set[int]:
+    """Numbers of the root table's segment files in storage (1 to 9 looked for)."""
+    async with world.runtime.read() as db:
+        form = await find_form(db, world.project_id, "simple")
+        layout = await analysis.copy_layout(db, form)
+    assert layout is not None
+    found = set()
+    for number in range(1, 10):
+        try:
+            await world.runtime.blobs.read_object(layout.object_name(layout.plan.root.name, number))
+        except BlobNotFound:
+            continue
+        found.add(number)
+    return found
 
 
 async def test_a_held_copy_is_left_alone_and_rebuild_writes_it_again(
