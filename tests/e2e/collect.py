@@ -30,7 +30,7 @@ from tests.e2e.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, REPO_ROOT
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 INTAKE = REPO_ROOT / "forms" / "programme" / "intake.xlsx"
-INTAKE_VERSION = "2026112301"
+INTAKE_VERSION = "2026120401"
 SITE_VISIT_VERSION = "2026010101"
 SITE_VISIT_TITLE = "Vizitë në terren – Shkodër"  # not ASCII: formList is UTF-8
 
@@ -93,15 +93,24 @@ def site_visit_xlsx() -> bytes:
 
 
 def intake_xml(
-    instance_id: str, photo: str, *, municipality: str = "Tirana", deprecated_id: str = ""
+    instance_id: str,
+    photo: str,
+    *,
+    municipality: str = "Tirana",
+    deprecated_id: str = "",
+    entity_id: str = "",
 ) -> bytes:
+    """An intake as Collect sends it; it registers the returnee as entity `entity_id`."""
     deprecated = f"<deprecatedID>{deprecated_id}</deprecatedID>" if deprecated_id else ""
+    entity_id = entity_id or str(uuid.uuid4())
     return (
         f'<?xml version="1.0"?><data xmlns:jr="http://openrosa.org/javarosa" '
         f'xmlns:orx="http://openrosa.org/xforms" id="intake" version="{INTAKE_VERSION}">'
         "<start>2026-11-23T10:00:00.000+01:00</start><end>2026-11-23T10:20:00.000+01:00</end>"
-        f"<today>2026-11-23</today><deviceid>{DEVICE_ID}</deviceid>"
-        "<case_id>RW-20261123-a1b2c3</case_id><consent_intro/><consent>yes</consent>"
+        f"<today>2026-11-23</today><deviceid>{DEVICE_ID}</deviceid><username/>"
+        f"<case_id>RW-20261123-a1b2c3</case_id><counsellor>{DEVICE_ID}</counsellor>"
+        "<status>registered</status><last_contact>2026-11-23</last_contact>"
+        "<consent_intro/><consent>yes</consent>"
         f"<no_consent_end/><registration><consent_photo>{photo}</consent_photo>"
         "<case_id_note/><person><first_name>Arta</first_name><last_name>Hoxha</last_name>"
         "<date_of_birth>1990-05-01</date_of_birth><age_years>36</age_years><sex>female</sex>"
@@ -113,7 +122,9 @@ def intake_xml(
         "<vulnerabilities>none</vulnerabilities><vulnerabilities_other/>"
         "<household><hh_other_members>0</hh_other_members></household>"
         "<at_residence>no</at_residence><residence_gps/><end_note/></registration>"
-        f"<meta><instanceID>{instance_id}</instanceID>{deprecated}"
+        f'<meta><entity dataset="returnees" create="1" id="{entity_id}">'
+        "<label>RW-20261123-a1b2c3 Arta</label></entity>"
+        f"<instanceID>{instance_id}</instanceID>{deprecated}"
         f"<instanceName>RW-20261123-a1b2c3 / {municipality} / 2026-11-23</instanceName>"
         "</meta></data>"
     ).encode()

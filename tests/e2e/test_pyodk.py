@@ -30,7 +30,7 @@ pytestmark = pytest.mark.slow  # a real server process per test
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 INTAKE = REPO_ROOT / "forms" / "programme" / "intake.xlsx"
-INTAKE_VERSION = "2026112301"
+INTAKE_VERSION = "2026120401"
 
 
 def _toml_string(value: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -52,7 +53,7 @@ def test_programme_form_identity_and_languages(form_id: str) -> None:
     schema = _schema(form_id)
     assert schema.form_id == form_id
     assert set(schema.languages) >= LANGUAGES
-    assert schema.version == "2026112301"
+    assert schema.version == "2026120401"
 
 
 @pytest.mark.parametrize("form_id", FORM_IDS)
@@ -74,12 +75,61 @@ def test_programme_form_labels_in_every_language(form_id: str) -> None:
             assert set(choice.labels) >= LANGUAGES, (list_name, choice.name)
 
 
+def test_intake_registers_a_returnee_without_the_surname() -> None:
+    schema = _schema("intake")
+    entity = schema.entity
+    assert entity is not None
+    assert (entity.dataset, entity.creates, entity.updates) == ("returnees", True, False)
+    assert entity.properties == {
+        "case_id": "/case_id",
+        "counsellor": "/counsellor",
+        "status": "/status",
+        "last_contact": "/last_contact",
+        "municipality": "/registration/return_info/municipality",
+        "return_date": "/registration/return_info/date_return",
+    }
+    path = PROGRAMME_DIR / "intake.xlsx"
+    xml = compile_xlsform(path.read_bytes(), file_name=path.name).xml.decode()
+    [label] = re.findall(r'<bind nodeset="/data/meta/entity/label"[^>]*calculate="([^"]*)"', xml)
+    assert "first_name" in label
+    assert "case_id" in label
+    assert "last_name" not in label
+    # No identifying answer is copied into the list's properties.
+    personal = {f.path for f in schema.fields if f.personal}
+    assert not personal & set(entity.properties.values())
+
+
 @pytest.mark.parametrize("form_id", ["needs_assessment", "follow_up"])
-def test_programme_form_asks_for_case_id(form_id: str) -> None:
+def test_programme_form_selects_the_returnee_from_the_list(form_id: str) -> None:
     schema = _schema(form_id)
-    case_id = next(field for field in schema.fields if field.name == "case_id")
+    assert schema.entity_lists == ["returnees"]
+    entity = schema.entity
+    assert entity is not None
+    assert (entity.dataset, entity.creates, entity.updates) == ("returnees", False, True)
+    assert {"status", "last_contact"} <= set(entity.properties)
+    names = {field.name: field for field in schema.fields}
+    assert names["returnee"].kind == "select1"
+    assert set(names["returnee"].labels) >= LANGUAGES
+    # The hand-typed case ID is gone; the case ID comes from the chosen entity.
+    case_id = names["case_id"]
     assert case_id.kind == "string"
+    assert not case_id.labels
     assert not case_id.personal
+    path = PROGRAMME_DIR / f"{form_id}.xlsx"
+    xml = compile_xlsform(path.read_bytes(), file_name=path.name).xml.decode()
+    assert "regex(" not in xml
+    assert '<bind nodeset="/data/meta/entity/@id" readonly="true()" type="string"' in xml
+    assert 'calculate=" /data/returnee "' in xml
+
+
+def test_follow_up_records_the_wave_and_refuses_a_repeated_one() -> None:
+    schema = _schema("follow_up")
+    assert schema.entity is not None
+    assert schema.entity.properties["last_wave"] == "/wave"
+    path = PROGRAMME_DIR / "follow_up.xlsx"
+    xml = compile_xlsform(path.read_bytes(), file_name=path.name).xml.decode()
+    [constraint] = re.findall(r'<bind nodeset="/data/wave"[^>]*constraint="([^"]*)"', xml)
+    assert "returnee_last_wave" in constraint
 
 
 def test_intake_has_household_repeat() -> None:
