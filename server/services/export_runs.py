@@ -34,18 +34,18 @@ from exports import ExportError, ExportOptions
 from server.db.models import ExportRun, Form, Project
 from server.problems import Problem
 from server.runtime import Runtime
-from server.services.personal import PersonalView, form_personal_fields
 from server.services import cleaning as cleaning_service
 from server.services import exports as export_service
 from server.services.export_slots import ExportSlot, export_slots
+from server.services.personal import PersonalView, form_personal_fields
 
 __all__ = [
     "KEEP",
     "ExportRequest",
     "create_run",
     "file_object",
-    "kept_personal",
     "forget_runs",
+    "kept_personal",
     "run_export_worker",
     "run_waiting_exports",
 ]
