@@ -19,12 +19,12 @@ from server.cli import main
 from server.db.models import (
     AnalysisSegment,
     Audit,
+    Base,
     CleaningEntry,
     EntityBacklog,
     EntityDef,
     EntityRow,
     ExportRun,
-    Base,
     Project,
     Submission,
     SubmissionAttachment,
@@ -32,14 +32,14 @@ from server.db.models import (
 )
 from server.runtime import Runtime
 from server.services import analysis, export_runs
-from server.services.forms import find_form
 from server.services.erasure import ERASE_ACTION
+from server.services.forms import find_form
 from server.services.retention import EXPIRE_ACTION, expire_personal_answers, months_before
 from server.settings import Settings
-from tests.e2e.conftest import server_environment
-from tests.server.conftest import World
 from storage.filesystem import FilesystemBlobStore
 from storage.s3 import S3BlobStore
+from tests.e2e.conftest import server_environment
+from tests.server.conftest import World
 from tests.server.personal_world import (
     DOCUMENT,
     ENTITY_ID,
@@ -48,9 +48,9 @@ from tests.server.personal_world import (
     add_case,
     add_returnee,
     leaked,
-    readable_text,
     make_callers,
     publish_returnee_form,
+    readable_text,
 )
 
 OTHER_PHOTO = b"JPEG face of Besa"
