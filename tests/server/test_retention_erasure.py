@@ -355,7 +355,8 @@ async def test_erasing_by_entity_takes_the_entity_and_the_submissions_that_made_
         entities = (await db.execute(select(EntityRow))).all()
         versions = (await db.execute(select(EntityDef))).all()
     assert left == ["uuid:arben", "uuid:besa"]  # the returnee form's are found by case id
-    assert entities == versions == []
+    assert list(entities) == []
+    assert list(versions) == []
     again = await world.client.post(
         erasures, json={"entityUuid": ENTITY_ID}, headers=callers["mgr"]
     )
