@@ -173,8 +173,12 @@ async def test_retention_is_a_project_setting(world: World) -> None:
     assert off.json()["retentionMonths"] is None
 
 
-async def test_retention_pseudonymises_old_submissions_in_place(world: World) -> None:
+async def test_retention_pseudonymises_old_submissions_in_place(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(analysis, "SETTLE", timedelta(seconds=-1))
     await two_returnees(world)
+    await derived_copies(world)
     await received_months_ago(world, "uuid:arben", 7)
     await world.client.patch(
         f"/v1/projects/{world.project_id}", json={"retentionMonths": 6}, headers=world.admin_headers
@@ -224,6 +228,20 @@ async def test_retention_pseudonymises_old_submissions_in_place(world: World) ->
     assert [msgspec.json.decode(a.details or "") for a in audits] == [
         {"submissions": 1, "retentionMonths": 6}
     ]
+    # Nothing derived keeps the clear values: the cleaning log holds pseudonyms, the
+    # analysis copy and the kept export file are gone (the worker writes the copy again).
+    assert leaked(await everything_stored(world.runtime)) == []
+    assert leaked(await everything_in_store(world.runtime)) == []
+    async with world.runtime.read() as db:
+        entry = (await db.scalars(select(CleaningEntry))).one()
+    assert (entry.old_value, entry.new_value) == (
+        pseudonym(key, f"{NAME} EDITED"),
+        pseudonym(key, f"{NAME} B"),
+    )
+    async with world.runtime.read() as db:
+        returnee = await find_form(db, world.project_id, "returnee")
+    assert await analysis.rebuild_copy(world.runtime, returnee.id) == 2
+    assert leaked(await everything_in_store(world.runtime)) == []
 
     # What a manager now reads of it: pseudonyms, even in clear.
     manager = (await make_callers(world))["mgr"]
