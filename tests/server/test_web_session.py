@@ -91,6 +91,22 @@ async def test_sign_out_ends_the_session(world: World) -> None:
     assert (await world.client.get("/v1/web/session")).status_code == 401
 
 
+async def test_a_stale_cookie_is_no_credential_for_a_body(world: World) -> None:
+    csrf = await web_sign_in(world.client)
+    token = world.client.cookies[SESSION_COOKIE]
+    await world.client.delete("/v1/web/session", headers={"X-CSRF-Token": csrf})
+    world.client.cookies.set(SESSION_COOKIE, token)
+    refused = await world.client.post(
+        "/v1/projects", json={"name": "Late"}, headers={"X-CSRF-Token": csrf}
+    )
+    assert refused.status_code == 401
+    assert refused.json()["code"] == 401.4
+    world.client.cookies.clear()
+    # Signing in again with the stale cookie still riding along works.
+    world.client.cookies.set(SESSION_COOKIE, token)
+    assert await web_sign_in(world.client)
+
+
 async def test_a_bearer_token_wins_over_a_cookie(world: World) -> None:
     await web_sign_in(world.client)
     # Bearer callers (pyodk, scripts) need no CSRF header even if a cookie rides along.
