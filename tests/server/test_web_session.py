@@ -162,3 +162,24 @@ async def test_app_paths_fall_back_to_index_but_never_shadow_the_api(
             assert gone.json()["code"] == 404.1
         escape = await client.get("/assets/..%2F..%2Fetc%2Fpasswd")
         assert escape.status_code == 404 or "root:" not in escape.text
+
+
+async def test_only_the_fill_pages_relax_the_csp_for_web_forms(
+    web_client: httpx.AsyncClient,
+) -> None:
+    async with web_client as client:
+        for path in ("/projects/3/forms/intake/fill", "/projects/3/forms/intake/draft/fill"):
+            csp = (await client.get(path)).headers["content-security-policy"]
+            assert "script-src 'self' 'wasm-unsafe-eval';" in csp, path
+            assert "style-src 'self' 'unsafe-inline';" in csp
+            assert "frame-ancestors 'none'" in csp
+            assert "'unsafe-eval'" not in csp
+        for path in (
+            "/",
+            "/projects/3/forms/intake/submissions",
+            "/projects/3/forms/fill",
+            "/assets/index-abc.js",
+            "/v1/projects/3/forms/intake/fill",
+        ):
+            csp = (await client.get(path)).headers["content-security-policy"]
+            assert "unsafe" not in csp, path
