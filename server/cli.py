@@ -145,14 +145,19 @@ async def _erase(settings: Settings, args: argparse.Namespace) -> None:
 
     rt = await open_runtime(settings)
     try:
-        if args.case is not None:
+        if args.entity is not None:
+            erased = await erasure.erase_entity(rt, args.project, args.entity, by=None)
+        elif args.case is not None:
             erased = await erasure.erase_case(rt, args.project, args.case_field, args.case, by=None)
         else:
             async with rt.read() as db:
                 form = await find_form(db, args.project, args.form)
                 submission, _ = await reviews.find_submission(db, form, args.submission)
             erased = await erasure.erase_submissions(rt, args.project, [submission.id], by=None)
-        print(f"Erased {erased.submissions} submissions; {erased.files} files removed.")
+        print(
+            f"Erased {erased.submissions} submissions and {erased.entities} entities; "
+            f"{erased.files} files removed."
+        )
     finally:
         await close_runtime(rt)
 
@@ -442,10 +447,13 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Removes at once, without restore: every version, comment, stored OData row "
             "and attachment of the submissions found, and the files no other row needs. "
-            "Name the returnee by a case question's answer (--case, --case-field) or one "
-            "submission (--form, --submission)."
+            "Name the returnee by a case question's answer (--case, --case-field), by their "
+            "entity (--entity: it and every submission that made or changed it) or one "
+            "submission (--form, --submission). Entities the submissions made or changed, "
+            "cleaning-log entries, analysis copies and kept export files of the forms go too."
         ),
     )
+    erase.add_argument("--entity", help="The returnee's entity uuid.")
     erase.add_argument("--project", type=int, required=True, help="Project id.")
     erase.add_argument("--case", help="The returnee's case id (the answer to --case-field).")
     erase.add_argument(
@@ -601,8 +609,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> None:
     elif args.command == "retention":
         asyncio.run(_retention(settings))
     elif args.command == "erase":
-        if args.case is None and (args.form is None or args.submission is None):
-            raise SystemExit("homeward: give --case, or --form and --submission.")
+        if args.case is None and args.entity is None and None in (args.form, args.submission):
+            raise SystemExit("homeward: give --case, --entity, or --form and --submission.")
         asyncio.run(_erase(settings, args))
     elif args.command in ("rebuild-analysis", "update-analysis"):
         asyncio.run(_analysis(settings, args.rebuild, args.form, args.project))

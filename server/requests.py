@@ -101,7 +101,11 @@ def carries_credentials(request: AnyRequest) -> bool:
     """Whether `authenticate` has something to check. A new kind of credential (a
     web-app session cookie) must be added here too, or `check_before_body` refuses
     its requests' bodies as anonymous."""
-    return "authorization" in request.headers or bool(request.query_params.get("st"))
+    return (
+        "authorization" in request.headers
+        or bool(request.query_params.get("st"))
+        or bool(request.cookies.get(SESSION_COOKIE))
+    )
 
 
 async def authenticate(request: AnyRequest, db: AsyncSession) -> Principal | None:
@@ -232,10 +236,16 @@ async def check_before_body(request: AnyRequest) -> None:
         (request.content_length or 0) > MAX_JSON_BYTES
     ):
         raise problems.too_large(MAX_JSON_BYTES)
+    principal = None
     if carries_credentials(request):
         async with runtime_of(request).read() as db:
-            await authenticate(request, db)
-    elif _has_body(request) and not request.route_handler.opt.get(ANONYMOUS_BODY):
+            principal = await authenticate(request, db)
+    # A stale cookie names nobody: its body is as anonymous as one sent with none.
+    if (
+        principal is None
+        and _has_body(request)
+        and not request.route_handler.opt.get(ANONYMOUS_BODY)
+    ):
         raise problems.authentication_required()
 
 

@@ -26,6 +26,14 @@ CONTENT_SECURITY_POLICY = "; ".join(
         "frame-ancestors 'none'",
     )
 )
+# Only the web app's fill pages (full page loads of .../fill and .../draft/fill) hold
+# ODK Web Forms, which compiles WebAssembly ('wasm-unsafe-eval': without it the form
+# does not appear; plain eval stays refused) and injects its component styles as
+# <style> elements (style-src 'unsafe-inline'). Scripts stay 'self' only, so an
+# injected inline script still cannot run there either.
+FILL_PAGE_POLICY = CONTENT_SECURITY_POLICY.replace(
+    "script-src 'self'", "script-src 'self' 'wasm-unsafe-eval'"
+).replace("style-src 'self'", "style-src 'self' 'unsafe-inline'")
 # For stored files (attachments, media): nothing in them may run, even if a
 # browser were to render one.
 SANDBOX_POLICY = "default-src 'none'; sandbox"

@@ -30,6 +30,7 @@ import polars as pl
 from exports.options import ExportOptions
 from exports.records import ExportRecord
 from exports.tabulate import pseudonym
+from forms.personal import personal_fields
 from forms.schema import REPEAT, STRUCTURE, FormSchema
 
 __all__ = [
@@ -212,12 +213,14 @@ def protect_personal(
     of personal fields pseudonymised or blanked, as their columns are."""
     if options.personal == "keep":
         return list(log)
-    personal = schema.personal_paths
+    # The policy's paths: below personal groups too, and an instanceName computed
+    # from personal answers (edits show it).
+    personal = personal_fields([schema])
     key = options.pseudonym_key
     result = []
     for change in log:
         path = re.sub(r"\[[0-9]+\]", "", change.field or "")
-        if path not in personal:
+        if not personal.covers(path):
             result.append(change)
             continue
 

@@ -29,6 +29,7 @@ from server.services import datasets as dataset_service
 from server.services import entity_lists
 from server.services.entities import decode_data
 from server.services.entity_filter import entity_filter, entity_search
+from server.services.personal import EntityView, audit_entity_read, entity_view
 from server.services.projects import get_project
 
 _encode = msgspec.json.Encoder().encode
@@ -150,13 +151,17 @@ async def dataset_odata(
         raise problems.not_found()
     name = dataset_ref.removesuffix(".svc")
     resource = rest.strip("/")
-    async with runtime_of(request).read() as db:
+    rt = runtime_of(request)
+    async with rt.read() as db:
+        principal = await require_principal(request, db)
         dataset = await _dataset(request, db, project_id, name)
         properties = await entity_lists.published_properties(db, dataset.id)
         if resource == "$metadata":
             return Response(_metadata(properties), media_type="application/xml", headers=HEADERS)
         if resource != "Entities":
             raise problems.not_found()
+        view = await entity_view(db, principal, dataset)
+        view.check_query(filter_, search)
         narrowed = [c for c in (entity_filter(filter_), entity_search(search)) if c is not None]
         limit = _number("$top", top)
         offset = _number("$skip", skip) or 0
@@ -181,7 +186,9 @@ async def dataset_odata(
     more = len(rows) > page and (limit is None or limit > page)
     rows = rows[:page]
     chosen = {s.strip() for s in select_.split(",")} if select_ else None
-    values = [_row(entity, creator, properties, chosen) for entity, creator in rows]
+    values = [_row(entity, creator, properties, chosen, view) for entity, creator in rows]
+    if view.reads_clear:
+        await audit_entity_read(rt, principal, dataset, "odata")
     body: dict[str, Any] = {
         "@odata.context": f"{_root(request, name)}/$metadata#Entities",
         "value": values,
@@ -196,9 +203,13 @@ async def dataset_odata(
 
 
 def _row(
-    entity: EntityRow, creator: str | None, properties: list[str], chosen: set[str] | None
+    entity: EntityRow,
+    creator: str | None,
+    properties: list[str],
+    chosen: set[str] | None,
+    view: EntityView,
 ) -> dict[str, Any]:
-    data = decode_data(entity.data)
+    data = view.data(decode_data(entity.data))
     row: dict[str, Any] = {"__id": entity.uuid, "label": entity.label}
     row.update({p: data.get(p) for p in properties})
     row["__system"] = {

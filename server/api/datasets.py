@@ -44,6 +44,7 @@ from server.services.entities import (
 )
 from server.services.entity_filter import entity_filter, entity_search
 from server.services.forms import find_form, schema_of
+from server.services.personal import EntityView, audit_entity_read, entity_view
 from server.services.projects import get_project
 
 
@@ -244,7 +245,7 @@ async def add_property(
     return Success()
 
 
-def _version_out(row: EntityDef, *, with_data: bool) -> VersionOut:
+def _version_out(row: EntityDef, *, with_data: bool, view: EntityView | None = None) -> VersionOut:
     shape = VersionOut(
         label=row.label,
         current=row.current,
@@ -256,11 +257,14 @@ def _version_out(row: EntityDef, *, with_data: bool) -> VersionOut:
         conflicting_properties=decode_conflicting(row.conflicting_properties),
     )
     if with_data:
-        shape.data = decode_data(row.data)
+        data = decode_data(row.data)
+        shape.data = view.data(data) if view is not None else data
     return shape
 
 
-def _entity_out(entity: EntityRow, current: EntityDef, *, with_data: bool) -> EntityOut:
+def _entity_out(
+    entity: EntityRow, current: EntityDef, *, with_data: bool, view: EntityView | None = None
+) -> EntityOut:
     return EntityOut(
         uuid=entity.uuid,
         creator_id=entity.creator_id,
@@ -268,11 +272,13 @@ def _entity_out(entity: EntityRow, current: EntityDef, *, with_data: bool) -> En
         updated_at=iso(entity.updated_at),
         deleted_at=iso(entity.deleted_at),
         conflict=entity.conflict,
-        current_version=_version_out(current, with_data=with_data),
+        current_version=_version_out(current, with_data=with_data, view=view),
     )
 
 
-async def _one_out(db: AsyncSession, dataset_id: int, uuid: str) -> EntityOut:
+async def _one_out(
+    db: AsyncSession, dataset_id: int, uuid: str, view: EntityView | None = None
+) -> EntityOut:
     row = (
         await db.execute(
             select(EntityRow, EntityDef)
@@ -283,7 +289,7 @@ async def _one_out(db: AsyncSession, dataset_id: int, uuid: str) -> EntityOut:
     ).first()
     if row is None:
         raise problems.not_found()
-    return _entity_out(row[0], row[1], with_data=True)
+    return _entity_out(row[0], row[1], with_data=True, view=view)
 
 
 @get(
@@ -402,13 +408,17 @@ async def get_entity(
     dataset_name: FromPath[str],
     entity_uuid: FromPath[str],
 ) -> EntityOut:
-    async with runtime_of(request).read() as db:
-        await _caller(request, db, project_id, "entity.read")
+    rt = runtime_of(request)
+    async with rt.read() as db:
+        principal = await _caller(request, db, project_id, "entity.read")
         dataset = await dataset_service.find_dataset(db, project_id, dataset_name)
-        shape = await _one_out(db, dataset.id, entity_uuid)
+        view = await entity_view(db, principal, dataset)
+        shape = await _one_out(db, dataset.id, entity_uuid, view)
         if shape.deleted_at is not None:
             raise problems.not_found()
-        return shape
+    if view.reads_clear:
+        await audit_entity_read(rt, principal, dataset, "entity")
+    return shape
 
 
 @patch(
@@ -540,9 +550,11 @@ async def entity_versions(
     dataset_name: FromPath[str],
     entity_uuid: FromPath[str],
 ) -> list[VersionOut]:
-    async with runtime_of(request).read() as db:
-        await _caller(request, db, project_id, "entity.read")
+    rt = runtime_of(request)
+    async with rt.read() as db:
+        principal = await _caller(request, db, project_id, "entity.read")
         dataset = await dataset_service.find_dataset(db, project_id, dataset_name)
+        view = await entity_view(db, principal, dataset)
         rows = (
             await db.scalars(
                 select(EntityDef)
@@ -553,7 +565,9 @@ async def entity_versions(
         ).all()
         if not rows:
             raise problems.not_found()
-        return [_version_out(r, with_data=True) for r in rows]
+    if view.reads_clear:
+        await audit_entity_read(rt, principal, dataset, "versions")
+    return [_version_out(r, with_data=True, view=view) for r in rows]
 
 
 @get(
@@ -569,12 +583,18 @@ async def entities_csv(
 ) -> Response[Any]:
     """The whole list as CSV (`__id,label,<properties>,__createdAt,...` in Central;
     here the columns Collect reads), narrowed by `$filter` and `$search`."""
-    where = [c for c in (entity_filter(filter_), entity_search(search)) if c is not None]
-    async with runtime_of(request).read() as db:
-        await _caller(request, db, project_id, "entity.list")
+    rt = runtime_of(request)
+    async with rt.read() as db:
+        principal = await _caller(request, db, project_id, "entity.list")
         dataset = await dataset_service.find_dataset(db, project_id, dataset_name)
+        view = await entity_view(db, principal, dataset)
+        view.check_query(filter_, search)
+        where = [c for c in (entity_filter(filter_), entity_search(search)) if c is not None]
         properties = await entity_lists.published_properties(db, dataset.id)
-    body = entity_lists.stream_csv(runtime_of(request), dataset.id, properties, None, where)
+    if view.reads_clear:
+        await audit_entity_read(rt, principal, dataset, "entities.csv")
+    masked = (view.personal, view.key) if view.masked else None
+    body = entity_lists.stream_csv(rt, dataset.id, properties, None, where, masked)
     return Stream(
         body,
         media_type="text/csv",
@@ -617,17 +637,21 @@ async def entity_diffs(
     entity_uuid: FromPath[str],
 ) -> list[list[ChangeOut]]:
     """Per version after the first, what it changed (`label` and properties)."""
-    async with runtime_of(request).read() as db:
-        await _caller(request, db, project_id, "entity.read")
+    rt = runtime_of(request)
+    async with rt.read() as db:
+        principal = await _caller(request, db, project_id, "entity.read")
         dataset = await dataset_service.find_dataset(db, project_id, dataset_name)
+        view = await entity_view(db, principal, dataset)
         versions = await _versions(db, dataset.id, entity_uuid)
+    if view.reads_clear:
+        await audit_entity_read(rt, principal, dataset, "diffs")
     result = []
     for before, after in pairwise(versions):
         old = decode_data(before.data) | {"label": before.label}
         new = decode_data(after.data) | {"label": after.label}
         result.append(
             [
-                ChangeOut(old.get(key), new.get(key), key)
+                ChangeOut(view.value(key, old.get(key)), view.value(key, new.get(key)), key)
                 for key in sorted(set(old) | set(new))
                 if old.get(key) != new.get(key)
             ]

@@ -32,7 +32,7 @@ from server.requests import AnyRequest, require_principal, runtime_of
 from server.services import export_runs
 from server.services import exports as export_service
 from server.services.forms import find_form
-from server.services.personal import personal_view
+from server.services.personal import audit_personal_read, personal_view
 
 _PATH = "/projects/{project_id:int}/forms/{xml_form_id:str}/export-jobs"
 
@@ -118,6 +118,7 @@ async def create_export_job(
             deleted_fields=options.deleted_fields,
             geo_table=options.geo_table,
             geo_field=options.geo_field,
+            cleaned=options.cleaned,
         )
         run = await export_runs.create_run(db, form, principal.actor_id, fmt.value, asked)
         return _out(run, form)
@@ -157,6 +158,15 @@ async def get_export_job_file(
 ) -> Stream:
     """The finished export, while it is kept."""
     run, form = await _find(request, project_id, xml_form_id, job_id)
+    rt = runtime_of(request)
+    async with rt.read() as db:
+        principal = await require_principal(request, db)
+        view = await personal_view(db, principal, form)
+    if export_runs.kept_personal(run) and view.fields.any:
+        # A manager's job that kept personal fields is theirs and other managers' alone.
+        if not view.clear:
+            raise problems.personal_data_forbidden()
+        await audit_personal_read(rt, principal, form, "export", format=run.format, job=run.id)
     if run.state != export_runs.DONE:
         raise problems.export_not_ready(run.state)
     file_name = f"{form.xml_form_id}.{run.format}"

@@ -32,6 +32,7 @@ from server.requests import ANONYMOUS_BODY, AnyRequest, authenticate, runtime_of
 from server.security_headers import SANDBOX_POLICY
 from server.services import accounts, datasets, entity_lists
 from server.services.forms import attachments_of, form_defs
+from server.services.personal import entity_view, record_entity_read
 from server.services.submissions import Incoming, receive_submission
 
 XML = "text/xml"
@@ -271,7 +272,8 @@ async def serve_manifest(request: AnyRequest, project_id: int, xml_form_id: str)
             dataset = await db.get(Dataset, dataset_id)
             assert dataset is not None
             owner = _list_owner(caller, dataset, project_id)
-            digest = await entity_lists.list_hash(db, dataset_id, owner)
+            view = await entity_view(db, caller.principal, dataset)
+            digest = await entity_lists.list_hash(db, dataset_id, owner, masked=view.masked)
             integrity = (
                 f"{caller.base_url}/projects/{project_id}/datasets/"
                 f"{path_segment(dataset.name)}/integrity"
@@ -324,7 +326,7 @@ async def serve_form_attachment(
             dataset = await db.get(Dataset, attachment.dataset_id)
             assert dataset is not None
             owner = _list_owner(caller, dataset, project_id)
-            return await entity_list_response(request, db, dataset, owner, name)
+            return await entity_list_response(request, db, dataset, owner, name, caller.principal)
         blob = (
             await db.get(Blob, attachment.blob_sha256)
             if attachment and attachment.blob_sha256
@@ -337,15 +339,30 @@ async def serve_form_attachment(
 
 
 async def entity_list_response(
-    request: AnyRequest, db: AsyncSession, dataset: Dataset, owner: int | None, filename: str
+    request: AnyRequest,
+    db: AsyncSession,
+    dataset: Dataset,
+    owner: int | None,
+    filename: str,
+    principal: Principal | None,
 ) -> Response[Any]:
-    """The list's CSV, streamed; its ETag is the manifest's hash, so 304 costs one query."""
-    etag = f'"{await entity_lists.list_hash(db, dataset.id, owner)}"'
+    """The list's CSV, streamed; its ETag is the manifest's hash, so 304 costs one query.
+
+    Properties saved from personal fields come as pseudonyms to those below
+    manager (an app user's phone included); a manager's download is audited.
+    """
+    view = await entity_view(db, principal, dataset)
+    etag = f'"{await entity_lists.list_hash(db, dataset.id, owner, masked=view.masked)}"'
     cached = not_modified_or(request, etag)
     if cached is not None:
         return cached
     properties = await entity_lists.published_properties(db, dataset.id)
-    body = entity_lists.stream_csv(runtime_of(request), dataset.id, properties, owner)
+    if view.reads_clear:
+        await record_entity_read(db, principal, dataset, "entity list")
+    masked = (view.personal, view.key) if view.masked else None
+    body = entity_lists.stream_csv(
+        runtime_of(request), dataset.id, properties, owner, masked=masked
+    )
     disposition = f"attachment; filename*=UTF-8''{quote(filename, safe='')}"
     return Stream(
         body,

@@ -296,12 +296,12 @@ async def add_entries(
 
 
 def _audit_details(entry: CleaningEntry) -> dict[str, object]:
+    # Never the values: the audit log is read by site administrators who may not
+    # read personal answers, and erasure does not rewrite it. The log holds them.
     return {
         "id": entry.id,
         "instanceId": entry.instance_id,
         "field": entry.field,
-        "oldValue": entry.old_value,
-        "newValue": entry.new_value,
         "reason": entry.reason,
         "source": entry.source,
     }

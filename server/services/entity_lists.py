@@ -21,6 +21,7 @@ import msgspec
 from sqlalchemy import ColumnElement, Connection, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from forms.personal import pseudonym
 from server.db.models import Dataset, DatasetProperty, EntityRow
 from server.runtime import Runtime
 
@@ -55,7 +56,9 @@ def owner_filter(dataset: Dataset, actor_id: int | None, sees_all: bool) -> int 
     return actor_id if actor_id is not None else -1
 
 
-async def list_hash(db: AsyncSession, dataset_id: int, owner: int | None) -> str:
+async def list_hash(
+    db: AsyncSession, dataset_id: int, owner: int | None, *, masked: bool = False
+) -> str:
     row = (
         await db.execute(
             select(
@@ -66,7 +69,8 @@ async def list_hash(db: AsyncSession, dataset_id: int, owner: int | None) -> str
         )
     ).one()
     header = ",".join(await published_properties(db, dataset_id))
-    fingerprint = f"{dataset_id}:{owner}:{row[0]}:{row[1]}:{row[2]}:{header}"
+    # A caller who gets pseudonyms gets other bytes, so another ETag.
+    fingerprint = f"{dataset_id}:{owner}:{row[0]}:{row[1]}:{row[2]}:{header}:{masked}"
     return hashlib.md5(fingerprint.encode(), usedforsecurity=False).hexdigest()
 
 
@@ -82,8 +86,12 @@ async def stream_csv(
     properties: list[str],
     owner: int | None,
     where: Sequence[ColumnElement[bool]] = (),
+    masked: Masked | None = None,
 ) -> AsyncIterator[bytes]:
     """`name,label,__version,<properties>` row by row, paged by id (flat memory).
+
+    With `masked` (personal property names and the project's key), those
+    properties are pseudonymised; None (managers) keeps the fast path.
 
     Each page is read and written to CSV text in one synchronous unit of work
     (Runtime.query: a reader thread on SQLite), on Core rows: the ORM's row
@@ -93,16 +101,23 @@ async def stream_csv(
     conditions = [*_live(dataset_id, owner), *where]
     after: int | None = 0
     while after is not None:
-        after, chunk = await rt.query(partial(_csv_page, conditions, properties, after))
+        after, chunk = await rt.query(partial(_csv_page, conditions, properties, after, masked))
         if chunk:
             yield chunk
 
+
+# Personal property names and the key of their pseudonyms.
+Masked = tuple[frozenset[str], bytes]
 
 _PAGE_COLUMNS = (EntityRow.id, EntityRow.uuid, EntityRow.label, EntityRow.version, EntityRow.data)
 
 
 def _csv_page(
-    conditions: list[Any], properties: list[str], after: int, connection: Connection
+    conditions: list[Any],
+    properties: list[str],
+    after: int,
+    masked: Masked | None,
+    connection: Connection,
 ) -> tuple[int | None, bytes]:
     """The CSV lines of the next page after entity id `after`, and the last id on it."""
     rows = connection.execute(
@@ -115,10 +130,28 @@ def _csv_page(
         return None, b""
     buffer = io.StringIO()
     blanks = [""] * len(properties)
-    csv.writer(buffer, lineterminator="\n").writerows(
-        (uuid, label, version, *map(_decode_data(data).get, properties, blanks))
-        for _, uuid, label, version, data in rows
-    )
+    writer = csv.writer(buffer, lineterminator="\n")
+    if masked is None:
+        writer.writerows(
+            (uuid, label, version, *map(_decode_data(data).get, properties, blanks))
+            for _, uuid, label, version, data in rows
+        )
+    else:
+        personal, key = masked
+        hidden = [name in personal for name in properties]
+        for _, uuid, label, version, data in rows:
+            values = map(_decode_data(data).get, properties, blanks)
+            writer.writerow(
+                (
+                    uuid,
+                    label,
+                    version,
+                    *(
+                        pseudonym(key, v) if h and v else v
+                        for h, v in zip(hidden, values, strict=True)
+                    ),
+                )
+            )
     last: int = rows[-1][0]
     return last, buffer.getvalue().encode()
 

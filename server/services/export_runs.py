@@ -34,8 +34,10 @@ from exports import ExportError, ExportOptions
 from server.db.models import ExportRun, Form, Project
 from server.problems import Problem
 from server.runtime import Runtime
+from server.services import cleaning as cleaning_service
 from server.services import exports as export_service
 from server.services.export_slots import ExportSlot, export_slots
+from server.services.personal import PersonalView, form_personal_fields
 
 __all__ = [
     "KEEP",
@@ -43,6 +45,7 @@ __all__ = [
     "create_run",
     "file_object",
     "forget_runs",
+    "kept_personal",
     "run_export_worker",
     "run_waiting_exports",
 ]
@@ -72,12 +75,20 @@ class ExportRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     deleted_fields: bool = False
     geo_table: str | None = None
     geo_field: str | None = None
+    # The form's cleaning log applied (`cleaned=true`), as the download does.
+    cleaned: bool = False
 
 
 def request_for(options: ExportOptions, **query: Any) -> ExportRequest:
     settings = msgspec.to_builtins(options)
     settings.pop("pseudonym_key", None)
     return ExportRequest(options=settings, **query)
+
+
+def kept_personal(run: ExportRun) -> bool:
+    """Whether the run's file holds personal fields in clear (asked with personal=keep)."""
+    request = msgspec.json.decode(run.request, type=ExportRequest)
+    return bool(request.options.get("personal", "keep") == "keep")
 
 
 def file_object(run: ExportRun, file_name: str) -> str:
@@ -187,6 +198,10 @@ async def _prepare(
         where = export_service.selection(
             request.filter, request.start, request.end, request.review_state
         )
+        # The asker's personal decision is in `options.personal` (made when asked);
+        # the files of personal questions stay out unless it kept personal fields.
+        fields = await form_personal_fields(db, form.id)
+        view = PersonalView(fields=fields, clear=options.personal == "keep", key=b"")
         job = await export_service.prepare_export(
             db,
             form,
@@ -198,7 +213,10 @@ async def _prepare(
             deleted_fields=request.deleted_fields,
             geo_table=request.geo_table,
             geo_field=request.geo_field,
+            hidden_files=view.files_left_out(options.personal),
         )
+        if request.cleaned:
+            job = await cleaning_service.cleaned_export(db, form, job)
 
         def count(pages: int) -> None:
             progress.done += pages

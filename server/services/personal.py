@@ -34,18 +34,23 @@ from forms.personal import (
 )
 from server import problems
 from server.auth import Principal
-from server.db.models import Form, FormDef, Project
+from server.db.models import Dataset, DatasetFormDef, Form, FormDef, Project
 from server.runtime import Runtime
 from server.services.audit import record
 from server.services.forms import schema_by_id
 
 __all__ = [
     "PERSONAL_READ",
+    "EntityView",
     "PersonalView",
+    "audit_entity_read",
     "audit_personal_read",
+    "dataset_personal_properties",
+    "entity_view",
     "form_personal_fields",
     "may_see_personal",
     "personal_view",
+    "record_entity_read",
 ]
 
 PERSONAL_READ = "submission.personal.read"
@@ -154,3 +159,99 @@ async def audit_personal_read(
             form.id,
             {"xmlFormId": form.xml_form_id, "read": what, **details},
         )
+
+
+@dataclass(frozen=True, slots=True)
+class EntityView:
+    """One caller's view of one entity list: properties saved from personal fields
+    are pseudonymised for those below manager (the label is the intake form's
+    choice and is shown as it is)."""
+
+    view: PersonalView
+    # The dataset's properties whose `saveto` field is personal in a form that fills it.
+    personal: frozenset[str]
+
+    @property
+    def masked(self) -> bool:
+        return bool(self.personal) and not self.view.clear
+
+    @property
+    def reads_clear(self) -> bool:
+        return bool(self.personal) and self.view.clear
+
+    @property
+    def key(self) -> bytes:
+        return self.view.key
+
+    def data(self, properties: Mapping[str, str]) -> dict[str, str]:
+        if not self.masked:
+            return dict(properties)
+        return self.view.entity_properties(properties, self.personal)
+
+    def value(self, name: str, value: str | None) -> str | None:
+        """One property's value (`label` and the rest as they are)."""
+        if value is None or not self.masked or name not in self.personal:
+            return value
+        return self.data({name: value})[name]
+
+    def check_query(self, filter_text: str | None, search: str | None) -> None:
+        """A masked caller may not narrow the list by personal values (an oracle)."""
+        if not self.masked:
+            return
+        if search or (filter_text and any(name in filter_text for name in self.personal)):
+            raise problems.personal_data_forbidden()
+
+
+async def dataset_personal_properties(db: AsyncSession, dataset_id: int) -> frozenset[str]:
+    """Properties saved from a field marked personal in any version of a form filling the list."""
+    rows = (
+        await db.execute(
+            select(FormDef.id, FormDef.sha256, FormDef.form_id)
+            .join(DatasetFormDef, DatasetFormDef.form_def_id == FormDef.id)
+            .where(DatasetFormDef.dataset_id == dataset_id)
+        )
+    ).all()
+    fields_of: dict[int, PersonalFields] = {}
+    personal: set[str] = set()
+    for def_id, sha, form_id in rows:
+        declaration = (await schema_by_id(db, def_id, sha)).entity
+        if declaration is None:
+            continue
+        if form_id not in fields_of:
+            fields_of[form_id] = await form_personal_fields(db, form_id)
+        fields = fields_of[form_id]
+        personal.update(n for n, path in declaration.properties.items() if fields.covers(path))
+    return frozenset(personal)
+
+
+async def entity_view(
+    db: AsyncSession, principal: Principal | None, dataset: Dataset
+) -> EntityView:
+    secret = await db.scalar(
+        select(Project.pseudonym_secret).where(Project.id == dataset.project_id)
+    )
+    clear = principal is not None and may_see_personal(principal, dataset.project_id)
+    view = PersonalView(fields=PersonalFields(), clear=clear, key=(secret or "").encode())
+    return EntityView(view, await dataset_personal_properties(db, dataset.id))
+
+
+async def audit_entity_read(
+    rt: Runtime, principal: Principal | None, dataset: Dataset, what: str
+) -> None:
+    """Record a read in clear of an entity list's personal properties (never the values)."""
+    async with rt.transaction() as db:
+        await record_entity_read(db, principal, dataset, what)
+
+
+async def record_entity_read(
+    db: AsyncSession, principal: Principal | None, dataset: Dataset, what: str
+) -> None:
+    """The same, within a unit of work already writing."""
+    await record(
+        db,
+        principal.actor_id if principal is not None else None,
+        PERSONAL_READ,
+        "dataset",
+        dataset.id,
+        {"dataset": dataset.name, "read": what},
+    )

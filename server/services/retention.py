@@ -17,6 +17,12 @@ duplicate instead of a conflict); it is a hash of the whole document, not of
 any one answer. Encrypted versions are stored as sent and cannot be read, so
 they are left as they are.
 
+What derives from those answers is rewritten or dropped with them: the
+cleaning log's old and new values of personal fields get the same
+pseudonyms, and the form's analysis copy and kept export-job files (which
+hold the answers as they were) are forgotten; the worker writes the copy
+again from the rewritten rows.
+
 One audit entry per form and run (`submission.personal.expire`) says how many
 submissions were rewritten, never what they held.
 """
@@ -26,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import calendar
 import logging
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -40,10 +47,21 @@ from forms.personal import (
     mask_record,
     mask_xml,
     personal_file_names,
+    pseudonym,
 )
-from server.db.models import Form, FormDef, Project, Submission, SubmissionAttachment, SubmissionDef
+from server.db.models import (
+    CleaningEntry,
+    Form,
+    FormDef,
+    Project,
+    Submission,
+    SubmissionAttachment,
+    SubmissionDef,
+)
 from server.runtime import Runtime
+from server.services.analysis import forget_copies
 from server.services.audit import now, record
+from server.services.export_runs import forget_runs
 from server.services.forms import schema_by_id
 from server.services.personal import form_personal_fields
 from server.services.unused_blobs import remove_unused_files
@@ -99,6 +117,7 @@ async def expire_personal_answers(rt: Runtime, *, at: datetime | None = None) ->
             total += done
             files |= unlinked
             if done:
+                await _forget_derived(rt, form_id)
                 async with rt.transaction() as db:
                     await record(
                         db,
@@ -110,6 +129,14 @@ async def expire_personal_answers(rt: Runtime, *, at: datetime | None = None) ->
                     )
     removed = await remove_unused_files(rt, files)
     return Expired(total, removed)
+
+
+async def _forget_derived(rt: Runtime, form_id: int) -> None:
+    """The form's analysis copy and kept export files still hold the answers in clear."""
+    async with rt.transaction() as db:
+        objects = await forget_copies(db, [form_id]) + await forget_runs(db, [form_id])
+    for name in objects:
+        await rt.blobs.delete_object(name)
 
 
 async def _expire_form(
@@ -182,8 +209,22 @@ async def _expire_submission(
                 if attachment.blob_sha256 is not None:
                     files.add(attachment.blob_sha256)
                 attachment.blob_sha256 = None
+    entries = await db.scalars(
+        select(CleaningEntry).where(CleaningEntry.submission_id == submission_id)
+    )
+    for entry in entries:
+        if entry.field is not None and fields.covers(re.sub(r"\[[0-9]+\]", "", entry.field)):
+            entry.old_value = _masked_value(entry.old_value, entry.field, fields, key)
+            entry.new_value = _masked_value(entry.new_value, entry.field, fields, key)
     await db.flush()
     return files
+
+
+def _masked_value(value: str | None, field: str, fields: PersonalFields, key: bytes) -> str | None:
+    if not value:
+        return value
+    path = re.sub(r"\[[0-9]+\]", "", field)
+    return None if path in fields.withheld else pseudonym(key, value)
 
 
 async def run_retention_periodically(rt: Runtime, *, every: float = 3600.0) -> None:

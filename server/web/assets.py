@@ -14,6 +14,7 @@ from litestar import Response, Router, get
 from litestar.params import FromPath
 
 from server import problems
+from server.security_headers import FILL_PAGE_POLICY
 
 DIST = Path(__file__).resolve().parent / "dist"
 _NOT_THE_APP = ("v1", "schema", "healthz")
@@ -22,20 +23,33 @@ _FOREVER = "public, max-age=31536000, immutable"
 _NOT_BUILT = "The web app has not been built. Run `make web` (or `make install`) and restart.\n"
 
 
-def _file_response(path: Path, cache: str) -> Response[bytes]:
+def _file_response(path: Path, cache: str, csp: str | None = None) -> Response[bytes]:
     media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-    return Response(
-        path.read_bytes(),
-        media_type=media_type,
-        headers={"Cache-Control": cache, "X-Content-Type-Options": "nosniff"},
+    headers = {"Cache-Control": cache, "X-Content-Type-Options": "nosniff"}
+    if csp is not None:
+        headers["Content-Security-Policy"] = csp
+    return Response(path.read_bytes(), media_type=media_type, headers=headers)
+
+
+def is_fill_page(relative: str) -> bool:
+    """The app's pages that hold ODK Web Forms: ``projects/{id}/forms/{xmlFormId}/fill``
+    and ``.../draft/fill`` (the app opens them with a full page load)."""
+    parts = relative.strip("/").split("/")
+    return (
+        len(parts) in (5, 6)
+        and parts[0] == "projects"
+        and parts[2] == "forms"
+        and parts[-1] == "fill"
+        and (len(parts) == 5 or parts[4] == "draft")
     )
 
 
-def _index(dist: Path) -> Response[bytes]:
+def _index(dist: Path, relative: str = "") -> Response[bytes]:
     index = dist / "index.html"
     if not index.is_file():
         return Response(_NOT_BUILT.encode(), status_code=503, media_type="text/plain")
-    return _file_response(index, "no-cache")
+    # Every other page keeps the strict policy that security_headers adds.
+    return _file_response(index, "no-cache", FILL_PAGE_POLICY if is_fill_page(relative) else None)
 
 
 def web_router(dist: Path | None = None) -> Router:
@@ -56,6 +70,6 @@ def web_router(dist: Path | None = None) -> Router:
             return _file_response(candidate, cache)
         if relative.startswith("assets/") or "." in relative.rsplit("/", 1)[-1]:
             raise problems.not_found()  # a missing file, not a page of the app
-        return _index(root)
+        return _index(root, relative)
 
     return Router("/", route_handlers=[index, any_path])

@@ -17,7 +17,15 @@ from litestar.params import JSONBody
 from server import problems
 from server.api.shapes import ApiModel, SessionIn, iso
 from server.auth import SESSION_COOKIE, csrf_token
-from server.requests import AnyRequest, is_https, require_principal, runtime_of
+from server.requests import (
+    ANONYMOUS_BODY,
+    AnyRequest,
+    client_address,
+    is_https,
+    require_principal,
+    runtime_of,
+    sign_in_throttle,
+)
 from server.services import accounts
 from server.services.audit import now
 
@@ -51,13 +59,27 @@ def _cookie(request: AnyRequest, value: str, expires_at: datetime | None) -> Coo
     )
 
 
-@post("/web/session", operation_id="createWebSession", status_code=200)
+@post(
+    "/web/session",
+    operation_id="createWebSession",
+    status_code=200,
+    opt={ANONYMOUS_BODY: True},  # signing in is what a caller without credentials does
+)
 async def sign_in(request: AnyRequest, data: JSONBody[SessionIn]) -> Response[WebSessionOut]:
     rt = runtime_of(request)
+    # As POST /v1/sessions: the password (and the sign-in throttle) before the write
+    # transaction, which then only inserts.
+    async with rt.read() as db:
+        actor = await accounts.authenticate_password(
+            db,
+            data.email,
+            data.password,
+            throttle=sign_in_throttle(request),
+            address=client_address(request),
+        )
+    if actor is None:
+        raise problems.authentication_failed()
     async with rt.transaction() as db:
-        actor = await accounts.authenticate_password(db, data.email, data.password)
-        if actor is None:
-            raise problems.authentication_failed()
         token, session = await accounts.create_session(db, actor, rt.settings.session_hours)
     body = WebSessionOut(
         csrf=csrf_token(rt.settings.secret_key, token),

@@ -247,6 +247,19 @@ class CleaningEntry(Shape):
     source: str
 
 
+class ExportJob(Shape):
+    """Homeward's export job (no Central counterpart): its state and progress."""
+
+    id: int
+    format: str
+    state: str
+    total: int | None
+    done: int
+    size: int | None
+    created_at: Iso
+    file_name: str
+
+
 class CheckReport(Shape):
     checked: int
     suggestions: list[dict[str, Any]]

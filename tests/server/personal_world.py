@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from forms.xlsform import compile_xlsform
 from server.services import accounts
 from tests.server.conftest import World, sign_in
 
@@ -89,6 +90,7 @@ def returnee_xml(
 class Returnees:
     world: World
     callers: dict[str, dict[str, str]]
+    job: int = 0  # a manager's export job that kept personal fields
 
     @property
     def form(self) -> str:
@@ -178,3 +180,65 @@ def readable_text(body: bytes) -> str:
 def leaked(body: bytes) -> list[str]:
     text = readable_text(body)
     return [secret for secret in SECRETS if secret in text]
+
+
+# An entity list filled from a personal field: `full_name` (personal) saved to the
+# `full_name` property, `district` (not personal) to `district`; the label is the case id.
+CASE_INTAKE = """
+| survey |
+| | type | name | label | save_to | personal |
+| | text | case_id | Case | | |
+| | text | full_name | Name | full_name | yes |
+| | text | district | District | district | |
+| entities |
+| | list_name | label |
+| | cases | ${case_id} |
+| settings |
+| | form_id | version |
+| | case_intake | 1 |
+"""
+CASE_VISIT = """
+| survey |
+| | type | name | label |
+| | select_one_from_file cases.csv | who | Who |
+| settings |
+| | form_id | version |
+| | case_visit | 1 |
+"""
+ENTITY_ID = "12345678-1234-4123-8123-123456789abc"
+
+
+async def add_case(world: World) -> None:
+    """The two forms (intake fills `cases`, the visit downloads it) and one case of Arben."""
+    for markdown in (CASE_INTAKE, CASE_VISIT):
+        xform = compile_xlsform(markdown.encode(), file_name="f.md").xml
+        created = await world.client.post(
+            f"/v1/projects/{world.project_id}/forms?publish=true",
+            content=xform,
+            headers=world.admin_headers | XML,
+        )
+        assert created.status_code == 200, created.text
+    assigned = await world.client.post(
+        f"/v1/projects/{world.project_id}/forms/case_visit/assignments/app-user/{world.app_user_id}",
+        headers=world.admin_headers,
+    )
+    assert assigned.status_code == 200, assigned.text
+    submission = (
+        f'<data id="case_intake" version="1"><case_id>R-001</case_id>'
+        f"<full_name>{NAME} A1</full_name><district>Shkoder</district>"
+        "<meta><instanceID>uuid:case1</instanceID>"
+        f'<entity dataset="cases" create="1" id="{ENTITY_ID}"><label>R-001</label>'
+        "</entity></meta></data>"
+    )
+    sent = await world.client.post(
+        f"/v1/projects/{world.project_id}/forms/case_intake/submissions",
+        content=submission.encode(),
+        headers=world.admin_headers | XML,
+    )
+    assert sent.status_code == 200, sent.text
+    edited = await world.client.patch(
+        f"/v1/projects/{world.project_id}/datasets/cases/entities/{ENTITY_ID}?force=true",
+        json={"data": {"full_name": f"{NAME} EDITED"}},
+        headers=world.admin_headers,
+    )
+    assert edited.status_code == 200, edited.text

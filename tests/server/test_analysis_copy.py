@@ -15,7 +15,8 @@ import pytest
 from sqlalchemy import func, select, update
 
 from exports import ExportOptions
-from server.db.models import AnalysisCopy, AnalysisSegment, Submission
+from forms.personal import pseudonym
+from server.db.models import AnalysisCopy, AnalysisSegment, Project, Submission
 from server.services import analysis, analysis_export, export_runs
 from server.services import exports as export_service
 from server.services.forms import find_form
@@ -23,6 +24,14 @@ from server.services.purge import purge_deleted
 from server.settings import Settings
 from storage import BlobNotFound
 from tests.server.conftest import World, submission_xml
+from tests.server.personal_world import (
+    NAME,
+    add_returnee,
+    leaked,
+    make_callers,
+    publish_returnee_form,
+    readable_text,
+)
 from tests.server.test_cli_export import run_cli
 from tests.server.test_csv_export import (
     _set_review_state,
@@ -265,3 +274,42 @@ async def test_purge_removes_the_copy_and_kept_export_files_with_the_submissions
     ).status_code == 200
     purged = await purge_deleted(rt, older_than=timedelta(0))
     assert purged.forms == 1
+
+
+async def test_a_viewer_s_exports_from_the_copy_hold_pseudonyms_and_drop_drops(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The copy holds answers in clear; what a viewer gets from it is the policy's."""
+    await publish_returnee_form(world)
+    await add_returnee(world, "uuid:r1", edited=False)
+    viewer = (await make_callers(world))["view"]
+    async with world.runtime.read() as db:
+        form = await find_form(db, world.project_id, "returnee")
+        project = await db.get(Project, world.project_id)
+        assert project is not None
+        key = project.pseudonym_secret.encode()
+        asked = ExportOptions(personal="pseudonymise", pseudonym_key=key)
+        before = await export_service.prepare_export(
+            db, form, asked, (), media=False, spool_dir=world.runtime.settings.data_dir / "tmp"
+        )
+    assert before.copy is None
+    assert await analysis.rebuild_copy(world.runtime, form.id) == 1
+    async with world.runtime.read() as db:
+        after = await export_service.prepare_export(
+            db, form, asked, (), media=False, spool_dir=world.runtime.settings.data_dir / "tmp"
+        )
+    assert after.copy is not None  # the fast path serves the viewer's export
+
+    stand_in = pseudonym(key, f"{NAME} A1")
+    url = f"/v1/projects/{world.project_id}/forms/returnee"
+    for file in ("submissions.csv.zip", "submissions.xlsx", "submissions.parquet.zip"):
+        got = await world.client.get(f"{url}/{file}", headers=viewer)
+        dropped = await world.client.get(f"{url}/{file}?personal=drop", headers=viewer)
+        assert got.status_code == dropped.status_code == 200, file
+        assert leaked(got.content) == [], file
+        assert stand_in in readable_text(got.content), file
+        assert leaked(dropped.content) == [], file
+        assert stand_in not in readable_text(dropped.content), file
+        assert "Shkoder" in readable_text(dropped.content), file  # the rest is there
+    csv_zip = await world.client.get(f"{url}/submissions.csv.zip", headers=viewer)
+    assert "media/face.jpg" not in read_zip(csv_zip.content)

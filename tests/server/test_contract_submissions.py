@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from server.services import export_runs
 from tests.server.conftest import World, submission_xml
 from tests.server.contract import (
     XML_TYPES,
@@ -21,6 +22,7 @@ from tests.server.contract import (
     Comment,
     Contract,
     DiffValue,
+    ExportJob,
     ExtendedAudit,
     ExtendedComment,
     ExtendedSubmission,
@@ -55,6 +57,7 @@ from tests.server.test_authorisation import (
     fresh_cleaning_entry,
     fresh_deleted_submission,
     fresh_draft_token,
+    fresh_export_job,
     fresh_submission,
     fresh_submission_with_photo,
     given,
@@ -65,6 +68,15 @@ from tests.server.test_authorisation import (
 )
 
 EXTENDED = {"X-Extended-Metadata": "true"}
+
+
+async def finished_export_job(ctx: Ctx) -> dict[str, str]:
+    made = await fresh_export_job(ctx)
+    while await export_runs.run_waiting_exports(ctx.world.runtime):
+        pass  # earlier cases may have left jobs waiting too
+    return made
+
+
 ZIP = ("application/zip",)
 NO_SUBMISSION = {
     "instance_ref": "uuid:nosuch",
@@ -113,6 +125,15 @@ CONTRACTS = [
     Contract("POST",   F + "/submissions.csv.zip",
              Ok(200, ZIP),
              Fail(404.1, values={"xml_form_id": "nosuch"})),
+    Contract("POST",   F + "/export-jobs",
+             Ok(201, ExportJob),
+             Fail(400.8, params={"format": "pdf"})),
+    Contract("GET",    F + "/export-jobs/{job_id:int}",
+             Ok(200, ExportJob, fresh=fresh_export_job),
+             Fail(404.1, values={"job_id": "999999"})),
+    Contract("GET",    F + "/export-jobs/{job_id:int}/file",
+             Ok(200, ZIP, fresh=finished_export_job),
+             Fail(409.18, fresh=fresh_export_job)),
     Contract("GET",    F + "/cleaning-log",
              Ok(200, list[CleaningEntry]),
              Fail(403.1, caller="coll")),

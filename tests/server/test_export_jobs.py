@@ -6,10 +6,18 @@ from datetime import timedelta
 
 from sqlalchemy import update
 
-from server.db.models import ExportRun
+from forms.personal import pseudonym
+from server.db.models import ExportRun, Project
 from server.services import export_runs
 from server.services import exports as export_service
 from tests.server.conftest import World
+from tests.server.personal_world import (
+    NAME,
+    add_returnee,
+    leaked,
+    make_callers,
+    publish_returnee_form,
+)
 from tests.server.test_csv_export import PHOTO, export, read_zip, three_submissions
 
 
@@ -122,3 +130,51 @@ async def test_jobs_wait_while_downloads_hold_the_slots(world: World) -> None:
     assert await export_runs.run_waiting_exports(rt) == 1
     for slot in held:
         slot.release()
+
+
+async def test_viewer_s_job_gets_pseudonyms_no_personal_media_and_the_cleaning_log(
+    world: World,
+) -> None:
+    """The worker gives a viewer's job what the viewer's download gives, cleaned if asked."""
+    await publish_returnee_form(world)
+    await add_returnee(world, "uuid:r1", edited=False)
+    callers = await make_callers(world)
+    cleaned = await world.client.post(
+        f"{jobs_url(world, 'returnee')[: -len('/export-jobs')]}/cleaning-log",
+        json={"instanceId": "uuid:r1", "field": "district", "newValue": "Tirana", "reason": "typo"},
+        headers=world.admin_headers,
+    )
+    assert cleaned.status_code == 200, cleaned.text
+    asked = await world.client.post(
+        jobs_url(world, "returnee"), params={"cleaned": "true"}, headers=callers["view"]
+    )
+    kept = await world.client.post(jobs_url(world, "returnee"), headers=callers["mgr"])
+    assert asked.status_code == kept.status_code == 201, asked.text
+
+    assert await export_runs.run_waiting_exports(world.runtime) == 2
+
+    url = f"{jobs_url(world, 'returnee')}/{asked.json()['id']}/file"
+    file = await world.client.get(url, headers=callers["view"])
+    assert file.status_code == 200, file.text
+    files = read_zip(file.content)
+    assert "media/doc.jpg" in files
+    assert "media/face.jpg" not in files
+    assert leaked(file.content) == []
+    root = files["returnee.csv"].decode()
+    assert pseudonym(await _secret(world), f"{NAME} A1") in root
+    assert "Tirana" in root
+    assert "Shkoder" not in root
+    # A manager's job kept personal fields: its file is not the viewer's to read.
+    managers = f"{jobs_url(world, 'returnee')}/{kept.json()['id']}/file"
+    refused = await world.client.get(managers, headers=callers["view"])
+    assert refused.status_code == 403
+    mine = await world.client.get(managers, headers=callers["mgr"])
+    assert mine.status_code == 200
+    assert NAME in read_zip(mine.content)["returnee.csv"].decode()
+
+
+async def _secret(world: World) -> bytes:
+    async with world.runtime.read() as db:
+        project = await db.get(Project, world.project_id)
+        assert project is not None
+        return project.pseudonym_secret.encode()

@@ -4,8 +4,10 @@ Every route of the app (Litestar's own route table) must match a rule below:
 either it sends submission or entity content, and then it is called here as a
 project viewer, a data collector, an app user, a public link and a manager,
 or it is named as sending none, with the reason. A route added later without a
-rule fails ``test_every_route_has_a_personal_data_rule``; entity routes
-(``/datasets``, ``/entities``) need content rules of their own when they land.
+rule fails ``test_every_route_has_a_personal_data_rule``. Entity routes are
+content: the `cases` list holds a property saved from a personal field
+(server.services.personal.EntityView), read through the dataset API, its CSV,
+OData and the CSV Collect downloads as a form attachment.
 
 A non-manager may be refused (403) or get an answer, but no answer may carry a
 personal value ("Arben Hoxha", the +355 number, the face photo), opened zips
@@ -14,6 +16,8 @@ and Parquet files included; the manager gets them (and the audit log never does)
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 from dataclasses import dataclass
 
@@ -21,10 +25,16 @@ import httpx
 import pytest
 from litestar import Litestar
 
+from forms.personal import pseudonym
+from server.db.models import Project
+from server.services import export_runs
 from server.services.personal import PERSONAL_READ
 from tests.server.conftest import World
 from tests.server.personal_world import (
+    ENTITY_ID,
+    NAME,
     Returnees,
+    add_case,
     add_returnee,
     leaked,
     make_callers,
@@ -35,6 +45,10 @@ from tests.server.test_authorisation import app_routes
 NON_MANAGERS = ("view", "coll", "app", "link")
 F = "/v1/projects/{project_id:int}/forms/{xml_form_id:str}"
 S = F + "/submissions/{instance_id:str}"
+D = "/v1/projects/{project_id:int}/datasets/{dataset_name:str}"
+E = D + "/entities/{entity_uuid:str}"
+CASES = "/v1/projects/{p}/datasets/cases"
+CASE = CASES + "/entities/{e}"
 
 
 @dataclass(frozen=True)
@@ -101,6 +115,36 @@ CONTENT = [
     Content("GET", "/v1/audits", ("/v1/audits",), manager_sees=False),
     Content("GET", F + "/submissions/submitters", ("/submissions/submitters",), manager_sees=False),
     Content("GET", F + "/submissions/keys", ("/submissions/keys",), manager_sees=False),
+    Content("GET", F + "/cleaning-log", ("/cleaning-log",)),
+    Content("GET", F + "/cleaning-log.csv", ("/cleaning-log.csv",)),
+    Content("GET", F + "/export-jobs/{job_id:int}/file", ("/export-jobs/{j}/file",)),
+    # Entities: properties saved from personal fields; the list (labels only) and the
+    # entity's audit log (ids and sources) carry none for anyone.
+    Content("GET", D + "/entities", (CASES + "/entities",), manager_sees=False),
+    Content("GET", D + "/entities.csv", (CASES + "/entities.csv",)),
+    Content("GET", E, (CASE,)),
+    Content("GET", E + "/versions", (CASE + "/versions",)),
+    Content("GET", E + "/diffs", (CASE + "/diffs",)),
+    Content("GET", E + "/audits", (CASE + "/audits",), manager_sees=False),
+    Content(
+        "GET",
+        "/v1/projects/{project_id:int}/datasets/{dataset_ref:str}/{rest:path}",
+        ("/v1/projects/{p}/datasets/cases.svc/Entities",),
+    ),
+    # Collect's download of the list, as a form attachment of the form that links it.
+    Content(
+        "GET",
+        F + "/attachments/{name:str}",
+        ("/v1/projects/{p}/forms/case_visit/attachments/cases.csv",),
+    ),
+    # The same through an app user's key: the app user's view, whoever asks.
+    Content(
+        "GET",
+        "/v1/key/{token:str}/projects/{project_id:int}/forms/{xml_form_id:str}"
+        "/attachments/{name:str}",
+        ("/v1/key/{k}/projects/{p}/forms/case_visit/attachments/cases.csv",),
+        manager_sees=False,
+    ),
 ]
 
 # Routes that send no answers, by what they send instead. (Entity routes are not
@@ -110,11 +154,18 @@ NO_CONTENT = {
         r"/v1/(sessions|users|roles|assignments)(/|$)|/assignments(/|$)"
     ),
     "projects and app users": r"^/v1/projects(/\{project_id:int\})?$|/app-users",
+    # Linked entity lists are served by the current version's attachment (a content
+    # rule above); drafts and older versions send their uploaded files.
     "form definitions, fields and media": (
         r"/forms$|/forms/\{form_ref:str\}$|/forms/\{xml_form_id:str\}$|/restore$"
-        r"|/forms/\{xml_form_id:str\}/(versions|draft|fields|attachments|draft\.xml|draft\.xls)"
+        r"|/forms/\{xml_form_id:str\}/(versions|draft|fields|attachments$|draft\.xml|draft\.xls)"
     ),
     "public links": r"/public-links",
+    "entity lists' names, properties and forms; which entity ids are deleted": (
+        r"/datasets(/\{dataset_name:str\}(/integrity)?)?$|/dataset-diff$"
+    ),
+    "an export job's state and progress": r"/export-jobs/\{job_id:int\}$",
+    "the web app's sign-in state": r"^/v1/web/session$",
     "OpenRosa: form lists, form XML, manifests, form media and sending": (
         r"/formList$|/manifest$|/submission$|/forms/\{form_file:str\}$"
         r"|^/v1/(key|test)/.*/(attachments/\{name:str\}|draft\.xml)$"
@@ -147,7 +198,24 @@ def test_every_route_has_a_personal_data_rule(app: Litestar) -> None:
 async def returnees(module_world: World) -> Returnees:
     await publish_returnee_form(module_world)
     await add_returnee(module_world, "uuid:r1")
-    return Returnees(module_world, await make_callers(module_world))
+    await add_case(module_world)
+    world = module_world
+    form = f"/v1/projects/{world.project_id}/forms/returnee"
+    cleaned = await world.client.post(
+        f"{form}/cleaning-log",
+        json={
+            "instanceId": "uuid:r1",
+            "field": "full_name",
+            "newValue": f"{NAME} B",
+            "reason": "x",
+        },
+        headers=world.admin_headers,
+    )
+    assert cleaned.status_code == 200, cleaned.text
+    job = await world.client.post(f"{form}/export-jobs", headers=world.admin_headers)
+    assert job.status_code == 201, job.text
+    assert await export_runs.run_waiting_exports(world.runtime) == 1
+    return Returnees(world, await make_callers(world), job.json()["id"])
 
 
 async def call(
@@ -162,7 +230,9 @@ async def call(
 
 
 def url_for(returnees: Returnees, rule: Content, url: str) -> str:
-    url = url.replace("{s}", "uuid:r1")
+    world = returnees.world
+    url = url.replace("{s}", "uuid:r1").replace("{e}", ENTITY_ID).replace("{j}", str(returnees.job))
+    url = url.replace("{p}", str(world.project_id)).replace("{k}", world.app_user_token)
     if url.startswith("/v1/"):
         return url
     return returnees.form + url
@@ -212,6 +282,7 @@ async def test_viewers_get_answers_without_personal_values_not_refusals(
     assert refused == [
         ("/submissions/{s}/attachments/face.jpg", 403, 403.1),
         ("/submissions/{s}/versions/{s}/attachments/face.jpg", 403, 403.1),
+        ("/export-jobs/{j}/file", 403, 403.1),  # a manager's job that kept personal fields
     ]
     plain = await call(
         client, "GET", f"{returnees.form}/submissions/uuid:r1/attachments/doc.jpg", viewer
@@ -239,4 +310,39 @@ async def test_reads_in_clear_are_audited_without_values(returnees: Returnees) -
         "xml",
     ]
     assert all(entry["action"] == PERSONAL_READ for entry in new)
+    assert leaked(after.content) == []
+
+
+async def test_entity_lists_give_pseudonyms_below_manager_and_audit_reads_in_clear(
+    returnees: Returnees,
+) -> None:
+    client, world = returnees.world.client, returnees.world
+    admin, manager = world.admin_headers, returnees.callers["mgr"]
+    async with world.runtime.read() as db:
+        project = await db.get(Project, world.project_id)
+        assert project is not None
+        key = project.pseudonym_secret.encode()
+    visit = f"/v1/projects/{world.project_id}/forms/case_visit/attachments/cases.csv"
+    phone = await client.get(visit, headers=returnees.callers["app"])
+    rows = list(csv.reader(io.StringIO(phone.text)))
+    assert rows[0] == ["name", "label", "__version", "full_name", "district"]
+    # The label is the intake form's choice (a case id here) and is sent as it is.
+    assert rows[1][:2] == [ENTITY_ID, "R-001"]
+    assert rows[1][3:] == [pseudonym(key, f"{NAME} EDITED"), "Shkoder"]
+    cases = f"/v1/projects/{world.project_id}/datasets/cases"
+    narrowed = await client.get(
+        f"{cases}/entities.csv",
+        params={"$filter": "full_name eq 'x'"},
+        headers=returnees.callers["view"],
+    )
+    assert narrowed.status_code == 403  # no oracle for personal values
+
+    before = await client.get("/v1/audits", params={"action": PERSONAL_READ}, headers=admin)
+    await client.get(f"{cases}/entities/{ENTITY_ID}", headers=manager)
+    await client.get(f"{cases}.svc/Entities", headers=manager)
+    await client.get(visit, headers=manager)
+    await client.get(f"{cases}/entities/{ENTITY_ID}", headers=returnees.callers["view"])
+    after = await client.get("/v1/audits", params={"action": PERSONAL_READ}, headers=admin)
+    new = after.json()[: len(after.json()) - len(before.json())]
+    assert sorted(entry["details"]["read"] for entry in new) == ["entity", "entity list", "odata"]
     assert leaked(after.content) == []

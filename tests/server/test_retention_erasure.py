@@ -10,33 +10,47 @@ import io
 from datetime import UTC, datetime, timedelta
 
 import msgspec
+import polars as pl
 import pytest
 from sqlalchemy import select, update
 
 from forms.personal import pseudonym
 from server.cli import main
 from server.db.models import (
+    AnalysisSegment,
     Audit,
     Base,
+    CleaningEntry,
+    EntityBacklog,
+    EntityDef,
+    EntityRow,
+    ExportRun,
     Project,
     Submission,
     SubmissionAttachment,
     SubmissionDef,
 )
 from server.runtime import Runtime
+from server.services import analysis, export_runs
 from server.services.erasure import ERASE_ACTION
+from server.services.forms import find_form
 from server.services.retention import EXPIRE_ACTION, expire_personal_answers, months_before
 from server.settings import Settings
+from storage.filesystem import FilesystemBlobStore
+from storage.s3 import S3BlobStore
 from tests.e2e.conftest import server_environment
 from tests.server.conftest import World
 from tests.server.personal_world import (
     DOCUMENT,
+    ENTITY_ID,
     NAME,
     PHOTO,
+    add_case,
     add_returnee,
     leaked,
     make_callers,
     publish_returnee_form,
+    readable_text,
 )
 
 OTHER_PHOTO = b"JPEG face of Besa"
@@ -58,6 +72,53 @@ async def everything_stored(rt: Runtime) -> bytes:
                     elif value is not None:
                         parts.append(str(value).encode())
     return b"\n".join(parts)
+
+
+async def everything_in_store(rt: Runtime) -> bytes:
+    """Every object of the blob store (files, copies, kept exports), zips and Parquet opened."""
+    store = rt.blobs
+    found: list[bytes] = []
+    if isinstance(store, FilesystemBlobStore):
+        found = [path.read_bytes() for path in store.root.rglob("*") if path.is_file()]
+    else:
+        assert isinstance(store, S3BlobStore)
+        client = store._client
+        for item in client.list_objects(store.bucket, prefix=store.prefix, recursive=True):
+            assert item.object_name is not None
+            response = client.get_object(store.bucket, item.object_name)
+            found.append(response.read())
+            response.close()
+            response.release_conn()
+    parts = []
+    for data in found:
+        if data.startswith(b"PAR1"):
+            parts.append(pl.read_parquet(io.BytesIO(data)).write_csv())
+        else:
+            parts.append(readable_text(data))
+    return "\n".join(parts).encode()
+
+
+async def derived_copies(world: World) -> None:
+    """What derives from the returnee form: its analysis copy, a kept export file,
+    a cleaning log entry on Arben's name (it holds the old and new values)."""
+    form = f"/v1/projects/{world.project_id}/forms/returnee"
+    entry = await world.client.post(
+        f"{form}/cleaning-log",
+        json={
+            "instanceId": "uuid:arben",
+            "field": "full_name",
+            "newValue": f"{NAME} B",
+            "reason": "x",
+        },
+        headers=world.admin_headers,
+    )
+    assert entry.status_code == 200, entry.text
+    job = await world.client.post(f"{form}/export-jobs", headers=world.admin_headers)
+    assert job.status_code == 201, job.text
+    assert await export_runs.run_waiting_exports(world.runtime) == 1
+    async with world.runtime.read() as db:
+        returnee = await find_form(db, world.project_id, "returnee")
+    assert await analysis.rebuild_copy(world.runtime, returnee.id) == 2
 
 
 async def two_returnees(world: World) -> None:
@@ -112,8 +173,12 @@ async def test_retention_is_a_project_setting(world: World) -> None:
     assert off.json()["retentionMonths"] is None
 
 
-async def test_retention_pseudonymises_old_submissions_in_place(world: World) -> None:
+async def test_retention_pseudonymises_old_submissions_in_place(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(analysis, "SETTLE", timedelta(seconds=-1))
     await two_returnees(world)
+    await derived_copies(world)
     await received_months_ago(world, "uuid:arben", 7)
     await world.client.patch(
         f"/v1/projects/{world.project_id}", json={"retentionMonths": 6}, headers=world.admin_headers
@@ -163,6 +228,20 @@ async def test_retention_pseudonymises_old_submissions_in_place(world: World) ->
     assert [msgspec.json.decode(a.details or "") for a in audits] == [
         {"submissions": 1, "retentionMonths": 6}
     ]
+    # Nothing derived keeps the clear values: the cleaning log holds pseudonyms, the
+    # analysis copy and the kept export file are gone (the worker writes the copy again).
+    assert leaked(await everything_stored(world.runtime)) == []
+    assert leaked(await everything_in_store(world.runtime)) == []
+    async with world.runtime.read() as db:
+        entry = (await db.scalars(select(CleaningEntry))).one()
+    assert (entry.old_value, entry.new_value) == (
+        pseudonym(key, f"{NAME} EDITED"),
+        pseudonym(key, f"{NAME} B"),
+    )
+    async with world.runtime.read() as db:
+        returnee = await find_form(db, world.project_id, "returnee")
+    assert await analysis.rebuild_copy(world.runtime, returnee.id) == 2
+    assert leaked(await everything_in_store(world.runtime)) == []
 
     # What a manager now reads of it: pseudonyms, even in clear.
     manager = (await make_callers(world))["mgr"]
@@ -174,8 +253,13 @@ async def test_retention_pseudonymises_old_submissions_in_place(world: World) ->
     assert feed.json()["value"][0]["full_name"] == pseudonym(key, f"{NAME} EDITED")
 
 
-async def test_erasing_a_returnee_leaves_nothing_of_them(world: World) -> None:
+async def test_erasing_a_returnee_leaves_nothing_of_them(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(analysis, "SETTLE", timedelta(seconds=-1))
     await two_returnees(world)
+    await add_case(world)  # Arben's entity, made by a case_intake submission with R-001
+    await derived_copies(world)
     await world.client.post(
         f"/v1/projects/{world.project_id}/forms/returnee/submissions/uuid:arben/comments",
         json={"body": "Called back on Monday"},
@@ -185,6 +269,7 @@ async def test_erasing_a_returnee_leaves_nothing_of_them(world: World) -> None:
     erasures = f"/v1/projects/{world.project_id}/erasures"
     case = {"caseField": "case_id", "caseValue": "R-001"}
     assert NAME.encode() in await everything_stored(world.runtime)
+    assert NAME.encode() in await everything_in_store(world.runtime)
 
     refused = await world.client.post(erasures, json=case, headers=callers["view"])
     empty = await world.client.post(
@@ -197,9 +282,15 @@ async def test_erasing_a_returnee_leaves_nothing_of_them(world: World) -> None:
     assert empty.status_code == 400
     assert vague.status_code == 400
     assert erased.status_code == 200, erased.text
-    assert erased.json() == {"submissions": 1, "files": 1}
+    # The returnee form's submission and the case intake's, the entity that made, one photo.
+    assert erased.json() == {"submissions": 2, "files": 1, "entities": 1}
     stored = await everything_stored(world.runtime)
     assert leaked(stored) == []
+    assert leaked(await everything_in_store(world.runtime)) == []
+    # Ids stay only in audit entries (random, naming no one); no entity row is left.
+    for table in (EntityRow, EntityDef, EntityBacklog, CleaningEntry, ExportRun, AnalysisSegment):
+        async with world.runtime.read() as db:
+            assert (await db.execute(select(table))).first() is None, table.__name__
     assert b"Called back on Monday" not in stored
     assert not await world.runtime.blobs.exists(sha(PHOTO))
     # The other returnee, and the file both had, stay.
@@ -211,7 +302,11 @@ async def test_erasing_a_returnee_leaves_nothing_of_them(world: World) -> None:
         audits = (await db.scalars(select(Audit).where(Audit.action == ERASE_ACTION))).all()
     assert list(left) == ["uuid:besa"]
     assert len(audits) == 1
-    assert msgspec.json.decode(audits[0].details or "") == {"submissions": 1, "files": 1}
+    assert msgspec.json.decode(audits[0].details or "") == {
+        "submissions": 2,
+        "entities": 1,
+        "files": 1,
+    }
     feed = await world.client.get(
         f"/v1/projects/{world.project_id}/forms/returnee.svc/Submissions",
         headers=callers["mgr"],
@@ -248,8 +343,39 @@ async def test_commands_erase_a_submission_and_run_retention(
     with pytest.raises(SystemExit, match="--case"):
         homeward(settings, "erase", "--project", project)
 
-    assert "Erased 1 submissions; 1 files removed." in erased
+    assert "Erased 1 submissions and 0 entities; 1 files removed." in erased
     assert "of 1 submissions" in retained
     stored = await everything_stored(world.runtime)
     assert leaked(stored) == []
     assert b"Besa Krasniqi" not in stored
+
+
+async def test_erasing_by_entity_takes_the_entity_and_the_submissions_that_made_it(
+    world: World, settings: Settings
+) -> None:
+    await two_returnees(world)
+    await add_case(world)
+    callers = await make_callers(world)
+    erasures = f"/v1/projects/{world.project_id}/erasures"
+    unknown = await world.client.post(
+        erasures, json={"entityUuid": "no-such-entity"}, headers=callers["mgr"]
+    )
+    assert unknown.status_code == 404
+
+    project = str(world.project_id)
+    erased = await asyncio.to_thread(
+        homeward, settings, "erase", "--project", project, "--entity", ENTITY_ID
+    )
+
+    assert "Erased 1 submissions and 1 entities; 0 files removed." in erased
+    async with world.runtime.read() as db:
+        left = list(await db.scalars(select(Submission.instance_id).order_by(Submission.id)))
+        entities = (await db.execute(select(EntityRow))).all()
+        versions = (await db.execute(select(EntityDef))).all()
+    assert left == ["uuid:arben", "uuid:besa"]  # the returnee form's are found by case id
+    assert list(entities) == []
+    assert list(versions) == []
+    again = await world.client.post(
+        erasures, json={"entityUuid": ENTITY_ID}, headers=callers["mgr"]
+    )
+    assert again.status_code == 404

@@ -124,6 +124,21 @@ def test_budgets_are_ordered_so_a_typo_never_meets_the_larger_ones() -> None:
     assert PER_PAIR.seconds <= 60
 
 
+async def test_web_sign_in_is_throttled_too(world: World, clock: Clock) -> None:
+    def attempt(password: str) -> dict[str, str]:
+        return {"email": ADMIN_EMAIL, "password": password}
+
+    for _ in range(PER_PAIR.failures):
+        response = await world.client.post("/v1/web/session", json=attempt("wrong password"))
+        assert response.status_code == 401
+    refused = await world.client.post("/v1/web/session", json=attempt(ADMIN_PASSWORD))
+    assert refused.status_code == 429
+    assert refused.json()["code"] == 429.1
+    assert "set-cookie" not in refused.headers
+    # The bearer sign-in shares the budget: the pair is locked for both.
+    assert (await sign_in(world.client, ADMIN_PASSWORD)).status_code == 429
+
+
 async def test_basic_auth_is_throttled_too(app: Litestar, world: World, clock: Clock) -> None:
     wrong = base64.b64encode(f"{ADMIN_EMAIL}:wrong password".encode()).decode()
     async with client_from(app, "192.0.2.7", https=True) as phone:

@@ -91,6 +91,22 @@ async def test_sign_out_ends_the_session(world: World) -> None:
     assert (await world.client.get("/v1/web/session")).status_code == 401
 
 
+async def test_a_stale_cookie_is_no_credential_for_a_body(world: World) -> None:
+    csrf = await web_sign_in(world.client)
+    token = world.client.cookies[SESSION_COOKIE]
+    await world.client.delete("/v1/web/session", headers={"X-CSRF-Token": csrf})
+    world.client.cookies.set(SESSION_COOKIE, token)
+    refused = await world.client.post(
+        "/v1/projects", json={"name": "Late"}, headers={"X-CSRF-Token": csrf}
+    )
+    assert refused.status_code == 401
+    assert refused.json()["code"] == 401.4
+    world.client.cookies.clear()
+    # Signing in again with the stale cookie still riding along works.
+    world.client.cookies.set(SESSION_COOKIE, token)
+    assert await web_sign_in(world.client)
+
+
 async def test_a_bearer_token_wins_over_a_cookie(world: World) -> None:
     await web_sign_in(world.client)
     # Bearer callers (pyodk, scripts) need no CSRF header even if a cookie rides along.
@@ -146,3 +162,24 @@ async def test_app_paths_fall_back_to_index_but_never_shadow_the_api(
             assert gone.json()["code"] == 404.1
         escape = await client.get("/assets/..%2F..%2Fetc%2Fpasswd")
         assert escape.status_code == 404 or "root:" not in escape.text
+
+
+async def test_only_the_fill_pages_relax_the_csp_for_web_forms(
+    web_client: httpx.AsyncClient,
+) -> None:
+    async with web_client as client:
+        for path in ("/projects/3/forms/intake/fill", "/projects/3/forms/intake/draft/fill"):
+            csp = (await client.get(path)).headers["content-security-policy"]
+            assert "script-src 'self' 'wasm-unsafe-eval';" in csp, path
+            assert "style-src 'self' 'unsafe-inline';" in csp
+            assert "frame-ancestors 'none'" in csp
+            assert "'unsafe-eval'" not in csp
+        for path in (
+            "/",
+            "/projects/3/forms/intake/submissions",
+            "/projects/3/forms/fill",
+            "/assets/index-abc.js",
+            "/v1/projects/3/forms/intake/fill",
+        ):
+            csp = (await client.get(path)).headers["content-security-policy"]
+            assert "unsafe" not in csp, path
