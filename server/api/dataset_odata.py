@@ -23,6 +23,7 @@ from server import problems
 from server.api.common import check
 from server.api.odata import HEADERS, JSON, Count, Filter, Select, Skip, SkipToken, Top
 from server.api.shapes import iso
+from server.auth import Principal
 from server.db.models import Actor, Dataset, EntityRow
 from server.requests import AnyRequest, parse_flag, require_principal, runtime_of
 from server.services import datasets as dataset_service
@@ -38,11 +39,13 @@ EDMX = "http://docs.oasis-open.org/odata/ns/edmx"
 _PAGE = 250
 
 
-async def _dataset(request: AnyRequest, db: AsyncSession, project_id: int, name: str) -> Dataset:
+async def _dataset(
+    request: AnyRequest, db: AsyncSession, project_id: int, name: str
+) -> tuple[Principal, Dataset]:
     principal = await require_principal(request, db)
     await get_project(db, project_id)
     check(principal, "entity.list", project_id=project_id)
-    return await dataset_service.find_dataset(db, project_id, name)
+    return principal, await dataset_service.find_dataset(db, project_id, name)
 
 
 def _root(request: AnyRequest, name: str) -> str:
@@ -153,8 +156,7 @@ async def dataset_odata(
     resource = rest.strip("/")
     rt = runtime_of(request)
     async with rt.read() as db:
-        principal = await require_principal(request, db)
-        dataset = await _dataset(request, db, project_id, name)
+        principal, dataset = await _dataset(request, db, project_id, name)
         properties = await entity_lists.published_properties(db, dataset.id)
         if resource == "$metadata":
             return Response(_metadata(properties), media_type="application/xml", headers=HEADERS)
