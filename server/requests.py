@@ -108,6 +108,12 @@ def carries_credentials(request: AnyRequest) -> bool:
     )
 
 
+def from_web_app(request: AnyRequest) -> bool:
+    """Whether the caller is the web app in a browser: its session cookie and no
+    Authorization header (a bearer token wins over a cookie, as in `_authenticate`)."""
+    return "authorization" not in request.headers and bool(request.cookies.get(SESSION_COOKIE))
+
+
 async def authenticate(request: AnyRequest, db: AsyncSession) -> Principal | None:
     """The caller named by the request's credentials; ``None`` when it sent none.
 

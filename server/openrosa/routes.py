@@ -28,7 +28,7 @@ from server.openrosa.render import (
     render_manifest,
     render_response,
 )
-from server.requests import ANONYMOUS_BODY, AnyRequest, authenticate, runtime_of
+from server.requests import ANONYMOUS_BODY, AnyRequest, authenticate, from_web_app, runtime_of
 from server.security_headers import SANDBOX_POLICY
 from server.services import accounts, datasets, entity_lists
 from server.services.forms import attachments_of, form_defs
@@ -430,7 +430,9 @@ async def blob_response(
         "Cache-Control": "no-cache" if revalidate else "no-store",
         "Content-Security-Policy": SANDBOX_POLICY,
     }
-    if rt.settings.blob_redirects:
+    # The web app gets the bytes from this origin: its CSP allows images from 'self'
+    # only, and an office browser may not reach the S3 endpoint at all.
+    if rt.settings.blob_redirects and not from_web_app(request):
         url = await rt.blobs.presigned_url(blob.sha256, filename=filename, content_type=media_type)
         if url is not None:
             return Redirect(url, status_code=307, headers=headers)

@@ -12,7 +12,7 @@ import pytest
 from server.app import create_app
 from server.runtime import Runtime
 from tests.conftest import Backend
-from tests.server.conftest import World
+from tests.server.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, World
 from tests.server.test_forms_api import media_form
 
 LOGO = b"\x89PNG\r\n\x1a\n" + b"logo" * 500
@@ -73,3 +73,18 @@ async def test_with_redirects_s3_files_go_through_a_presigned_url(
         fetched = await s3.get(location)
     assert fetched.status_code == 200
     assert fetched.content == LOGO
+
+
+async def test_the_web_app_gets_files_from_this_origin_even_on_s3(world: World) -> None:
+    url = await _published_logo(world)
+    signed_in = await world.client.post(
+        "/v1/web/session", json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}
+    )
+    assert signed_in.status_code == 200
+    try:
+        # Its pages allow images from 'self' only: no redirect to the S3 endpoint.
+        response = await world.client.get(url)
+    finally:
+        world.client.cookies.clear()
+    assert response.status_code == 200
+    assert response.content == LOGO
