@@ -14,9 +14,8 @@ checks every file against its git blob id at that tag, so the suite provably
 runs unchanged. Where no snapshot exists the test is skipped, saying why.
 
 ``pyodk_live/homeward_live.py`` is loaded into that run as a pytest plugin: it
-switches the live tests on as pyodk's maintainers do, creates the one form the
-suite assumes exists, and (while entity lists are pending) keeps setUpClass
-from creating an entity list.
+switches the live tests on as pyodk's maintainers do, and creates the one form
+the suite assumes exists.
 """
 
 from __future__ import annotations
@@ -72,11 +71,6 @@ SUITE_TEST_COUNT = 28
 SUITE_FILE = "tests/test_client.py"
 PLUGINS = ("-p", "homeward_live", "-p", "no:cacheprovider")
 PYODK_FROM_SDIST = ("--no-binary", "pyodk")
-
-# The suite's tests that need ODK Entities (Central's datasets API), which this
-# branch does not serve. This list shrinks to empty when entities land, and the
-# harness fails when one of these passes, so the list cannot go stale.
-PENDING_ENTITY_TESTS: frozenset[str] = frozenset()
 
 
 def git_blob_id(data: bytes) -> str:
@@ -176,7 +170,7 @@ def create_project(base_url: str) -> int:
         return project_id
 
 
-def test_pyodks_own_suite_passes_but_for_pending_entity_tests(
+def test_pyodks_own_suite_passes_in_full(
     live_server: str, pyodk_suite: Path, pyodk_python: Path, tmp_path: Path
 ) -> None:
     project_id = create_project(live_server)
@@ -187,7 +181,6 @@ def test_pyodks_own_suite_passes_but_for_pending_entity_tests(
         "PYODK_CONFIG_FILE": str(config),
         "PYODK_CACHE_FILE": str(tmp_path / "pyodk_cache.toml"),
         "PYTHONPATH": str(HERE),
-        "HOMEWARD_PYODK_WITHOUT_ENTITY_LISTS": "1" if PENDING_ENTITY_TESTS else "0",
     }
     run = subprocess.run(
         [str(pyodk_python), "-m", "pytest", *PLUGINS, "-q", f"--junitxml={report}", SUITE_FILE],
@@ -202,9 +195,4 @@ def test_pyodks_own_suite_passes_but_for_pending_entity_tests(
     outcomes = read_junit(report)
     assert len(outcomes) == SUITE_TEST_COUNT, run.stdout[-4000:]
     failing = {o.name: o.detail for o in outcomes if not o.passed}
-    unexpected = {
-        name: detail for name, detail in failing.items() if name not in PENDING_ENTITY_TESTS
-    }
-    assert not unexpected, "\n\n".join(f"{name}\n{detail}" for name, detail in unexpected.items())
-    now_passing = PENDING_ENTITY_TESTS - set(failing)
-    assert not now_passing, f"passing now, take them off PENDING_ENTITY_TESTS: {now_passing}"
+    assert not failing, "\n\n".join(f"{name}\n{detail}" for name, detail in failing.items())

@@ -9,17 +9,12 @@ makes ``unittest.skipUnless`` a no-op for that one reason only.
 
 It also creates, through pyodk itself, the one fixture the suite assumes
 already exists (the form ``'=+/*-451%/%``, the suite's ``pull_data`` form under
-that id), and, while Homeward has no entity lists, stops ``setUpClass`` from
-creating one (``HOMEWARD_PYODK_WITHOUT_ENTITY_LISTS=1``, set by the harness
-for as long as its list of pending entity tests is not empty); without that,
-one missing API would fail all 25 live tests at once and hide the rest.
+that id).
 """
 
 from __future__ import annotations
 
 import importlib
-import os
-import sys
 import unittest
 from collections.abc import Callable
 from typing import Any
@@ -59,11 +54,3 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         except PyODKError as error:
             if not error.is_central_error(code=409.3):
                 raise
-
-
-def pytest_collection_modifyitems(
-    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
-) -> None:
-    if os.environ.get("HOMEWARD_PYODK_WITHOUT_ENTITY_LISTS") == "1":
-        suite = sys.modules["tests.test_client"]
-        suite.create_test_entity_lists = lambda client=None: client  # type: ignore[attr-defined]
