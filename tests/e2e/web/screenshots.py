@@ -131,6 +131,17 @@ async def main() -> None:
                 await page.screenshot(path=str(OUT / "fill.png"), full_page=True)
                 print("docs/screenshots/fill.png")
                 await shoot(page, base, f"{form_path}/export", "export")
+                # The other shipped languages, chosen as the language menu does.
+                for code in ("sq", "sr"):
+                    await page.evaluate(f"localStorage.setItem('homeward.locale', '{code}')")
+                    for path, name in (
+                        ("/projects", "projects"),
+                        (f"/projects/{pid}/app-users", "field-team"),
+                        (f"{form_path}/submissions", "submissions"),
+                        (f"{form_path}/export", "export"),
+                    ):
+                        (OUT / code).mkdir(exist_ok=True)
+                        await shoot(page, base, path, f"{code}/{name}")
                 await browser.close()
 
 
