@@ -29,8 +29,7 @@ import polars as pl
 
 from exports.options import ExportOptions
 from exports.records import ExportRecord
-from exports.tabulate import pseudonym
-from forms.personal import personal_fields
+from forms.personal import personal_fields, pseudonym
 from forms.schema import REPEAT, STRUCTURE, FormSchema
 
 __all__ = [

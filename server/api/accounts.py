@@ -25,20 +25,13 @@ from server.services import accounts
 
 @post("/sessions", operation_id="createSession", status_code=200, opt={ANONYMOUS_BODY: True})
 async def create_session(request: AnyRequest, data: JSONBody[SessionIn]) -> SessionOut:
-    rt = runtime_of(request)
-    # The password is checked before the write transaction, which then only inserts.
-    async with rt.read() as db:
-        actor = await accounts.authenticate_password(
-            db,
-            data.email,
-            data.password,
-            throttle=sign_in_throttle(request),
-            address=client_address(request),
-        )
-    if actor is None:
-        raise problems.authentication_failed()
-    async with rt.transaction() as db:
-        token, session = await accounts.create_session(db, actor, rt.settings.session_hours)
+    token, session = await accounts.sign_in_with_password(
+        runtime_of(request),
+        data.email,
+        data.password,
+        throttle=sign_in_throttle(request),
+        address=client_address(request),
+    )
     return SessionOut(
         token=token,
         created_at=iso(session.created_at) or "",

@@ -25,6 +25,7 @@ from server.auth import (
 )
 from server.db.models import Actor, Assignment, FieldKey, Project, Session, User
 from server.roles import ROLES_BY_SYSTEM, RoleSpec
+from server.runtime import Runtime
 from server.services.audit import now, record
 from server.sign_in import SignInThrottle
 
@@ -163,6 +164,22 @@ async def create_session(db: AsyncSession, actor: Actor, hours: int) -> tuple[st
     db.add(session)
     await record(db, actor.id, "user.session.create", "actor", actor.id)
     return token, session
+
+
+async def sign_in_with_password(
+    rt: Runtime, email: str, password: str, *, throttle: SignInThrottle, address: str
+) -> tuple[str, Session]:
+    """A new session for the user whose password this is (401 when it is not).
+
+    The password (and the throttle) are checked in a read-only unit of work; the
+    write transaction that follows only inserts the session.
+    """
+    async with rt.read() as db:
+        actor = await authenticate_password(db, email, password, throttle=throttle, address=address)
+    if actor is None:
+        raise problems.authentication_failed()
+    async with rt.transaction() as db:
+        return await create_session(db, actor, rt.settings.session_hours)
 
 
 async def end_session(db: AsyncSession, token: str, by: Principal) -> None:

@@ -67,20 +67,13 @@ def _cookie(request: AnyRequest, value: str, expires_at: datetime | None) -> Coo
 )
 async def sign_in(request: AnyRequest, data: JSONBody[SessionIn]) -> Response[WebSessionOut]:
     rt = runtime_of(request)
-    # As POST /v1/sessions: the password (and the sign-in throttle) before the write
-    # transaction, which then only inserts.
-    async with rt.read() as db:
-        actor = await accounts.authenticate_password(
-            db,
-            data.email,
-            data.password,
-            throttle=sign_in_throttle(request),
-            address=client_address(request),
-        )
-    if actor is None:
-        raise problems.authentication_failed()
-    async with rt.transaction() as db:
-        token, session = await accounts.create_session(db, actor, rt.settings.session_hours)
+    token, session = await accounts.sign_in_with_password(
+        rt,
+        data.email,
+        data.password,
+        throttle=sign_in_throttle(request),
+        address=client_address(request),
+    )
     body = WebSessionOut(
         csrf=csrf_token(rt.settings.secret_key, token),
         server_url=_server_url(request),
