@@ -38,6 +38,7 @@ from server.app import create_app
 from server.db.models import Dataset, EntityDef, EntityRow
 from server.runtime import Runtime, close_runtime, open_runtime, settle_heap
 from server.services import accounts
+from server.services.entity_lists import render_stored_line
 from server.settings import Settings
 from tests import services
 
@@ -46,6 +47,8 @@ PASSWORD = "bench password 0123"  # noqa: S105 - a throwaway database
 CHUNK = 5000
 TARGET_S = 1.0
 MARKERS = ("<!-- entity-figures:start", "<!-- entity-figures:end -->")
+# The intake form's properties, in the order it declares them (the CSV's columns).
+PROPERTIES = ("first_name", "municipality", "return_date", "counsellor", "status")
 
 INTAKE = """
 | survey |
@@ -116,19 +119,19 @@ async def _load(rt: Runtime, count: int) -> list[str]:
         for number in range(start, min(start + CHUNK, count)):
             entity_uuid = str(uuid.UUID(int=number + 1, version=4))
             ids.append(entity_uuid)
-            data = encode(
-                {
-                    "first_name": f"Name{number}",
-                    "municipality": "Shkodër",
-                    "return_date": "2026-03-01",
-                    "counsellor": "Counsellor 7",
-                    "status": "registered",
-                }
-            )
+            values = {
+                "first_name": f"Name{number}",
+                "municipality": "Shkodër",
+                "return_date": "2026-03-01",
+                "counsellor": "Counsellor 7",
+                "status": "registered",
+            }
+            data = encode(values)
             entities.append(
                 {"id": number + 1, "dataset_id": dataset_id, "uuid": entity_uuid}
                 | {"label": f"Name{number} Shkodër", "version": 1, "data": data}
                 | {"current_def_id": number + 1, "creator_id": None, "created_at": now}
+                | render_stored_line(PROPERTIES, entity_uuid, f"Name{number} Shkodër", 1, values)
             )
             defs.append(
                 {"id": number + 1, "entity_id": number + 1, "version": 1}

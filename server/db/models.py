@@ -370,6 +370,10 @@ class EntityRow(Base):
     created_at: Mapped[datetime] = mapped_column(Timestamp)
     updated_at: Mapped[datetime | None] = mapped_column(Timestamp)
     deleted_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    # The list's CSV line as the last create or update rendered it, and the key of
+    # the properties it was rendered for (server.services.entity_lists.stored_line).
+    csv_key: Mapped[str | None] = mapped_column(String(16))
+    csv_line: Mapped[str | None] = mapped_column(Text)
     __table_args__ = (
         UniqueConstraint("dataset_id", "uuid", name="uq_entities_dataset_uuid"),
         # The list Collect downloads, and its fingerprint, read live rows in id order.

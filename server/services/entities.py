@@ -18,6 +18,7 @@ from forms.entities import EntityAction, EntityProblem
 from server import problems
 from server.db.models import Dataset, DatasetProperty, EntityDef, EntityRow
 from server.services.audit import now, record_on
+from server.services.entity_lists import stored_line
 
 _encode = msgspec.json.Encoder().encode
 _decode_data = msgspec.json.Decoder(dict[str, str]).decode
@@ -117,6 +118,7 @@ def create_entity(
             current_def_id=0,
             creator_id=author.actor_id,
             created_at=created,
+            **stored_line(connection, dataset.id, entity_uuid, label, 1, data),
         )
         .returning(EntityRow.id)
     )
@@ -227,6 +229,7 @@ def update_entity(
             current_def_id=def_id,
             conflict=conflict,
             updated_at=created,
+            **stored_line(connection, dataset.id, entity.uuid, label, version, merged),
         )
     )
     record_on(
