@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import msgspec
-from sqlalchemy import Connection, delete, func, insert, select
+from sqlalchemy import Connection, bindparam, delete, func, insert, select
 
 from forms.entities import EntityAction, EntityProblem, entity_action
 from forms.schema import FormSchema
@@ -67,9 +67,7 @@ def process_submission(
     action = entity_action(schema.entity, parsed.entity, parsed.record)
     if action is None:
         return
-    project_id = connection.scalar(select(Form.project_id).where(Form.id == form_id))
-    assert project_id is not None
-    dataset = dataset_by_name(connection, project_id, schema.entity.dataset)
+    dataset = _dataset_of_form(connection, form_id, schema.entity.dataset)
     if dataset is None or dataset.published_at is None:
         action = EntityProblem(404.7, f"The entity list '{schema.entity.dataset}' does not exist.")
     elif dataset.approval_required and not approved:
@@ -87,6 +85,26 @@ def process_submission(
     except problems.Problem as problem:
         error = EntityProblem(problem.code, problem.message)
         _record_error(connection, submission_id, submission_def_id, author, error)
+
+
+# Statements of every entity submission, built once (building one costs more
+# than running it).
+_DATASET_OF_FORM = (
+    select(Dataset.__table__)
+    .join(Form, Form.project_id == Dataset.project_id)
+    .where(Form.id == bindparam("form_id"), Dataset.name == bindparam("name"))
+)
+_HELD_SINCE = (
+    select(_BACKLOG)
+    .where(EntityBacklog.created_at <= bindparam("cutoff"))
+    .order_by(EntityBacklog.branch_base_version, EntityBacklog.id)
+)
+
+
+def _dataset_of_form(connection: Connection, form_id: int, name: str) -> Dataset | None:
+    """The list `name` in the form's project (dataset_by_name, in one statement)."""
+    row = connection.execute(_DATASET_OF_FORM, {"form_id": form_id, "name": name}).first()
+    return Dataset(**row._asdict()) if row is not None else None
 
 
 def apply_action(
@@ -225,11 +243,7 @@ def force_backlog(connection: Connection, *, older_than: datetime | None = None)
     same), and one whose predecessors never arrived applies as if they had.
     """
     cutoff = older_than or (now() - BACKLOG_TIMEOUT)
-    held = connection.execute(
-        select(_BACKLOG)
-        .where(EntityBacklog.created_at <= cutoff)
-        .order_by(EntityBacklog.branch_base_version, EntityBacklog.id)
-    ).all()
+    held = connection.execute(_HELD_SINCE, {"cutoff": cutoff}).all()
     for row in held:
         still = connection.scalar(
             select(func.count()).select_from(EntityBacklog).where(EntityBacklog.id == row.id)
