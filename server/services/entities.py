@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from forms.entities import EntityAction, EntityProblem
 from server import problems
@@ -204,9 +204,7 @@ def update_entity(
     merged = current | received
     created = now()
     version = entity.version + 1
-    connection.execute(
-        update(EntityDef).where(EntityDef.entity_id == entity.id).values(current=False)
-    )
+    connection.execute(_NOT_CURRENT, {"b_entity_id": entity.id})
     def_id = _insert_def(
         connection,
         entity.id,
@@ -220,9 +218,9 @@ def update_entity(
         conflicting=conflicting,
     )
     connection.execute(
-        update(EntityRow)
-        .where(EntityRow.id == entity.id)
-        .values(
+        _SET_VERSION,
+        dict(
+            b_id=entity.id,
             label=label,
             version=version,
             data=encode_data(merged),
@@ -230,7 +228,7 @@ def update_entity(
             conflict=conflict,
             updated_at=created,
             **stored_line(connection, dataset.id, entity.uuid, label, version, merged),
-        )
+        ),
     )
     record_on(
         connection,
@@ -295,6 +293,16 @@ def _conflicting(connection: Connection, entity: EntityRow, change: Change) -> l
     return sorted(k for k, v in asked.items() if k in changed and current.get(k) != v)
 
 
+# Built once: an update runs these, and building a statement costs more than running it.
+_INSERT_DEF = insert(EntityDef.__table__).returning(EntityDef.id)
+_NOT_CURRENT = (
+    update(EntityDef.__table__)
+    .where(EntityDef.entity_id == bindparam("b_entity_id"))
+    .values(current=False)
+)
+_SET_VERSION = update(EntityRow.__table__).where(EntityRow.id == bindparam("b_id"))
+
+
 def _insert_def(
     connection: Connection,
     entity_id: int,
@@ -309,8 +317,8 @@ def _insert_def(
     conflicting: list[str] | None = None,
 ) -> int:
     def_id = connection.scalar(
-        insert(EntityDef)
-        .values(
+        _INSERT_DEF,
+        dict(
             entity_id=entity_id,
             version=version,
             label=label,
@@ -327,8 +335,7 @@ def _insert_def(
             user_agent=author.user_agent,
             created_at=created,
             current=True,
-        )
-        .returning(EntityDef.id)
+        ),
     )
     assert def_id is not None
     return def_id
