@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import uuid as uuid_module
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import msgspec
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, insert, select, update
 
 from forms.entities import EntityAction, EntityProblem
 from server import problems
@@ -294,13 +294,12 @@ def _conflicting(connection: Connection, entity: EntityRow, change: Change) -> l
 
 
 # Built once: an update runs these, and building a statement costs more than running it.
-_INSERT_DEF = insert(EntityDef.__table__).returning(EntityDef.id)
+_DEFS = cast(Table, EntityDef.__table__)
+_INSERT_DEF = insert(_DEFS).returning(EntityDef.id)
 _NOT_CURRENT = (
-    update(EntityDef.__table__)
-    .where(EntityDef.entity_id == bindparam("b_entity_id"))
-    .values(current=False)
+    update(_DEFS).where(EntityDef.entity_id == bindparam("b_entity_id")).values(current=False)
 )
-_SET_VERSION = update(EntityRow.__table__).where(EntityRow.id == bindparam("b_id"))
+_SET_VERSION = update(cast(Table, EntityRow.__table__)).where(EntityRow.id == bindparam("b_id"))
 
 
 def _insert_def(
