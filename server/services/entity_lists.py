@@ -164,11 +164,12 @@ async def stream_csv(
     """`name,label,__version,<properties>` row by row, paged by id (flat memory).
 
     With `masked` (personal property names and the project's key), those
-    properties are pseudonymised; None (managers) keeps the fast path.
+    properties are pseudonymised, every line rendered from the entity's data;
+    None (no personal properties, or a caller who may read them) joins the
+    stored lines.
 
-    Each page is read and written to CSV text in one synchronous unit of work
-    (Runtime.query: a reader thread on SQLite), on Core rows: the ORM's row
-    objects cost more than the whole CSV.
+    Each page is one synchronous unit of work (Runtime.query: a reader thread
+    on SQLite), on Core rows: the ORM's row objects cost more than the whole CSV.
     """
     yield _line(["name", "label", "__version", *properties])
     conditions = [*_live(dataset_id, owner), *where]
