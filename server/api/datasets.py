@@ -212,7 +212,11 @@ async def update_dataset(
     project_id: FromPath[int],
     dataset_name: FromPath[str],
     data: JSONBody[DatasetPatch],
+    convert: FromQuery[str | None] = None,
 ) -> DatasetOut:
+    """`approvalRequired`, `ownerOnly`; turning approval off while submissions wait
+    for it needs `?convert=true` (make their entities now) or `?convert=false`."""
+    converting = None if convert is None else parse_flag(convert, name="convert")
     async with runtime_of(request).transaction() as db:
         principal = await _caller(request, db, project_id, "dataset.update")
         dataset = await dataset_service.find_dataset(db, project_id, dataset_name)
@@ -222,6 +226,7 @@ async def update_dataset(
             approval_required=data.approval_required,
             owner_only=data.owner_only,
             by=principal,
+            convert=converting,
         )
         return await _full_out(db, dataset)
 

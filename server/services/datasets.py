@@ -11,23 +11,29 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from forms.entities import valid_property_name
 from forms.schema import FormSchema
 from server import problems
 from server.auth import Principal
 from server.db.models import (
+    Audit,
     Dataset,
     DatasetFormDef,
     DatasetProperty,
+    EntityDef,
     EntityRow,
     Form,
     FormAttachment,
     FormDef,
+    Submission,
+    SubmissionDef,
 )
 from server.services.audit import now, record
+from server.services.entity_ingest import process_on_approval
 
 _DATASET_NAME_LIMIT = 255
 
@@ -328,15 +334,98 @@ async def update_dataset(
     approval_required: bool | None,
     owner_only: bool | None,
     by: Principal,
+    convert: bool | None = None,
 ) -> None:
+    """Change the list's flags; turning approvalRequired off asks what to do with
+    the submissions it held back (Central's `?convert=`): none pending, or
+    convert=false, leaves them; convert=true fills the list from them now;
+    no answer while some are pending is 400.29."""
     changes: dict[str, bool] = {}
+    converting = approval_required is False and convert is True
+    if approval_required is False and convert is None:
+        count = len(await pending_submissions(db, dataset.id))
+        if count:
+            raise problems.Problem(
+                400.29,
+                f"There are {count} pending submissions: send convert=true to make their "
+                "entities now, or convert=false to leave them as they are.",
+                {"count": count},
+            )
     if approval_required is not None:
         dataset.approval_required = approval_required
         changes["approvalRequired"] = approval_required
     if owner_only is not None:
         dataset.owner_only = owner_only
         changes["ownerOnly"] = owner_only
-    await record(db, by.actor_id, "dataset.update", "dataset", dataset.id, changes)
+    details: dict[str, object] = dict(changes)
+    if approval_required is False:
+        details["autoConvert"] = converting
+    await record(db, by.actor_id, "dataset.update", "dataset", dataset.id, details)
+    if converting:
+        await db.flush()
+        for submission_id in await pending_submissions(db, dataset.id):
+            await db.run_sync(
+                lambda session, held=submission_id: process_on_approval(
+                    session.connection(), held, by.actor_id, pending=True
+                )
+            )
+
+
+# Review states of submissions a list waiting for approval has not taken yet.
+_UNREVIEWED = ("received", "edited", "hasIssues")
+
+
+async def pending_submissions(db: AsyncSession, dataset_id: int) -> list[int]:
+    """Submissions to forms filling the list whose entity was never made or refused.
+
+    As Central counts them: the current version of a live, non-draft submission
+    of a form version that fills the list, not yet approved or rejected, with no
+    entity version from any of its versions in this list and no entity.error on
+    its current version.
+    """
+    source = aliased(SubmissionDef)
+    made = (
+        select(EntityDef.id)
+        .join(EntityRow, EntityRow.id == EntityDef.entity_id)
+        .join(source, source.id == EntityDef.source_submission_def_id)
+        .where(EntityRow.dataset_id == dataset_id, source.submission_id == Submission.id)
+    )
+    rows = (
+        await db.execute(
+            select(Submission.id, SubmissionDef.id)
+            .join(
+                SubmissionDef,
+                and_(SubmissionDef.submission_id == Submission.id, SubmissionDef.current),
+            )
+            .join(
+                DatasetFormDef,
+                and_(
+                    DatasetFormDef.form_def_id == SubmissionDef.form_def_id,
+                    DatasetFormDef.dataset_id == dataset_id,
+                ),
+            )
+            .join(Form, Form.id == Submission.form_id)
+            .where(
+                Submission.draft.is_(False),
+                Submission.deleted_at.is_(None),
+                Form.deleted_at.is_(None),
+                or_(Submission.review_state.is_(None), Submission.review_state.in_(_UNREVIEWED)),
+                ~made.exists(),
+            )
+            .order_by(Submission.id)
+        )
+    ).all()
+    if not rows:
+        return []
+    refused = await db.execute(
+        select(Audit.details).where(
+            Audit.action == "entity.error",
+            Audit.target_kind == "submission",
+            Audit.target_id.in_([submission_id for submission_id, _ in rows]),
+        )
+    )
+    refused_defs = {json.loads(details or "{}").get("submissionDefId") for (details,) in refused}
+    return [submission_id for submission_id, def_id in rows if def_id not in refused_defs]
 
 
 async def dataset_counts(db: AsyncSession, project_ids: list[int]) -> dict[int, int]:

@@ -288,11 +288,15 @@ def _record_error(
     )
 
 
-def process_on_approval(connection: Connection, submission_id: int, actor_id: int | None) -> None:
+def process_on_approval(
+    connection: Connection, submission_id: int, actor_id: int | None, *, pending: bool = False
+) -> None:
     """An approved submission fills a list that waits for approval (approvalRequired).
 
     Lists that do not wait were filled at ingest; a submission already applied
-    (or already refused, with its entity.error) is not applied twice.
+    (or already refused, with its entity.error) is not applied twice. `pending`:
+    the list has just stopped waiting (PATCH ...?convert=true), so a submission
+    it held back fills it now.
     """
     from forms.submission import parse_submission
     from server.db.models import Audit, FormDef, Submission, SubmissionDef
@@ -322,7 +326,7 @@ def process_on_approval(connection: Connection, submission_id: int, actor_id: in
     project_id = connection.scalar(select(Form.project_id).where(Form.id == form_id))
     assert project_id is not None
     dataset = dataset_by_name(connection, project_id, schema.entity.dataset)
-    if dataset is None or not dataset.approval_required:
+    if dataset is None or not (dataset.approval_required or pending):
         return
     defs = select(SubmissionDef.id).where(SubmissionDef.submission_id == submission_id)
     applied = connection.scalar(
