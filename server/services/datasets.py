@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import Session, aliased
 
 from forms.entities import valid_property_name
 from forms.schema import FormSchema
@@ -256,8 +256,11 @@ async def dataset_diff(
     return [DatasetDiff(declaration.dataset, is_new, listed)]
 
 
-async def entity_counts(db: AsyncSession, dataset_ids: list[int]) -> dict[int, tuple[int, object]]:
-    """Live entities per dataset and the last time one changed (X-Extended-Metadata)."""
+async def entity_counts(
+    db: AsyncSession, dataset_ids: list[int]
+) -> dict[int, tuple[int, object, int]]:
+    """Live entities per dataset, the last time one changed, and how many are in
+    conflict (X-Extended-Metadata)."""
     if not dataset_ids:
         return {}
     rows = await db.execute(
@@ -265,11 +268,12 @@ async def entity_counts(db: AsyncSession, dataset_ids: list[int]) -> dict[int, t
             EntityRow.dataset_id,
             func.count(),
             func.max(func.coalesce(EntityRow.updated_at, EntityRow.created_at)),
+            func.count(EntityRow.conflict),
         )
         .where(EntityRow.dataset_id.in_(dataset_ids), EntityRow.deleted_at.is_(None))
         .group_by(EntityRow.dataset_id)
     )
-    return {row[0]: (row[1], row[2]) for row in rows}
+    return {row[0]: (row[1], row[2], row[3]) for row in rows}
 
 
 async def source_forms(db: AsyncSession, dataset_id: int) -> list[tuple[str, str]]:
@@ -363,12 +367,13 @@ async def update_dataset(
     await record(db, by.actor_id, "dataset.update", "dataset", dataset.id, details)
     if converting:
         await db.flush()
-        for submission_id in await pending_submissions(db, dataset.id):
-            await db.run_sync(
-                lambda session, held=submission_id: process_on_approval(
-                    session.connection(), held, by.actor_id, pending=True
-                )
-            )
+        held = await pending_submissions(db, dataset.id)
+
+        def convert_all(session: Session) -> None:
+            for submission_id in held:
+                process_on_approval(session.connection(), submission_id, by.actor_id, pending=True)
+
+        await db.run_sync(convert_all)
 
 
 # Review states of submissions a list waiting for approval has not taken yet.

@@ -105,7 +105,9 @@ async def test_convert_true_makes_the_entities_of_pending_submissions(world: Wor
         updates = (
             await db.scalars(select(Audit.details).where(Audit.action == "dataset.update"))
         ).all()
-    assert {"approvalRequired": False, "autoConvert": True} in [json.loads(d) for d in updates]
+    assert {"approvalRequired": False, "autoConvert": True} in [
+        json.loads(d or "{}") for d in updates
+    ]
 
 
 async def test_convert_false_leaves_pending_submissions_as_they_are(world: World) -> None:

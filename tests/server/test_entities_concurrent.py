@@ -79,7 +79,7 @@ async def test_two_overlapping_creates_of_one_uuid_keep_both_submissions(world: 
         await locked.commit()
         statuses = await both
 
-    assert statuses == [201, 201]
+    assert list(statuses) == [201, 201]
     stored, codes, labels = await _outcome(world, entity_id)
     assert stored == 2
     assert codes == [409.3]
