@@ -252,6 +252,25 @@ async def add_property(
     return Success()
 
 
+@delete(
+    "/projects/{project_id:int}/datasets/{dataset_name:str}/properties/{property_name:str}",
+    operation_id="deleteDatasetProperty",
+    status_code=200,
+)
+async def delete_property(
+    request: AnyRequest,
+    project_id: FromPath[int],
+    dataset_name: FromPath[str],
+    property_name: FromPath[str],
+) -> Success:
+    """409.22 while a form saves to it or an entity holds a value for it."""
+    async with runtime_of(request).transaction() as db:
+        principal = await _caller(request, db, project_id, "dataset.update")
+        dataset = await dataset_service.find_dataset(db, project_id, dataset_name)
+        await dataset_service.delete_property(db, dataset, property_name, principal)
+    return Success()
+
+
 def _version_out(row: EntityDef, *, with_data: bool, view: EntityView | None = None) -> VersionOut:
     shape = VersionOut(
         label=row.label,
@@ -940,6 +959,7 @@ router = Router(
         get_dataset,
         update_dataset,
         add_property,
+        delete_property,
         list_entities,
         create_entities,
         get_entity,

@@ -121,6 +121,74 @@ async def add_property(
     return prop
 
 
+async def delete_property(db: AsyncSession, dataset: Dataset, name: str, by: Principal) -> None:
+    """Remove a published property no form writes and no live entity holds a value for.
+
+    Otherwise 409.22 with what stands in the way (Central's prerequisites): the
+    forms whose published version or draft saves to it, and how many entities
+    hold a non-empty value (with up to three of them).
+    """
+    prop = await db.scalar(
+        select(DatasetProperty).where(
+            DatasetProperty.dataset_id == dataset.id,
+            DatasetProperty.name == name,
+            DatasetProperty.published_at.is_not(None),
+        )
+    )
+    if prop is None:
+        raise problems.not_found()
+    writing = await db.execute(
+        select(Form.xml_form_id, FormDef.title, DatasetFormDef.properties)
+        .join(FormDef, FormDef.form_id == Form.id)
+        .join(DatasetFormDef, DatasetFormDef.form_def_id == FormDef.id)
+        .where(
+            DatasetFormDef.dataset_id == dataset.id,
+            Form.deleted_at.is_(None),
+            or_(FormDef.id == Form.current_def_id, FormDef.id == Form.draft_def_id),
+        )
+        .order_by(Form.xml_form_id)
+    )
+    forms = {
+        xml_form_id: title
+        for xml_form_id, title, saved in writing
+        if name in json.loads(saved or "{}")
+    }
+    holding = [
+        (uuid, label)
+        for uuid, label, data in await db.execute(
+            select(EntityRow.uuid, EntityRow.label, EntityRow.data)
+            .where(EntityRow.dataset_id == dataset.id, EntityRow.deleted_at.is_(None))
+            .order_by(EntityRow.id)
+        )
+        if json.loads(data).get(name, "").strip()
+    ]
+    prerequisites: dict[str, object] = {}
+    if forms:
+        prerequisites["dependentForms"] = {
+            "message": "You can't delete this property because there are Form(s) writing to it",
+            "details": {"forms": [{"formName": t, "xmlFormId": f} for f, t in forms.items()]},
+        }
+    if holding:
+        prerequisites["nonEmptyEntities"] = {
+            "message": "You can't delete this property because there are Entity(ies) with "
+            f"the non-empty value for the '{name}'",
+            "details": {
+                "totalCount": len(holding),
+                "entities": [{"uuid": u, "label": lbl} for u, lbl in holding[:3]],
+            },
+        }
+    if prerequisites:
+        raise problems.Problem(
+            409.22,
+            f'Prerequisites for deleting the property "{name}" are not met.',
+            {"prerequisites": prerequisites},
+        )
+    await db.delete(prop)
+    await record(
+        db, by.actor_id, "dataset.update", "dataset", dataset.id, {"deletedProperty": name}
+    )
+
+
 async def declare_from_form(
     db: AsyncSession, project_id: int, form_def: FormDef, schema: FormSchema, *, publish: bool
 ) -> None:

@@ -142,3 +142,48 @@ async def test_versions_say_which_conflicted_and_which_matter_for_resolving(
     assert none.json() == []
     [listed] = (await world.client.get(lists, headers=headers)).json()
     assert listed["conflicts"] == 0
+
+
+async def test_a_property_goes_only_when_no_form_writes_it_and_no_entity_holds_it(
+    world: World,
+) -> None:
+    url, (perth,) = await _list(world, ["Perth"])
+    headers = world.admin_headers
+    for name in ("state", "population"):
+        added = await world.client.post(f"{url}/properties", json={"name": name}, headers=headers)
+        assert added.is_success
+    filled = await world.client.patch(
+        f"{url}/entities/{perth}?force=true", json={"data": {"state": "WA"}}, headers=headers
+    )
+    assert filled.status_code == 200
+
+    unused = await world.client.delete(f"{url}/properties/population", headers=headers)
+    assert unused.json() == {"success": True}
+    shown = await world.client.get(url, headers=headers)
+    assert [p["name"] for p in shown.json()["properties"]] == ["state"]
+    csv_header = (await world.client.get(f"{url}/entities.csv", headers=headers)).text
+    assert csv_header.splitlines()[0].split(",")[:3] == ["__id", "label", "state"]
+
+    held = await world.client.delete(f"{url}/properties/state", headers=headers)
+    assert held.status_code == 409
+    assert held.json()["code"] == 409.22
+    blocked = held.json()["details"]["prerequisites"]
+    assert blocked["nonEmptyEntities"]["details"] == {
+        "totalCount": 1,
+        "entities": [{"uuid": perth, "label": "Perth"}],
+    }
+    cleared = await world.client.patch(
+        f"{url}/entities/{perth}?force=true", json={"data": {"state": ""}}, headers=headers
+    )
+    assert cleared.status_code == 200
+    gone = await world.client.delete(f"{url}/properties/state", headers=headers)
+    assert gone.status_code == 200, gone.text
+    missing = await world.client.delete(f"{url}/properties/state", headers=headers)
+    assert missing.status_code == 404
+
+    await _publish(world, INTAKE)
+    returnees = f"/v1/projects/{world.project_id}/datasets/returnees"
+    written = await world.client.delete(f"{returnees}/properties/status", headers=headers)
+    assert written.json()["code"] == 409.22
+    forms = written.json()["details"]["prerequisites"]["dependentForms"]["details"]["forms"]
+    assert [f["xmlFormId"] for f in forms] == ["intake"]
