@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server import problems
-from server.api.common import actor_out, check
+from server.api.common import ExtendedHeader, actor_out, actors_by_id, check, is_extended
 from server.api.dataset_odata import dataset_odata, service_document
 from server.api.shapes import ActorOut, ApiInput, ApiModel, AuditOut, Success, iso
 from server.auth import Principal
@@ -588,6 +588,15 @@ class VersionFullOut(ApiModel):
     server_diff: list[str]
     data: dict[str, str]
     data_received: dict[str, str]
+    creator: ActorOut | msgspec.UnsetType | None = msgspec.UNSET
+
+
+def _creator(
+    creators: dict[int, ActorOut] | None, actor_id: int | None
+) -> ActorOut | msgspec.UnsetType | None:
+    if creators is None:
+        return msgspec.UNSET
+    return creators.get(actor_id) if actor_id is not None else None
 
 
 def _received(row: EntityDef) -> dict[str, str]:
@@ -606,9 +615,11 @@ async def entity_versions(
     dataset_name: FromPath[str],
     entity_uuid: FromPath[str],
     relevant_to_conflict: Annotated[str | None, QueryParameter(name="relevantToConflict")] = None,
+    extended: ExtendedHeader = None,
 ) -> list[VersionFullOut]:
     """Every version, oldest first, with its conflict facts; `?relevantToConflict=true`:
-    only the versions that matter for resolving the entity's current conflict."""
+    only the versions that matter for resolving the entity's current conflict;
+    `X-Extended-Metadata: true` adds each version's `creator`."""
     only_relevant = parse_flag(relevant_to_conflict, name="relevantToConflict")
     rt = runtime_of(request)
     async with rt.read() as db:
@@ -625,6 +636,9 @@ async def entity_versions(
                 )
             )
         ).all()
+        creators = (
+            await actors_by_id(db, (r.creator_id for r in rows)) if is_extended(extended) else None
+        )
     if view.reads_clear:
         await audit_entity_read(rt, principal, dataset, "versions")
     facts = conflict_facts(
@@ -665,6 +679,7 @@ async def entity_versions(
             server_diff=f.server_diff,
             data=view.data(decode_data(r.data)),
             data_received=view.data(_received(r)),
+            creator=_creator(creators, r.creator_id),
         )
         for r, f in zip(rows, facts, strict=True)
         if f.relevant_to_conflict or not only_relevant

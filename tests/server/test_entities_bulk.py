@@ -122,6 +122,12 @@ async def test_versions_say_which_conflicted_and_which_matter_for_resolving(
     assert stale["serverDiff"] == ["status"]  # against version 3 (status b)
     assert stale["resolved"] is False
     assert versions[0]["dataReceived"]["label"] == "Ana T"
+    assert "creator" not in versions[0]
+    extended = await world.client.get(
+        f"{url}/versions", headers=headers | {"X-Extended-Metadata": "true"}
+    )
+    assert {v["creator"]["id"] for v in extended.json()} == {world.app_user_id}
+    assert extended.json()[0]["creator"]["displayName"] == "Phone 1"
     relevant = await world.client.get(
         f"{url}/versions", params={"relevantToConflict": "true"}, headers=headers
     )
