@@ -3,7 +3,8 @@
 One entity set, `Entities`: `__id`, `label`, the published properties (as
 strings) and `__system` (creation, creator, updates, version, conflict).
 Paging is keyset on the entity's id, with Central's `$skiptoken` in
-`@odata.nextLink`, so rows arriving meanwhile neither repeat nor go missing.
+`@odata.nextLink`, so rows arriving meanwhile neither repeat nor go missing;
+`$orderby` (Central's fields, asc or desc) pages by offset instead.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 import msgspec
 from litestar import Response, get
@@ -21,7 +23,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server import problems
 from server.api.common import check
-from server.api.odata import HEADERS, JSON, Count, Filter, Select, Skip, SkipToken, Top
+from server.api.odata import (
+    HEADERS,
+    JSON,
+    Count,
+    Filter,
+    OrderBy,
+    Select,
+    Skip,
+    SkipToken,
+    Top,
+)
 from server.api.shapes import iso
 from server.auth import Principal
 from server.db.models import Actor, Dataset, EntityRow
@@ -29,7 +41,7 @@ from server.requests import AnyRequest, parse_flag, require_principal, runtime_o
 from server.services import datasets as dataset_service
 from server.services import entity_lists
 from server.services.entities import decode_data
-from server.services.entity_filter import entity_filter, entity_search
+from server.services.entity_filter import entity_filter, entity_order, entity_search
 from server.services.personal import EntityView, audit_entity_read, entity_view
 from server.services.projects import get_project
 
@@ -107,22 +119,47 @@ def _metadata(properties: list[str]) -> bytes:
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
 
 
-def _cursor(after: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"id": after}).encode()).decode()
+def _cursor(position: dict[str, int]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(position).encode()).decode()
 
 
-def _after(token: str | None) -> int:
+def _position(token: str | None) -> dict[str, int]:
+    """A `$skiptoken` read back: `{"id": n}` (after entity n) or `{"o": n}` (an offset,
+    for a feed in a chosen order, whose sort keys may change under it)."""
     if not token:
-        return 0
+        return {}
     try:
-        value = json.loads(base64.urlsafe_b64decode(token.encode()))["id"]
-    except (ValueError, KeyError, TypeError) as error:
-        raise problems.unexpected_value(
-            "$skiptoken", token, "it is not one this server gave."
-        ) from error
-    if not isinstance(value, int):
-        raise problems.unexpected_value("$skiptoken", token, "it is not one this server gave.")
+        value = json.loads(base64.urlsafe_b64decode(token.encode()))
+    except (ValueError, TypeError) as error:
+        raise _bad_token(token) from error
+    if (
+        not isinstance(value, dict)
+        or len(value) != 1
+        or not set(value) <= {"id", "o"}
+        or not all(
+            isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value.values()
+        )
+    ):
+        raise _bad_token(token)
     return value
+
+
+def _bad_token(token: str) -> problems.Problem:
+    return problems.unexpected_value("$skiptoken", token, "it is not one this server gave.")
+
+
+def _next_link(request: AnyRequest, name: str, position: dict[str, int], top: int | None) -> str:
+    """The next page's URL: the same query ($filter, $search, $orderby, $select, $count),
+    with the cursor, and what is left of `$top`."""
+    kept = [
+        (key, value)
+        for key, value in request.query_params.items()
+        if key not in ("$skip", "$skiptoken", "$top")
+    ]
+    if top is not None:
+        kept.append(("$top", str(top)))
+    kept.append(("$skiptoken", _cursor(position)))
+    return f"{_root(request, name)}/Entities?{urlencode(kept, safe='$/,')}"
 
 
 def _number(name: str, value: str | None) -> int | None:
@@ -149,6 +186,7 @@ async def dataset_odata(
     select_: Select = None,
     skiptoken: SkipToken = None,
     search: Annotated[str | None, QueryParameter(name="$search")] = None,
+    orderby: OrderBy = None,
 ) -> Response[bytes]:
     if not dataset_ref.endswith(".svc"):
         raise problems.not_found()
@@ -165,9 +203,13 @@ async def dataset_odata(
         view = await entity_view(db, principal, dataset)
         view.check_query(filter_, search)
         narrowed = [c for c in (entity_filter(filter_), entity_search(search)) if c is not None]
+        order = entity_order(orderby)
         limit = _number("$top", top)
         offset = _number("$skip", skip) or 0
-        after = _after(skiptoken)
+        position = _position(skiptoken)
+        if skiptoken:
+            offset = position.get("o", 0)
+        after = position.get("id", 0)
         live = (EntityRow.dataset_id == dataset.id, EntityRow.deleted_at.is_(None), *narrowed)
         page = min(limit, _PAGE) if limit is not None else _PAGE
         rows = (
@@ -175,8 +217,8 @@ async def dataset_odata(
                 select(EntityRow, Actor.display_name)
                 .outerjoin(Actor, Actor.id == EntityRow.creator_id)
                 .where(*live, EntityRow.id > after)
-                .order_by(EntityRow.id)
-                .offset(offset if not skiptoken else 0)
+                .order_by(*(order or [EntityRow.id]))
+                .offset(offset)
                 .limit(page + 1)
             )
         ).all()
@@ -198,9 +240,11 @@ async def dataset_odata(
     if total is not None:
         body["@odata.count"] = total
     if more and rows:
-        body["@odata.nextLink"] = (
-            f"{_root(request, name)}/Entities?$skiptoken={_cursor(rows[-1][0].id)}"
-        )
+        # In id order the cursor is the last id (rows arriving meanwhile neither
+        # repeat nor go missing); in a chosen order it is the offset reached.
+        following = {"o": offset + len(rows)} if order else {"id": rows[-1][0].id}
+        remaining = None if limit is None else limit - len(rows)
+        body["@odata.nextLink"] = _next_link(request, name, following, remaining)
     return Response(_encode(body), media_type=JSON, headers=HEADERS)
 
 

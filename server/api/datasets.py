@@ -20,15 +20,14 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server import problems
-from server.api.common import check
+from server.api.common import ExtendedHeader, actor_out, actors_by_id, check, is_extended
 from server.api.dataset_odata import dataset_odata, service_document
-from server.api.shapes import ApiInput, ApiModel, AuditOut, Success, iso
+from server.api.shapes import ActorOut, ApiInput, ApiModel, AuditOut, Success, iso
 from server.auth import Principal
-from server.db.models import Audit, Dataset, EntityDef, EntityRow, FormDef
-from server.errors import openrosa_headers
+from server.db.models import Actor, Audit, Dataset, EntityDef, EntityRow, FormDef
 from server.requests import AnyRequest, parse_flag, require_principal, runtime_of
 from server.services import datasets as dataset_service
-from server.services import entity_lists
+from server.services import entity_export, entity_lists
 from server.services.entities import (
     Author,
     Change,
@@ -43,6 +42,7 @@ from server.services.entities import (
     update_entity,
 )
 from server.services.entity_filter import entity_filter, entity_search
+from server.services.entity_versions import VersionFacts, conflict_facts
 from server.services.forms import find_form, schema_of
 from server.services.personal import EntityView, audit_entity_read, entity_view
 from server.services.projects import get_project
@@ -67,6 +67,7 @@ class DatasetOut(ApiModel):
     approval_required: bool
     owner_only: bool
     entities: int | msgspec.UnsetType = msgspec.UNSET
+    conflicts: int | msgspec.UnsetType = msgspec.UNSET
     last_entity: str | msgspec.UnsetType | None = msgspec.UNSET
     source_forms: list[FormRefOut] | msgspec.UnsetType = msgspec.UNSET
     linked_forms: list[FormRefOut] | msgspec.UnsetType = msgspec.UNSET
@@ -151,8 +152,9 @@ async def list_datasets(request: AnyRequest, project_id: FromPath[int]) -> list[
         shapes = []
         for dataset in found:
             shape = _dataset_out(dataset)
-            count, last = counts.get(dataset.id, (0, None))
+            count, last, conflicts = counts.get(dataset.id, (0, None, 0))
             shape.entities = count
+            shape.conflicts = conflicts
             shape.last_entity = iso(last) if last is not None else None  # type: ignore[arg-type]
             shapes.append(shape)
         return shapes
@@ -213,7 +215,11 @@ async def update_dataset(
     project_id: FromPath[int],
     dataset_name: FromPath[str],
     data: JSONBody[DatasetPatch],
+    convert: FromQuery[str | None] = None,
 ) -> DatasetOut:
+    """`approvalRequired`, `ownerOnly`; turning approval off while submissions wait
+    for it needs `?convert=true` (make their entities now) or `?convert=false`."""
+    converting = None if convert is None else parse_flag(convert, name="convert")
     async with runtime_of(request).transaction() as db:
         principal = await _caller(request, db, project_id, "dataset.update")
         dataset = await dataset_service.find_dataset(db, project_id, dataset_name)
@@ -223,6 +229,7 @@ async def update_dataset(
             approval_required=data.approval_required,
             owner_only=data.owner_only,
             by=principal,
+            convert=converting,
         )
         return await _full_out(db, dataset)
 
@@ -242,6 +249,25 @@ async def add_property(
         principal = await _caller(request, db, project_id, "dataset.update")
         dataset = await dataset_service.find_dataset(db, project_id, dataset_name)
         await dataset_service.add_property(db, dataset, data.name, principal)
+    return Success()
+
+
+@delete(
+    "/projects/{project_id:int}/datasets/{dataset_name:str}/properties/{property_name:str}",
+    operation_id="deleteDatasetProperty",
+    status_code=200,
+)
+async def delete_property(
+    request: AnyRequest,
+    project_id: FromPath[int],
+    dataset_name: FromPath[str],
+    property_name: FromPath[str],
+) -> Success:
+    """409.22 while a form saves to it or an entity holds a value for it."""
+    async with runtime_of(request).transaction() as db:
+        principal = await _caller(request, db, project_id, "dataset.update")
+        dataset = await dataset_service.find_dataset(db, project_id, dataset_name)
+        await dataset_service.delete_property(db, dataset, property_name, principal)
     return Success()
 
 
@@ -540,6 +566,45 @@ async def _set_deleted_in(
     return dataset
 
 
+class VersionFullOut(ApiModel):
+    """A version as the versions listing shows it: with what it sent and its conflict."""
+
+    label: str
+    current: bool
+    created_at: str
+    creator_id: int | None
+    user_agent: str | None
+    version: int
+    base_version: int | None
+    branch_id: str | None
+    trunk_version: int | None
+    branch_base_version: int | None
+    conflict: str | None
+    resolved: bool
+    last_good_version: bool
+    relevant_to_conflict: bool
+    conflicting_properties: list[str] | None
+    base_diff: list[str]
+    server_diff: list[str]
+    data: dict[str, str]
+    data_received: dict[str, str]
+    creator: ActorOut | msgspec.UnsetType | None = msgspec.UNSET
+
+
+def _creator(
+    creators: dict[int, ActorOut] | None, actor_id: int | None
+) -> ActorOut | msgspec.UnsetType | None:
+    if creators is None:
+        return msgspec.UNSET
+    return creators.get(actor_id) if actor_id is not None else None
+
+
+def _received(row: EntityDef) -> dict[str, str]:
+    sent = decode_data(row.data_received)
+    # The first version sent its label; an update sent one only if it changed it.
+    return sent | {"label": row.label} if row.version == 1 else sent
+
+
 @get(
     "/projects/{project_id:int}/datasets/{dataset_name:str}/entities/{entity_uuid:str}/versions",
     operation_id="listEntityVersions",
@@ -549,25 +614,76 @@ async def entity_versions(
     project_id: FromPath[int],
     dataset_name: FromPath[str],
     entity_uuid: FromPath[str],
-) -> list[VersionOut]:
+    relevant_to_conflict: Annotated[str | None, QueryParameter(name="relevantToConflict")] = None,
+    extended: ExtendedHeader = None,
+) -> list[VersionFullOut]:
+    """Every version, oldest first, with its conflict facts; `?relevantToConflict=true`:
+    only the versions that matter for resolving the entity's current conflict;
+    `X-Extended-Metadata: true` adds each version's `creator`."""
+    only_relevant = parse_flag(relevant_to_conflict, name="relevantToConflict")
     rt = runtime_of(request)
     async with rt.read() as db:
         principal = await _caller(request, db, project_id, "entity.read")
         dataset = await dataset_service.find_dataset(db, project_id, dataset_name)
         view = await entity_view(db, principal, dataset)
-        rows = (
+        rows = await _versions(db, dataset.id, entity_uuid)
+        resolved_at = (
             await db.scalars(
-                select(EntityDef)
-                .join(EntityRow, EntityRow.id == EntityDef.entity_id)
-                .where(EntityRow.dataset_id == dataset.id, EntityRow.uuid == entity_uuid)
-                .order_by(EntityDef.version)
+                select(Audit.logged_at).where(
+                    Audit.action == "entity.update.resolve",
+                    Audit.target_kind == "entity",
+                    Audit.target_id == rows[0].entity_id,
+                )
             )
         ).all()
-        if not rows:
-            raise problems.not_found()
+        creators = (
+            await actors_by_id(db, (r.creator_id for r in rows)) if is_extended(extended) else None
+        )
     if view.reads_clear:
         await audit_entity_read(rt, principal, dataset, "versions")
-    return [_version_out(r, with_data=True, view=view) for r in rows]
+    facts = conflict_facts(
+        [
+            VersionFacts(
+                version=r.version,
+                label=r.label,
+                data=decode_data(r.data),
+                received=_received(r),
+                base_version=r.base_version,
+                trunk_version=r.trunk_version,
+                branch_id=r.branch_id,
+                conflicting_properties=decode_conflicting(r.conflicting_properties),
+                created_at=r.created_at,
+            )
+            for r in rows
+        ],
+        resolved_at,
+    )
+    return [
+        VersionFullOut(
+            label=r.label,
+            current=r.current,
+            created_at=iso(r.created_at) or "",
+            creator_id=r.creator_id,
+            user_agent=r.user_agent,
+            version=r.version,
+            base_version=r.base_version,
+            branch_id=r.branch_id,
+            trunk_version=r.trunk_version,
+            branch_base_version=r.branch_base_version,
+            conflict=f.conflict,
+            resolved=f.resolved,
+            last_good_version=f.last_good_version,
+            relevant_to_conflict=f.relevant_to_conflict,
+            conflicting_properties=decode_conflicting(r.conflicting_properties),
+            base_diff=f.base_diff,
+            server_diff=f.server_diff,
+            data=view.data(decode_data(r.data)),
+            data_received=view.data(_received(r)),
+            creator=_creator(creators, r.creator_id),
+        )
+        for r, f in zip(rows, facts, strict=True)
+        if f.relevant_to_conflict or not only_relevant
+    ]
 
 
 @get(
@@ -581,8 +697,9 @@ async def entities_csv(
     filter_: Annotated[str | None, QueryParameter(name="$filter")] = None,
     search: Annotated[str | None, QueryParameter(name="$search")] = None,
 ) -> Response[Any]:
-    """The whole list as CSV (`__id,label,<properties>,__createdAt,...` in Central;
-    here the columns Collect reads), narrowed by `$filter` and `$search`."""
+    """The whole list as CSV with Central's columns (`__id,label,<properties>,__createdAt,
+    __creatorId,__creatorName,__updates,__updatedAt,__version`), newest first, narrowed
+    by `$filter` and `$search`. Unnarrowed, it carries an ETag and answers 304."""
     rt = runtime_of(request)
     async with rt.read() as db:
         principal = await _caller(request, db, project_id, "entity.list")
@@ -591,19 +708,106 @@ async def entities_csv(
         view.check_query(filter_, search)
         where = [c for c in (entity_filter(filter_), entity_search(search)) if c is not None]
         properties = await entity_lists.published_properties(db, dataset.id)
+        etag = None
+        if not where:
+            fingerprint = await entity_export.export_etag(
+                db, dataset.id, properties, masked=view.masked
+            )
+            etag = f'"{fingerprint}"'
+    headers = {"Content-Disposition": f'attachment; filename="{dataset_name}.csv"'}
+    if etag is not None:
+        headers["ETag"] = etag
+        if request.headers.get("if-none-match") == etag:
+            return Response(b"", status_code=304, headers=headers)
     if view.reads_clear:
         await audit_entity_read(rt, principal, dataset, "entities.csv")
     masked = (view.personal, view.key) if view.masked else None
-    body = entity_lists.stream_csv(rt, dataset.id, properties, None, where, masked)
-    return Stream(
-        body,
-        media_type="text/csv",
-        headers=openrosa_headers()
-        | {
-            "Content-Type": "text/csv; charset=utf-8",
-            "Content-Disposition": f'attachment; filename="{dataset_name}.csv"',
-        },
-    )
+    body = entity_export.stream_export(rt, dataset.id, properties, where, masked)
+    return Stream(body, media_type="text/csv; charset=utf-8", headers=headers)
+
+
+@get(
+    "/projects/{project_id:int}/datasets/{dataset_name:str}/entities/creators",
+    operation_id="listEntityCreators",
+)
+async def entity_creators(
+    request: AnyRequest, project_id: FromPath[int], dataset_name: FromPath[str]
+) -> list[ActorOut]:
+    """Everyone who created a live entity of the list, by display name."""
+    async with runtime_of(request).read() as db:
+        await _caller(request, db, project_id, "entity.list")
+        dataset = await dataset_service.find_dataset(db, project_id, dataset_name)
+        creators = select(EntityRow.creator_id).where(
+            EntityRow.dataset_id == dataset.id, EntityRow.deleted_at.is_(None)
+        )
+        actors = (
+            await db.scalars(
+                select(Actor).where(Actor.id.in_(creators)).order_by(Actor.display_name, Actor.id)
+            )
+        ).all()
+    return [actor_out(actor) for actor in actors]
+
+
+class BulkIdsIn(ApiInput):
+    ids: list[str]
+
+
+class BulkCountOut(ApiModel):
+    success: bool
+    count: int
+
+
+async def _set_many_deleted(
+    request: AnyRequest, project_id: int, name: str, ids: list[str], *, deleted: bool
+) -> BulkCountOut:
+    async with runtime_of(request).transaction() as db:
+        principal = await _caller(
+            request, db, project_id, "entity.delete" if deleted else "entity.restore"
+        )
+        dataset = await dataset_service.find_dataset(db, project_id, name)
+        author = _author(principal, request)
+
+        def work(connection: Any) -> int:
+            changed = 0
+            for uuid in dict.fromkeys(ids):
+                entity = find_entity(connection, dataset.id, uuid, deleted=not deleted)
+                if entity is not None:
+                    set_deleted(connection, dataset, entity, deleted=deleted, author=author)
+                    changed += 1
+            return changed
+
+        count = await db.run_sync(lambda s: work(s.connection()))
+    return BulkCountOut(success=True, count=count)
+
+
+@post(
+    "/projects/{project_id:int}/datasets/{dataset_name:str}/entities/bulk-delete",
+    operation_id="deleteEntities",
+    status_code=200,
+)
+async def bulk_delete(
+    request: AnyRequest,
+    project_id: FromPath[int],
+    dataset_name: FromPath[str],
+    data: JSONBody[BulkIdsIn],
+) -> BulkCountOut:
+    """Delete the live entities among `ids` (others are left out of `count`)."""
+    return await _set_many_deleted(request, project_id, dataset_name, data.ids, deleted=True)
+
+
+@post(
+    "/projects/{project_id:int}/datasets/{dataset_name:str}/entities/bulk-restore",
+    operation_id="restoreEntities",
+    status_code=200,
+)
+async def bulk_restore(
+    request: AnyRequest,
+    project_id: FromPath[int],
+    dataset_name: FromPath[str],
+    data: JSONBody[BulkIdsIn],
+) -> BulkCountOut:
+    """Restore the deleted entities among `ids` (others are left out of `count`)."""
+    return await _set_many_deleted(request, project_id, dataset_name, data.ids, deleted=False)
 
 
 class ChangeOut(ApiModel):
@@ -770,6 +974,7 @@ router = Router(
         get_dataset,
         update_dataset,
         add_property,
+        delete_property,
         list_entities,
         create_entities,
         get_entity,
@@ -780,6 +985,9 @@ router = Router(
         entity_diffs,
         entity_audits,
         entities_csv,
+        entity_creators,
+        bulk_delete,
+        bulk_restore,
         dataset_odata,
         form_dataset_diff,
         draft_dataset_diff,

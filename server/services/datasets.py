@@ -11,23 +11,29 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session, aliased
 
 from forms.entities import valid_property_name
 from forms.schema import FormSchema
 from server import problems
 from server.auth import Principal
 from server.db.models import (
+    Audit,
     Dataset,
     DatasetFormDef,
     DatasetProperty,
+    EntityDef,
     EntityRow,
     Form,
     FormAttachment,
     FormDef,
+    Submission,
+    SubmissionDef,
 )
 from server.services.audit import now, record
+from server.services.entity_ingest import process_on_approval
 
 _DATASET_NAME_LIMIT = 255
 
@@ -113,6 +119,74 @@ async def add_property(
     await db.flush()
     await record(db, by.actor_id, "dataset.update", "dataset", dataset.id, {"properties": [name]})
     return prop
+
+
+async def delete_property(db: AsyncSession, dataset: Dataset, name: str, by: Principal) -> None:
+    """Remove a published property no form writes and no live entity holds a value for.
+
+    Otherwise 409.22 with what stands in the way (Central's prerequisites): the
+    forms whose published version or draft saves to it, and how many entities
+    hold a non-empty value (with up to three of them).
+    """
+    prop = await db.scalar(
+        select(DatasetProperty).where(
+            DatasetProperty.dataset_id == dataset.id,
+            DatasetProperty.name == name,
+            DatasetProperty.published_at.is_not(None),
+        )
+    )
+    if prop is None:
+        raise problems.not_found()
+    writing = await db.execute(
+        select(Form.xml_form_id, FormDef.title, DatasetFormDef.properties)
+        .join(FormDef, FormDef.form_id == Form.id)
+        .join(DatasetFormDef, DatasetFormDef.form_def_id == FormDef.id)
+        .where(
+            DatasetFormDef.dataset_id == dataset.id,
+            Form.deleted_at.is_(None),
+            or_(FormDef.id == Form.current_def_id, FormDef.id == Form.draft_def_id),
+        )
+        .order_by(Form.xml_form_id)
+    )
+    forms = {
+        xml_form_id: title
+        for xml_form_id, title, saved in writing
+        if name in json.loads(saved or "{}")
+    }
+    holding = [
+        (uuid, label)
+        for uuid, label, data in await db.execute(
+            select(EntityRow.uuid, EntityRow.label, EntityRow.data)
+            .where(EntityRow.dataset_id == dataset.id, EntityRow.deleted_at.is_(None))
+            .order_by(EntityRow.id)
+        )
+        if json.loads(data).get(name, "").strip()
+    ]
+    prerequisites: dict[str, object] = {}
+    if forms:
+        prerequisites["dependentForms"] = {
+            "message": "You can't delete this property because there are Form(s) writing to it",
+            "details": {"forms": [{"formName": t, "xmlFormId": f} for f, t in forms.items()]},
+        }
+    if holding:
+        prerequisites["nonEmptyEntities"] = {
+            "message": "You can't delete this property because there are Entity(ies) with "
+            f"the non-empty value for the '{name}'",
+            "details": {
+                "totalCount": len(holding),
+                "entities": [{"uuid": u, "label": lbl} for u, lbl in holding[:3]],
+            },
+        }
+    if prerequisites:
+        raise problems.Problem(
+            409.22,
+            f'Prerequisites for deleting the property "{name}" are not met.',
+            {"prerequisites": prerequisites},
+        )
+    await db.delete(prop)
+    await record(
+        db, by.actor_id, "dataset.update", "dataset", dataset.id, {"deletedProperty": name}
+    )
 
 
 async def declare_from_form(
@@ -250,8 +324,11 @@ async def dataset_diff(
     return [DatasetDiff(declaration.dataset, is_new, listed)]
 
 
-async def entity_counts(db: AsyncSession, dataset_ids: list[int]) -> dict[int, tuple[int, object]]:
-    """Live entities per dataset and the last time one changed (X-Extended-Metadata)."""
+async def entity_counts(
+    db: AsyncSession, dataset_ids: list[int]
+) -> dict[int, tuple[int, object, int]]:
+    """Live entities per dataset, the last time one changed, and how many are in
+    conflict (X-Extended-Metadata)."""
     if not dataset_ids:
         return {}
     rows = await db.execute(
@@ -259,11 +336,12 @@ async def entity_counts(db: AsyncSession, dataset_ids: list[int]) -> dict[int, t
             EntityRow.dataset_id,
             func.count(),
             func.max(func.coalesce(EntityRow.updated_at, EntityRow.created_at)),
+            func.count(EntityRow.conflict),
         )
         .where(EntityRow.dataset_id.in_(dataset_ids), EntityRow.deleted_at.is_(None))
         .group_by(EntityRow.dataset_id)
     )
-    return {row[0]: (row[1], row[2]) for row in rows}
+    return {row[0]: (row[1], row[2], row[3]) for row in rows}
 
 
 async def source_forms(db: AsyncSession, dataset_id: int) -> list[tuple[str, str]]:
@@ -328,15 +406,99 @@ async def update_dataset(
     approval_required: bool | None,
     owner_only: bool | None,
     by: Principal,
+    convert: bool | None = None,
 ) -> None:
+    """Change the list's flags; turning approvalRequired off asks what to do with
+    the submissions it held back (Central's `?convert=`): none pending, or
+    convert=false, leaves them; convert=true fills the list from them now;
+    no answer while some are pending is 400.29."""
     changes: dict[str, bool] = {}
+    converting = approval_required is False and convert is True
+    if approval_required is False and convert is None:
+        count = len(await pending_submissions(db, dataset.id))
+        if count:
+            raise problems.Problem(
+                400.29,
+                f"There are {count} pending submissions: send convert=true to make their "
+                "entities now, or convert=false to leave them as they are.",
+                {"count": count},
+            )
     if approval_required is not None:
         dataset.approval_required = approval_required
         changes["approvalRequired"] = approval_required
     if owner_only is not None:
         dataset.owner_only = owner_only
         changes["ownerOnly"] = owner_only
-    await record(db, by.actor_id, "dataset.update", "dataset", dataset.id, changes)
+    details: dict[str, object] = dict(changes)
+    if approval_required is False:
+        details["autoConvert"] = converting
+    await record(db, by.actor_id, "dataset.update", "dataset", dataset.id, details)
+    if converting:
+        await db.flush()
+        held = await pending_submissions(db, dataset.id)
+
+        def convert_all(session: Session) -> None:
+            for submission_id in held:
+                process_on_approval(session.connection(), submission_id, by.actor_id, pending=True)
+
+        await db.run_sync(convert_all)
+
+
+# Review states of submissions a list waiting for approval has not taken yet.
+_UNREVIEWED = ("received", "edited", "hasIssues")
+
+
+async def pending_submissions(db: AsyncSession, dataset_id: int) -> list[int]:
+    """Submissions to forms filling the list whose entity was never made or refused.
+
+    As Central counts them: the current version of a live, non-draft submission
+    of a form version that fills the list, not yet approved or rejected, with no
+    entity version from any of its versions in this list and no entity.error on
+    its current version.
+    """
+    source = aliased(SubmissionDef)
+    made = (
+        select(EntityDef.id)
+        .join(EntityRow, EntityRow.id == EntityDef.entity_id)
+        .join(source, source.id == EntityDef.source_submission_def_id)
+        .where(EntityRow.dataset_id == dataset_id, source.submission_id == Submission.id)
+    )
+    rows = (
+        await db.execute(
+            select(Submission.id, SubmissionDef.id)
+            .join(
+                SubmissionDef,
+                and_(SubmissionDef.submission_id == Submission.id, SubmissionDef.current),
+            )
+            .join(
+                DatasetFormDef,
+                and_(
+                    DatasetFormDef.form_def_id == SubmissionDef.form_def_id,
+                    DatasetFormDef.dataset_id == dataset_id,
+                ),
+            )
+            .join(Form, Form.id == Submission.form_id)
+            .where(
+                Submission.draft.is_(False),
+                Submission.deleted_at.is_(None),
+                Form.deleted_at.is_(None),
+                or_(Submission.review_state.is_(None), Submission.review_state.in_(_UNREVIEWED)),
+                ~made.exists(),
+            )
+            .order_by(Submission.id)
+        )
+    ).all()
+    if not rows:
+        return []
+    refused = await db.execute(
+        select(Audit.details).where(
+            Audit.action == "entity.error",
+            Audit.target_kind == "submission",
+            Audit.target_id.in_([submission_id for submission_id, _ in rows]),
+        )
+    )
+    refused_defs = {json.loads(details or "{}").get("submissionDefId") for (details,) in refused}
+    return [submission_id for submission_id, def_id in rows if def_id not in refused_defs]
 
 
 async def dataset_counts(db: AsyncSession, project_ids: list[int]) -> dict[int, int]:

@@ -13,6 +13,8 @@ from typing import Any, cast
 
 import msgspec
 from sqlalchemy import Connection, Table, bindparam, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from forms.entities import EntityAction, EntityProblem
 from server import problems
@@ -102,27 +104,23 @@ def create_entity(
         )
     )
     if taken is not None:
-        raise problems.Problem(
-            409.3, f"A resource already exists with uuid value(s) of {entity_uuid}."
-        )
+        raise _uuid_taken(entity_uuid)
     created = now()
     encoded = encode_data(data)
-    entity_id = connection.scalar(
-        insert(EntityRow)
-        .values(
-            dataset_id=dataset.id,
-            uuid=entity_uuid,
-            label=label,
-            version=1,
-            data=encoded,
-            current_def_id=0,
-            creator_id=author.actor_id,
-            created_at=created,
+    entity_id = _insert_entity(
+        connection,
+        {
+            "dataset_id": dataset.id,
+            "uuid": entity_uuid,
+            "label": label,
+            "version": 1,
+            "data": encoded,
+            "current_def_id": 0,
+            "creator_id": author.actor_id,
+            "created_at": created,
             **stored_line(connection, dataset.id, entity_uuid, label, 1, data),
-        )
-        .returning(EntityRow.id)
+        },
     )
-    assert entity_id is not None
     def_id = _insert_def(
         connection,
         entity_id,
@@ -144,6 +142,36 @@ def create_entity(
         entity_id,
         {"uuid": entity_uuid, "dataset": dataset.name, **_source_details(author)},
     )
+    return entity_id
+
+
+def _uuid_taken(entity_uuid: str) -> problems.Problem:
+    return problems.Problem(
+        409.3, f"A resource already exists with uuid value(s) of {entity_uuid}."
+    )
+
+
+def _insert_entity(connection: Connection, values: dict[str, Any]) -> int:
+    """Insert the entity row; 409.3 if another transaction took its uuid meanwhile.
+
+    Two submissions creating one uuid at once both pass the check above on
+    PostgreSQL; the second INSERT waits for the first to commit and would then
+    break the unique constraint, failing the whole transaction, the submission
+    with it. `ON CONFLICT DO NOTHING` makes it insert nothing instead: the
+    caller's transaction goes on and records the entity.error, as a savepoint
+    would, without a savepoint's two extra round trips (and pysqlite's
+    savepoints would end SQLite's outer transaction early).
+    """
+    dialect_insert = postgresql_insert if connection.dialect.name == "postgresql" else sqlite_insert
+    statement = (
+        dialect_insert(EntityRow)
+        .values(values)
+        .on_conflict_do_nothing(index_elements=["dataset_id", "uuid"])
+        .returning(EntityRow.id)
+    )
+    entity_id = connection.scalar(statement)
+    if entity_id is None:
+        raise _uuid_taken(values["uuid"])
     return entity_id
 
 

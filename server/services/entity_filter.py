@@ -1,4 +1,4 @@
-"""`$filter` and `$search` on entity lists (entities.csv and the OData Entities feed).
+"""`$filter`, `$search` and `$orderby` on entity lists (entities.csv and the OData feed).
 
 The filter is parsed by exports.odata's parser with the entity fields Central
 allows; comparisons of those fields with literals (and `null`), and/or/not,
@@ -32,6 +32,8 @@ _COLUMNS: dict[str, Any] = {
     "__system/version": EntityRow.version,
 }
 FIELDS = frozenset(_COLUMNS)
+# Central sorts by the fields it filters on, and by deletedAt (null in a live feed).
+_ORDERABLE: dict[str, Any] = _COLUMNS | {"__system/deletedAt": EntityRow.deleted_at}
 _TIMES = frozenset({"__system/createdAt", "__system/updatedAt"})
 _NUMBERS = frozenset({"__system/creatorId", "__system/version"})
 
@@ -42,6 +44,36 @@ def entity_filter(text: str | None) -> ColumnElement[bool] | None:
     except ODataError as error:
         raise problem_of(error) from error
     return None if expr is None else _clause(expr)
+
+
+def entity_order(text: str | None) -> list[Any]:
+    """`$orderby=field [asc|desc], ...` as SQL; ties broken by entity id in the first
+    direction, so every order is total. Nulls come first going up and last going
+    down, as in Central."""
+    if text is None or not text.strip():
+        return []
+    clauses: list[Any] = []
+    first_descending: bool | None = None
+    for part in text.split(","):
+        words = part.split()
+        if not words or len(words) > 2 or words[0] not in _ORDERABLE:
+            raise _unsupported_order(part.strip())
+        if len(words) == 2 and words[1].lower() not in ("asc", "desc"):
+            raise _unsupported_order(words[1])
+        descending = len(words) == 2 and words[1].lower() == "desc"
+        column = _ORDERABLE[words[0]]
+        clauses.append(column.desc().nulls_last() if descending else column.asc().nulls_first())
+        if first_descending is None:
+            first_descending = descending
+    clauses.append(EntityRow.id.desc() if first_descending else EntityRow.id.asc())
+    return clauses
+
+
+def _unsupported_order(text: str) -> problems.Problem:
+    return problems.Problem(
+        501.5,
+        f"The given OData filter expression references fields not supported by this server: {text}",
+    )
 
 
 def entity_search(text: str | None) -> ColumnElement[bool] | None:

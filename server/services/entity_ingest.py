@@ -302,11 +302,54 @@ def _record_error(
     )
 
 
-def process_on_approval(connection: Connection, submission_id: int, actor_id: int | None) -> None:
+def process_edit(
+    connection: Connection,
+    *,
+    form_id: int,
+    schema: FormSchema,
+    parsed: ParsedSubmission,
+    submission_id: int,
+    submission_def_id: int,
+    author: Author,
+) -> None:
+    """An edit (deprecatedID) fills the list only where the submission never did.
+
+    Central's rule: once any version of a submission made or updated an entity,
+    later versions leave it alone (a correction goes to the entity itself); one
+    whose entity failed (entity.error) or was not asked for is tried again with
+    the edit, and one held in the backlog waits there.
+    """
+    if schema.entity is None:
+        return
+    versions = select(SubmissionDef.id).where(SubmissionDef.submission_id == submission_id)
+    made = connection.scalar(
+        select(EntityDef.id).where(EntityDef.source_submission_def_id.in_(versions)).limit(1)
+    )
+    held = connection.scalar(
+        select(EntityBacklog.id).where(EntityBacklog.submission_def_id.in_(versions)).limit(1)
+    )
+    if made is not None or held is not None:
+        return
+    process_submission(
+        connection,
+        form_id=form_id,
+        schema=schema,
+        parsed=parsed,
+        submission_id=submission_id,
+        submission_def_id=submission_def_id,
+        author=author,
+    )
+
+
+def process_on_approval(
+    connection: Connection, submission_id: int, actor_id: int | None, *, pending: bool = False
+) -> None:
     """An approved submission fills a list that waits for approval (approvalRequired).
 
     Lists that do not wait were filled at ingest; a submission already applied
-    (or already refused, with its entity.error) is not applied twice.
+    (or already refused, with its entity.error) is not applied twice. `pending`:
+    the list has just stopped waiting (PATCH ...?convert=true), so a submission
+    it held back fills it now.
     """
     from forms.submission import parse_submission
     from server.db.models import Audit, FormDef, Submission, SubmissionDef
@@ -336,7 +379,7 @@ def process_on_approval(connection: Connection, submission_id: int, actor_id: in
     project_id = connection.scalar(select(Form.project_id).where(Form.id == form_id))
     assert project_id is not None
     dataset = dataset_by_name(connection, project_id, schema.entity.dataset)
-    if dataset is None or not dataset.approval_required:
+    if dataset is None or not (dataset.approval_required or pending):
         return
     defs = select(SubmissionDef.id).where(SubmissionDef.submission_id == submission_id)
     applied = connection.scalar(
@@ -344,16 +387,18 @@ def process_on_approval(connection: Connection, submission_id: int, actor_id: in
         .select_from(EntityDef)
         .where(EntityDef.source_submission_def_id.in_(defs))
     )
-    refused = connection.scalar(
-        select(func.count())
-        .select_from(Audit)
-        .where(
+    # Refused for this very version; an edit made since then is tried again.
+    refused = connection.scalars(
+        select(Audit.details).where(
             Audit.action == "entity.error",
             Audit.target_kind == "submission",
             Audit.target_id == submission_id,
         )
     )
-    if applied or refused:
+    refused_here = any(
+        msgspec.json.decode(d or "{}").get("submissionDefId") == def_id for d in refused
+    )
+    if applied or refused_here:
         return
     parsed = parse_submission(xml, schema.repeat_paths)
     process_submission(

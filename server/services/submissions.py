@@ -50,7 +50,7 @@ from server.runtime import Runtime
 from server.services.audit import encode_details, now, record_on
 from server.services.blobs import store_blob_on
 from server.services.entities import Author
-from server.services.entity_ingest import process_submission
+from server.services.entity_ingest import process_edit, process_submission
 from server.services.forms import schema_by_id_on
 from server.services.submission_statement import create_submission_in_one_statement
 from storage import BlobInfo
@@ -641,6 +641,16 @@ def _edit(
         submission_id,
         {"instanceId": parsed.instance_id, "deprecatedId": parsed.deprecated_id},
     )
+    if not draft:
+        process_edit(
+            connection,
+            form_id=target.form_id,
+            schema=target.schema,
+            parsed=parsed,
+            submission_id=submission_id,
+            submission_def_id=def_id,
+            author=Author(written.by.actor_id, written.user_agent, def_id),
+        )
     return IngestResult("edited", submission_id, parsed.instance_id, _missing(attachments))
 
 

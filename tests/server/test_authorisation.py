@@ -207,6 +207,18 @@ async def fresh_deleted_entity(ctx: Ctx) -> dict[str, str]:
     return made
 
 
+async def fresh_property(ctx: Ctx) -> dict[str, str]:
+    name = f"unused{n()}"
+    await ok(
+        ctx.client.post(
+            f"/v1/projects/{ctx.world.project_id}/datasets/people/properties",
+            json={"name": name},
+            headers=ctx.admin,
+        )
+    )
+    return {"property_name": name}
+
+
 # A published form that downloads the `people` list, assigned to the world's app user.
 PEOPLE_FORM = b"""<?xml version="1.0"?>
 <h:html xmlns="http://www.w3.org/2002/xforms" xmlns:h="http://www.w3.org/1999/xhtml">
@@ -494,6 +506,10 @@ ROWS = [
     Row("GET",    P + "/datasets/{dataset_name:str}/entities/{entity_uuid:str}/versions", "401 403 403 ok  ok  ok"),
     Row("GET",    P + "/datasets/{dataset_name:str}/entities/{entity_uuid:str}/diffs", "401 403 403 ok  ok  ok"),
     Row("GET",    P + "/datasets/{dataset_name:str}/entities/{entity_uuid:str}/audits", "401 403 403 ok  ok  ok"),
+    Row("DELETE", P + "/datasets/{dataset_name:str}/properties/{property_name:str}", "401 403 403 403 ok  ok", fresh=fresh_property),
+    Row("GET",    P + "/datasets/{dataset_name:str}/entities/creators", "401 403 403 ok  ok  ok"),
+    Row("POST",   P + "/datasets/{dataset_name:str}/entities/bulk-delete", "401 403 403 403 ok  ok", json_body({"ids": []})),
+    Row("POST",   P + "/datasets/{dataset_name:str}/entities/bulk-restore", "401 403 403 403 ok  ok", json_body({"ids": []})),
     Row("GET",    P + "/datasets/{dataset_ref:str}/{rest:path}",   "401 403 403 ok  ok  ok"),
     Row("GET",    F + "/dataset-diff",                             "401 ok  ok  ok  ok  ok"),
     Row("GET",    F + "/draft/dataset-diff",                       "401 ok  ok  ok  ok  ok", fresh=fresh_draft),

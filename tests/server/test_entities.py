@@ -301,7 +301,9 @@ async def test_datasets_api_as_pyodk_uses_it(world: World) -> None:
     restored = await world.client.post(f"{entity_url}/restore", headers=headers)
     assert restored.status_code == 200
     csv_file = await world.client.get(f"{base}/cities/entities.csv", headers=headers)
-    assert csv_file.text.splitlines()[0] == "name,label,__version,state"
+    assert csv_file.text.splitlines()[0] == (
+        "__id,label,state,__createdAt,__creatorId,__creatorName,__updates,__updatedAt,__version"
+    )
     assert len(csv_file.text.splitlines()) == 3
 
 

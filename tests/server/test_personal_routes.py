@@ -126,6 +126,7 @@ CONTENT = [
     Content("GET", E + "/versions", (CASE + "/versions",)),
     Content("GET", E + "/diffs", (CASE + "/diffs",)),
     Content("GET", E + "/audits", (CASE + "/audits",), manager_sees=False),
+    Content("GET", D + "/entities/creators", (CASES + "/entities/creators",), manager_sees=False),
     Content(
         "GET",
         "/v1/projects/{project_id:int}/datasets/{dataset_ref:str}/{rest:path}",
