@@ -161,7 +161,8 @@ def _tables(schema: FormSchema, batches: Iterable[Sequence[ExportRecord]]) -> li
             frame = frame.with_columns(pl.col(KEY).alias(_INSTANCE), pl.lit("").alias(_ROW))
         else:
             parents = instances[table.parent_repeat].rename({KEY: PARENT_KEY})
-            frame = frame.join(parents, on=PARENT_KEY, how="inner").with_columns(
+            frame = frame.join(parents, on=PARENT_KEY, how="inner", maintain_order="left")
+            frame = frame.with_columns(
                 pl.col(KEY).str.slice(pl.col(_INSTANCE).str.len_chars()).alias(_ROW)
             )
         instances[table.repeat_path] = frame.select(KEY, _INSTANCE)

@@ -10,8 +10,9 @@ versions stay the one record of an edit and the log cannot drift from them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import replace
+from functools import partial
 from itertools import pairwise
 
 import anyio.to_thread
@@ -71,9 +72,12 @@ async def cleaned_export(db: AsyncSession, form: Form, job: ExportJob) -> Export
     return replace(job, cleaning=tuple(stored), cleaning_log=tuple(log))
 
 
-async def run_form_checks(rt: Runtime, form: Form, settings: CheckSettings) -> CheckReport:
+async def run_form_checks(
+    rt: Runtime, form: Form, settings: CheckSettings, *, only: Collection[str] | None = None
+) -> CheckReport:
     """The checks over the form's current submissions, with the cleaning log applied
     (an accepted suggestion is not suggested again; a removed duplicate is gone).
+    With `only`, suggestions for those instance ids alone (exports.checks.run_checks).
 
     Pages are read as an export reads them; the checks then run in a worker
     thread on the root table (a few hundred bytes a submission in memory).
@@ -104,7 +108,9 @@ async def run_form_checks(rt: Runtime, form: Form, settings: CheckSettings) -> C
         before = page.last_id
     cleaned = apply_cleaning(pages, log)
     try:
-        return await anyio.to_thread.run_sync(run_checks, schema, cleaned, settings, constraints)
+        return await anyio.to_thread.run_sync(
+            partial(run_checks, schema, cleaned, settings, constraints, only=only)
+        )
     except ValueError as error:  # an unknown check or field named in the settings
         raise problems.cleaning_not_possible(str(error)) from error
 
