@@ -11,8 +11,9 @@ import httpx
 from sqlalchemy import func, select
 
 from forms.xlsform import compile_xlsform
-from server.db.models import CheckFinding
+from server.db.models import CheckFinding, FormChecks
 from server.services.check_findings import SETTLE, update_findings
+from server.services.purge import purge_deleted
 from tests.server.conftest import World
 from tests.server.test_cleaning_log import member
 
@@ -344,3 +345,39 @@ async def test_accepting_after_the_answer_was_edited_is_a_conflict(world: World)
     assert accepted.status_code == 409
     assert accepted.json()["code"] == 409.15
     assert [f["status"] for f in await findings(world, "?kind=outlier")] == ["open"]
+
+
+async def test_purging_submissions_and_forms_takes_their_findings_and_settings(
+    world: World,
+) -> None:
+    await families_world(world)
+    await send(world, ODD)
+    await check_round(world)
+    by_kind = {f["kind"]: f for f in await findings(world)}
+    accepted = await world.client.post(
+        url(world, f"cleaning-findings/{by_kind['other']['id']}/accept"),
+        headers=world.admin_headers,
+    )
+    assert accepted.status_code == 200, accepted.text
+    await world.client.put(
+        url(world, "cleaning-check-settings"), json={"checks": []}, headers=world.admin_headers
+    )
+    deleted = await world.client.delete(
+        url(world, "submissions/uuid:f9"), headers=world.admin_headers
+    )
+    assert deleted.status_code == 200
+    assert await findings(world) == []  # a deleted submission's findings are not listed
+
+    assert (await purge_deleted(world.runtime, older_than=timedelta(0))).submissions == 1
+    gone = await world.client.delete(
+        f"/v1/projects/{world.project_id}/forms/families", headers=world.admin_headers
+    )
+    assert gone.status_code == 200
+    assert (await purge_deleted(world.runtime, older_than=timedelta(0))).forms == 1
+
+    async with world.runtime.read() as db:
+        left = [
+            await db.scalar(select(func.count()).select_from(model))
+            for model in (CheckFinding, FormChecks)
+        ]
+    assert left == [0, 0]
