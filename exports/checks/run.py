@@ -21,7 +21,15 @@ from exports.tabulate import tabulate_batch
 from exports.typed import to_utc_datetime
 from forms.schema import REPEAT, STRUCTURE, Field, FormSchema
 
-__all__ = ["CHECKS", "CheckReport", "CheckSettings", "NotEvaluated", "Suggestion", "run_checks"]
+__all__ = [
+    "CHECKS",
+    "CheckInput",
+    "CheckReport",
+    "CheckSettings",
+    "NotEvaluated",
+    "Suggestion",
+    "run_checks",
+]
 
 CHECKS = ("duplicate", "outlier", "constraint", "other", "duration")
 _FUZZY_KINDS = frozenset({"string"})
@@ -100,9 +108,27 @@ class _Table:
         return None if self.repeat_path is None else instance + row
 
 
+class CheckInput:
+    """The form's tables for the checks, built a batch at a time.
+
+    Only the tabulated frames are held, never the records: a caller reading
+    pages from a database adds each page as it arrives.
+    """
+
+    def __init__(self, schema: FormSchema) -> None:
+        self.schema = schema
+        self.plan = plan_export(schema, ExportOptions())
+        self.parts: dict[str, list[pl.DataFrame]] = {table.name: [] for table in self.plan.tables}
+
+    def add(self, batch: Sequence[ExportRecord]) -> None:
+        if batch:
+            for name, part in tabulate_batch(self.plan, batch).items():
+                self.parts[name].append(part)
+
+
 def run_checks(
     schema: FormSchema,
-    batches: Iterable[Sequence[ExportRecord]],
+    batches: Iterable[Sequence[ExportRecord]] | CheckInput,
     settings: CheckSettings | None = None,
     constraints: Mapping[str, str] | None = None,
     *,
@@ -119,7 +145,12 @@ def run_checks(
     unknown = [c for c in settings.checks if c not in CHECKS]
     if unknown:
         raise ValueError(f"Unknown checks: {', '.join(unknown)}; known: {', '.join(CHECKS)}")
-    tables = _tables(schema, batches)
+    if not isinstance(batches, CheckInput):
+        collected = CheckInput(schema)
+        for batch in batches:
+            collected.add(batch)
+        batches = collected
+    tables = _tables(batches)
     root = tables[0]
     frame = root.frame
     reported = _reported(frame, settings.since)
@@ -142,15 +173,10 @@ def run_checks(
     return CheckReport(checked=frame.height, suggestions=suggestions, not_evaluated=skipped)
 
 
-def _tables(schema: FormSchema, batches: Iterable[Sequence[ExportRecord]]) -> list[_Table]:
+def _tables(collected: CheckInput) -> list[_Table]:
     """The root table (readable submissions only) and every repeat's, as one frame each."""
-    plan = plan_export(schema, ExportOptions())
-    parts: dict[str, list[pl.DataFrame]] = {table.name: [] for table in plan.tables}
-    for batch in batches:
-        if batch:
-            for name, part in tabulate_batch(plan, batch).items():
-                parts[name].append(part)
-    questions = [f for f in schema.fields if f.kind not in (STRUCTURE, REPEAT)]
+    plan, parts = collected.plan, collected.parts
+    questions = [f for f in collected.schema.fields if f.kind not in (STRUCTURE, REPEAT)]
     tables: list[_Table] = []
     instances: dict[str | None, pl.DataFrame] = {}  # repeat path -> KEY, _INSTANCE
     for table in plan.tables:

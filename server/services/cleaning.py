@@ -20,8 +20,8 @@ import msgspec
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from exports import ExportOptions, ExportRecord
-from exports.checks import CheckReport, CheckSettings, run_checks
+from exports import ExportOptions
+from exports.checks import CheckInput, CheckReport, CheckSettings, run_checks
 from exports.cleaning import (
     CleaningChange,
     CleaningError,
@@ -79,8 +79,9 @@ async def run_form_checks(
     (an accepted suggestion is not suggested again; a removed duplicate is gone).
     With `only`, suggestions for those instance ids alone (exports.checks.run_checks).
 
-    Pages are read as an export reads them; the checks then run in a worker
-    thread on the root table (a few hundred bytes a submission in memory).
+    Pages are read as an export reads them and tabulated in a worker thread as
+    they come (the answers' text in memory, a few hundred bytes a submission);
+    the checks then run there too.
     """
     async with rt.read() as db:
         if form.current_def_id is None:
@@ -97,19 +98,20 @@ async def run_form_checks(
             db, form, ExportOptions(), (), media=False, spool_dir=rt.settings.data_dir / "tmp"
         )
         log = await stored_changes(db, form)
-    pages: list[list[ExportRecord]] = []
+    # Each page is tabulated as it arrives: only the frames are held, not the records.
+    collected = CheckInput(schema)
     before: int | None = None
     while True:
         async with rt.read() as db:
             page = await export_service.fetch_page(db, job, before)
-        pages.append(page.records)
+        for cleaned in apply_cleaning([page.records], log):
+            await anyio.to_thread.run_sync(collected.add, cleaned)
         if not page.more:
             break
         before = page.last_id
-    cleaned = apply_cleaning(pages, log)
     try:
         return await anyio.to_thread.run_sync(
-            partial(run_checks, schema, cleaned, settings, constraints, only=only)
+            partial(run_checks, schema, collected, settings, constraints, only=only)
         )
     except ValueError as error:  # an unknown check or field named in the settings
         raise problems.cleaning_not_possible(str(error)) from error
