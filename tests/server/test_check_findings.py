@@ -231,6 +231,8 @@ async def test_dismissed_and_accepted_findings_stay_decided_and_are_not_found_ag
         stored = await db.scalar(select(func.count()).select_from(CheckFinding))
     assert stored == 3
     assert [f["kind"] for f in await findings(world, "?status=dismissed")] == ["constraint"]
+    audits = await world.client.get("/v1/audits?action=checks.dismiss", headers=world.admin_headers)
+    assert [a["details"]["kind"] for a in audits.json()] == ["constraint"]
     assert len(await findings(world, "?status=open")) == 2
 
 
