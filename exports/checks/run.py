@@ -181,7 +181,7 @@ def _tables(collected: CheckInput) -> list[_Table]:
     instances: dict[str | None, pl.DataFrame] = {}  # repeat path -> KEY, _INSTANCE
     for table in plan.tables:
         empty = pl.DataFrame(schema={s: pl.String for s in table.sources})
-        frame = pl.concat(parts[table.name]) if parts[table.name] else empty
+        frame = pl.concat(parts[table.name], how="diagonal_relaxed") if parts[table.name] else empty
         if table.repeat_path is None:
             frame = frame.filter(pl.col(STATUS).is_null())  # unreadable data has no answers
             frame = frame.with_columns(pl.col(KEY).alias(_INSTANCE), pl.lit("").alias(_ROW))

@@ -44,6 +44,7 @@ from server.db.models import (
 )
 from server.runtime import Runtime
 from server.services import exports as export_service
+from server.services.analysis_export import segment_batches, usable_copy
 from server.services.audit import now, record
 from server.services.exports import ExportJob
 from server.services.forms import schema_of
@@ -79,9 +80,10 @@ async def run_form_checks(
     (an accepted suggestion is not suggested again; a removed duplicate is gone).
     With `only`, suggestions for those instance ids alone (exports.checks.run_checks).
 
-    Pages are read as an export reads them and tabulated in a worker thread as
-    they come (the answers' text in memory, a few hundred bytes a submission);
-    the checks then run there too.
+    Batches are read as an export reads them (the analysis copy, and the row
+    store beyond it) and tabulated in a worker thread as they come (the
+    answers' text in memory, a few hundred bytes a submission); the checks
+    then run there too.
     """
     async with rt.read() as db:
         if form.current_def_id is None:
@@ -98,17 +100,27 @@ async def run_form_checks(
             db, form, ExportOptions(), (), media=False, spool_dir=rt.settings.data_dir / "tmp"
         )
         log = await stored_changes(db, form)
+        collected = CheckInput(schema)
+        # A large form's submissions are read from its analysis copy (Polars, no
+        # record decoded) when the copy holds what the checks read.
+        copy = await usable_copy(db, form, collected.plan)
+    tail = job
+    if copy is not None:
+        tail = replace(job, where=(*job.where, Submission.id > copy.copied_through), copy=None)
     # Each page is tabulated as it arrives: only the frames are held, not the records.
-    collected = CheckInput(schema)
     before: int | None = None
     while True:
         async with rt.read() as db:
-            page = await export_service.fetch_page(db, job, before)
+            page = await export_service.fetch_page(db, tail, before)
         for cleaned in apply_cleaning([page.records], log):
             await anyio.to_thread.run_sync(collected.add, cleaned)
         if not page.more:
             break
         before = page.last_id
+    if copy is not None:
+        async for batch in segment_batches(rt, copy, job.where):
+            for cleaned in apply_cleaning([batch], log):
+                await anyio.to_thread.run_sync(collected.add, cleaned)
     try:
         return await anyio.to_thread.run_sync(
             partial(run_checks, schema, collected, settings, constraints, only=only)

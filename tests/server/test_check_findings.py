@@ -6,13 +6,18 @@ import csv
 import io
 import zipfile
 from datetime import timedelta
+from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import func, select
 
 from forms.xlsform import compile_xlsform
 from server.db.models import CheckFinding, FormChecks
+from server.services import analysis, analysis_export
+from server.services import cleaning as cleaning_service
 from server.services.check_findings import SETTLE, update_findings
+from server.services.forms import find_form
 from server.services.purge import purge_deleted
 from tests.server.conftest import World
 from tests.server.test_cleaning_log import member
@@ -383,3 +388,35 @@ async def test_purging_submissions_and_forms_takes_their_findings_and_settings(
             for model in (CheckFinding, FormChecks)
         ]
     assert left == [0, 0]
+
+
+async def test_a_round_reads_the_analysis_copy_and_the_row_store_beyond_it(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(analysis, "SETTLE", timedelta(seconds=-1))
+    await families_world(world)
+    await send(world, ODD)
+    async with world.runtime.read() as db:
+        form = await find_form(db, world.project_id, "families")
+    assert await analysis.extend_copy(world.runtime, form.id) == 7
+    await send(world, family(10, ("700", "child", "")))  # beyond the copy
+    read: list[int] = []
+    real = analysis_export.segment_batches
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        read.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(cleaning_service, "segment_batches", counted)
+
+    assert await check_round(world) == 5
+
+    assert read == [1]
+    found = {(f["instanceId"], f["kind"], f["field"]) for f in await findings(world)}
+    assert found == {
+        ("uuid:f9", "outlier", "/household[3]/age"),
+        ("uuid:f9", "constraint", "/household[3]/age"),
+        ("uuid:f9", "other", "/household[3]/relation"),
+        ("uuid:f10", "outlier", "/household[1]/age"),
+        ("uuid:f10", "constraint", "/household[1]/age"),
+    }
