@@ -30,7 +30,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from exports.checks import CHECKS, CheckReport, CheckSettings, NotEvaluated, Suggestion, run_checks
+from exports.checks import CHECKS, CheckReport, CheckSettings, Suggestion, run_checks
 from exports.cleaning import CleaningChange, ProposedChange
 from server import problems
 from server.auth import Principal
@@ -455,7 +455,3 @@ async def dismiss_finding(
         {"finding": finding.id, "instanceId": finding.instance_id, "kind": finding.kind},
     )
     return view
-
-
-def not_evaluated_out(items: Sequence[NotEvaluated]) -> list[dict[str, str | None]]:
-    return [{"check": n.check, "field": n.field, "why": n.why} for n in items]
