@@ -39,6 +39,7 @@ from server.requests import HomewardRequest, check_before_body
 from server.runtime import Runtime, close_runtime, open_runtime, settle_heap
 from server.security_headers import add_security_headers
 from server.services.analysis import run_analysis_worker
+from server.services.check_findings import run_check_worker
 from server.services.export_runs import run_export_worker
 from server.services.retention import run_retention_periodically
 from server.settings import Settings
@@ -79,6 +80,10 @@ def create_app(
         if settings.analysis_interval > 0:
             workers.append(
                 asyncio.ensure_future(run_analysis_worker(opened, settings.analysis_interval))
+            )
+        if settings.checks_interval > 0:
+            workers.append(
+                asyncio.ensure_future(run_check_worker(opened, settings.checks_interval))
             )
         try:
             yield

@@ -235,3 +235,12 @@ def cleaning_conflict(instance_id: str, field: str, stored: str | None) -> Probl
         "read it again before cleaning it.",
         {"instanceId": instance_id, "field": field, "stored": stored},
     )
+
+
+def finding_decided(status: str) -> Problem:
+    """A check's finding that was accepted or dismissed already."""
+    return Problem(
+        409.16,
+        f"The finding is {status} already; only open findings can be accepted or dismissed.",
+        {"status": status},
+    )

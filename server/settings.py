@@ -46,6 +46,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Seconds between rounds of the job that extends each form's analysis copy
     # (services.analysis); 0 turns it off in this process.
     analysis_interval: int = 15
+    # Seconds between rounds of the data checks on new submissions
+    # (services.check_findings); 0 turns them off in this process.
+    checks_interval: int = 30
 
     @property
     def resolved_database_url(self) -> str:
@@ -81,6 +84,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "max_form_bytes",
             "max_exports",
             "analysis_interval",
+            "checks_interval",
         ):
             value = get(name.upper())
             if value is not None:

@@ -13,6 +13,7 @@ by posting it to the cleaning log.
 
 from exports.checks.run import (
     CHECKS,
+    CheckInput,
     CheckReport,
     CheckSettings,
     NotEvaluated,
@@ -20,4 +21,12 @@ from exports.checks.run import (
     run_checks,
 )
 
-__all__ = ["CHECKS", "CheckReport", "CheckSettings", "NotEvaluated", "Suggestion", "run_checks"]
+__all__ = [
+    "CHECKS",
+    "CheckInput",
+    "CheckReport",
+    "CheckSettings",
+    "NotEvaluated",
+    "Suggestion",
+    "run_checks",
+]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import difflib
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import combinations
 
@@ -14,13 +15,21 @@ import polars as pl
 
 from exports.checks.constraint import NotEvaluable, compile_constraint
 from exports.options import ExportOptions
-from exports.plan import KEY, STATUS, SUBMISSION_DATE, plan_export
+from exports.plan import KEY, PARENT_KEY, STATUS, SUBMISSION_DATE, plan_export
 from exports.records import ExportRecord
 from exports.tabulate import tabulate_batch
 from exports.typed import to_utc_datetime
-from forms.schema import Field, FormSchema
+from forms.schema import REPEAT, STRUCTURE, Field, FormSchema
 
-__all__ = ["CHECKS", "CheckReport", "CheckSettings", "NotEvaluated", "Suggestion", "run_checks"]
+__all__ = [
+    "CHECKS",
+    "CheckInput",
+    "CheckReport",
+    "CheckSettings",
+    "NotEvaluated",
+    "Suggestion",
+    "run_checks",
+]
 
 CHECKS = ("duplicate", "outlier", "constraint", "other", "duration")
 _FUZZY_KINDS = frozenset({"string"})
@@ -60,6 +69,9 @@ class Suggestion(msgspec.Struct, frozen=True, rename="camel"):
     reason: str
     # Other submissions involved (the earlier registration of a duplicate).
     related: list[str] = msgspec.field(default_factory=list)
+    # For an answer inside a repeat: the KEY of its row in the repeat's table
+    # ("uuid:1/household[2]"); `field` then names the instance ("/household[2]/age").
+    repeat_key: str | None = None
 
 
 class NotEvaluated(msgspec.Struct, frozen=True, rename="camel"):
@@ -74,44 +86,119 @@ class CheckReport(msgspec.Struct, rename="camel"):
     not_evaluated: list[NotEvaluated]
 
 
+# Columns the checks add to every table: the submission a row belongs to, and
+# the cleaning-log path of the row ("" for the root, "/household[2]" in a repeat).
+_INSTANCE = "@instance"
+_ROW = "@row"
+
+
+@dataclass(frozen=True, slots=True)
+class _Table:
+    """One table of the export's shape, with the questions that are its columns."""
+
+    repeat_path: str | None
+    fields: dict[str, Field]
+    frame: pl.DataFrame
+
+    def target(self, row: str, field: Field) -> str:
+        """The cleaning-log path of `field`'s answer in the row with path `row`."""
+        return row + field.path[len(self.repeat_path or "") :]
+
+    def repeat_key(self, instance: str, row: str) -> str | None:
+        return None if self.repeat_path is None else instance + row
+
+
+class CheckInput:
+    """The form's tables for the checks, built a batch at a time.
+
+    Only the tabulated frames are held, never the records: a caller reading
+    pages from a database adds each page as it arrives.
+    """
+
+    def __init__(self, schema: FormSchema) -> None:
+        self.schema = schema
+        self.plan = plan_export(schema, ExportOptions())
+        self.parts: dict[str, list[pl.DataFrame]] = {table.name: [] for table in self.plan.tables}
+
+    def add(self, batch: Sequence[ExportRecord]) -> None:
+        if batch:
+            for name, part in tabulate_batch(self.plan, batch).items():
+                self.parts[name].append(part)
+
+
 def run_checks(
     schema: FormSchema,
-    batches: Iterable[Sequence[ExportRecord]],
+    batches: Iterable[Sequence[ExportRecord]] | CheckInput,
     settings: CheckSettings | None = None,
     constraints: Mapping[str, str] | None = None,
+    *,
+    only: Collection[str] | None = None,
 ) -> CheckReport:
     """Suggestions for the submissions in `batches`; `constraints` maps field paths to
-    the current form version's constraint expressions (forms.xform.bind_constraints)."""
+    the current form version's constraint expressions (forms.xform.bind_constraints).
+
+    Outliers, constraints and "other, specify" are checked in repeats too, per
+    repeat instance. With `only` (instance ids), suggestions are made for those
+    submissions alone, still compared with all of them (new submissions' run).
+    """
     settings = settings or CheckSettings()
     unknown = [c for c in settings.checks if c not in CHECKS]
     if unknown:
         raise ValueError(f"Unknown checks: {', '.join(unknown)}; known: {', '.join(CHECKS)}")
-    root_fields = {f.path: f for f in schema.fields if f.parent_repeat is None}
-    frame = _root_frame(schema, batches)
-    frame = frame.filter(pl.col(STATUS).is_null())  # unreadable data has no answers
+    if not isinstance(batches, CheckInput):
+        collected = CheckInput(schema)
+        for batch in batches:
+            collected.add(batch)
+        batches = collected
+    tables = _tables(batches)
+    root = tables[0]
+    frame = root.frame
     reported = _reported(frame, settings.since)
+    if only is not None:
+        reported &= set(only)
     suggestions: list[Suggestion] = []
     skipped: list[NotEvaluated] = []
     wanted = set(settings.checks)
     if "duplicate" in wanted:
-        _duplicates(frame, reported, root_fields, schema, settings, suggestions, skipped)
+        _duplicates(frame, reported, root.fields, schema, settings, suggestions, skipped)
     if "outlier" in wanted:
-        _outliers(frame, reported, root_fields, settings, suggestions, skipped)
+        _outliers(tables, reported, settings, suggestions, skipped)
     if "constraint" in wanted:
-        _constraints(frame, reported, root_fields, constraints or {}, suggestions, skipped)
+        _constraints(tables, reported, constraints or {}, suggestions, skipped)
     if "other" in wanted:
-        _other_specify(frame, reported, root_fields, schema, settings, suggestions)
+        for table in tables:
+            _other_specify(table, reported, schema, settings, suggestions)
     if "duration" in wanted:
-        _durations(frame, reported, root_fields, settings, suggestions, skipped)
+        _durations(frame, reported, root.fields, settings, suggestions, skipped)
     return CheckReport(checked=frame.height, suggestions=suggestions, not_evaluated=skipped)
 
 
-def _root_frame(schema: FormSchema, batches: Iterable[Sequence[ExportRecord]]) -> pl.DataFrame:
-    plan = plan_export(schema, ExportOptions(), root_only=True)
-    frames = [tabulate_batch(plan, batch)[plan.root.name] for batch in batches if batch]
-    if not frames:
-        return pl.DataFrame(schema={s: pl.String for s in plan.root.sources})
-    return pl.concat(frames)
+def _tables(collected: CheckInput) -> list[_Table]:
+    """The root table (readable submissions only) and every repeat's, as one frame each."""
+    plan, parts = collected.plan, collected.parts
+    questions = [f for f in collected.schema.fields if f.kind not in (STRUCTURE, REPEAT)]
+    tables: list[_Table] = []
+    instances: dict[str | None, pl.DataFrame] = {}  # repeat path -> KEY, _INSTANCE
+    for table in plan.tables:
+        empty = pl.DataFrame(schema={s: pl.String for s in table.sources})
+        frame = pl.concat(parts[table.name], how="diagonal_relaxed") if parts[table.name] else empty
+        if table.repeat_path is None:
+            frame = frame.filter(pl.col(STATUS).is_null())  # unreadable data has no answers
+            frame = frame.with_columns(pl.col(KEY).alias(_INSTANCE), pl.lit("").alias(_ROW))
+        else:
+            parents = instances[table.parent_repeat].rename({KEY: PARENT_KEY})
+            frame = frame.join(parents, on=PARENT_KEY, how="inner", maintain_order="left")
+            frame = frame.with_columns(
+                pl.col(KEY).str.slice(pl.col(_INSTANCE).str.len_chars()).alias(_ROW)
+            )
+        instances[table.repeat_path] = frame.select(KEY, _INSTANCE)
+        fields = {
+            f.path: f
+            for f in questions
+            if f.parent_repeat == table.repeat_path and f.path in frame.columns
+        }
+        tables.append(_Table(table.repeat_path, fields, frame))
+    return tables
 
 
 def _reported(frame: pl.DataFrame, since: datetime | None) -> set[str]:
@@ -122,7 +209,9 @@ def _reported(frame: pl.DataFrame, since: datetime | None) -> set[str]:
     return set(moments.filter(pl.col("at") >= utc).get_column(KEY).to_list())
 
 
-def _resolve(fields: Mapping[str, Field], names: Sequence[str]) -> list[Field]:
+def _resolve(
+    fields: Mapping[str, Field], names: Sequence[str], where: str = " outside repeats"
+) -> list[Field]:
     found = []
     for name in names:
         path = name if name.startswith("/") else None
@@ -130,7 +219,7 @@ def _resolve(fields: Mapping[str, Field], names: Sequence[str]) -> list[Field]:
             fields.get(path) if path else next((f for f in fields.values() if f.name == name), None)
         )
         if match is None:
-            raise ValueError(f'The form has no question "{name}" outside repeats')
+            raise ValueError(f'The form has no question "{name}"{where}')
         found.append(match)
     return found
 
@@ -206,95 +295,114 @@ def chosen_paths(fields: Sequence[Field]) -> list[str]:
 
 
 def _outliers(
-    frame: pl.DataFrame,
+    tables: Sequence[_Table],
     reported: set[str],
-    fields: Mapping[str, Field],
     settings: CheckSettings,
     out: list[Suggestion],
     skipped: list[NotEvaluated],
 ) -> None:
+    every = {path: f for table in tables for path, f in table.fields.items()}
     if settings.outlier_fields is not None:
-        chosen = _resolve(fields, settings.outlier_fields)
+        chosen = {f.path for f in _resolve(every, settings.outlier_fields, "")}
     else:
-        chosen = [f for f in fields.values() if f.kind in _NUMERIC_KINDS]
-    for field in chosen:
-        values = frame.select(
-            KEY,
-            pl.col(field.path).alias("text"),
-            pl.col(field.path).str.strip_chars().cast(pl.Float64, strict=False).alias("x"),
-        ).filter(pl.col("x").is_not_null() & pl.col("x").is_finite())
-        if values.height < _MIN_OUTLIER_VALUES:
-            skipped.append(
-                NotEvaluated("outlier", field.path, f"fewer than {_MIN_OUTLIER_VALUES} numbers")
-            )
-            continue
-        q1 = values.get_column("x").quantile(0.25, "linear")
-        q3 = values.get_column("x").quantile(0.75, "linear")
-        assert q1 is not None
-        assert q3 is not None
-        spread = q3 - q1
-        if spread == 0:
-            skipped.append(NotEvaluated("outlier", field.path, "the middle half is one value"))
-            continue
-        low, high = q1 - settings.outlier_fence * spread, q3 + settings.outlier_fence * spread
-        outside = values.filter((pl.col("x") < low) | (pl.col("x") > high))
-        for key, text, _ in outside.iter_rows():
-            if key in reported:
-                out.append(
-                    Suggestion(
-                        check="outlier",
-                        instance_id=key,
-                        field=field.path,
-                        value=text,
-                        suggested_value=None,
-                        reason=(
-                            f"{field.name} {text} is outside {low:g} to {high:g} "
-                            f"({settings.outlier_fence:g} interquartile ranges beyond the "
-                            f"quartiles of {values.height} answers)"
-                        ),
-                    )
+        chosen = {f.path for f in every.values() if f.kind in _NUMERIC_KINDS}
+    for table in tables:
+        for field in (f for path, f in table.fields.items() if path in chosen):
+            _field_outliers(table, field, reported, settings, out, skipped)
+
+
+def _field_outliers(
+    table: _Table,
+    field: Field,
+    reported: set[str],
+    settings: CheckSettings,
+    out: list[Suggestion],
+    skipped: list[NotEvaluated],
+) -> None:
+    """Tukey's fences over every answer to the field (in a repeat: every instance's)."""
+    values = table.frame.select(
+        _INSTANCE,
+        _ROW,
+        pl.col(field.path).alias("text"),
+        pl.col(field.path).str.strip_chars().cast(pl.Float64, strict=False).alias("x"),
+    ).filter(pl.col("x").is_not_null() & pl.col("x").is_finite())
+    if values.height < _MIN_OUTLIER_VALUES:
+        skipped.append(
+            NotEvaluated("outlier", field.path, f"fewer than {_MIN_OUTLIER_VALUES} numbers")
+        )
+        return
+    q1 = values.get_column("x").quantile(0.25, "linear")
+    q3 = values.get_column("x").quantile(0.75, "linear")
+    assert q1 is not None
+    assert q3 is not None
+    spread = q3 - q1
+    if spread == 0:
+        skipped.append(NotEvaluated("outlier", field.path, "the middle half is one value"))
+        return
+    low, high = q1 - settings.outlier_fence * spread, q3 + settings.outlier_fence * spread
+    outside = values.filter((pl.col("x") < low) | (pl.col("x") > high))
+    for instance, row, text, _ in outside.iter_rows():
+        if instance in reported:
+            out.append(
+                Suggestion(
+                    check="outlier",
+                    instance_id=instance,
+                    field=table.target(row, field),
+                    value=text,
+                    suggested_value=None,
+                    reason=(
+                        f"{field.name} {text} is outside {low:g} to {high:g} "
+                        f"({settings.outlier_fence:g} interquartile ranges beyond the "
+                        f"quartiles of {values.height} answers)"
+                    ),
+                    repeat_key=table.repeat_key(instance, row),
                 )
+            )
 
 
 def _constraints(
-    frame: pl.DataFrame,
+    tables: Sequence[_Table],
     reported: set[str],
-    fields: Mapping[str, Field],
     constraints: Mapping[str, str],
     out: list[Suggestion],
     skipped: list[NotEvaluated],
 ) -> None:
     for path, expression in constraints.items():
-        if path not in fields:
-            skipped.append(NotEvaluated("constraint", path, "the question is inside a repeat"))
+        table = next((t for t in tables if path in t.fields), None)
+        if table is None:
+            skipped.append(NotEvaluated("constraint", path, "the form has no such question"))
             continue
         try:
             holds = compile_constraint(expression)
         except (NotEvaluable, re.error) as error:
             skipped.append(NotEvaluated("constraint", path, f"{expression}: {error}"))
             continue
-        for key, value in frame.select(KEY, path).iter_rows():
-            if value is not None and key in reported and not holds(value):
+        field = table.fields[path]
+        for instance, row, value in table.frame.select(_INSTANCE, _ROW, path).iter_rows():
+            if value is not None and instance in reported and not holds(value):
                 out.append(
                     Suggestion(
                         check="constraint",
-                        instance_id=key,
-                        field=path,
+                        instance_id=instance,
+                        field=table.target(row, field),
                         value=value,
                         suggested_value=None,
                         reason=f"breaks the form's constraint {expression}",
+                        repeat_key=table.repeat_key(instance, row),
                     )
                 )
 
 
 def _other_specify(
-    frame: pl.DataFrame,
+    table: _Table,
     reported: set[str],
-    fields: Mapping[str, Field],
     schema: FormSchema,
     settings: CheckSettings,
     out: list[Suggestion],
 ) -> None:
+    """A select answered "other" whose specify text (a sibling question named
+    <select>_other ...) matches a listed choice, in the same row."""
+    fields = table.fields
     for select in fields.values():
         if select.kind not in ("select1", "select") or not select.choice_list:
             continue
@@ -319,9 +427,9 @@ def _other_specify(
             label = next(iter(choice.labels.values()), choice.name)
             for known in {choice.name, *choice.labels.values()}:
                 listed.append((choice.name, label, _normal(known)))
-        rows = frame.select(KEY, select.path, text_field.path).iter_rows()
-        for key, chosen, written in rows:
-            if key not in reported or not chosen or not written:
+        rows = table.frame.select(_INSTANCE, _ROW, select.path, text_field.path).iter_rows()
+        for instance, row, chosen, written in rows:
+            if instance not in reported or not chosen or not written:
                 continue
             tokens = chosen.split()
             if not others & set(tokens):
@@ -337,14 +445,16 @@ def _other_specify(
             out.append(
                 Suggestion(
                     check="other",
-                    instance_id=key,
-                    field=select.path,
+                    instance_id=instance,
+                    field=table.target(row, select),
                     value=chosen,
                     suggested_value=suggested,
                     reason=(
-                        f'the "other, specify" answer "{written}" ({text_field.path}) '
+                        f'the "other, specify" answer "{written}" '
+                        f"({table.target(row, text_field)}) "
                         f'is the listed choice "{best[1]}"'
                     ),
+                    repeat_key=table.repeat_key(instance, row),
                 )
             )
 

@@ -27,8 +27,10 @@ from datetime import UTC, datetime
 import msgspec
 import polars as pl
 
+from exports.cleaning.columns import CleanedBatch, columnar_log
+from exports.cleaning.paths import CleaningError, field_steps
 from exports.options import ExportOptions
-from exports.records import ExportRecord
+from exports.records import ExportRecord, TabulatedBatch
 from forms.personal import personal_fields, pseudonym
 from forms.schema import REPEAT, STRUCTURE, FormSchema
 
@@ -47,8 +49,6 @@ __all__ = [
     "value_at",
 ]
 
-Step = tuple[str, int | None]
-_STEP = re.compile(r"^([^\s/\[\]]+)(?:\[([1-9][0-9]*)\])?$")
 _decode = msgspec.json.Decoder(dict[str, object]).decode
 # The columns of the exported log (cleaning-log.csv, the XLSX sheet, the Parquet member).
 LOG_COLUMNS = (
@@ -65,10 +65,6 @@ LOG_COLUMNS = (
 # Headers a CSV upload may use; oldValue, when given, must match the stored answer.
 _UPLOAD_REQUIRED = ("instanceId", "field", "newValue", "reason")
 _UPLOAD_KNOWN = frozenset({*_UPLOAD_REQUIRED, "oldValue"})
-
-
-class CleaningError(ValueError):
-    """An entry that cannot be made; the message says why in plain words."""
 
 
 class ProposedChange(msgspec.Struct, frozen=True):
@@ -97,21 +93,6 @@ class CleaningChange(msgspec.Struct, frozen=True):
     source: str = "manual"
     # None for entries derived from a submission's edits (they are not stored).
     id: int | None = None
-
-
-def field_steps(field: str) -> list[Step]:
-    """ "/plot[2]/crop" -> [("plot", 2), ("crop", None)]; CleaningError if unreadable."""
-    text = field.strip()
-    if not text.startswith("/"):
-        text = "/" + text
-    steps: list[Step] = []
-    for part in text[1:].split("/"):
-        match = _STEP.match(part)
-        if match is None:
-            raise CleaningError(f'"{field}" is not a field path such as /age or /plot[2]/crop')
-        name, index = match.groups()
-        steps.append((name, int(index) if index else None))
-    return steps
 
 
 def check_field(schema: FormSchema, field: str) -> str:
@@ -173,15 +154,22 @@ def _set_value(record: dict[str, object], field: str, value: str) -> None:
 
 def apply_cleaning(
     batches: Iterable[Sequence[ExportRecord]], log: Sequence[CleaningChange]
-) -> Iterator[list[ExportRecord]]:
+) -> Iterator[Sequence[ExportRecord]]:
     """Batches with the log applied: answers replaced, removed submissions left out.
 
     Only records with entries are decoded and copied; the rest pass as they are.
+    Batches in columns (the analysis copy) are cleaned as they tabulate
+    (exports.cleaning.columns), with the same outcome.
     """
     by_instance: dict[str, list[CleaningChange]] = {}
     for change in log:
         by_instance.setdefault(change.instance_id, []).append(change)
+    in_columns = None
     for batch in batches:
+        if isinstance(batch, TabulatedBatch):  # the analysis copy: cleaned as frames
+            in_columns = in_columns or columnar_log(log)
+            yield CleanedBatch(batch, in_columns)
+            continue
         cleaned = []
         for item in batch:
             changes = by_instance.get(item.meta.instance_id)

@@ -502,3 +502,60 @@ class ExportRun(Base):
     started_at: Mapped[datetime | None] = mapped_column(Timestamp)
     finished_at: Mapped[datetime | None] = mapped_column(Timestamp)
     expires_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+
+class CheckFinding(Base):
+    """A data check's finding on one answer or submission (exports.checks), kept for a decision.
+
+    One row per (form, submission, check, answer): ``field_key`` is ``field`` or
+    "" for a whole submission, so a finding accepted or dismissed once is never
+    found again. Accepting writes a cleaning entry (``cleaning_entry_id``).
+    """
+
+    __tablename__ = "check_findings"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    form_id: Mapped[int] = mapped_column(ForeignKey("forms.id"))
+    submission_id: Mapped[int] = mapped_column(ForeignKey("submissions.id"), index=True)
+    instance_id: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(32))
+    # "/household[2]/age"; null: the whole submission (a duplicate, a short interview).
+    field: Mapped[str | None] = mapped_column(String(1024))
+    field_key: Mapped[str] = mapped_column(String(1024))
+    repeat_key: Mapped[str | None] = mapped_column(String(1300))
+    value: Mapped[str | None] = mapped_column(Text)
+    suggested_value: Mapped[str | None] = mapped_column(Text)
+    message: Mapped[str] = mapped_column(Text)
+    # Other submissions' instance ids, JSON.
+    related: Mapped[str] = mapped_column(Text)
+    # open, accepted or dismissed.
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    decided_by: Mapped[int | None] = mapped_column(ForeignKey("actors.id"))
+    decided_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    dismiss_reason: Mapped[str | None] = mapped_column(Text)
+    cleaning_entry_id: Mapped[int | None] = mapped_column(ForeignKey("cleaning_entries.id"))
+    __table_args__ = (
+        UniqueConstraint(
+            "form_id", "instance_id", "kind", "field_key", name="uq_check_findings_target"
+        ),
+        Index("ix_check_findings_form_status", "form_id", "status"),
+    )
+
+
+class FormChecks(Base):
+    """A form's check settings (null: the defaults) and how far the automatic checks reached.
+
+    ``checked_through`` is the highest submission id checked; work is claimed
+    with ``claimed_until`` as the analysis copy's is.
+    """
+
+    __tablename__ = "form_checks"
+    form_id: Mapped[int] = mapped_column(ForeignKey("forms.id"), primary_key=True)
+    # exports.checks.CheckSettings as JSON.
+    settings: Mapped[bytes | None] = mapped_column(LargeBinary)
+    checked_through: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Not checked again before this: a run over a large form paces the next one.
+    due_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    claimed_until: Mapped[datetime | None] = mapped_column(Timestamp)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp)

@@ -10,8 +10,9 @@ versions stay the one record of an edit and the log cannot drift from them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import replace
+from functools import partial
 from itertools import pairwise
 
 import anyio.to_thread
@@ -19,8 +20,8 @@ import msgspec
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from exports import ExportOptions, ExportRecord
-from exports.checks import CheckReport, CheckSettings, run_checks
+from exports import ExportOptions
+from exports.checks import CheckInput, CheckReport, CheckSettings, run_checks
 from exports.cleaning import (
     CleaningChange,
     CleaningError,
@@ -43,6 +44,7 @@ from server.db.models import (
 )
 from server.runtime import Runtime
 from server.services import exports as export_service
+from server.services.analysis_export import segment_batches, usable_copy
 from server.services.audit import now, record
 from server.services.exports import ExportJob
 from server.services.forms import schema_of
@@ -71,12 +73,17 @@ async def cleaned_export(db: AsyncSession, form: Form, job: ExportJob) -> Export
     return replace(job, cleaning=tuple(stored), cleaning_log=tuple(log))
 
 
-async def run_form_checks(rt: Runtime, form: Form, settings: CheckSettings) -> CheckReport:
+async def run_form_checks(
+    rt: Runtime, form: Form, settings: CheckSettings, *, only: Collection[str] | None = None
+) -> CheckReport:
     """The checks over the form's current submissions, with the cleaning log applied
     (an accepted suggestion is not suggested again; a removed duplicate is gone).
+    With `only`, suggestions for those instance ids alone (exports.checks.run_checks).
 
-    Pages are read as an export reads them; the checks then run in a worker
-    thread on the root table (a few hundred bytes a submission in memory).
+    Batches are read as an export reads them (the analysis copy, and the row
+    store beyond it) and tabulated in a worker thread as they come (the
+    answers' text in memory, a few hundred bytes a submission); the checks
+    then run there too.
     """
     async with rt.read() as db:
         if form.current_def_id is None:
@@ -93,18 +100,31 @@ async def run_form_checks(rt: Runtime, form: Form, settings: CheckSettings) -> C
             db, form, ExportOptions(), (), media=False, spool_dir=rt.settings.data_dir / "tmp"
         )
         log = await stored_changes(db, form)
-    pages: list[list[ExportRecord]] = []
+        collected = CheckInput(schema)
+        # A large form's submissions are read from its analysis copy (Polars, no
+        # record decoded) when the copy holds what the checks read.
+        copy = await usable_copy(db, form, collected.plan)
+    tail = job
+    if copy is not None:
+        tail = replace(job, where=(*job.where, Submission.id > copy.copied_through), copy=None)
+    # Each page is tabulated as it arrives: only the frames are held, not the records.
     before: int | None = None
     while True:
         async with rt.read() as db:
-            page = await export_service.fetch_page(db, job, before)
-        pages.append(page.records)
+            page = await export_service.fetch_page(db, tail, before)
+        for cleaned in apply_cleaning([page.records], log):
+            await anyio.to_thread.run_sync(collected.add, cleaned)
         if not page.more:
             break
         before = page.last_id
-    cleaned = apply_cleaning(pages, log)
+    if copy is not None:
+        async for batch in segment_batches(rt, copy, job.where):
+            for cleaned in apply_cleaning([batch], log):
+                await anyio.to_thread.run_sync(collected.add, cleaned)
     try:
-        return await anyio.to_thread.run_sync(run_checks, schema, cleaned, settings, constraints)
+        return await anyio.to_thread.run_sync(
+            partial(run_checks, schema, collected, settings, constraints, only=only)
+        )
     except ValueError as error:  # an unknown check or field named in the settings
         raise problems.cleaning_not_possible(str(error)) from error
 

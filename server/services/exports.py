@@ -414,8 +414,7 @@ async def _batches(
 ) -> AsyncGenerator[Sequence[ExportRecord], None]:
     """Everything the export holds, newest first: from the row store alone, or
     what the analysis copy does not reach yet followed by the copy's segments."""
-    if job.copy is None or job.cleaning is not None:
-        # A cleaned export applies its log to records: the copy holds tables.
+    if job.copy is None:
         async for records in _pages(rt, job, first):
             yield records
         return
@@ -563,7 +562,7 @@ def _write(rt: Runtime, job: ExportJob, first: Page, sink: _ChunkSink, bridge: _
         schema, options, spool_dir = job.schema, job.options, job.spool_dir
         log = None
         if job.cleaning is not None:
-            # _batches reads records, never the copy's tables, for a cleaned export.
+            # Records and the copy's tables alike (exports.cleaning.columns).
             records = cast(Iterable[Sequence[ExportRecord]], batches)
             batches = apply_cleaning(records, job.cleaning)
             log = protect_personal(schema, options, job.cleaning_log)

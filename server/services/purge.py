@@ -24,11 +24,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.db.models import (
     Actor,
     Assignment,
+    CheckFinding,
     CleaningEntry,
     Comment,
     FieldKey,
     Form,
     FormAttachment,
+    FormChecks,
     FormDef,
     Project,
     PublicLink,
@@ -126,6 +128,7 @@ async def purge_submission_rows(db: AsyncSession, ids: list[int]) -> set[str]:
         )
         await db.execute(delete(SubmissionDef).where(SubmissionDef.submission_id.in_(chunk)))
         await db.execute(delete(Comment).where(Comment.submission_id.in_(chunk)))
+        await db.execute(delete(CheckFinding).where(CheckFinding.submission_id.in_(chunk)))
         await db.execute(delete(CleaningEntry).where(CleaningEntry.submission_id.in_(chunk)))
         await db.execute(delete(Submission).where(Submission.id.in_(chunk)))
     return files
@@ -141,6 +144,8 @@ async def _purge_forms(db: AsyncSession, ids: list[int]) -> set[str]:
         )
         files |= await _files(db, select(FormDef.xlsx_blob).where(FormDef.form_id.in_(chunk)))
         await db.execute(delete(FormAttachment).where(FormAttachment.form_def_id.in_(versions)))
+        await db.execute(delete(CheckFinding).where(CheckFinding.form_id.in_(chunk)))
+        await db.execute(delete(FormChecks).where(FormChecks.form_id.in_(chunk)))
         await db.execute(delete(CleaningEntry).where(CleaningEntry.form_id.in_(chunk)))
         await db.execute(delete(FormDef).where(FormDef.form_id.in_(chunk)))
         await db.execute(delete(Assignment).where(Assignment.form_id.in_(chunk)))

@@ -50,6 +50,7 @@ from forms.personal import (
     pseudonym,
 )
 from server.db.models import (
+    CheckFinding,
     CleaningEntry,
     Form,
     FormDef,
@@ -209,6 +210,16 @@ async def _expire_submission(
                 if attachment.blob_sha256 is not None:
                     files.add(attachment.blob_sha256)
                 attachment.blob_sha256 = None
+    findings = await db.scalars(
+        select(CheckFinding).where(CheckFinding.submission_id == submission_id)
+    )
+    for finding in findings:
+        if finding.field is not None and fields.covers(re.sub(r"\[[0-9]+\]", "", finding.field)):
+            finding.value = _masked_value(finding.value, finding.field, fields, key)
+            finding.suggested_value = _masked_value(
+                finding.suggested_value, finding.field, fields, key
+            )
+            finding.message = f"{finding.kind} finding on a personal answer (expired)"
     entries = await db.scalars(
         select(CleaningEntry).where(CleaningEntry.submission_id == submission_id)
     )

@@ -199,3 +199,81 @@ def test_simple_constraints_evaluate_like_odk(
 def test_other_constraints_are_not_evaluable(expression: str) -> None:
     with pytest.raises(NotEvaluable):
         compile_constraint(expression)
+
+
+REPEAT_FORM = """
+| survey |
+|  | type | name | label | constraint |
+|  | text | head | Head |  |
+|  | begin_repeat | household | Household |  |
+|  | integer | age | Age | . <= 120 |
+|  | select_one rel | relation | Relation |  |
+|  | text | relation_other | Other relation |  |
+|  | end_repeat | household |  |  |
+| choices |
+|  | list_name | name | label |
+|  | rel | child | Child |
+|  | rel | spouse | Spouse |
+|  | rel | other | Other |
+| settings |
+|  | form_id |
+|  | families |
+"""
+REPEAT_COMPILED = compile_xlsform(
+    REPEAT_FORM.encode(), file_name="families.md", form_id_fallback="families"
+)
+REPEAT_SCHEMA = read_xform(REPEAT_COMPILED.xml)
+
+
+def family(n: int, *members: tuple[str, str, str]) -> bytes:
+    rows = "".join(
+        f"<household><age>{age}</age><relation>{rel}</relation>"
+        f"<relation_other>{other}</relation_other></household>"
+        for age, rel, other in members
+    )
+    return (
+        f'<families id="families"><head>H{n}</head>{rows}'
+        f"<meta><instanceID>uuid:f{n}</instanceID></meta></families>"
+    ).encode()
+
+
+def families(*extra: bytes) -> list:  # type: ignore[type-arg]
+    usual = [family(n, (str(30 + n), "spouse", ""), (str(5 + n), "child", "")) for n in range(6)]
+    return [
+        export_record(REPEAT_SCHEMA, xml, submitted=BASE_DATE + timedelta(minutes=i))
+        for i, xml in enumerate([*usual, *extra])
+    ]
+
+
+def test_answers_in_repeats_are_checked_per_repeat_instance_and_name_their_row() -> None:
+    odd = family(9, ("31", "spouse", ""), ("4", "child", ""), ("400", "other", "Spouse "))
+
+    report = run_checks(
+        REPEAT_SCHEMA,
+        [families(odd)],
+        CheckSettings(checks=("outlier", "constraint", "other")),
+        bind_constraints(REPEAT_COMPILED.xml),
+    )
+
+    found = {
+        (s.check, s.instance_id, s.field, s.repeat_key, s.value, s.suggested_value)
+        for s in report.suggestions
+    }
+    assert found == {
+        ("outlier", "uuid:f9", "/household[3]/age", "uuid:f9/household[3]", "400", None),
+        ("constraint", "uuid:f9", "/household[3]/age", "uuid:f9/household[3]", "400", None),
+        ("other", "uuid:f9", "/household[3]/relation", "uuid:f9/household[3]", "other", "spouse"),
+    }
+    assert not report.not_evaluated
+
+
+def test_only_limits_the_suggestions_to_the_submissions_named() -> None:
+    odd = [family(9, ("400", "child", "")), family(10, ("500", "child", ""))]
+
+    report = run_checks(
+        REPEAT_SCHEMA, [families(*odd)], CheckSettings(checks=("outlier",)), only={"uuid:f10"}
+    )
+
+    assert [(s.instance_id, s.field) for s in report.suggestions] == [
+        ("uuid:f10", "/household[1]/age")
+    ]

@@ -28,6 +28,7 @@ from exports.parquet import write_parquet_zip
 from exports.tabulate import pseudonym
 from exports.xlsx import write_xlsx
 from tests.exports.survey import SCHEMA, farm_records
+from tests.exports.test_analysis_copy import copied
 
 WHEN = datetime(2026, 9, 1, 12, 0, tzinfo=UTC)
 
@@ -184,3 +185,55 @@ def test_personal_values_in_the_log_are_hidden_as_the_export_hides_them() -> Non
     assert hidden[0].new_value == pseudonym(key, "Arta Hoxa")
     assert hidden[1] == log[1]
     assert (dropped[0].old_value, dropped[0].new_value) == (None, None)
+
+
+COPY_LOG = [
+    change("uuid:a", "/age", "35"),
+    change("uuid:a", "/plot[2]/crop", "sorghum"),
+    change("uuid:a", "/plot[2]/crop", "millet"),  # the later entry wins
+    change("uuid:a", "/seen", "2026-08-01T11:00:00.000+03:00"),
+    change("uuid:b", "/plot[1]/crop", ""),
+    change("uuid:b", "/plot[5]/crop", "no such plot"),
+    change("uuid:b", "/weight", "60"),
+    change("uuid:c", None, None),
+]
+
+
+@pytest.mark.parametrize(
+    "options",
+    [ExportOptions(), ExportOptions(labels=True, split_select_multiples=True)],
+    ids=["default", "labels-split"],
+)
+def test_the_log_applied_to_the_analysis_copy_gives_what_it_gives_on_records(
+    options: ExportOptions,
+) -> None:
+    records = farm_records()
+    from_records, from_copy = io.BytesIO(), io.BytesIO()
+
+    write_csv_zip(SCHEMA, apply_cleaning([records], COPY_LOG), from_records, options)
+    write_csv_zip(SCHEMA, apply_cleaning([copied(SCHEMA, records)], COPY_LOG), from_copy, options)
+
+    assert from_copy.getvalue() == from_records.getvalue()
+    with zipfile.ZipFile(from_copy) as archive:
+        root = list(csv.DictReader(io.StringIO(archive.read("farm.csv").decode())))
+        plots = list(csv.DictReader(io.StringIO(archive.read("farm-plot.csv").decode())))
+    assert [r["KEY"] for r in root] == ["uuid:a", "uuid:b"]
+    assert (root[0]["age"], root[1]["weight"]) == ("35", "60")
+    assert root[0]["seen"] == "2026-08-01T11:00:00.000+03:00"
+    assert [(p["KEY"], p["crop"]) for p in plots] == [
+        ("uuid:a/plot[1]", "maize"),
+        ("uuid:a/plot[2]", "millet"),
+        ("uuid:b/plot[1]", ""),
+    ]
+    parquet_records, parquet_copy = io.BytesIO(), io.BytesIO()
+    write_parquet_zip(SCHEMA, apply_cleaning([records], COPY_LOG), parquet_records, options)
+    write_parquet_zip(
+        SCHEMA, apply_cleaning([copied(SCHEMA, records)], COPY_LOG), parquet_copy, options
+    )
+    with (
+        zipfile.ZipFile(parquet_records) as want_zip,
+        zipfile.ZipFile(parquet_copy) as got_zip,
+    ):
+        for name in want_zip.namelist():
+            want = pl.read_parquet(io.BytesIO(want_zip.read(name)))
+            assert pl.read_parquet(io.BytesIO(got_zip.read(name))).equals(want), name
