@@ -53,7 +53,7 @@ async def sign_in(page: Page, base: str, email: str, password: str) -> None:
     await expect(page.get_by_role("heading", name="Projects", level=1)).to_be_visible()
 
 
-async def _programme(admin: httpx.AsyncClient) -> tuple[int, str]:
+async def publish_programme(admin: httpx.AsyncClient) -> tuple[int, str]:
     """A project with the programme forms, and an app user who may send all three."""
     project = await admin.post("/v1/projects", json={"name": "Follow-up office"})
     pid = int(project.json()["id"])
@@ -82,7 +82,7 @@ async def test_a_returnee_is_found_followed_and_counted_in_the_browser(live_serv
         httpx.AsyncClient(timeout=60) as phone,
     ):
         await sign_in_admin(admin)
-        pid, token = await _programme(admin)
+        pid, token = await publish_programme(admin)
         collect, key_base = Collect(phone), f"{base}/v1/key/{token}/projects/{pid}"
         sent = await collect.submit(
             f"{key_base}/submission",
