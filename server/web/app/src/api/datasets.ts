@@ -76,7 +76,8 @@ export interface EntityPage {
 
 export interface DatasetDiff {
   name: string;
-  properties: { name: string; inForm: boolean }[];
+  properties: { name: string; inForm: boolean; isNew?: boolean }[];
+  isNew?: boolean;
 }
 
 export interface DueCase {
@@ -184,6 +185,8 @@ export const restoreEntity = (projectId: number, name: string, uuid: string) =>
   sendJson<Entity>("POST", `${entityPath(projectId, name, uuid)}/restore`);
 
 export const formDatasetDiff = (formPath: string) => getJson<DatasetDiff[]>(`${formPath}/dataset-diff`);
+export const draftDatasetDiff = (formPath: string) =>
+  getJson<DatasetDiff[]>(`${formPath}/draft/dataset-diff`);
 
 export const caseSchedule = (projectId: number, dataset: string) =>
   getJson<Schedule>(`/v1/projects/${enc(projectId)}/case-schedule${qs({ dataset })}`);
