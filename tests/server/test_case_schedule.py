@@ -9,10 +9,13 @@ from datetime import date
 import httpx
 import pytest
 
+from forms.personal import PersonalFields
 from server.demo import seed_demo
 from server.runtime import Runtime
 from server.services.case_schedule import add_months, bucket_of, next_wave, schedule_case
-from server.services.indicators import months_between
+from server.services.forms import find_form
+from server.services.indicators import INTAKE_BREAKDOWNS, count_form, months_between
+from server.services.personal import PersonalView
 from tests.e2e.collect import intake_xml, jpeg, new_instance_id
 
 OPENROSA = {"X-OpenRosa-Version": "1.0"}
@@ -171,3 +174,23 @@ async def test_a_data_collector_is_refused_the_schedule_sources_and_indicators(
     ):
         response = await client.get(f"/v1/projects/{programme.pid}/{path}", headers=collector)
         assert response.status_code == 403, (path, response.text)
+
+
+async def test_a_breakdown_by_a_personal_field_is_withheld_below_manager(
+    programme: Programme, runtime: Runtime
+) -> None:
+    """Were sex marked personal, a viewer would get no counts by it (small cells name people)."""
+    async with runtime.read() as db:
+        form = await find_form(db, programme.pid, "intake")
+        marked = PersonalFields(marked=frozenset({"/registration/person/sex"}))
+        masked = await count_form(
+            db, form, PersonalView(marked, clear=False, key=b"k"), INTAKE_BREAKDOWNS, ("/today",)
+        )
+        clear = await count_form(
+            db, form, PersonalView(marked, clear=True, key=b"k"), INTAKE_BREAKDOWNS, ("/today",)
+        )
+    by_name = {b.name: b for b in masked.breakdowns}
+    assert by_name["gender"].withheld
+    assert by_name["gender"].counts == {}
+    assert by_name["municipality"].counts == {"Tirana": 1}
+    assert {b.name: b.counts for b in clear.breakdowns}["gender"] == {"female": 1}
