@@ -1,7 +1,8 @@
 """Homeward's follow-up schedule and an entity's source submissions, for the web app.
 
-`GET /v1/projects/{id}/case-schedule?dataset=returnees[&asOf=YYYY-MM-DD]` lists
-each returnee's next wave and when it is due (not a Central route). Reading it
+`GET /v1/projects/{id}/case-schedule?dataset=returnees[&asOf=YYYY-MM-DD][&limit=N]`
+counts every returnee by when their next wave is due and lists the soonest N
+(500 unless asked; not a Central route). Reading it
 needs `entity.list` on the project, as reading the list itself does; properties
 saved from personal fields come pseudonymised to those below manager.
 
@@ -49,8 +50,16 @@ class ScheduleOut(ApiModel):
     as_of: str
     due_soon_days: int
     waves: list[str]
+    # Every returnee counted; `cases` holds the first `limit` of them, soonest due first.
     counts: dict[str, int]
+    total: int
     cases: list[DueCaseOut]
+
+
+# A page lists the most pressing cases; all of them are counted. A list of 100,000
+# returnees is about 30 MB of JSON: no browser table wants that.
+DEFAULT_LIMIT = 500
+MAX_LIMIT = 5000
 
 
 class SourceOut(ApiModel):
@@ -70,14 +79,24 @@ def _as_of(text: str | None) -> date:
         raise problems.unexpected_value("asOf", text, "it is not a date (YYYY-MM-DD).") from None
 
 
+def _limit(text: str | None) -> int:
+    if text is None:
+        return DEFAULT_LIMIT
+    if not text.isascii() or not text.isdigit() or not 0 < int(text) <= MAX_LIMIT:
+        raise problems.unexpected_value("limit", text, f"it is a number from 1 to {MAX_LIMIT}.")
+    return int(text)
+
+
 @get("/projects/{project_id:int}/case-schedule", operation_id="getCaseSchedule")
 async def case_schedule(
     request: AnyRequest,
     project_id: FromPath[int],
     dataset: Annotated[str, QueryParameter(name="dataset")] = "returnees",
     as_of: Annotated[str | None, QueryParameter(name="asOf")] = None,
+    limit: Annotated[str | None, QueryParameter(name="limit")] = None,
 ) -> ScheduleOut:
     today = _as_of(as_of)
+    shown = _limit(limit)
     rt = runtime_of(request)
     async with rt.read() as db:
         principal = await require_principal(request, db)
@@ -97,6 +116,7 @@ async def case_schedule(
         due_soon_days=DUE_SOON_DAYS,
         waves=[name for name, _ in WAVES],
         counts=counts,
+        total=len(cases),
         cases=[
             DueCaseOut(
                 c.uuid,
@@ -112,7 +132,7 @@ async def case_schedule(
                 c.due_date,
                 c.bucket,
             )
-            for c in cases
+            for c in cases[:shown]
         ],
     )
 

@@ -113,6 +113,37 @@ async def test_a_returnee_registered_at_intake_is_due_three_months_after_return(
     assert overdue.json()["counts"]["overdue"] == 1
     wrong = await programme.client.get(url, params={"asOf": "soon"}, headers=programme.admin)
     assert wrong.status_code == 400
+    for limit in ("0", "5001", "x"):
+        refused = await programme.client.get(url, params={"limit": limit}, headers=programme.admin)
+        assert refused.status_code == 400, limit
+
+
+async def test_the_schedule_counts_everyone_and_lists_the_soonest_first(
+    programme: Programme,
+) -> None:
+    entities = [
+        {"label": f"R{n}", "data": {"return_date": f"2026-{month:02d}-01"}}
+        for n, month in enumerate((9, 3, 6), start=1)
+    ]
+    made = await programme.client.post(
+        f"/v1/projects/{programme.pid}/datasets/returnees/entities",
+        json={"entities": entities, "source": {"name": "test"}},
+        headers=programme.admin,
+    )
+    assert made.status_code == 200, made.text
+    response = await programme.client.get(
+        f"/v1/projects/{programme.pid}/case-schedule",
+        params={"asOf": "2026-09-01", "limit": "2"},
+        headers=programme.admin,
+    )
+    body = response.json()
+    # Due 3 months after return: R2 on 06-01, R3 on 09-01, R1 on 12-01, intake's on 01-01.
+    assert body["total"] == 4
+    assert body["counts"] == {"overdue": 1, "week": 1, "later": 2}
+    assert [(c["label"], c["dueDate"]) for c in body["cases"]] == [
+        ("R2", "2026-06-01"),
+        ("R3", "2026-09-01"),
+    ]
 
 
 async def test_an_entity_names_the_submission_that_created_it(programme: Programme) -> None:

@@ -101,6 +101,7 @@ export interface Schedule {
   dueSoonDays: number;
   waves: string[];
   counts: Record<string, number>;
+  total: number;
   cases: DueCase[];
 }
 
