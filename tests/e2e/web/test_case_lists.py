@@ -191,6 +191,18 @@ async def test_a_returnee_is_found_followed_and_counted_in_the_browser(live_serv
             section = page.get_by_role("region", name="Case lists")
             await expect(section.get_by_role("link", name="returnees")).to_have_count(2)
             await assert_accessible(page, "form case lists")
+
+            # Deleted (after confirming), listed among the deleted entries, restored.
+            await page.goto(f"{base}/projects/{pid}/datasets/returnees/entities/{entity_id}")
+            page.once("dialog", lambda dialog: dialog.accept())
+            await page.get_by_role("button", name="Delete this entry").click()
+            await expect(page.get_by_role("link", name="Deleted entries")).to_have_attribute(
+                "aria-current", "page"
+            )
+            await assert_accessible(page, "deleted entries")
+            await page.get_by_role("button", name=f"Restore {LABEL}").click()
+            await expect(page.get_by_text(f"{LABEL} was restored.")).to_be_visible()
+            await expect(page.get_by_text("No entries of this list are deleted.")).to_be_visible()
             await context.close()
 
             # A data collector is refused the case-list pages and their API calls.
