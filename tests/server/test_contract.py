@@ -78,6 +78,34 @@ class WebSession(Shape):
     server_url: str
 
 
+class CaseSchedule(Shape):
+    """Who is due for a follow-up (not a Central route; server/api/case_schedule.py)."""
+
+    dataset: str
+    as_of: str
+    waves: list[str]
+    counts: dict[str, int]
+    cases: list[dict[str, Any]]
+
+
+class EntitySource(Shape):
+    """The submission behind an entity version (not a Central route)."""
+
+    version: int
+    created_at: str
+    xml_form_id: str | None
+    instance_id: str | None
+
+
+class Indicators(Shape):
+    """The programme's counts (not a Central route; server/api/indicators.py)."""
+
+    registrations: int
+    follow_ups: int
+    breakdowns: list[dict[str, Any]]
+    by_month: list[dict[str, Any]]
+
+
 def session_cookie(ctx: Ctx) -> dict[str, Any]:
     return {"headers": {"Cookie": f"{SESSION_COOKIE}={ctx.values['token']}"}}
 
@@ -247,6 +275,15 @@ CONTRACTS = [
     Contract("GET",    P + "/datasets/{dataset_ref:str}/{rest:path}",
              Ok(200, dict[str, Any]),
              Fail(404.1, values={"dataset_ref": "people"})),
+    Contract("GET",    P + "/datasets/{dataset_name:str}/entities/{entity_uuid:str}/sources",
+             Ok(200, list[EntitySource]),
+             Fail(404.1, values={"entity_uuid": "00000000-0000-4000-8000-000000000000"})),
+    Contract("GET",    P + "/case-schedule",
+             Ok(200, CaseSchedule, params={"dataset": "people"}),
+             Fail(400.8, params={"dataset": "people", "asOf": "soon"})),
+    Contract("GET",    P + "/indicators",
+             Ok(200, Indicators, params={"intakeForm": "simple"}),
+             Fail(403.1, caller="coll")),
     Contract("GET",    F + "/dataset-diff",
              Ok(200, list[dict[str, Any]]),
              Fail(404.1, values={"xml_form_id": "no_such_form"})),

@@ -132,6 +132,22 @@ CONTENT = [
         "/v1/projects/{project_id:int}/datasets/{dataset_ref:str}/{rest:path}",
         ("/v1/projects/{p}/datasets/cases.svc/Entities",),
     ),
+    # The web app's follow-up schedule sends the label and the schedule's own
+    # properties only; an entity's sources send instance names; the indicators send
+    # counts by fields named in server.services.indicators (none of them here).
+    Content(
+        "GET",
+        "/v1/projects/{project_id:int}/case-schedule",
+        ("/v1/projects/{p}/case-schedule?dataset=cases",),
+        manager_sees=False,
+    ),
+    Content("GET", E + "/sources", (CASE + "/sources",), manager_sees=False),
+    Content(
+        "GET",
+        "/v1/projects/{project_id:int}/indicators",
+        ("/v1/projects/{p}/indicators?intakeForm=returnee&followUpForm=case_intake",),
+        manager_sees=False,
+    ),
     # Collect's download of the list, as a form attachment of the form that links it.
     Content(
         "GET",

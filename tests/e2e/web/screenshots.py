@@ -23,6 +23,7 @@ from server.settings import Settings
 from tests.e2e.collect import png_1x1
 from tests.e2e.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, running_server
 from tests.e2e.web.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.e2e.web.case_list_shots import shoot_case_lists
 from tests.e2e.web.test_office_journey import GOOD, XLSX
 
 OUT = Path(__file__).resolve().parents[3] / "docs" / "screenshots"
@@ -131,6 +132,7 @@ async def main() -> None:
                 await page.screenshot(path=str(OUT / "fill.png"), full_page=True)
                 print("docs/screenshots/fill.png")
                 await shoot(page, base, f"{form_path}/export", "export")
+                await shoot_case_lists(page, base, shoot)
                 # The other shipped languages, chosen as the language menu does.
                 for code in ("sq", "sr"):
                     await page.evaluate(f"localStorage.setItem('homeward.locale', '{code}')")

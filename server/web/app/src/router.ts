@@ -6,6 +6,8 @@ import ProjectPage from "./components/project/ProjectPage.vue";
 import FormPage from "./components/form/FormPage.vue";
 import SubmissionPage from "./components/submission/SubmissionPage.vue";
 import NotFoundPage from "./components/layout/NotFoundPage.vue";
+import DatasetPage from "./components/cases/DatasetPage.vue";
+import EntityPage from "./components/cases/EntityPage.vue";
 
 export const router = createRouter({
   history: createWebHistory(),
@@ -14,7 +16,7 @@ export const router = createRouter({
     { path: "/login", name: "login", component: SignInPage, meta: { public: true } },
     { path: "/projects", name: "projects", component: ProjectListPage },
     {
-      path: "/projects/:projectId(\\d+)/:tab(forms|app-users|members|settings)?",
+      path: "/projects/:projectId(\\d+)/:tab(forms|app-users|members|settings|case-lists|due|indicators)?",
       name: "project",
       component: ProjectPage,
       props: (r) => ({ projectId: Number(r.params.projectId), tab: r.params.tab || "forms" }),
@@ -48,6 +50,26 @@ export const router = createRouter({
         projectId: Number(r.params.projectId),
         xmlFormId: String(r.params.xmlFormId),
         draft: r.params.draft === "draft",
+      }),
+    },
+    {
+      path: "/projects/:projectId(\\d+)/datasets/:datasetName/:tab(entities|deleted)?",
+      name: "dataset",
+      component: DatasetPage,
+      props: (r) => ({
+        projectId: Number(r.params.projectId),
+        datasetName: String(r.params.datasetName),
+        tab: r.params.tab || "entities",
+      }),
+    },
+    {
+      path: "/projects/:projectId(\\d+)/datasets/:datasetName/entities/:uuid",
+      name: "entity",
+      component: EntityPage,
+      props: (r) => ({
+        projectId: Number(r.params.projectId),
+        datasetName: String(r.params.datasetName),
+        uuid: String(r.params.uuid),
       }),
     },
     { path: "/:rest(.*)*", name: "not-found", component: NotFoundPage, meta: { public: true } },
