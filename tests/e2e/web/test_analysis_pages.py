@@ -8,8 +8,8 @@ axe-core checks each page.
 
 from __future__ import annotations
 
+import csv
 import io
-import re
 import uuid
 import zipfile
 from pathlib import Path
@@ -82,6 +82,31 @@ async def filter_by_an_answer(page: Page, base: str, pid: int) -> None:
     await assert_accessible(page, "submissions filtered by an answer")
 
 
+async def export_as_a_job(page: Page, base: str, pid: int, saved: Path) -> None:
+    """An export job: its progress bar, then the CSV zip downloaded by itself."""
+    await page.goto(f"{base}/projects/{pid}/forms/{FORM}/export")
+    await expect(page.get_by_role("heading", name="Export submissions")).to_be_visible()
+    await page.get_by_label("File format").select_option("csv.zip")
+    await page.get_by_label("Choices as").select_option(label="labels")
+    async with page.expect_download() as download_info:
+        await page.get_by_role("button", name="Download export").click()
+        progress = page.get_by_role("progressbar", name="Export progress")
+        await expect(progress).to_be_visible()
+    download = await download_info.value
+    await expect(progress).to_have_attribute("aria-valuenow", "100")
+    await expect(progress).to_have_attribute("aria-valuetext", "4 of 4 submissions written")
+    await expect(page.get_by_role("link", name=f"Download {FORM}.csv.zip")).to_be_visible()
+    await assert_accessible(page, "export job done")
+    assert download.suggested_filename == f"{FORM}.csv.zip"
+    await download.save_as(saved)
+
+
+def read_zip_table(saved: Path) -> list[dict[str, str]]:
+    with zipfile.ZipFile(saved) as archive:
+        text = archive.read(f"{FORM}.csv").decode("utf-8-sig")
+    return list(csv.DictReader(io.StringIO(text)))
+
+
 async def test_analysis_pages_in_the_browser(live_server: str, tmp_path: Path) -> None:
     base = live_server
     pid, ids = await seed(base)
@@ -92,6 +117,12 @@ async def test_analysis_pages_in_the_browser(live_server: str, tmp_path: Path) -
             page = await context.new_page()
             await sign_in(page, base, ADMIN_EMAIL, ADMIN_PASSWORD)
             await filter_by_an_answer(page, base, pid)
+
+            await export_as_a_job(page, base, pid, tmp_path / "export.zip")
+            rows = read_zip_table(tmp_path / "export.zip")
+            assert sorted(r["KEY"] for r in rows) == sorted(ids)
+            assert sorted(r["municipality"] for r in rows) == sorted(m for m, _ in VISITS)
+            assert {r["gender"] for r in rows} == {"Female", "Male"}  # labels, as asked
             await context.close()
         finally:
             await browser.close()
