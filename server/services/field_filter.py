@@ -9,7 +9,8 @@ as bytes) with each database's own JSON function, so no column is added and no
 record is decoded in Python. Stored answers are text as the phone sent them;
 what a comparison means follows the field's type:
 
-- numbers (int, decimal) compare as numbers; text that is not a number is null;
+- numbers (int, decimal) compare as numbers; text that is not a number is null
+  on PostgreSQL and 0 on SQLite (phones send only numbers there);
 - date and dateTime compare by their day as collected (the first ten characters,
   the phone's own calendar day), with a date literal;
 - geopoints, traces and shapes only with `null` (answered or not);
@@ -24,7 +25,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, Text, and_, cast, func, literal, select
+from sqlalchemy import ColumnElement, Text, cast, func, literal, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.functions import FunctionElement
@@ -40,8 +41,9 @@ AnswerKind = str  # "text" | "number" | "day" | "presence" | "choices"
 _NUMBERS = frozenset({"int", "decimal"})
 _DAYS = frozenset({"date", "dateTime"})
 _SHAPES = frozenset({"geopoint", "geotrace", "geoshape"})
-# Anything PostgreSQL can cast to a number without an error (SQLite's cast never fails).
-_NUMBER_PATTERN = r"^\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?\s*$"
+# Anything PostgreSQL can cast to a number without an error (SQLite's cast never fails),
+# its one capturing group the number itself.
+_NUMBER_PATTERN = r"^\s*([-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?)\s*$"
 
 
 def answer_fields(model: ODataModel) -> dict[str, Node]:
@@ -103,17 +105,18 @@ class _Number(FunctionElement[float]):
     name = "homeward_number"
 
 
+# Each reads the answer once: it is a subquery and a JSON parse per row.
 @compiles(_Number, "postgresql")
 def _number_postgresql(element: _Number, compiler: Any, **kw: Any) -> str:
     text = compiler.process(element.clauses, **kw)
     pattern = compiler.process(literal(_NUMBER_PATTERN), **kw)
-    return f"CASE WHEN {text} ~ {pattern} THEN CAST({text} AS double precision) END"
+    return f"CAST(substring({text} from {pattern}) AS double precision)"
 
 
 @compiles(_Number)
 def _number_sqlite(element: _Number, compiler: Any, **kw: Any) -> str:
     text = compiler.process(element.clauses, **kw)
-    return f"CASE WHEN trim({text}) <> '' THEN CAST({text} AS REAL) END"
+    return f"CAST(nullif(trim({text}), '') AS REAL)"
 
 
 def _stored_answer(node: Node) -> ColumnElement[str]:
@@ -148,8 +151,10 @@ def _escaped(text: str) -> str:
 
 def contains_clause(value: ColumnElement[Any], kind: AnswerKind, text: str) -> ColumnElement[bool]:
     """`contains(field, 'text')`: a piece of the text, any case; one choice of a select_multiple."""
+    # Two-valued (a missing answer contains nothing, and not(...) keeps it), the answer
+    # read once.
     if kind == "choices":
         spaced = literal(" ") + cast(value, Text) + literal(" ")
-        return and_(value.is_not(None), spaced.like(f"% {_escaped(text)} %", escape="\\"))
+        return func.coalesce(spaced.like(f"% {_escaped(text)} %", escape="\\"), False)
     pattern = f"%{_escaped(text.lower())}%"
-    return and_(value.is_not(None), func.lower(value).like(pattern, escape="\\"))
+    return func.coalesce(func.lower(value).like(pattern, escape="\\"), False)

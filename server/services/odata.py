@@ -141,6 +141,8 @@ class _Sql:
     # day (a date's text) | choices (a select_multiple's text) | presence (null or not)
     kind: str
     nullable: bool
+    # An answer read from the stored record: costly to read, so written once in SQL.
+    answer: bool = False
 
 
 # A form's questions by OData path (services.field_filter.answer_fields).
@@ -212,7 +214,7 @@ def _operand(node: Operand, answers: Answers) -> _Sql | Literal:
             return _Sql(_COLUMNS[name], _KINDS[name], name not in _NOT_NULL)
         case Member(name) if name in answers:
             value, kind = answer_value(answers[name])
-            return _Sql(value, kind, True)
+            return _Sql(value, kind, True, answer=True)
         case Call("now", ()):
             return _Sql(literal(datetime.now(UTC), _TIMESTAMP), "time", False)
         case Call(name, (argument,)):
@@ -273,6 +275,10 @@ def _comparison(node: Comparison, answers: Answers) -> ColumnElement[bool]:
     else:
         other = right.expr
         nullable = left.nullable or right.nullable
+    if left.answer and not isinstance(right, _Sql) and node.op in ("eq", "ne"):
+        # Two-valued as below, with the answer read once per row rather than twice.
+        compared = column == other if node.op == "eq" else column != other
+        return func.coalesce(compared, node.op == "ne")
     if node.op == "eq":
         if isinstance(right, _Sql):
             return column.is_not_distinct_from(other)
