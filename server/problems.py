@@ -117,6 +117,15 @@ def personal_data_forbidden() -> Problem:
     )
 
 
+def personal_filter_forbidden(field: str) -> Problem:
+    return Problem(
+        403.1,
+        f"The field {field} is marked personal; only project managers and administrators "
+        "may filter submissions by it.",
+        {"field": field},
+    )
+
+
 def personal_attachment_forbidden() -> Problem:
     return Problem(
         403.1,

@@ -4,6 +4,10 @@ Central accepts comparisons (eq ne lt le gt ge), and/or/not, parentheses, the
 literals null, strings, numbers, dates and times, the functions year() month()
 day() hour() minute() second() and now(), over the submission fields below.
 Repeat tables may filter on their submission through ``$root/Submissions/``.
+Homeward's feed also reads a form's own fields when the caller names them in
+``fields`` (their OData paths, ``household/size``), and with ``conditions``
+OData's boolean ``contains(field, 'text')``; what they mean in SQL is the
+feed's to decide. Without them a filter reads exactly what Central reads.
 Everything else raises :class:`ODataError` with Central's code (400.18 when it
 cannot be read, 501.4 for an unsupported construct, 501.5 for an unsupported
 field), never a guess: a filter we do not understand must not select rows.
@@ -45,6 +49,8 @@ FILTER_FIELDS = frozenset(
 ROOT_PREFIX = "$root/Submissions/"
 COMPARISONS = frozenset({"eq", "ne", "lt", "le", "gt", "ge"})
 FUNCTIONS = {"year": 1, "month": 1, "day": 1, "hour": 1, "minute": 1, "second": 1, "now": 0}
+# Functions that are a condition on their own, not a value to compare.
+CONDITIONS = {"contains": 2}
 
 LiteralValue = str | int | float | bool | date | datetime | None
 
@@ -61,7 +67,7 @@ class Literal:
 
 @dataclass(frozen=True, slots=True)
 class Call:
-    name: str  # one of FUNCTIONS
+    name: str  # one of FUNCTIONS or CONDITIONS
     args: tuple[Operand, ...]
 
 
@@ -85,7 +91,7 @@ class Not:
 
 
 Operand = Member | Literal | Call
-Expr = Comparison | BoolOp | Not
+Expr = Comparison | BoolOp | Not | Call  # a Call here is one of CONDITIONS
 
 
 # --- tokens ---------------------------------------------------------------------
@@ -169,8 +175,11 @@ def _refuse_deep(tokens: list[_Token]) -> None:
 
 
 class _Parser:
-    def __init__(self, text: str, *, root_only: bool, fields: frozenset[str]) -> None:
+    def __init__(
+        self, text: str, *, root_only: bool, fields: frozenset[str], conditions: bool
+    ) -> None:
         self.fields = fields
+        self.conditions = CONDITIONS if conditions else {}
         self.text = text
         self.tokens = _tokens(text)
         _refuse_deep(self.tokens)
@@ -229,6 +238,8 @@ class _Parser:
         left = self.operand()
         op_token = self.peek()
         op = self.keyword(*COMPARISONS)
+        if op is None and isinstance(left, Call) and left.name in CONDITIONS:
+            return left
         if op is None:
             if op_token is not None and op_token.kind == "name":
                 raise ODataError.unsupported_expression("operator", op_token.at, op_token.text)
@@ -288,7 +299,7 @@ class _Parser:
         return Member(name)
 
     def call(self, token: _Token) -> Call:
-        arity = FUNCTIONS.get(token.text)
+        arity = FUNCTIONS.get(token.text, self.conditions.get(token.text))
         if arity is None:
             raise ODataError.unsupported_expression("function", token.at, token.text)
         self.take()  # (
@@ -310,13 +321,18 @@ class _Parser:
 
 
 def parse_filter(
-    text: str | None, *, root_only: bool = False, fields: frozenset[str] = FILTER_FIELDS
+    text: str | None,
+    *,
+    root_only: bool = False,
+    fields: frozenset[str] = FILTER_FIELDS,
+    conditions: bool = False,
 ) -> Expr | None:
     """The $filter AST, or None for no filter; ``root_only`` for repeat tables,
-    ``fields`` for feeds other than submissions' (entity lists)."""
+    ``fields`` for feeds other than submissions' (entity lists) or with a form's
+    questions, ``conditions`` to read boolean functions (``contains``)."""
     if text is None or not text.strip():
         return None
-    return _Parser(text, root_only=root_only, fields=fields).parse()
+    return _Parser(text, root_only=root_only, fields=fields, conditions=conditions).parse()
 
 
 def mentions(expr: Expr | Operand | None, field: str) -> bool:

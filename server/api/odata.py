@@ -43,6 +43,7 @@ from exports.odata import (
     render_metadata,
 )
 from exports.odata import service_document as render_service_document
+from exports.odata.filter import FILTER_FIELDS, Expr
 from server import problems
 from server.api.common import check
 from server.auth import Principal
@@ -51,7 +52,8 @@ from server.encoded_paths import path_segment
 from server.requests import AnyRequest, parse_flag, require_principal, runtime_of
 from server.runtime import Runtime
 from server.services import odata as feed_service
-from server.services.odata import Feed, FeedQuery, FeedRow
+from server.services.field_filter import answer_fields
+from server.services.odata import Answers, Feed, FeedQuery, FeedRow
 from server.services.personal import PersonalView, audit_personal_read, personal_view
 
 JSON = "application/json; odata.metadata=minimal"
@@ -163,6 +165,16 @@ async def odata_resource(
     return answer
 
 
+def _refuse_personal_filter(view: PersonalView, expr: Expr | None, answers: Answers) -> None:
+    """A caller who sees personal answers masked may not narrow rows by them: each
+    filter would answer a yes/no question about the value (an oracle)."""
+    if not view.masked:
+        return
+    for name, node in answers.items():
+        if mentions(expr, name) and view.fields.covers(node.path):
+            raise problems.personal_filter_forbidden(name)
+
+
 def _split_outside_quotes(sub: str) -> list[str]:
     """``sub`` split at each ``/`` that is not inside a quoted key (``('a/b')``)."""
     parts = [""]
@@ -227,7 +239,12 @@ async def _data(
         # Below Submissions('id') rows are filtered by parent afterwards: all fields.
         select=parse_select(table, select) if len(segments) == 1 else None,
     )
-    expr = parse_filter(filter_text, root_only=root_only)
+    # The form's own questions may be named too (Central reads only __system).
+    answers = answer_fields(feed.model)
+    expr = parse_filter(
+        filter_text, root_only=root_only, fields=FILTER_FIELDS | answers.keys(), conditions=True
+    )
+    _refuse_personal_filter(view, expr, answers)
     order = parse_orderby(orderby, root_only=root_only) or feed_service.DEFAULT_ORDER
     limit = _count_option("$top", top)
     offset = _count_option("$skip", skip) or 0

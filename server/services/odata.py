@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -61,6 +61,7 @@ from server.db.models import (
     Submission,
     SubmissionDef,
 )
+from server.services.field_filter import answer_fields, answer_value, contains_clause
 from server.services.forms import find_form, schema_of
 from server.services.stats import page_counts
 
@@ -136,16 +137,27 @@ _TIMESTAMP = DateTime(timezone=True)
 @dataclass(frozen=True, slots=True)
 class _Sql:
     expr: Any  # a column or SQL expression
-    kind: str  # text | time | int | number
+    # text | time | int | number, and for answers (services.field_filter) also
+    # day (a date's text) | choices (a select_multiple's text) | presence (null or not)
+    kind: str
     nullable: bool
+    # An answer read from the stored record: costly to read, so written once in SQL.
+    answer: bool = False
+
+
+# A form's questions by OData path (services.field_filter.answer_fields).
+Answers = Mapping[str, Node]
 
 
 def _bad_value(value: object, kind: str) -> problems.Problem:
     wanted = {
         "time": "a date or time such as 2026-08-01 or 2026-08-01T10:00:00Z",
+        "day": "a date such as 2026-08-01",
         "int": "a whole number",
         "number": "a number",
         "text": "a quoted string",
+        "choices": "a quoted string",
+        "presence": "null (answered or not)",
     }[kind]
     return problems.unexpected_value("$filter", value, f"compare it with {wanted}.")
 
@@ -176,7 +188,17 @@ def _coerce(value: object, kind: str) -> object:
                     return float(value)
                 except ValueError as error:
                     raise _bad_value(value, kind) from error
-    elif kind == "text":
+    elif kind == "day":
+        if isinstance(value, datetime | date):
+            return value.date().isoformat() if isinstance(value, datetime) else value.isoformat()
+        if isinstance(value, str):
+            try:
+                return date.fromisoformat(value[:10]).isoformat()
+            except ValueError as error:
+                raise _bad_value(value, kind) from error
+    elif kind in ("text", "choices"):
+        if isinstance(value, bool):
+            return "true" if value else "false"
         if isinstance(value, str):
             return value
         if isinstance(value, int | float) and not isinstance(value, bool):
@@ -184,16 +206,19 @@ def _coerce(value: object, kind: str) -> object:
     raise _bad_value(value, kind)
 
 
-def _operand(node: Operand) -> _Sql | Literal:
+def _operand(node: Operand, answers: Answers) -> _Sql | Literal:
     match node:
         case Literal():
             return node
-        case Member(name):
+        case Member(name) if name in _COLUMNS:
             return _Sql(_COLUMNS[name], _KINDS[name], name not in _NOT_NULL)
+        case Member(name) if name in answers:
+            value, kind = answer_value(answers[name])
+            return _Sql(value, kind, True, answer=True)
         case Call("now", ()):
             return _Sql(literal(datetime.now(UTC), _TIMESTAMP), "time", False)
         case Call(name, (argument,)):
-            inner = _operand(argument)
+            inner = _operand(argument, answers)
             if not isinstance(inner, _Sql) or inner.kind != "time":
                 raise problems.unexpected_value(
                     "$filter", name, "its argument must be a date field or now()."
@@ -222,13 +247,13 @@ def _python_compare(op: str, left: object, right: object) -> bool:
         raise problems.unexpected_value("$filter", right, "these cannot be compared.") from error
 
 
-def _comparison(node: Comparison) -> ColumnElement[bool]:
-    left, right = _operand(node.left), _operand(node.right)
+def _comparison(node: Comparison, answers: Answers) -> ColumnElement[bool]:
+    left, right = _operand(node.left, answers), _operand(node.right, answers)
     if isinstance(left, Literal) and isinstance(right, Literal):
         return true() if _python_compare(node.op, left.value, right.value) else false()
     if isinstance(left, Literal):  # keep the column on the left
         flipped = {"lt": "gt", "le": "ge", "gt": "lt", "ge": "le"}.get(node.op, node.op)
-        return _comparison(Comparison(flipped, node.right, node.left))
+        return _comparison(Comparison(flipped, node.right, node.left), answers)
     assert isinstance(left, _Sql)
     column: ColumnElement[Any] = left.expr
     if isinstance(right, Literal):
@@ -238,12 +263,22 @@ def _comparison(node: Comparison) -> ColumnElement[bool]:
             if node.op == "ne":
                 return column.is_not(None)
             return false()  # like SQL: nothing is less than null
+        if left.kind == "presence":
+            raise _bad_value(right.value, left.kind)
         value: Any = _coerce(right.value, left.kind)
         other: Any = literal(value, _TIMESTAMP) if left.kind == "time" else value
         nullable = left.nullable
+    elif "presence" in (left.kind, right.kind):
+        raise problems.unexpected_value(
+            "$filter", "a location", "compare it only with null (answered or not)."
+        )
     else:
         other = right.expr
         nullable = left.nullable or right.nullable
+    if left.answer and not isinstance(right, _Sql) and node.op in ("eq", "ne"):
+        # Two-valued as below, with the answer read once per row rather than twice.
+        compared = column == other if node.op == "eq" else column != other
+        return func.coalesce(compared, node.op == "ne")
     if node.op == "eq":
         if isinstance(right, _Sql):
             return column.is_not_distinct_from(other)
@@ -262,17 +297,35 @@ def _comparison(node: Comparison) -> ColumnElement[bool]:
     return ordered[node.op]
 
 
-def filter_clause(expr: Expr) -> ColumnElement[bool]:
-    """The SQL condition on ``submissions`` for a parsed $filter."""
+def _contains(field: Operand, text: Operand, answers: Answers) -> ColumnElement[bool]:
+    value = _operand(field, answers)
+    if (
+        not isinstance(value, _Sql)
+        or value.kind not in ("text", "choices")
+        or not isinstance(text, Literal)
+        or not isinstance(text.value, str)
+    ):
+        raise problems.unexpected_value(
+            "$filter", "contains", "it takes a text field and a quoted string."
+        )
+    return contains_clause(value.expr, value.kind, text.value)
+
+
+def filter_clause(expr: Expr, answers: Answers | None = None) -> ColumnElement[bool]:
+    """The SQL condition on ``submissions`` for a parsed $filter (`answers`: the form's
+    questions it may name, from services.field_filter)."""
+    answers = answers or {}
     match expr:
         case Comparison():
-            return _comparison(expr)
+            return _comparison(expr, answers)
         case BoolOp("and", left, right):
-            return and_(filter_clause(left), filter_clause(right))
+            return and_(filter_clause(left, answers), filter_clause(right, answers))
         case BoolOp(_, left, right):
-            return or_(filter_clause(left), filter_clause(right))
+            return or_(filter_clause(left, answers), filter_clause(right, answers))
         case Not(operand):
-            return not_(filter_clause(operand))
+            return not_(filter_clause(operand, answers))
+        case Call("contains", (field, text)):
+            return _contains(field, text, answers)
     raise ODataError.unsupported_expression("expression", 0, str(expr))
 
 
@@ -579,7 +632,7 @@ def base_where(feed: Feed, expr: Expr | None, *, include_deleted: bool) -> tuple
     if not include_deleted:
         conditions.append(Submission.deleted_at.is_(None))
     if expr is not None:
-        conditions.append(filter_clause(expr))
+        conditions.append(filter_clause(expr, answer_fields(feed.model)))
     return tuple(conditions)
 
 

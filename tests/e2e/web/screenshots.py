@@ -132,6 +132,36 @@ async def main() -> None:
                 await page.screenshot(path=str(OUT / "fill.png"), full_page=True)
                 print("docs/screenshots/fill.png")
                 await shoot(page, base, f"{form_path}/export", "export")
+                # An export job, done, with its progress bar and its file's link.
+                await page.get_by_role("button", name="Download export").click()
+                await page.get_by_role("link", name=f"Download {form}.csv.zip").wait_for()
+                await page.screenshot(path=str(OUT / "export-job.png"), full_page=True)
+                print("docs/screenshots/export-job.png")
+                # The submissions narrowed by an answer.
+                await page.goto(f"{base}{form_path}/submissions")
+                await page.get_by_label("Field to filter by").select_option("municipality")
+                await page.get_by_label("Condition").select_option("contains")
+                await page.get_by_label("Value").fill("tiran")
+                await page.get_by_role("button", name="Apply filters").click()
+                await page.get_by_role("status").filter(has_text="1 submissions").wait_for()
+                await page.screenshot(path=str(OUT / "submissions-filtered.png"), full_page=True)
+                print("docs/screenshots/submissions-filtered.png")
+                # The cleaning log: an entry made in the page, and the checks run.
+                listed = await page.request.get(
+                    f"{base}/v1/projects/{pid}/forms/{form}.svc/Submissions?$top=1"
+                )
+                first = (await listed.json())["value"][0]["__id"]
+                await page.goto(f"{base}{form_path}/cleaning")
+                await page.get_by_label("Submission", exact=True).fill(first)
+                await page.get_by_label("Answer to clean").select_option("/municipality")
+                await page.get_by_label("New value", exact=True).fill("Tiranë")
+                await page.get_by_label("Reason", exact=True).fill("Spelling as in the register")
+                await page.get_by_role("button", name="Add entry").click()
+                await page.get_by_role("status").wait_for()
+                await page.get_by_role("button", name="Run the checks").click()
+                await page.get_by_role("status").filter(has_text="checked").wait_for()
+                await page.screenshot(path=str(OUT / "cleaning-log.png"), full_page=True)
+                print("docs/screenshots/cleaning-log.png")
                 await shoot_case_lists(page, base, shoot)
                 # The other shipped languages, chosen as the language menu does.
                 for code in ("sq", "sr"):
@@ -141,6 +171,7 @@ async def main() -> None:
                         (f"/projects/{pid}/app-users", "field-team"),
                         (f"{form_path}/submissions", "submissions"),
                         (f"{form_path}/export", "export"),
+                        (f"{form_path}/cleaning", "cleaning-log"),
                     ):
                         (OUT / code).mkdir(exist_ok=True)
                         await shoot(page, base, path, f"{code}/{name}")

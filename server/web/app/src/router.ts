@@ -22,7 +22,7 @@ export const router = createRouter({
       props: (r) => ({ projectId: Number(r.params.projectId), tab: r.params.tab || "forms" }),
     },
     {
-      path: "/projects/:projectId(\\d+)/forms/:xmlFormId/:tab(overview|submissions|map|export)?",
+      path: "/projects/:projectId(\\d+)/forms/:xmlFormId/:tab(overview|submissions|map|export|cleaning)?",
       name: "form",
       component: FormPage,
       props: (r) => ({

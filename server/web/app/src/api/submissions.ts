@@ -53,3 +53,63 @@ export function display(value: unknown): string {
   }
   return String(value);
 }
+
+// --- filtering by an answer (the feed's $filter on a form's own fields) ------------
+
+// How a field's answers compare on the server (server/services/field_filter.py).
+export type AnswerKind = "text" | "number" | "day" | "choices" | "presence";
+export type FieldOperator = "eq" | "ne" | "gt" | "ge" | "lt" | "le" | "contains" | "empty" | "answered";
+
+export function answerKind(field: FormField): AnswerKind {
+  if (field.type === "int" || field.type === "decimal") return "number";
+  if (field.type === "date" || field.type === "dateTime") return "day";
+  if (["geopoint", "geotrace", "geoshape"].includes(field.type)) return "presence";
+  if (field.selectMultiple) return "choices";
+  return "text";
+}
+
+const OPERATORS: Record<AnswerKind, FieldOperator[]> = {
+  text: ["eq", "ne", "contains", "empty", "answered"],
+  choices: ["contains", "eq", "empty", "answered"],
+  number: ["eq", "ne", "gt", "ge", "lt", "le", "empty", "answered"],
+  day: ["eq", "ne", "gt", "ge", "lt", "le", "empty", "answered"],
+  presence: ["answered", "empty"],
+};
+
+export function operatorsFor(kind: AnswerKind): FieldOperator[] {
+  return OPERATORS[kind];
+}
+
+export function needsValue(op: FieldOperator): boolean {
+  return op !== "empty" && op !== "answered";
+}
+
+// A field's name in $filter: its OData path without the leading slash (group/question).
+export function filterName(field: FormField): string {
+  return field.path.replace(/^\//, "");
+}
+
+function quoted(text: string): string {
+  return `'${text.replace(/'/g, "''")}'`;
+}
+
+// The $filter clause for one condition; null when the value does not fit the field.
+export function answerClause(field: FormField, op: FieldOperator, value: string): string | null {
+  const name = filterName(field);
+  if (op === "empty") return `${name} eq null`;
+  if (op === "answered") return `${name} ne null`;
+  const text = value.trim();
+  if (!text) return null;
+  const kind = answerKind(field);
+  let literal: string;
+  if (kind === "number") {
+    if (!Number.isFinite(Number(text))) return null;
+    literal = String(Number(text));
+  } else if (kind === "day") {
+    if (!/^\d{4}-\d{2}-\d{2}$/.test(text)) return null;
+    literal = text;
+  } else {
+    literal = quoted(text);
+  }
+  return op === "contains" ? `contains(${name}, ${literal})` : `${name} ${op} ${literal}`;
+}

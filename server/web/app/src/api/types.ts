@@ -40,6 +40,7 @@ export interface FormField {
   path: string;
   type: string;
   binary: boolean | null;
+  selectMultiple?: boolean | null;
 }
 
 export interface Actor {
