@@ -74,7 +74,13 @@ from server.db.models import (
 )
 from server.runtime import Runtime
 from server.services import odata as odata_service
-from server.services.analysis_export import CopyView, segment_batches, usable_copy
+from server.services.analysis import SEGMENT_SUBMISSIONS
+from server.services.analysis_export import (
+    BATCH_SUBMISSIONS,
+    CopyView,
+    segment_batches,
+    usable_copy,
+)
 from server.services.export_slots import ExportSlot, export_slots
 from server.services.forms import schema_of
 from server.services.stats import page_counts
@@ -187,6 +193,17 @@ _MEDIA_TYPES = {
 # The formula guard is the CSV's alone: XLSX text cells are never run, and data for
 # R, pandas, DuckDB or QGIS stays as typed.
 _CSV_FORMATS = frozenset({ExportFormat.CSV_ZIP, ExportFormat.CSV})
+# Submissions per batch read from the analysis copy. Columnar writers work a
+# whole segment at once (one join, one render per table); the XLSX writer holds
+# a batch's cells in Python objects, so its batches stay small enough to keep
+# the process under 400 MB.
+_COPY_BATCH = {
+    ExportFormat.CSV_ZIP: SEGMENT_SUBMISSIONS,
+    ExportFormat.CSV: SEGMENT_SUBMISSIONS,
+    ExportFormat.PARQUET: SEGMENT_SUBMISSIONS,
+    ExportFormat.GEOJSON: BATCH_SUBMISSIONS,
+    ExportFormat.XLSX: 2_000,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -425,7 +442,8 @@ async def _batches(
         first_tail = await fetch_page(db, tail, None)
     async for records in _pages(rt, tail, first_tail):
         yield records
-    async for batch in segment_batches(rt, job.copy, job.where, job.on_page):
+    size = _COPY_BATCH.get(job.format, BATCH_SUBMISSIONS)
+    async for batch in segment_batches(rt, job.copy, job.where, job.on_page, size):
         yield batch
 
 
