@@ -30,6 +30,7 @@ import polars as pl
 
 from exports.cleaning.log import CleaningChange, cleaning_log_frame
 from exports.csvmember import RenderedTable
+from exports.deflate import parallel_member
 from exports.formulas import formula_escaped
 from exports.options import ExportOptions
 from exports.plan import ExportPlan, TablePlan, plan_export, sanitize_file_name
@@ -92,10 +93,17 @@ def write_csv_zip(
     media: Iterable[MediaFile] = (),
     spool_dir: str | Path | None = None,
     cleaning_log: Sequence[CleaningChange] | None = None,
+    stream_root: bool = False,
 ) -> None:
     """Write Central's CSV zip of `batches` (newest submission first) to `out`.
 
     With `cleaning_log`, the log is added as `cleaning-log.csv` after the tables.
+
+    Tables are rendered and deflated whole by Polars (exports.csvmember), so
+    nothing is written before the last batch has arrived. When batches come
+    slowly (records read page by page from the database), `stream_root` writes
+    the root table's rows as they arrive instead, so a long export starts
+    sending at once and no proxy gives up on a silent response.
 
     `select_values` (field path -> sorted values) lets the root table stream
     even with split_select_multiples; without it the values are collected from
@@ -105,7 +113,7 @@ def write_csv_zip(
     guard = OutputGuard(out)
     archive = zipfile.ZipFile(guard, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=ZIP_LEVEL)
     try:
-        _write_tables(plan, batches, archive, select_values, spool_dir)
+        _write_tables(plan, batches, archive, select_values, spool_dir, stream_root=stream_root)
         if cleaning_log is not None:
             frame = cleaning_log_frame(cleaning_log)
             data = _header_line(list(frame.columns)) + _csv_text(plan, frame)
@@ -153,15 +161,29 @@ def _write_tables(
     archive: zipfile.ZipFile,
     select_values: SelectValues | None,
     spool_dir: str | Path | None,
+    *,
+    stream_root: bool,
 ) -> None:
     """Every table as one member (exports.csvmember), in plan order."""
     known = select_values is not None or not plan.options.split_select_multiples
+    root = plan.root
     with ExitStack() as stack:
         rendered = {
             table.name: stack.enter_context(RenderedTable(spool_dir)) for table in plan.tables
         }
-        if known:
+        if known and stream_root:
             values: SelectValues = select_values or {}
+            # Size unknown until the end: zip64 headers keep >4 GiB members valid.
+            with archive.open(root.file_name, "w", force_zip64=True) as opened:
+                member = parallel_member(opened, ZIP_LEVEL)
+                member.write(_header_line(header(plan, root, values)))
+                for frames in _tabulated(plan, batches):
+                    _write_rows(plan, root, frames[root.name], member, values)
+                    for table in plan.tables[1:]:
+                        rendered[table.name].append(_cells(plan, table, frames[table.name], values))
+            del rendered[root.name]
+        elif known:
+            values = select_values or {}
             for frames in _tabulated(plan, batches):
                 for table in plan.tables:
                     rendered[table.name].append(_cells(plan, table, frames[table.name], values))
@@ -182,9 +204,10 @@ def _write_tables(
                     rendered[table.name].append(_cells(plan, table, raw, values))
                 spools[table.name].close()
         for table in plan.tables:
-            info = _member_info(table.file_name, 0)
-            rendered[table.name].write_member(archive, info, header(plan, table, values))
-            rendered[table.name].close()
+            if table.name in rendered:
+                info = _member_info(table.file_name, 0)
+                rendered[table.name].write_member(archive, info, header(plan, table, values))
+                rendered[table.name].close()
 
 
 def _tabulated(plan: ExportPlan, batches: Batches) -> Iterator[dict[str, pl.DataFrame]]:
