@@ -7,9 +7,11 @@ table `<formId>.csv`, then one `<formId>-<repeat>.csv` per repeat, then
 attachments under `media/`. The one deliberate difference is formula escaping
 (see exports.formulas).
 
-Memory stays flat: the root table streams straight into its zip member while
-batches arrive (unless select multiple values must first be collected), and
-repeat tables are spooled to temporary files and copied in afterwards. The
+Memory stays flat: each table's rows are kept batch by batch in temporary
+files and written at the end as one member that Polars renders and deflates
+(exports.csvmember); with `stream_root` (records arriving slowly from the row
+store) the root table's rows go straight into its member as they arrive, so
+the first bytes leave at once. The
 output may be a pipe or socket; it is never sought. If anything fails midway
 the archive is left without its central directory, so a client never mistakes a
 truncated export for a complete one.
