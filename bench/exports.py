@@ -2,6 +2,7 @@
 
     python -m bench.exports [--backend sqlite|postgres|all] [--counts 20000,100000,1000000]
                             [--formats csv.zip,...] [--row-store] [--write-docs]
+                            [--keep DIR] [--seed-only] [--no-copy-build]
 
 For each backend (SQLite + files, or a private PostgreSQL 15 cluster) it creates the
 benchmark form with a household roster (40 questions, a repeat of three rows, a
@@ -292,6 +293,20 @@ def _backend(name: str, data_dir: Path) -> Iterator[Backend]:
         yield backend
 
 
+def _seeded(backend: Backend, base: Path, count: int) -> int:
+    """The project id of `count` seeded submissions under `base`, seeding them if needed."""
+    marker = base / "seeded"
+    if marker.exists():
+        print(f"== {backend.name}: reusing {count:,} submissions in {base}", flush=True)
+        return int(marker.read_text())
+    print(f"== {backend.name}: seeding {count:,} submissions", flush=True)
+    started = time.perf_counter()
+    project_id = asyncio.run(_seed(backend, count))
+    print(f"   seeded in {time.perf_counter() - started:.0f} s", flush=True)
+    marker.write_text(str(project_id))
+    return project_id
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.exports", description=__doc__)
     parser.add_argument("--backend", choices=("sqlite", "postgres", "all"), default="all")
@@ -305,6 +320,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="Also export from the row store alone, before the analysis copy is built.",
     )
     parser.add_argument("--write-docs", action="store_true", help="Update docs/benchmarks.md.")
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        help="SQLite only: seed into DIR/<count> once and reuse it on later runs "
+        "(a million rows take tens of minutes to seed on a shared machine).",
+    )
+    parser.add_argument(
+        "--seed-only", action="store_true", help="Seed (and build the copy), export nothing."
+    )
+    parser.add_argument(
+        "--no-copy-build",
+        action="store_true",
+        help="With --keep: reuse the analysis copy a previous run built.",
+    )
     return parser.parse_args(argv)
 
 
@@ -316,22 +345,26 @@ def main(argv: list[str] | None = None) -> None:
     runs: list[Run] = []
     for name in backends:
         for count in counts:
-            with tempfile.TemporaryDirectory(prefix="homeward-bench-") as tmp:
-                base = Path(tmp)
-                with _backend(name, base) as backend:
-                    print(f"== {name}: seeding {count:,} submissions", flush=True)
-                    started = time.perf_counter()
-                    project_id = asyncio.run(_seed(backend, count))
-                    print(f"   seeded in {time.perf_counter() - started:.0f} s", flush=True)
-                    out = base / "out"
-                    if args.row_store:
-                        for fmt in formats:
-                            report(
-                                runs, export_once(backend, project_id, count, fmt, out, copy=False)
-                            )
-                    report(runs, build_copy(backend, count))
+            with contextlib.ExitStack() as stack:
+                if args.keep is not None and name == "sqlite":
+                    base = args.keep / str(count)
+                    base.mkdir(parents=True, exist_ok=True)
+                else:
+                    base = Path(
+                        stack.enter_context(tempfile.TemporaryDirectory(prefix="homeward-bench-"))
+                    )
+                backend = stack.enter_context(_backend(name, base))
+                project_id = _seeded(backend, base, count)
+                out = base / "out"
+                if args.row_store:
                     for fmt in formats:
-                        report(runs, export_once(backend, project_id, count, fmt, out))
+                        report(runs, export_once(backend, project_id, count, fmt, out, copy=False))
+                if not (args.no_copy_build and args.keep is not None):
+                    report(runs, build_copy(backend, count))
+                if args.seed_only:
+                    continue
+                for fmt in formats:
+                    report(runs, export_once(backend, project_id, count, fmt, out))
     print()
     print(table(runs))
     if args.write_docs:

@@ -7,9 +7,11 @@ table `<formId>.csv`, then one `<formId>-<repeat>.csv` per repeat, then
 attachments under `media/`. The one deliberate difference is formula escaping
 (see exports.formulas).
 
-Memory stays flat: the root table streams straight into its zip member while
-batches arrive (unless select multiple values must first be collected), and
-repeat tables are spooled to temporary files and copied in afterwards. The
+Memory stays flat: each table's rows are kept batch by batch in temporary
+files and written at the end as one member that Polars renders and deflates
+(exports.csvmember); with `stream_root` (records arriving slowly from the row
+store) the root table's rows go straight into its member as they arrive, so
+the first bytes leave at once. The
 output may be a pipe or socket; it is never sought. If anything fails midway
 the archive is left without its central directory, so a client never mistakes a
 truncated export for a complete one.
@@ -18,8 +20,6 @@ truncated export for a complete one.
 from __future__ import annotations
 
 import io
-import shutil
-import tempfile
 import time
 import zipfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -31,6 +31,8 @@ import msgspec
 import polars as pl
 
 from exports.cleaning.log import CleaningChange, cleaning_log_frame
+from exports.csvmember import RenderedTable
+from exports.deflate import parallel_member
 from exports.formulas import formula_escaped
 from exports.options import ExportOptions
 from exports.plan import ExportPlan, TablePlan, plan_export, sanitize_file_name
@@ -93,10 +95,17 @@ def write_csv_zip(
     media: Iterable[MediaFile] = (),
     spool_dir: str | Path | None = None,
     cleaning_log: Sequence[CleaningChange] | None = None,
+    stream_root: bool = False,
 ) -> None:
     """Write Central's CSV zip of `batches` (newest submission first) to `out`.
 
     With `cleaning_log`, the log is added as `cleaning-log.csv` after the tables.
+
+    Tables are rendered and deflated whole by Polars (exports.csvmember), so
+    nothing is written before the last batch has arrived. When batches come
+    slowly (records read page by page from the database), `stream_root` writes
+    the root table's rows as they arrive instead, so a long export starts
+    sending at once and no proxy gives up on a silent response.
 
     `select_values` (field path -> sorted values) lets the root table stream
     even with split_select_multiples; without it the values are collected from
@@ -106,7 +115,7 @@ def write_csv_zip(
     guard = OutputGuard(out)
     archive = zipfile.ZipFile(guard, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=ZIP_LEVEL)
     try:
-        _write_tables(plan, batches, archive, select_values, spool_dir)
+        _write_tables(plan, batches, archive, select_values, spool_dir, stream_root=stream_root)
         if cleaning_log is not None:
             frame = cleaning_log_frame(cleaning_log)
             data = _header_line(list(frame.columns)) + _csv_text(plan, frame)
@@ -154,35 +163,53 @@ def _write_tables(
     archive: zipfile.ZipFile,
     select_values: SelectValues | None,
     spool_dir: str | Path | None,
+    *,
+    stream_root: bool,
 ) -> None:
+    """Every table as one member (exports.csvmember), in plan order."""
+    known = select_values is not None or not plan.options.split_select_multiples
     root = plan.root
-    stream_root = select_values is not None or not plan.options.split_select_multiples
     with ExitStack() as stack:
-        spools = {
-            table.name: stack.enter_context(FrameSpool(spool_dir))
-            for table in plan.tables
-            if table is not root or not stream_root
+        rendered = {
+            table.name: stack.enter_context(RenderedTable(spool_dir)) for table in plan.tables
         }
-        found: dict[str, set[str]] = {}
-        if stream_root:
+        if known and stream_root:
+            values: SelectValues = select_values or {}
             # Size unknown until the end: zip64 headers keep >4 GiB members valid.
-            with archive.open(root.file_name, "w", force_zip64=True) as member:
-                member.write(_header_line(header(plan, root, select_values)))
+            with archive.open(root.file_name, "w", force_zip64=True) as opened:
+                member = parallel_member(opened, ZIP_LEVEL)
+                member.write(_header_line(header(plan, root, values)))
                 for frames in _tabulated(plan, batches):
-                    _write_rows(plan, root, frames[root.name], member, select_values)
+                    _write_rows(plan, root, frames[root.name], member, values)
                     for table in plan.tables[1:]:
-                        spools[table.name].append(frames[table.name])
+                        rendered[table.name].append(_cells(plan, table, frames[table.name], values))
+            del rendered[root.name]
+        elif known:
+            values = select_values or {}
+            for frames in _tabulated(plan, batches):
+                for table in plan.tables:
+                    rendered[table.name].append(_cells(plan, table, frames[table.name], values))
         else:
+            # The 0/1 columns need every chosen value first: raw frames wait in spools.
+            spools = {
+                table.name: stack.enter_context(FrameSpool(spool_dir)) for table in plan.tables
+            }
+            found: dict[str, set[str]] = {}
             for frames in _tabulated(plan, batches):
                 for table in plan.tables:
                     raw = frames[table.name]
-                    if select_values is None:
-                        collect_select_values(table, raw, found)
+                    collect_select_values(table, raw, found)
                     spools[table.name].append(raw)
-        values = select_values if select_values is not None else sorted_select_values(found)
+            values = sorted_select_values(found)
+            for table in plan.tables:
+                for raw in spools[table.name].frames():
+                    rendered[table.name].append(_cells(plan, table, raw, values))
+                spools[table.name].close()
         for table in plan.tables:
-            if table.name in spools:
-                _copy_table(plan, table, spools[table.name], archive, values, spool_dir)
+            if table.name in rendered:
+                info = _member_info(table.file_name, 0)
+                rendered[table.name].write_member(archive, info, header(plan, table, values))
+                rendered[table.name].close()
 
 
 def _tabulated(plan: ExportPlan, batches: Batches) -> Iterator[dict[str, pl.DataFrame]]:
@@ -191,24 +218,18 @@ def _tabulated(plan: ExportPlan, batches: Batches) -> Iterator[dict[str, pl.Data
             yield tabulate_batch(plan, batch)
 
 
-def _copy_table(
-    plan: ExportPlan,
-    table: TablePlan,
-    spool: FrameSpool,
-    archive: zipfile.ZipFile,
-    select_values: SelectValues,
-    spool_dir: str | Path | None,
-) -> None:
-    # Rendered to a file first so the member's size is known and zip64 is used only when needed.
-    with tempfile.TemporaryFile(dir=spool_dir) as rendered:
-        rendered.write(_header_line(header(plan, table, select_values)))
-        for raw in spool.frames():
-            _write_rows(plan, table, raw, rendered, select_values)
-        size = rendered.tell()
-        rendered.seek(0)
-        info = _member_info(table.file_name, size)
-        with archive.open(info, "w") as member:
-            shutil.copyfileobj(rendered, member, length=1024 * 1024)
+def _cells(
+    plan: ExportPlan, table: TablePlan, raw: pl.DataFrame, select_values: SelectValues
+) -> pl.DataFrame:
+    """A raw frame's rows as the text cells of its table (formula guard if asked, blanks null)."""
+    frame = shape_table(plan, table, raw, select_values)
+    escape = plan.options.escape_formulas
+    cells = [formula_escaped(name) if escape else pl.col(name) for name in frame.columns]
+    # Blank cells become nulls, which are written unquoted like csv-stringify does.
+    return frame.select(
+        pl.when(cell != "").then(cell).otherwise(pl.lit(None, dtype=pl.String)).alias(name)
+        for cell, name in zip(cells, frame.columns, strict=True)
+    )
 
 
 def _write_media(archive: zipfile.ZipFile, media: Iterable[MediaFile]) -> None:
@@ -265,8 +286,10 @@ def _write_frame(plan: ExportPlan, frame: pl.DataFrame, out: IO[bytes]) -> None:
         pl.when(cell != "").then(cell).otherwise(pl.lit(None, dtype=pl.String)).alias(name)
         for cell, name in zip(cells, frame.columns, strict=True)
     )
+    # Rendered whole, then written once: the zip member deflates it in blocks side by side.
+    rendered = io.BytesIO()
     frame.write_csv(
-        out,
+        rendered,
         include_header=False,
         separator=",",
         line_terminator="\n",
@@ -274,6 +297,7 @@ def _write_frame(plan: ExportPlan, frame: pl.DataFrame, out: IO[bytes]) -> None:
         quote_style="necessary",
         null_value="",
     )
+    out.write(rendered.getvalue())
 
 
 def _header_line(names: Sequence[str]) -> bytes:

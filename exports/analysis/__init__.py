@@ -20,6 +20,8 @@ Pure: no database, no storage; the server (services.analysis) moves the bytes.
 from exports.analysis.batch import META_SOURCES, CopiedBatch, meta_frame
 from exports.analysis.layout import (
     DEF,
+    ENCRYPTED,
+    FORM_DEF,
     ORDER,
     SUBMISSION,
     copy_plan,
@@ -31,6 +33,8 @@ from exports.analysis.segment import CopiedRow, write_segment
 
 __all__ = [
     "DEF",
+    "ENCRYPTED",
+    "FORM_DEF",
     "META_SOURCES",
     "ORDER",
     "SUBMISSION",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import TypeVar
 
 import polars as pl
 
@@ -30,28 +31,33 @@ META_SOURCES = (
 )
 
 
+T = TypeVar("T")
+# A column given as Python values, or as a Polars series already (no copy through Python).
+Values = Sequence[T] | pl.Series
+
+
 def meta_frame(
     *,
-    submission_ids: Sequence[int],
-    def_ids: Sequence[int],
-    instance_ids: Sequence[str],
-    submitted_at: Sequence[datetime],
-    submitter_ids: Sequence[int | None],
-    submitter_names: Sequence[str | None],
-    present: Sequence[int],
-    expected: Sequence[int],
-    encrypted: Sequence[bool],
-    review_states: Sequence[str | None],
-    device_ids: Sequence[str | None],
-    edits: Sequence[int],
-    form_versions: Sequence[str],
+    submission_ids: Values[int],
+    def_ids: Values[int],
+    instance_ids: Values[str],
+    submitted_at: Values[datetime],
+    submitter_ids: Values[int | None],
+    submitter_names: Values[str | None],
+    present: Values[int],
+    expected: Values[int],
+    encrypted: Values[bool],
+    review_states: Values[str | None],
+    device_ids: Values[str | None],
+    edits: Values[int],
+    form_versions: Values[str],
 ) -> pl.DataFrame:
     """The system columns of a run of submissions, written as Central writes them.
 
     Built by columns (Polars formats the dates), not through one SubmissionMeta
     per row: at a million rows that difference is seconds.
     """
-    dates = pl.Series(submitted_at)
+    dates = submitted_at if isinstance(submitted_at, pl.Series) else pl.Series(submitted_at)
     if isinstance(dates.dtype, pl.Datetime) and dates.dtype.time_zone is not None:
         dates = dates.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
     return pl.DataFrame(

@@ -13,6 +13,8 @@ from forms.schema import FormSchema
 
 __all__ = [
     "DEF",
+    "ENCRYPTED",
+    "FORM_DEF",
     "ORDER",
     "SUBMISSION",
     "copy_plan",
@@ -26,6 +28,14 @@ __all__ = [
 SUBMISSION = "__submission"
 DEF = "__def"
 ORDER = "__order"
+# On the root table, what never changes about a version once it is stored: the
+# form version it was sent for, and whether it came encrypted. With them an
+# export reads only the narrow `submissions` rows for what changes, never the
+# wide version rows (XML, record) of every submission.
+FORM_DEF = "__form_def"
+ENCRYPTED = "__encrypted"
+# Bumped when the files' own columns change, so copies written before are rebuilt.
+_FORMAT = 2
 
 # Every field, nothing escaped or dropped: options act later, when an export
 # shapes the raw frames (exports.tabulate.shape_table).
@@ -52,7 +62,7 @@ def stored_columns(table: TablePlan) -> list[str]:
 
 def layout_key(plan: ExportPlan) -> str:
     """Changes whenever the copy's tables or columns would: the copy is then rebuilt."""
-    shape = [(t.name, t.repeat_path, stored_columns(t)) for t in plan.tables]
+    shape = [_FORMAT, *((t.name, t.repeat_path, stored_columns(t)) for t in plan.tables)]
     return hashlib.sha256(msgspec.json.encode(shape)).hexdigest()[:32]
 
 

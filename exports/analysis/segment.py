@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import msgspec
 import polars as pl
 
-from exports.analysis.layout import DEF, ORDER, SUBMISSION, stored_columns
+from exports.analysis.layout import DEF, ENCRYPTED, FORM_DEF, ORDER, SUBMISSION, stored_columns
 from exports.plan import KEY, PARENT_KEY, ExportPlan
 from exports.records import ExportRecord, SubmissionMeta
 from exports.tabulate import tabulate_batch
@@ -27,6 +27,7 @@ class CopiedRow(msgspec.Struct, frozen=True):
     instance_id: str
     encrypted: bool
     record: dict[str, object] | bytes
+    form_def_id: int | None = None
 
 
 # Records tabulated at a time: bounds the memory of writing a large segment.
@@ -83,14 +84,16 @@ def _frames(plan: ExportPlan, rows: Sequence[CopiedRow]) -> dict[str, pl.DataFra
         {
             SUBMISSION: [row.submission_id for row in rows],
             DEF: [row.def_id for row in rows],
+            FORM_DEF: [row.form_def_id for row in rows],
+            ENCRYPTED: [row.encrypted for row in rows],
         },
-        schema={SUBMISSION: pl.Int64, DEF: pl.Int64},
+        schema={SUBMISSION: pl.Int64, DEF: pl.Int64, FORM_DEF: pl.Int64, ENCRYPTED: pl.Boolean},
     )
     frames[root.name] = pl.concat(
         [ids, raw[root.name].select(stored_columns(root))], how="horizontal"
     )
     # Which submission each row of a table belongs to, by the row's KEY.
-    owners = {root.repeat_path: raw[root.name].select(KEY, ids[SUBMISSION])}
+    owners = {root.repeat_path: raw[root.name].select(KEY, ids.get_column(SUBMISSION))}
     for table in plan.tables[1:]:
         parent = owners[table.parent_repeat]
         frame = (

@@ -246,6 +246,7 @@ async def _settled_rows(
                     Submission.instance_id,
                     SubmissionDef.encrypted,
                     SubmissionDef.record,
+                    SubmissionDef.form_def_id,
                 )
                 .join(
                     SubmissionDef,
@@ -262,7 +263,7 @@ async def _settled_rows(
                 .limit(limit)
             )
         ).all()
-    return [CopiedRow(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+    return [CopiedRow(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]
 
 
 async def _next_number(db: AsyncSession, form_id: int) -> int:

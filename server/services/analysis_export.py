@@ -11,6 +11,8 @@ row store before the segments, as every export did before (services.exports).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import io
 from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass
@@ -18,10 +20,20 @@ from datetime import UTC, datetime
 from typing import Any
 
 import polars as pl
-from sqlalchemy import ColumnElement, Row, Select, and_, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import ColumnElement, Select, String, and_, func, select, type_coerce
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.sql.util import find_tables
+from sqlalchemy.types import TypeDecorator
 
-from exports.analysis import DEF, SUBMISSION, CopiedBatch, meta_frame, stored_columns
+from exports.analysis import (
+    DEF,
+    ENCRYPTED,
+    FORM_DEF,
+    SUBMISSION,
+    CopiedBatch,
+    meta_frame,
+    stored_columns,
+)
 from exports.plan import ExportPlan
 from exports.records import ExportRecord, SubmissionMeta
 from server.db.models import (
@@ -31,15 +43,17 @@ from server.db.models import (
     Form,
     FormDef,
     Submission,
+    SubmissionAttachment,
     SubmissionDef,
 )
 from server.runtime import Runtime
 from server.services.analysis import CopyLayout, copy_layout
-from server.services.stats import page_counts
 
 __all__ = ["BATCH_SUBMISSIONS", "CopyView", "segment_batches", "usable_copy"]
 
 BATCH_SUBMISSIONS = 5_000
+# Ids bound at a time in an IN list (PostgreSQL's driver takes at most 32,767).
+_IN_LIST = 10_000
 
 Where = tuple[ColumnElement[bool], ...]
 
@@ -91,28 +105,49 @@ async def usable_copy(db: AsyncSession, form: Form, plan: ExportPlan) -> CopyVie
 
 
 def _meta_query(where: Where, low: int, high: int) -> Select[tuple[Any, ...]]:
-    return (
-        select(
-            Submission.id,
-            SubmissionDef.id,
-            Submission.instance_id,
-            Submission.created_at,
-            Submission.submitter_id,
-            Actor.display_name,
-            Submission.review_state,
-            Submission.device_id,
-            SubmissionDef.encrypted,
-            FormDef.version,
-        )
-        .join(
-            SubmissionDef,
-            and_(SubmissionDef.submission_id == Submission.id, SubmissionDef.current.is_(True)),
-        )
-        .join(FormDef, FormDef.id == SubmissionDef.form_def_id)
-        .outerjoin(Actor, Actor.id == Submission.submitter_id)
-        .where(*where, Submission.id.between(low, high))
-        .order_by(Submission.id.desc())
+    """What changes about the selected submissions of a segment, from `submissions` alone.
+
+    The version rows (XML and record, kilobytes each) are not touched: which
+    version is current, and what never changes about it, come from the copy,
+    except for the few submissions edited since or missing from it.
+    """
+    query = select(
+        Submission.id,
+        Submission.instance_id,
+        # As stored: SQLite's text is parsed by Polars for the whole column at once.
+        type_coerce(Submission.created_at, _AsStored),
+        Submission.submitter_id,
+        Submission.review_state,
+        Submission.device_id,
     )
+    if any(SubmissionDef.__table__ in find_tables(clause) for clause in where):
+        current = and_(SubmissionDef.submission_id == Submission.id, SubmissionDef.current)
+        query = query.join(SubmissionDef, current)
+    return query.where(*where, Submission.id.between(low, high)).order_by(Submission.id.desc())
+
+
+class _AsStored(TypeDecorator[Any]):
+    """A column read without the dialect's conversion (SQLite dates stay text)."""
+
+    impl = String
+    cache_ok = True
+
+    def result_processor(self, dialect: Any, coltype: Any) -> None:
+        return None
+
+
+_SQLITE_MOMENT = "%Y-%m-%d %H:%M:%S%.f"
+
+
+def _moments(values: Sequence[Any]) -> pl.Series:
+    """Submission dates as naive UTC datetimes, whichever way the driver returns them."""
+    if values and isinstance(values[0], str):
+        parsed = pl.Series(values, dtype=pl.String).str.to_datetime(
+            _SQLITE_MOMENT, time_unit="us", strict=False
+        )
+        if parsed.null_count() == 0:
+            return parsed
+    return pl.Series([_utc(value) for value in values], dtype=pl.Datetime("us", "UTC"))
 
 
 async def segment_batches(
@@ -120,65 +155,230 @@ async def segment_batches(
     view: CopyView,
     where: Where,
     on_page: Callable[[int], None] | None = None,
+    batch_submissions: int = BATCH_SUBMISSIONS,
 ) -> AsyncGenerator[CopiedBatch, None]:
-    """One batch per segment, newest first, for the submissions `where` selects."""
+    """Batches of up to `batch_submissions`, newest first, for the submissions `where` selects.
+
+    The next segment is read while the writer works on the current one.
+    """
+    pending: asyncio.Task[_Segment | None] | None = None
+    segments = list(view.segments)
+    try:
+        for index in range(len(segments)):
+            if pending is None:
+                segment = await _read_segment(rt, view, where, segments[index])
+            else:
+                segment = await pending
+                pending = None
+            if index + 1 < len(segments):
+                following = segments[index + 1]
+                pending = asyncio.ensure_future(_read_segment(rt, view, where, following))
+            if segment is None:
+                continue
+            tables, meta, missing = segment
+            ids = meta.get_column(SUBMISSION)
+            # A segment is handed over in slices: the writers' memory grows with a batch.
+            for start in range(0, meta.height, batch_submissions):
+                part = meta.slice(start, batch_submissions)
+                part_missing = (
+                    [(i, missing[i]) for i in ids.slice(start, batch_submissions) if i in missing]
+                    if missing
+                    else []
+                )
+                if on_page is not None:
+                    on_page(part.height)
+                yield CopiedBatch(tables, part, part_missing)
+    finally:
+        if pending is not None:
+            pending.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await pending
+
+
+# The segment's frames by repeat path, its selected submissions' system columns
+# (meta_frame), and the submissions it lacks as records from the row store.
+_Segment = tuple[dict[str | None, pl.DataFrame], pl.DataFrame, dict[int, ExportRecord]]
+
+
+async def _read_segment(
+    rt: Runtime, view: CopyView, where: Where, segment: tuple[int, int, int]
+) -> _Segment | None:
+    number, low, high = segment
     plan = view.layout.plan
-    for number, low, high in view.segments:
+    async with rt.read() as db:
+        connection = await db.connection()
+        rows = (await connection.execute(_meta_query(where, low, high))).all()
+        if not rows:
+            return None
         tables_data = {
             table.repeat_path: await rt.blobs.read_object(
                 view.layout.object_name(table.name, number)
             )
             for table in plan.tables
         }
-        async with rt.read() as db:
-            rows = (await db.execute(_meta_query(where, low, high))).all()
-            if not rows:
-                continue
-            ids = [row[0] for row in rows]
-            def_ids = [row[1] for row in rows]
-            edited, attached = await page_counts(db, ids, def_ids)
-            held = pl.read_parquet(io.BytesIO(tables_data[None]), columns=[SUBMISSION, DEF])
-            missing_defs = _missing(rows, held)
-            records = await _records(db, missing_defs) if missing_defs else {}
-        no_files = (0, 0)
-        files = [attached.get(d, no_files) for d in def_ids]
-        meta = meta_frame(
-            submission_ids=ids,
-            def_ids=def_ids,
-            instance_ids=[row[2] for row in rows],
-            submitted_at=[_utc(row[3]) for row in rows],
-            submitter_ids=[row[4] for row in rows],
-            submitter_names=[row[5] for row in rows],
-            present=[f[1] for f in files],
-            expected=[f[0] for f in files],
-            encrypted=[row[8] for row in rows],
-            review_states=[row[6] for row in rows],
-            device_ids=[row[7] for row in rows],
-            edits=[edited.get(i, 1) - 1 for i in ids],
-            form_versions=[row[9] or "" for row in rows],
-        )
-        missing = {
-            row[0]: _record(row, records[row[1]], attached.get(row[1], no_files), edited)
-            for row in rows
-            if row[1] in records
-        }
         tables = {path: pl.read_parquet(io.BytesIO(data)) for path, data in tables_data.items()}
         del tables_data
-        # A segment is handed over in slices: the writers' memory grows with a batch.
-        for start in range(0, len(ids), BATCH_SUBMISSIONS):
-            part = meta.slice(start, BATCH_SUBMISSIONS)
-            part_ids = ids[start : start + BATCH_SUBMISSIONS]
-            part_missing = [(i, missing[i]) for i in part_ids if i in missing]
-            if on_page is not None:
-                on_page(part.height)
-            yield CopiedBatch(tables, part, part_missing)
+        columns = list(zip(*rows, strict=True))
+        ids = pl.Series(SUBMISSION, columns[0], dtype=pl.Int64)
+        held = tables[None].select(SUBMISSION, DEF, FORM_DEF, ENCRYPTED)
+        edited = await _versions(connection, low, high)
+        unsure = set(edited) | set(
+            ids.filter(~ids.is_in(held.get_column(SUBMISSION).implode())).to_list()
+        )
+        current = await _current_versions(connection, sorted(unsure)) if unsure else {}
+        versions = _version_frame(ids, held, current)
+        def_ids = versions.get_column(DEF)
+        attached = await _attachments(connection, def_ids)
+        form_versions = await _form_versions(connection, view.layout.form_id)
+        names = await _names(connection, [i for i in set(columns[3]) if i is not None])
+        held_pairs = set(
+            held.filter(pl.col(SUBMISSION).is_in(list(current))).select(SUBMISSION, DEF).rows()
+        )
+        fresh = {s: c for s, c in current.items() if (s, c[0]) not in held_pairs}
+        records = await _records(db, [c[0] for c in fresh.values()]) if fresh else {}
+    submitters = pl.Series(columns[3], dtype=pl.Int64)
+    meta = meta_frame(
+        submission_ids=ids,
+        def_ids=def_ids,
+        instance_ids=pl.Series(columns[1], dtype=pl.String),
+        submitted_at=_moments(columns[2]),
+        submitter_ids=submitters,
+        submitter_names=submitters.replace_strict(names, default=None, return_dtype=pl.String),
+        present=attached.get_column("present"),
+        expected=attached.get_column("expected"),
+        encrypted=versions.get_column(ENCRYPTED),
+        review_states=pl.Series(columns[4], dtype=pl.String),
+        device_ids=pl.Series(columns[5], dtype=pl.String),
+        edits=ids.replace_strict(edited, default=1, return_dtype=pl.Int64) - 1,
+        form_versions=versions.get_column(FORM_DEF).replace_strict(
+            form_versions, default="", return_dtype=pl.String
+        ),
+    )
+    missing: dict[int, ExportRecord] = {}
+    if records:
+        files = {
+            row[0]: (row[1], row[2])
+            for row in attached.filter(pl.col(DEF).is_in([c[0] for c in fresh.values()])).rows()
+        }
+        for row in rows:
+            version = fresh.get(row[0])
+            if version is None or version[0] not in records:
+                continue
+            def_id, form_def_id, encrypted = version
+            expected, present = files.get(def_id, (0, 0))
+            missing[row[0]] = ExportRecord(
+                meta=SubmissionMeta(
+                    instance_id=row[1],
+                    submission_date=_moment(row[2]),
+                    submitter_id=row[3],
+                    submitter_name=names.get(row[3]) if row[3] is not None else None,
+                    attachments_present=present,
+                    attachments_expected=expected,
+                    status="not decrypted" if encrypted else None,
+                    review_state=row[4],
+                    device_id=row[5],
+                    edits=edited.get(row[0], 1) - 1,
+                    form_version=form_versions.get(form_def_id, ""),
+                ),
+                record=records[def_id],
+            )
+    return tables, meta, missing
 
 
-def _missing(rows: Sequence[Row[Any]], held: pl.DataFrame) -> list[int]:
-    """Current versions among `rows` that the segment does not hold."""
-    pairs = zip(held.get_column(SUBMISSION).to_list(), held.get_column(DEF).to_list(), strict=True)
-    have = set(pairs)
-    return [row[1] for row in rows if (row[0], row[1]) not in have]
+def _version_frame(
+    ids: pl.Series, held: pl.DataFrame, current: dict[int, tuple[int, int, bool]]
+) -> pl.DataFrame:
+    """Each selected submission's current version: from the copy, or from `current`."""
+    frame = ids.to_frame().join(held.unique(SUBMISSION), on=SUBMISSION, how="left")
+    if not current:
+        return frame
+    changed = pl.DataFrame(
+        {
+            SUBMISSION: list(current),
+            "_def": [c[0] for c in current.values()],
+            "_form_def": [c[1] for c in current.values()],
+            "_encrypted": [c[2] for c in current.values()],
+        },
+        schema={
+            SUBMISSION: pl.Int64,
+            "_def": pl.Int64,
+            "_form_def": pl.Int64,
+            "_encrypted": pl.Boolean,
+        },
+    )
+    return (
+        frame.join(changed, on=SUBMISSION, how="left")
+        .with_columns(
+            pl.coalesce("_def", DEF).alias(DEF),
+            pl.coalesce("_form_def", FORM_DEF).alias(FORM_DEF),
+            pl.coalesce("_encrypted", ENCRYPTED).alias(ENCRYPTED),
+        )
+        .select(SUBMISSION, DEF, FORM_DEF, ENCRYPTED)
+    )
+
+
+async def _versions(connection: AsyncConnection, low: int, high: int) -> dict[int, int]:
+    """Versions per submission, for those with more than one (edited)."""
+    query = (
+        select(SubmissionDef.submission_id, func.count())
+        .where(SubmissionDef.submission_id.between(low, high))
+        .group_by(SubmissionDef.submission_id)
+        .having(func.count() > 1)
+    )
+    return {row[0]: row[1] for row in (await connection.execute(query)).all()}
+
+
+async def _current_versions(
+    connection: AsyncConnection, submission_ids: list[int]
+) -> dict[int, tuple[int, int, bool]]:
+    """(version id, form version id, encrypted) of each submission's current version."""
+    found: dict[int, tuple[int, int, bool]] = {}
+    for start in range(0, len(submission_ids), _IN_LIST):
+        part = submission_ids[start : start + _IN_LIST]
+        query = select(
+            SubmissionDef.submission_id,
+            SubmissionDef.id,
+            SubmissionDef.form_def_id,
+            SubmissionDef.encrypted,
+        ).where(SubmissionDef.submission_id.in_(part), SubmissionDef.current.is_(True))
+        for row in (await connection.execute(query)).all():
+            found[row[0]] = (row[1], row[2], row[3])
+    return found
+
+
+async def _attachments(connection: AsyncConnection, def_ids: pl.Series) -> pl.DataFrame:
+    """(expected, present) attachments per version, in the order of `def_ids`."""
+    low, high = def_ids.min(), def_ids.max()
+    query = (
+        select(
+            SubmissionAttachment.submission_def_id,
+            func.count(),
+            func.count(SubmissionAttachment.blob_sha256),
+        )
+        .where(SubmissionAttachment.submission_def_id.between(low, high))
+        .group_by(SubmissionAttachment.submission_def_id)
+    )
+    rows = (await connection.execute(query)).all()
+    counted = pl.DataFrame(
+        list(zip(*rows, strict=True)) if rows else [[], [], []],
+        schema={DEF: pl.Int64, "expected": pl.Int64, "present": pl.Int64},
+        orient="col",
+    )
+    return (
+        def_ids.to_frame(DEF).join(counted, on=DEF, how="left", maintain_order="left").fill_null(0)
+    )
+
+
+async def _form_versions(connection: AsyncConnection, form_id: int) -> dict[int, str]:
+    query = select(FormDef.id, FormDef.version).where(FormDef.form_id == form_id)
+    return {row[0]: row[1] or "" for row in (await connection.execute(query)).all()}
+
+
+async def _names(connection: AsyncConnection, actor_ids: list[int]) -> dict[int, str | None]:
+    if not actor_ids:
+        return {}
+    query = select(Actor.id, Actor.display_name).where(Actor.id.in_(actor_ids))
+    return {row[0]: row[1] for row in (await connection.execute(query)).all()}
 
 
 async def _records(db: AsyncSession, def_ids: list[int]) -> dict[int, bytes]:
@@ -188,28 +388,8 @@ async def _records(db: AsyncSession, def_ids: list[int]) -> dict[int, bytes]:
     return {row[0]: row[1] for row in found.all()}
 
 
-def _record(
-    row: Row[Any],
-    record: bytes,
-    files: tuple[int, int],
-    edited: dict[int, int],
-) -> ExportRecord:
-    return ExportRecord(
-        meta=SubmissionMeta(
-            instance_id=row[2],
-            submission_date=_utc(row[3]),
-            submitter_id=row[4],
-            submitter_name=row[5],
-            attachments_present=files[1],
-            attachments_expected=files[0],
-            status="not decrypted" if row[8] else None,
-            review_state=row[6],
-            device_id=row[7],
-            edits=edited.get(row[0], 1) - 1,
-            form_version=row[9] or "",
-        ),
-        record=record,
-    )
+def _moment(value: datetime | str) -> datetime:
+    return _utc(datetime.fromisoformat(value) if isinstance(value, str) else value)
 
 
 def _utc(value: datetime) -> datetime:

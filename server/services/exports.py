@@ -74,7 +74,12 @@ from server.db.models import (
 )
 from server.runtime import Runtime
 from server.services import odata as odata_service
-from server.services.analysis_export import CopyView, segment_batches, usable_copy
+from server.services.analysis_export import (
+    BATCH_SUBMISSIONS,
+    CopyView,
+    segment_batches,
+    usable_copy,
+)
 from server.services.export_slots import ExportSlot, export_slots
 from server.services.forms import schema_of
 from server.services.stats import page_counts
@@ -187,6 +192,10 @@ _MEDIA_TYPES = {
 # The formula guard is the CSV's alone: XLSX text cells are never run, and data for
 # R, pandas, DuckDB or QGIS stays as typed.
 _CSV_FORMATS = frozenset({ExportFormat.CSV_ZIP, ExportFormat.CSV})
+# Submissions per batch read from the analysis copy: the writers' memory grows
+# with a batch. XLSX (its sheet XML) and GeoJSON (its features) hold more per
+# row and stay under 400 MB with smaller ones (at 5,000: 405-417 and 389-408 MB).
+_COPY_BATCH = {ExportFormat.XLSX: 2_000, ExportFormat.GEOJSON: 2_000}
 
 
 @dataclass(frozen=True, slots=True)
@@ -424,7 +433,8 @@ async def _batches(
         first_tail = await fetch_page(db, tail, None)
     async for records in _pages(rt, tail, first_tail):
         yield records
-    async for batch in segment_batches(rt, job.copy, job.where, job.on_page):
+    size = _COPY_BATCH.get(job.format, BATCH_SUBMISSIONS)
+    async for batch in segment_batches(rt, job.copy, job.where, job.on_page, size):
         yield batch
 
 
@@ -580,6 +590,8 @@ def _write(rt: Runtime, job: ExportJob, first: Page, sink: _ChunkSink, bridge: _
                 media=media,
                 spool_dir=spool_dir,
                 cleaning_log=log,
+                # Pages from the row store come slowly: the root table streams.
+                stream_root=job.copy is None or job.cleaning is not None,
             )
         elif job.format is ExportFormat.XLSX:
             write_xlsx(schema, batches, sink, options, spool_dir=spool_dir, cleaning_log=log)

@@ -234,6 +234,22 @@ def test_given_select_values_stream_the_same_zip_as_collected_ones() -> None:
     ]
 
 
+@pytest.mark.parametrize("escape", [False, True])
+def test_a_streamed_root_table_holds_the_same_bytes_as_one_rendered_whole(escape: bool) -> None:
+    records = [
+        export_record(SCHEMA, visit_xml(f"uuid:w{i}", value)) for i, value in enumerate(HOSTILE)
+    ]
+    options = ExportOptions(escape_formulas=escape)
+    whole, streamed = io.BytesIO(), io.BytesIO()
+
+    write_csv_zip(SCHEMA, [records[:2], records[2:]], whole, options)
+    write_csv_zip(SCHEMA, [records[:2], records[2:]], streamed, options, stream_root=True)
+
+    assert zip_members(whole.getvalue()) == zip_members(streamed.getvalue())
+    with zipfile.ZipFile(io.BytesIO(streamed.getvalue())) as archive:
+        assert archive.testzip() is None
+
+
 def synthetic_batches(total: int, size: int) -> Iterator[list[ExportRecord]]:
     """Records as the server would stream them, made on demand."""
     for start in range(0, total, size):
