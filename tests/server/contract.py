@@ -260,6 +260,42 @@ class ExportJob(Shape):
     file_name: str
 
 
+class Finding(Shape):
+    """Homeward's stored finding of a data check (no Central counterpart)."""
+
+    id: int
+    instance_id: str
+    kind: str
+    field: str | None
+    repeat_key: str | None
+    value: str | None
+    suggested_value: str | None
+    message: str
+    related: list[str]
+    status: str
+    created_at: Iso
+    decided_by: str | None
+    decided_at: Iso | None
+    dismiss_reason: str | None
+    cleaning_entry_id: int | None
+
+
+class AcceptedFinding(Shape):
+    finding: Finding
+    entry: CleaningEntry
+
+
+class CheckRun(Shape):
+    checked: int
+    added: int
+    not_evaluated: list[dict[str, Any]]
+
+
+class StoredCheckSettings(Shape):
+    stored: bool
+    settings: dict[str, Any]
+
+
 class CheckReport(Shape):
     checked: int
     suggestions: list[dict[str, Any]]

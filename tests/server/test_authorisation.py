@@ -22,12 +22,15 @@ import itertools
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 from litestar import Litestar
 from litestar.routes import HTTPRoute
+from sqlalchemy import select
 
+from server.db.models import CheckFinding, Submission
 from server.services import accounts
 from tests.server.conftest import SIMPLE_FORM, World, sign_in, submission_xml
 
@@ -310,6 +313,33 @@ async def fresh_cleaning_entry(ctx: Ctx) -> dict[str, str]:
     return {"entry_id": str(created.json()["id"])}
 
 
+async def fresh_finding(ctx: Ctx) -> dict[str, str]:
+    """An open finding of a data check on a fresh submission's age, as the checks
+    worker stores them (running the checks needs more data than this world has)."""
+    made = await fresh_submission(ctx)
+    async with ctx.world.runtime.transaction() as db:
+        submission = await db.scalar(
+            select(Submission).where(Submission.instance_id == made["instance_id"])
+        )
+        assert submission is not None
+        finding = CheckFinding(
+            form_id=submission.form_id,
+            submission_id=submission.id,
+            instance_id=made["instance_id"],
+            kind="outlier",
+            field="/age",
+            field_key="/age",
+            value="30",
+            message="age 30 is high",
+            related="[]",
+            status="open",
+            created_at=datetime.now(UTC),
+        )
+        db.add(finding)
+        await db.flush()
+        return {"finding_id": str(finding.id)}
+
+
 async def fresh_link(ctx: Ctx) -> dict[str, str]:
     created = await ok(
         ctx.client.post(
@@ -453,6 +483,13 @@ ROWS = [
     Row("POST",   F + "/cleaning-log.csv",                         "401 403 403 403 ok  ok", cleaning_upload),
     Row("DELETE", F + "/cleaning-log/{entry_id:int}",              "401 403 403 403 ok  ok", fresh=fresh_cleaning_entry),
     Row("POST",   F + "/cleaning-checks",                          "401 403 403 403 ok  ok"),
+    Row("GET",    F + "/cleaning-findings",                        "401 403 403 403 ok  ok"),
+    Row("POST",   F + "/cleaning-findings/run",                    "401 403 403 403 ok  ok"),
+    Row("POST",   F + "/cleaning-findings/{finding_id:int}/accept",  "401 403 403 403 ok  ok", json_body({"newValue": "30"}), fresh=fresh_finding),
+    Row("POST",   F + "/cleaning-findings/{finding_id:int}/dismiss", "401 403 403 403 ok  ok", json_body({"reason": "real"}), fresh=fresh_finding),
+    Row("GET",    F + "/cleaning-check-settings",                  "401 403 403 403 ok  ok"),
+    Row("PUT",    F + "/cleaning-check-settings",                  "401 403 403 403 ok  ok", json_body({"checks": ["outlier"]})),
+    Row("DELETE", F + "/cleaning-check-settings",                  "401 403 403 403 ok  ok"),
     Row("GET",    F + "/submissions.xlsx",                         "401 403 403 ok  ok  ok"),
     Row("GET",    F + "/submissions.parquet.zip",                  "401 403 403 ok  ok  ok"),
     Row("POST",   F + "/export-jobs",                              "401 403 403 ok  ok  ok"),

@@ -117,6 +117,9 @@ CONTENT = [
     Content("GET", F + "/submissions/keys", ("/submissions/keys",), manager_sees=False),
     Content("GET", F + "/cleaning-log", ("/cleaning-log",)),
     Content("GET", F + "/cleaning-log.csv", ("/cleaning-log.csv",)),
+    # Findings quote the answers they question: managers only (no check has run here,
+    # so the manager's list is empty; test_check_findings reads a full one).
+    Content("GET", F + "/cleaning-findings", ("/cleaning-findings",), manager_sees=False),
     Content("GET", F + "/export-jobs/{job_id:int}/file", ("/export-jobs/{j}/file",)),
     # Entities: properties saved from personal fields; the list (labels only) and the
     # entity's audit log (ids and sources) carry none for anyone.
@@ -182,6 +185,7 @@ NO_CONTENT = {
         r"/datasets(/\{dataset_name:str\}(/integrity)?)?$|/dataset-diff$"
     ),
     "an export job's state and progress": r"/export-jobs/\{job_id:int\}$",
+    "which data checks a form runs, on which fields": r"/cleaning-check-settings$",
     "the web app's sign-in state": r"^/v1/web/session$",
     "OpenRosa: form lists, form XML, manifests, form media and sending": (
         r"/formList$|/manifest$|/submission$|/forms/\{form_file:str\}$"
@@ -284,7 +288,8 @@ async def test_no_caller_below_manager_reads_a_personal_value(returnees: Returne
 async def test_viewers_get_answers_without_personal_values_not_refusals(
     returnees: Returnees,
 ) -> None:
-    """The viewer is answered wherever a manager is, except for personal files."""
+    """The viewer is answered wherever a manager is, except for personal files and
+    the checks' findings (theirs who write the cleaning log)."""
     client = returnees.world.client
     viewer = returnees.callers["view"]
     refused = []
@@ -299,6 +304,7 @@ async def test_viewers_get_answers_without_personal_values_not_refusals(
     assert refused == [
         ("/submissions/{s}/attachments/face.jpg", 403, 403.1),
         ("/submissions/{s}/versions/{s}/attachments/face.jpg", 403, 403.1),
+        ("/cleaning-findings", 403, 403.1),  # for those who write the cleaning log
         ("/export-jobs/{j}/file", 403, 403.1),  # a manager's job that kept personal fields
     ]
     plain = await call(
