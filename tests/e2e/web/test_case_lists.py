@@ -136,7 +136,13 @@ async def test_a_returnee_is_found_followed_and_counted_in_the_browser(live_serv
             await page.get_by_label("Search by label or value").fill("Arta")
             await page.get_by_role("button", name="Search").click()
             await expect(page.get_by_text("1 entries")).to_be_visible()
-            await expect(page.get_by_role("button", name="Label")).to_be_visible()
+            # Sorted on the server ($orderby), the search kept.
+            await page.get_by_role("button", name="Label").click()
+            await expect(page.get_by_role("columnheader", name="Label")).to_have_attribute(
+                "aria-sort", "ascending"
+            )
+            await expect(page.get_by_role("link", name=LABEL)).to_be_visible()
+            await expect(page.get_by_text("1 entries")).to_be_visible()
             await assert_accessible(page, "case list entries")
 
             # The returnee's detail: properties, history with diffs and the submissions.

@@ -145,11 +145,12 @@ export const updateDataset = (
   change: { approvalRequired?: boolean; ownerOnly?: boolean },
 ) => sendJson<Dataset>("PATCH", datasetPath(projectId, name), change);
 
-// One page of live entities from the list's OData feed (keyset paging on the server).
+// One page of live entities from the list's OData feed, sorted on the server
+// (`orderby`: one of Central's sortable fields, then " asc" or " desc").
 export const entityPage = (
   projectId: number,
   name: string,
-  page: { top: number; skip: number; search: string },
+  page: { top: number; skip: number; search: string; orderby: string },
 ) =>
   getJson<EntityPage>(
     `${datasetPath(projectId, name)}.svc/Entities${qs({
@@ -157,6 +158,7 @@ export const entityPage = (
       $skip: page.skip,
       $count: "true",
       $search: page.search.trim(),
+      $orderby: page.orderby,
     })}`,
   );
 
