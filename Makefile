@@ -51,8 +51,12 @@ $(CHROMIUM):
 		(apt-get update && apt-get install -y --no-install-recommends chromium); \
 	else echo "The web-app tests need Debian's chromium: sudo apt-get install chromium"; exit 1; fi
 
+# Two pytest workers (pytest-xdist), each with its own PostgreSQL cluster and S3
+# server: the suite is mostly waiting on those and the browser, so both cores
+# stay busy. `make test WORKERS=0` runs it in one process.
+WORKERS ?= 2
 test: install $(CHROMIUM) ## Run the whole suite on SQLite+files and PostgreSQL+S3 (starts and stops both)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(WORKERS)
 
 screenshots: install $(CHROMIUM) ## Photograph the web app's main pages into docs/screenshots/
 	$(PY) -m tests.e2e.web.screenshots
