@@ -70,8 +70,14 @@ def process_submission(
     dataset = _dataset_of_form(connection, form_id, schema.entity.dataset)
     if dataset is None or dataset.published_at is None:
         action = EntityProblem(404.7, f"The entity list '{schema.entity.dataset}' does not exist.")
-    elif dataset.approval_required and not approved:
-        return
+    elif isinstance(action, EntityProblem):
+        if dataset.approval_required and not approved:
+            return
+    elif _creates(connection, dataset, action):
+        if dataset.approval_required and not approved:
+            return  # created when a reviewer approves the submission
+    elif approved:
+        return  # an update went in when the submission arrived, approval or not
     if schema.entity.offline:
         # Held updates that waited past the timeout go in before this one (Central
         # runs this on a schedule; here any offline submission sweeps it).
@@ -99,6 +105,14 @@ _HELD_SINCE = (
     .where(EntityBacklog.created_at <= bindparam("cutoff"))
     .order_by(EntityBacklog.branch_base_version, EntityBacklog.id)
 )
+
+
+def _creates(connection: Connection, dataset: Dataset, action: EntityAction) -> bool:
+    """Whether the action makes a new entity. As in Central, only that waits for
+    approval on a list that requires it; updates of existing entities go in at once."""
+    if action.kind == "create":
+        return True
+    return action.kind == "upsert" and find_entity(connection, dataset.id, action.uuid) is None
 
 
 def _dataset_of_form(connection: Connection, form_id: int, name: str) -> Dataset | None:

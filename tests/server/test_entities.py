@@ -361,7 +361,7 @@ async def test_a_draft_shows_what_publishing_adds_and_the_form_what_it_fills(wor
     assert [p["name"] for p in listed.json()["properties"]][-1] == "phone"
 
 
-async def test_lists_that_require_approval_are_filled_when_a_submission_is_approved(
+async def test_lists_that_require_approval_create_on_approval_and_update_at_once(
     world: World,
 ) -> None:
     await _publish(world, INTAKE)
@@ -390,6 +390,23 @@ async def test_lists_that_require_approval_are_filled_when_a_submission_is_appro
         assert approved.status_code == 200, approved.text
     entity = await _entity(world, entity_id)
     assert entity["creatorId"] == world.app_user_id
+    # As in Central, only creating waits for approval: a follow-up's update goes in
+    # when it arrives, and approving that follow-up later does not apply it again.
+    await _publish(world, FOLLOW_UP)
+    await _assign(world, "follow_up")
+    follow_up = _update(entity_id, "settled", base=1, trunk=None, branch="")
+    await _submit(world, follow_up)
+    updated = await _entity(world, entity_id)
+    assert updated["currentVersion"]["version"] == 2  # type: ignore[index]
+    assert updated["currentVersion"]["data"]["status"] == "settled"  # type: ignore[index]
+    follow_up_id = follow_up.split("<instanceID>")[1].split("</instanceID>")[0]
+    approved = await world.client.patch(
+        f"/v1/projects/{world.project_id}/forms/follow_up/submissions/{follow_up_id}",
+        json={"reviewState": "approved"},
+        headers=world.admin_headers,
+    )
+    assert approved.status_code == 200, approved.text
+    assert (await _entity(world, entity_id))["currentVersion"]["version"] == 2  # type: ignore[index]
 
 
 async def test_owner_only_lists_show_a_phone_only_its_own_entities(world: World) -> None:
