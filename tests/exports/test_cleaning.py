@@ -199,6 +199,11 @@ COPY_LOG = [
 ]
 
 
+def _members(archive_bytes: io.BytesIO) -> dict[str, bytes]:
+    with zipfile.ZipFile(archive_bytes) as archive:
+        return {name: archive.read(name) for name in archive.namelist()}
+
+
 @pytest.mark.parametrize(
     "options",
     [ExportOptions(), ExportOptions(labels=True, split_select_multiples=True)],
@@ -213,7 +218,9 @@ def test_the_log_applied_to_the_analysis_copy_gives_what_it_gives_on_records(
     write_csv_zip(SCHEMA, apply_cleaning([records], COPY_LOG), from_records, options)
     write_csv_zip(SCHEMA, apply_cleaning([copied(SCHEMA, records)], COPY_LOG), from_copy, options)
 
-    assert from_copy.getvalue() == from_records.getvalue()
+    # The same tables; the zips differ in how members are deflated (rows from
+    # records stream through zlib, tables from the copy through Polars).
+    assert _members(from_copy) == _members(from_records)
     with zipfile.ZipFile(from_copy) as archive:
         root = list(csv.DictReader(io.StringIO(archive.read("farm.csv").decode())))
         plots = list(csv.DictReader(io.StringIO(archive.read("farm-plot.csv").decode())))
