@@ -19,27 +19,10 @@ from server.services import cleaning as cleaning_service
 from server.services.check_findings import SETTLE, update_findings
 from server.services.forms import find_form
 from server.services.purge import purge_deleted
+from tests.exports.test_checks import REPEAT_FORM as FORM
 from tests.server.conftest import World
 from tests.server.test_cleaning_log import member
 
-FORM = """
-| survey |
-|  | type | name | label | constraint |
-|  | text | head | Head |  |
-|  | begin_repeat | household | Household |  |
-|  | integer | age | Age | . <= 120 |
-|  | select_one rel | relation | Relation |  |
-|  | text | relation_other | Other relation |  |
-|  | end_repeat | household |  |  |
-| choices |
-|  | list_name | name | label |
-|  | rel | child | Child |
-|  | rel | spouse | Spouse |
-|  | rel | other | Other |
-| settings |
-|  | form_id |
-|  | families |
-"""
 NOW = timedelta(0)
 
 

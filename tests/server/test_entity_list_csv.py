@@ -21,20 +21,7 @@ from forms.xlsform import compile_xlsform
 from server.db.models import Dataset, EntityRow
 from server.services import entity_lists
 from tests.server.conftest import World
-
-INTAKE = """
-| survey |
-| | type | name | label | save_to |
-| | text | first_name | First name | first_name |
-| | text | town | Town | municipality |
-| | text | status | Status | status |
-| entities |
-| | list_name | label |
-| | returnees | concat(${first_name}, ' ', ${town}) |
-| settings |
-| | form_id | version |
-| | intake | 1 |
-"""
+from tests.server.test_entities import INTAKE
 
 FOLLOW_UP = """
 | survey |
