@@ -117,16 +117,25 @@ async def _log(
             changes = sorted(
                 [*changes, *await cleaning.edit_changes(db, form)], key=lambda c: c.when
             )
-        if may_see_personal(principal, project_id):
-            return changes
-        # As in exports: others see personal answers only as keyed pseudonyms.
-        project = await db.get(Project, project_id)
-        if project is None:
-            raise problems.not_found()
-        hidden = ExportOptions(
-            personal="pseudonymise", pseudonym_key=project.pseudonym_secret.encode()
-        )
-        return protect_personal(await cleaning.form_schema(db, form), hidden, changes)
+        return await _as_seen_by(db, principal, project_id, form, changes)
+
+
+async def _as_seen_by(
+    db: AsyncSession,
+    principal: Principal,
+    project_id: int,
+    form: Form,
+    changes: list[CleaningChange],
+) -> list[CleaningChange]:
+    """Entries as the caller may read them: as in exports, those who may not see
+    personal answers get them as keyed pseudonyms."""
+    if may_see_personal(principal, project_id):
+        return changes
+    project = await db.get(Project, project_id)
+    if project is None:
+        raise problems.not_found()
+    hidden = ExportOptions(personal="pseudonymise", pseudonym_key=project.pseudonym_secret.encode())
+    return protect_personal(await cleaning.form_schema(db, form), hidden, changes)
 
 
 @get(LOG, operation_id="listCleaningLog")
@@ -382,15 +391,7 @@ async def accept_finding(
             db, form, finding_id, principal, new_value=data.new_value, reason=data.reason
         )
         hidden = await _hidden(db, principal, project_id, form)
-        entry = decided.entry
-        if hidden is not None:
-            project = await db.get(Project, project_id)
-            if project is None:
-                raise problems.not_found()
-            hide = ExportOptions(
-                personal="pseudonymise", pseudonym_key=project.pseudonym_secret.encode()
-            )
-            [entry] = protect_personal(await cleaning.form_schema(db, form), hide, [entry])
+        [entry] = await _as_seen_by(db, principal, project_id, form, [decided.entry])
         return AcceptedOut(finding_out(decided.view, hidden), entry_out(entry))
 
 
