@@ -9,6 +9,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import combinations
+from typing import Literal
 
 import msgspec
 import polars as pl
@@ -27,6 +28,7 @@ __all__ = [
     "CheckReport",
     "CheckSettings",
     "NotEvaluated",
+    "NotEvaluatedReason",
     "Suggestion",
     "run_checks",
 ]
@@ -74,10 +76,23 @@ class Suggestion(msgspec.Struct, frozen=True, rename="camel"):
     repeat_key: str | None = None
 
 
+# Why a check could not run, as a stable code a program (the web app's translated
+# sentences) can rely on; `why` says the same in English words for API users.
+NotEvaluatedReason = Literal[
+    "no_duplicate_fields",  # nothing identifies a person: duplicateFields names none
+    "too_few_numbers",  # an outlier field has fewer answers than the fences need
+    "no_spread",  # an outlier field's middle half is one value
+    "no_such_question",  # a constraint names a question the form does not have
+    "constraint_not_evaluable",  # a constraint expression the checks cannot compute
+    "no_start_end",  # the duration check needs the form's start and end
+]
+
+
 class NotEvaluated(msgspec.Struct, frozen=True, rename="camel"):
     check: str
     field: str | None
     why: str
+    reason: NotEvaluatedReason
 
 
 class CheckReport(msgspec.Struct, rename="camel"):
@@ -254,7 +269,12 @@ def _duplicates(
         ]
     if not chosen:
         skipped.append(
-            NotEvaluated("duplicate", None, "no fields to compare: name them in duplicateFields")
+            NotEvaluated(
+                "duplicate",
+                None,
+                "no fields to compare: name them in duplicateFields",
+                "no_duplicate_fields",
+            )
         )
         return
     fuzzy = [f.path for f in chosen if f.kind in _FUZZY_KINDS]
@@ -328,7 +348,12 @@ def _field_outliers(
     ).filter(pl.col("x").is_not_null() & pl.col("x").is_finite())
     if values.height < _MIN_OUTLIER_VALUES:
         skipped.append(
-            NotEvaluated("outlier", field.path, f"fewer than {_MIN_OUTLIER_VALUES} numbers")
+            NotEvaluated(
+                "outlier",
+                field.path,
+                f"fewer than {_MIN_OUTLIER_VALUES} numbers",
+                "too_few_numbers",
+            )
         )
         return
     q1 = values.get_column("x").quantile(0.25, "linear")
@@ -337,7 +362,9 @@ def _field_outliers(
     assert q3 is not None
     spread = q3 - q1
     if spread == 0:
-        skipped.append(NotEvaluated("outlier", field.path, "the middle half is one value"))
+        skipped.append(
+            NotEvaluated("outlier", field.path, "the middle half is one value", "no_spread")
+        )
         return
     low, high = q1 - settings.outlier_fence * spread, q3 + settings.outlier_fence * spread
     outside = values.filter((pl.col("x") < low) | (pl.col("x") > high))
@@ -370,12 +397,20 @@ def _constraints(
     for path, expression in constraints.items():
         table = next((t for t in tables if path in t.fields), None)
         if table is None:
-            skipped.append(NotEvaluated("constraint", path, "the form has no such question"))
+            skipped.append(
+                NotEvaluated(
+                    "constraint", path, "the form has no such question", "no_such_question"
+                )
+            )
             continue
         try:
             holds = compile_constraint(expression)
         except (NotEvaluable, re.error) as error:
-            skipped.append(NotEvaluated("constraint", path, f"{expression}: {error}"))
+            skipped.append(
+                NotEvaluated(
+                    "constraint", path, f"{expression}: {error}", "constraint_not_evaluable"
+                )
+            )
             continue
         field = table.fields[path]
         for instance, row, value in table.frame.select(_INSTANCE, _ROW, path).iter_rows():
@@ -470,7 +505,9 @@ def _durations(
     start = fields.get("/start")
     end = fields.get("/end")
     if start is None or end is None:
-        skipped.append(NotEvaluated("duration", None, "the form has no start and end"))
+        skipped.append(
+            NotEvaluated("duration", None, "the form has no start and end", "no_start_end")
+        )
         return
     moments = frame.select(
         KEY,

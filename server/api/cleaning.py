@@ -48,6 +48,7 @@ from exports.cleaning import (
 )
 from exports.cleaning.log import read_cleaning_csv
 from forms.personal import PersonalFields, personal_fields
+from forms.schema import REPEAT, STRUCTURE, FormSchema
 from server import problems
 from server.api.shapes import ApiInput, ApiModel, Success, iso
 from server.api.submissions import caller_and_form
@@ -301,9 +302,38 @@ class RunOut(ApiModel):
     not_evaluated: list[NotEvaluated]
 
 
-class SettingsOut(ApiModel):
+class SettingsQuestion(ApiModel):
+    """A question the settings may name, with its labels for the web app's pickers."""
+
+    path: str
+    name: str
+    kind: str
+    # The enclosing repeat's path; duplicates compare only questions outside repeats.
+    repeat: str | None
+    personal: bool
+    labels: dict[str, str]
+
+
+class SettingsOut(ApiModel, omit_defaults=True):
     stored: bool
     settings: CheckSettings
+    # On GET only: the current version's questions (not groups, repeats or metadata).
+    questions: list[SettingsQuestion] | None = None
+
+
+def settings_questions(schema: FormSchema) -> list[SettingsQuestion]:
+    return [
+        SettingsQuestion(
+            path=field.path,
+            name=field.name,
+            kind=field.kind,
+            repeat=field.parent_repeat,
+            personal=field.personal,
+            labels=field.labels,
+        )
+        for field in schema.fields
+        if field.kind not in (STRUCTURE, REPEAT) and not field.path.startswith("/meta/")
+    ]
 
 
 def finding_out(view: check_findings.FindingView, hidden: PersonalFields | None) -> FindingOut:
@@ -436,7 +466,8 @@ async def get_settings(
     async with runtime_of(request).read() as db:
         _, form = await caller_and_form(request, db, project_id, xml_form_id, "submission.update")
         settings, stored = await check_findings.form_settings(db, form.id)
-    return SettingsOut(stored=stored, settings=settings)
+        questions = settings_questions(await cleaning.form_schema(db, form))
+    return SettingsOut(stored=stored, settings=settings, questions=questions)
 
 
 @put(SETTINGS, operation_id="storeCheckSettings", status_code=200)

@@ -35,10 +35,49 @@ export interface Suggestion {
   related: string[];
 }
 
+// A check that could not run: `reason` is a stable code (locales: cleaning.notEvaluatedReasons),
+// `why` the same in English for API users.
+export interface NotEvaluated {
+  check: string;
+  field: string | null;
+  why: string;
+  reason?: string;
+}
+
 export interface CheckReport {
   checked: number;
   suggestions: Suggestion[];
-  notEvaluated: { check: string; field: string | null; why: string }[];
+  notEvaluated: NotEvaluated[];
+}
+
+export const CHECKS = ["duplicate", "outlier", "constraint", "other", "duration"] as const;
+
+// exports.checks.CheckSettings: null field lists mean the defaults (personal questions;
+// every number).
+export interface CheckSettings {
+  checks: string[];
+  duplicateFields: string[] | null;
+  duplicateRatio: number;
+  outlierFields: string[] | null;
+  outlierFence: number;
+  minMinutes: number;
+  otherRatio: number;
+}
+
+// A question the settings may name, with its labels by language ("default" when untranslated).
+export interface SettingsQuestion {
+  path: string;
+  name: string;
+  kind: string;
+  repeat: string | null;
+  personal: boolean;
+  labels: Record<string, string>;
+}
+
+export interface StoredCheckSettings {
+  stored: boolean;
+  settings: CheckSettings;
+  questions?: SettingsQuestion[];
 }
 
 export interface Finding {
@@ -122,6 +161,51 @@ export function acceptFinding(
 
 export function dismissFinding(projectId: number, xmlFormId: string, id: number, reason: string): Promise<Finding> {
   return sendJson("POST", `${formPath(projectId, xmlFormId)}/cleaning-findings/${id}/dismiss`, { reason });
+}
+
+function settingsPath(projectId: number, xmlFormId: string): string {
+  return `${formPath(projectId, xmlFormId)}/cleaning-check-settings`;
+}
+
+// The form's check settings; null where the caller may not see them (only those who write
+// the log do) or the server has none.
+export async function getCheckSettings(projectId: number, xmlFormId: string): Promise<StoredCheckSettings | null> {
+  try {
+    return await getJson<StoredCheckSettings>(settingsPath(projectId, xmlFormId));
+  } catch (caught) {
+    if (caught instanceof ApiError && (caught.status === 404 || caught.status === 403)) return null;
+    throw caught;
+  }
+}
+
+export function storeCheckSettings(
+  projectId: number,
+  xmlFormId: string,
+  settings: CheckSettings,
+): Promise<StoredCheckSettings> {
+  return sendJson<StoredCheckSettings>("PUT", settingsPath(projectId, xmlFormId), settings);
+}
+
+export async function resetCheckSettings(projectId: number, xmlFormId: string): Promise<void> {
+  await sendJson("DELETE", settingsPath(projectId, xmlFormId));
+}
+
+export function runFindings(
+  projectId: number,
+  xmlFormId: string,
+): Promise<{ checked: number; added: number; notEvaluated: NotEvaluated[] }> {
+  return sendJson("POST", `${formPath(projectId, xmlFormId)}/cleaning-findings/run`, {});
+}
+
+// A question's label in the interface language ("Shqip (sq)"), else the default or English
+// one, with its name: "Age (age)".
+export function questionLabel(question: SettingsQuestion, locale: string): string {
+  const labels = Object.entries(question.labels);
+  const wanted =
+    labels.find(([lang]) => lang.endsWith(`(${locale})`)) ??
+    labels.find(([lang]) => lang === "default" || lang.endsWith("(en)")) ??
+    labels[0];
+  return wanted && wanted[1].trim() ? `${wanted[1]} (${question.name})` : question.name;
 }
 
 // The questions an entry may clean: answers, not groups, repeats or metadata.
