@@ -262,3 +262,124 @@ async def test_analysis_pages_in_the_browser(live_server: str, tmp_path: Path) -
             await context.close()
         finally:
             await browser.close()
+
+
+VIEWER_EMAIL = "viewer@example.org"
+VIEWER_PASSWORD = "viewer-password-1"
+
+
+async def add_viewer(base: str, pid: int) -> None:
+    async with httpx.AsyncClient(base_url=base, timeout=60) as admin:
+        signed = await admin.post(
+            "/v1/sessions", json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}
+        )
+        admin.headers["Authorization"] = f"Bearer {signed.json()['token']}"
+        user = await admin.post(
+            "/v1/users", json={"email": VIEWER_EMAIL, "password": VIEWER_PASSWORD}
+        )
+        assert user.status_code == 200, user.text
+        made = await admin.post(f"/v1/projects/{pid}/assignments/viewer/{user.json()['id']}")
+        assert made.status_code == 200, made.text
+
+
+async def decide_findings(page: Page, base: str, pid: int, ids: list[str]) -> None:
+    """Run the stored checks now; accept one finding into the log, dismiss another."""
+    await page.goto(f"{base}/projects/{pid}/forms/{FORM}/cleaning")
+    await expect(page.get_by_role("heading", name="Findings on new submissions")).to_be_visible()
+    status = page.get_by_role("status")
+    await page.get_by_role("button", name="Check all submissions now").click()
+    await expect(status).to_have_text(re.compile(r"^4 submissions checked; [0-2] new findings\.$"))
+    # The form marks no answer personal: nothing says who a returnee is, and the page
+    # says so in words, with the way to the settings that change it.
+    await expect(
+        page.get_by_text("Not checked — duplicate: No question identifies a returnee")
+    ).to_be_visible()
+    await expect(page.get_by_text("duplicateFields")).to_have_count(0)
+    findings = page.get_by_role("region", name="Findings on new submissions")
+    await expect(findings.get_by_role("row")).to_have_count(3)  # the header and two findings
+    await expect(
+        findings.get_by_label(f"New value for the finding on /gender of {ids[2]}")
+    ).to_have_value("female")
+    await assert_accessible(page, "findings")
+
+    await page.get_by_role("button", name=f"Accept the finding for /gender of {ids[2]}").click()
+    await expect(status).to_have_text("The suggestion was added to the cleaning log.")
+    log = page.get_by_role("region", name="Cleaning log entries")
+    entry = log.get_by_role("row").filter(has_text=ids[2])
+    await expect(entry).to_contain_text("check: “other” matching a choice")
+    await expect(entry).to_contain_text("female")
+
+    whole = f"the whole submission of {ids[3]}"
+    dismiss = page.get_by_role("button", name=f"Dismiss the finding for {whole}")
+    await expect(dismiss).to_be_disabled()  # not without a reason
+    await page.get_by_label(f"Why dismiss the finding for {whole}").fill("A short call, done twice")
+    await dismiss.click()
+    await expect(status).to_have_text("The finding was dismissed.")
+    await expect(page.get_by_text("No open findings.")).to_be_visible()
+    await expect(log.get_by_role("row").filter(has_text=ids[3])).to_have_count(0)
+
+
+async def change_check_settings(page: Page, ids: list[str]) -> None:
+    """Municipality named as what identifies a returnee: the two Tirana visits are found."""
+    status = page.get_by_role("status")
+    await page.get_by_role("link", name="Change the check settings").first.click()
+    settings = page.get_by_role("region", name="Check settings")
+    await expect(settings.get_by_role("heading", name="Check settings")).to_be_focused()
+    await expect(settings.get_by_text("These are the default settings.")).to_be_visible()
+    identifying = settings.get_by_role("group", name="Questions that identify a returnee")
+    await identifying.get_by_label("Municipality (municipality)").check()
+    await expect(identifying.get_by_label("Gender (gender)")).not_to_be_checked()
+    checks = settings.get_by_role("group", name="Checks to run")
+    await checks.get_by_label("interview too short").uncheck()
+    await settings.get_by_label("Shortest interview (minutes)").fill("10")
+    await settings.get_by_role("button", name="Save the check settings").click()
+    await expect(status).to_have_text("The check settings were saved.")
+    await expect(settings.get_by_text("These settings are kept for this form.")).to_be_visible()
+    await assert_accessible(page, "check settings")
+
+    await page.reload()
+    settings = page.get_by_role("region", name="Check settings")
+    await expect(settings.get_by_label("Municipality (municipality)")).to_be_checked()
+    await expect(settings.get_by_label("interview too short")).not_to_be_checked()
+    await expect(settings.get_by_label("Shortest interview (minutes)")).to_have_value("10")
+    await page.get_by_role("button", name="Check all submissions now").click()
+    await expect(status).to_have_text("4 submissions checked; 1 new findings.")
+    await expect(page.get_by_text(re.compile("^Not checked"))).to_have_count(0)
+    await expect(
+        page.get_by_role("button", name=f"Accept the finding for the whole submission of {ids[2]}")
+    ).to_be_visible()  # the later of the two Tirana visits
+
+    await settings.get_by_role("button", name="Back to the defaults").click()
+    await expect(status).to_have_text("The check settings are back to the defaults.")
+    await expect(settings.get_by_label("Municipality (municipality)")).not_to_be_checked()
+    await expect(settings.get_by_label("interview too short")).to_be_checked()
+
+
+async def viewer_sees_no_settings(page: Page, base: str, pid: int) -> None:
+    await sign_in(page, base, VIEWER_EMAIL, VIEWER_PASSWORD)
+    await page.goto(f"{base}/projects/{pid}/forms/{FORM}/cleaning")
+    await expect(page.get_by_role("heading", name="Cleaning log", level=2)).to_be_visible()
+    await expect(page.get_by_role("cell", name="female", exact=True)).to_be_visible()
+    await expect(page.get_by_role("heading", name="Check settings")).to_have_count(0)
+    await expect(page.get_by_role("button", name="Check all submissions now")).to_have_count(0)
+    await expect(page.get_by_role("alert")).to_have_count(0)
+
+
+async def test_findings_and_check_settings_in_the_browser(live_server: str) -> None:
+    base = live_server
+    pid, ids = await seed(base)
+    await add_viewer(base, pid)
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            context = await browser.new_context()
+            page = await context.new_page()
+            await sign_in(page, base, ADMIN_EMAIL, ADMIN_PASSWORD)
+            await decide_findings(page, base, pid, ids)
+            await change_check_settings(page, ids)
+            await context.close()
+            viewer = await browser.new_context()
+            await viewer_sees_no_settings(await viewer.new_page(), base, pid)
+            await viewer.close()
+        finally:
+            await browser.close()
