@@ -33,7 +33,8 @@ def _intake(case_id: str, name: str, sex: str, town: str, entity_id: str) -> byt
     )
 
 
-async def shoot_case_lists(page: Page, base: str, shoot: Shoot) -> None:
+async def shoot_case_lists(page: Page, base: str, shoot: Shoot) -> list[tuple[str, str]]:
+    """Photograph the case-list pages; their (path, name) pairs, for the other languages."""
     async with (
         httpx.AsyncClient(base_url=base, timeout=60) as admin,
         httpx.AsyncClient(timeout=60) as phone,
@@ -57,8 +58,13 @@ async def shoot_case_lists(page: Page, base: str, shoot: Shoot) -> None:
                     follow_up_xml(entity_id, base=1, branch=str(uuid.uuid4())),
                 )
                 assert sent.status_code == 201, sent.text
-    await shoot(page, base, f"/projects/{pid}/case-lists", "case-lists")
-    await shoot(page, base, f"/projects/{pid}/datasets/returnees", "case-list-entries")
-    await shoot(page, base, f"/projects/{pid}/datasets/returnees/entities/{first}", "returnee")
-    await shoot(page, base, f"/projects/{pid}/due", "who-is-due")
-    await shoot(page, base, f"/projects/{pid}/indicators", "indicators")
+    pages = [
+        (f"/projects/{pid}/case-lists", "case-lists"),
+        (f"/projects/{pid}/datasets/returnees", "case-list-entries"),
+        (f"/projects/{pid}/datasets/returnees/entities/{first}", "returnee"),
+        (f"/projects/{pid}/due", "who-is-due"),
+        (f"/projects/{pid}/indicators", "indicators"),
+    ]
+    for path, name in pages:
+        await shoot(page, base, path, name)
+    return pages

@@ -162,7 +162,7 @@ async def main() -> None:
                 await page.get_by_role("status").filter(has_text="checked").wait_for()
                 await page.screenshot(path=str(OUT / "cleaning-log.png"), full_page=True)
                 print("docs/screenshots/cleaning-log.png")
-                await shoot_case_lists(page, base, shoot)
+                case_pages = await shoot_case_lists(page, base, shoot)
                 # The other shipped languages, chosen as the language menu does.
                 for code in ("sq", "sr"):
                     await page.evaluate(f"localStorage.setItem('homeward.locale', '{code}')")
@@ -172,6 +172,7 @@ async def main() -> None:
                         (f"{form_path}/submissions", "submissions"),
                         (f"{form_path}/export", "export"),
                         (f"{form_path}/cleaning", "cleaning-log"),
+                        *case_pages,
                     ):
                         (OUT / code).mkdir(exist_ok=True)
                         await shoot(page, base, path, f"{code}/{name}")

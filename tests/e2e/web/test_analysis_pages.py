@@ -13,6 +13,8 @@ import io
 import re
 import uuid
 import zipfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -61,13 +63,20 @@ def visit_xml(instance_id: str, municipality: str, gender: str, other: str, minu
     ).encode()
 
 
-async def seed(base: str) -> tuple[int, list[str]]:
-    """A project with the household form and four visits; the project id and visit ids."""
+@asynccontextmanager
+async def signed_in_admin(base: str) -> AsyncIterator[httpx.AsyncClient]:
+    """An API client with the administrator's bearer token."""
     async with httpx.AsyncClient(base_url=base, timeout=60) as admin:
         signed = await admin.post(
             "/v1/sessions", json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}
         )
         admin.headers["Authorization"] = f"Bearer {signed.json()['token']}"
+        yield admin
+
+
+async def seed(base: str) -> tuple[int, list[str]]:
+    """A project with the household form and four visits; the project id and visit ids."""
+    async with signed_in_admin(base) as admin:
         project = (await admin.post("/v1/projects", json={"name": "Analysis"})).json()
         pid = project["id"]
         published = await admin.post(
@@ -269,11 +278,7 @@ VIEWER_PASSWORD = "viewer-password-1"
 
 
 async def add_viewer(base: str, pid: int) -> None:
-    async with httpx.AsyncClient(base_url=base, timeout=60) as admin:
-        signed = await admin.post(
-            "/v1/sessions", json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}
-        )
-        admin.headers["Authorization"] = f"Bearer {signed.json()['token']}"
+    async with signed_in_admin(base) as admin:
         user = await admin.post(
             "/v1/users", json={"email": VIEWER_EMAIL, "password": VIEWER_PASSWORD}
         )
