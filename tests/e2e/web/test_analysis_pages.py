@@ -300,6 +300,11 @@ async def decide_findings(page: Page, base: str, pid: int, ids: list[str]) -> No
         page.get_by_text("Not checked — duplicate: No question identifies a returnee")
     ).to_be_visible()
     await expect(page.get_by_text("duplicateFields")).to_have_count(0)
+    # Questions are offered by their labels wherever the page has them.
+    picker = page.get_by_label("Answer to clean")
+    await expect(
+        picker.get_by_role("option", name="Municipality (municipality) — /municipality")
+    ).to_have_count(1)
     findings = page.get_by_role("region", name="Findings on new submissions")
     await expect(findings.get_by_role("row")).to_have_count(3)  # the header and two findings
     await expect(
