@@ -3,8 +3,15 @@
 Building cells one Python call at a time made the XLSX export five times
 slower than the CSV zip. The rows of a sheet are plain XML
 (`<row r="3"><c s="3"><v>34</v></c><c t="inlineStr">...</c></row>`), so they
-are rendered here as column expressions instead, and exports.xlsx_part
-deflates them straight into the sheet's zip member.
+are rendered here as column expressions instead, and exports.xlsx_part has
+Polars' CSV writer join them and deflate them straight into the sheet's zip
+member.
+
+The CSV writer puts a separator between the columns of a row; the separator is
+`<` and every column after a row's first is rendered without its leading `<`,
+so the writer's output is exactly the row's XML and no string per row is ever
+assembled (that copy cost about as much as rendering the cells). An empty cell
+is the writer's null value, `c/>` after the separator.
 
 Cells carry no reference (`r="B3"`): OOXML makes it optional, and a cell
 without one is the next column of its row, as Excel, LibreOffice and openpyxl
@@ -27,16 +34,22 @@ import polars as pl
 __all__ = [
     "EMPTY_CELL",
     "MAX_CELL_CHARS",
+    "ROW_CLOSING",
+    "SEPARATOR",
     "column_letters",
     "escaped_text",
     "inline_string",
     "number_cell",
-    "row_xml",
+    "row_columns",
     "text_row",
 ]
 
 MAX_CELL_CHARS = 32_767
-EMPTY_CELL = "<c/>"
+# Written by the CSV writer between a row's columns: the `<` each column after the first lacks.
+SEPARATOR = "<"
+# An empty cell (the CSV writer's null value) and the end of a row, after the separator.
+EMPTY_CELL = "c/>"
+ROW_CLOSING = "/row>"
 # Characters XML 1.0 forbids or that parsers would change (CR), as OOXML writes them.
 _CONTROL = [chr(c) for c in [*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0D, 0x20)]]
 # "_x" itself is written "_x005F_x" (an escaped "_"), so text that looks like an
@@ -69,39 +82,34 @@ def escaped_text(text: pl.Expr) -> pl.Expr:
 
 
 def number_cell(number: pl.Expr, style: int | None) -> pl.Expr:
-    """`<c>` of a number given as text (null: no cell)."""
-    opening = f'<c s="{style}"><v>' if style is not None else "<c><v>"
+    """A cell holding a number given as text, without its leading `<` (null: empty)."""
+    opening = f'c s="{style}"><v>' if style is not None else "c><v>"
     return pl.concat_str([pl.lit(opening), number, pl.lit("</v></c>")])
 
 
 def inline_string(text: pl.Expr, style: int | None = None) -> pl.Expr:
-    """`<c>` of a text (null: no cell)."""
+    """A cell holding a text, without its leading `<` (null: empty)."""
     styled = f' s="{style}"' if style is not None else ""
     # xml:space="preserve": Excel would otherwise trim spaces at the ends.
-    opening = f'<c{styled} t="inlineStr"><is><t xml:space="preserve">'
+    opening = f'c{styled} t="inlineStr"><is><t xml:space="preserve">'
     return pl.concat_str([pl.lit(opening), escaped_text(text), pl.lit("</t></is></c>")])
 
 
-def row_xml(row_number: pl.Expr, cells: Sequence[pl.Expr]) -> pl.Expr:
-    """`<row>` with a cell per column, `<c/>` where a cell is null."""
-    return pl.concat_str(
-        [
-            pl.lit('<row r="'),
-            row_number,
-            pl.lit('">'),
-            *(cell.fill_null(EMPTY_CELL) for cell in cells),
-            pl.lit("</row>"),
-        ]
-    )
+def row_columns(row_number: pl.Expr, cells: Sequence[pl.Expr]) -> list[pl.Expr]:
+    """A row's columns for the CSV writer: `<row r="N">`, the cells, `/row>`."""
+    opening = pl.concat_str([pl.lit('<row r="'), row_number, pl.lit('">')])
+    closing = pl.lit(ROW_CLOSING)
+    return [column.alias(f"c{i}") for i, column in enumerate([opening, *cells, closing])]
 
 
 def text_row(number: int, texts: Sequence[str | None], style: int | None = None) -> str:
-    """One row of text cells (headers, labels, the cleaning log), as rendered XML."""
-    if not texts:
-        return f'<row r="{number}"></row>'
+    """One row of text cells (headers, labels), as its XML."""
     frame = pl.DataFrame(
         {f"c{i}": [text or None] for i, text in enumerate(texts)},
         schema={f"c{i}": pl.String for i in range(len(texts))},
     )
-    cells = [inline_string(pl.col(name), style) for name in frame.columns]
-    return str(frame.select(row_xml(pl.lit(str(number)), cells)).item())
+    cells = frame.select(
+        inline_string(pl.col(name), style).alias(name) for name in frame.columns
+    ).row(0)
+    inner = "".join(SEPARATOR + (cell or EMPTY_CELL) for cell in cells)
+    return f'<row r="{number}">{inner}{SEPARATOR}{ROW_CLOSING}'

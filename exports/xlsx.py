@@ -57,7 +57,7 @@ from exports.plan import (
     plan_export,
 )
 from exports.records import ExportRecord
-from exports.sheetxml import inline_string, number_cell, row_xml, text_row
+from exports.sheetxml import inline_string, number_cell, row_columns, text_row
 from exports.tabulate import (
     OutputColumn,
     collect_select_values,
@@ -173,6 +173,7 @@ class _Sheet(msgspec.Struct, frozen=True):
     header: bytes
     rows: Callable[[], Iterator[pl.DataFrame]]
     render: Callable[[pl.DataFrame, int], pl.DataFrame]
+    columns: int  # of the rendered rows (exports.sheetxml.row_columns)
 
 
 def _write_package(sheets: Sequence[_Sheet], out: ByteSink, work_dir: Path) -> None:
@@ -196,6 +197,7 @@ def _write_package(sheets: Sequence[_Sheet], out: ByteSink, work_dir: Path) -> N
                 sheet.render,
                 after,
                 first_row=sheet.layout.header_rows + 1,
+                columns=sheet.columns,
                 work_dir=work_dir,
             )
         archive.close()
@@ -302,9 +304,8 @@ class _Rows:
             count = min(per_sheet, kept.rows - start)
             layout = SheetLayout(widths, header_rows, header_rows + count, book.sheets == 0)
             name = book.sheet_name(self.name, part)
-            sheets.append(
-                _Sheet(name, layout, header, _slices(kept, start, count, self.shape), self.render)
-            )
+            rows = _slices(kept, start, count, self.shape)
+            sheets.append(_Sheet(name, layout, header, rows, self.render, len(self.xml)))
             start += count
             part += 1
         return sheets
@@ -332,8 +333,8 @@ def _slices(
     return lambda: kept.slices(start, count, shape)
 
 
-def _rows_xml(cells: Sequence[_Cell]) -> pl.Expr:
-    """A frame's rows as SpreadsheetML text (built once, run on every slice)."""
+def _rows_xml(cells: Sequence[_Cell]) -> list[pl.Expr]:
+    """A frame's rows as the columns of their SpreadsheetML (built once, run on every slice)."""
     xml = []
     for cell in cells:
         value = to_offset(pl.col(cell.key)) if cell.kind == "offset" else pl.col(cell.key)
@@ -344,7 +345,7 @@ def _rows_xml(cells: Sequence[_Cell]) -> pl.Expr:
             xml.append(pl.when(cell.number.is_not_null()).then(number).otherwise(text))
         else:
             xml.append(text)
-    return row_xml(pl.col(_ROW), xml)
+    return row_columns(pl.col(_ROW), xml)
 
 
 def _table_rows(book: _Book, plan: ExportPlan, table: TablePlan, values: SelectValues) -> _Rows:

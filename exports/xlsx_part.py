@@ -28,6 +28,7 @@ import polars as pl
 from polars.io.plugins import register_io_source
 
 from exports.deflate import write_deflated
+from exports.sheetxml import EMPTY_CELL, SEPARATOR
 
 __all__ = ["GZIP_LEVEL", "KeptFrames", "write_sheet_part"]
 
@@ -37,7 +38,6 @@ _GZIP_HEADER = b"\x1f\x8b\x08\x00"  # gzip, deflate, no optional fields (what Po
 _COPY_BYTES = 1 << 20
 # Rows rendered at a time: a slice of the benchmark's root sheet is about 3 MB of XML.
 SLICE_ROWS = 1_000
-_XML = "xml"
 
 Render = Callable[[pl.DataFrame, int], pl.DataFrame]
 
@@ -104,29 +104,40 @@ def write_sheet_part(
     after: bytes,
     *,
     first_row: int,
+    columns: int,
     work_dir: Path,
 ) -> None:
     """Member `info`: `before`, each frame of `rows` rendered, then `after`.
 
-    `render(frame, number)` returns a one-column frame of the frame's rows as
-    XML, the first numbered `number`; the first frame's is `first_row`.
+    `render(frame, number)` gives the frame's rows as `columns` text columns
+    that the CSV writer joins with exports.sheetxml.SEPARATOR into row XML,
+    the first row numbered `number`; the first frame's is `first_row`.
     """
-    length = len(before) + len(after)
-    schema = pl.Schema({_XML: pl.String})
+    names = [f"c{i}" for i in range(columns)]
+    schema = pl.Schema(dict.fromkeys(names, pl.String))
+    pending = _rendered(rows, render, first_row, names)
+    first = next(pending, None)
+    if first is None:
+        archive.writestr(info, before + after)
+        return
+    text = (before.decode(), after.decode())
+    length = 0  # counted as the frames go out, the opening and closing text in them
 
     def source(
         with_columns: list[str] | None, predicate: Any, n_rows: int | None, batch_size: int | None
     ) -> Iterator[pl.DataFrame]:
         nonlocal length
-        yield pl.DataFrame({_XML: [before.decode()]}, schema=schema)
-        number = first_row
-        for frame in rows:
-            xml = render(frame, number).rename(lambda _: _XML)
-            number += frame.height
-            # One line end per row is added by the sink.
-            length += int(xml.get_column(_XML).str.len_bytes().sum()) + xml.height
-            yield xml
-        yield pl.DataFrame({_XML: [after.decode()]}, schema=schema)
+        # The opening text goes before the first row, the closing after the last.
+        frame: pl.DataFrame | None = _around(first, text[0], None)
+        for following in pending:
+            assert frame is not None
+            length += _length(frame)
+            yield frame
+            frame = following
+        assert frame is not None
+        frame = _around(frame, None, text[1])
+        length += _length(frame)
+        yield frame
 
     gzip_path = work_dir / "part.xml.gz"
     register_io_source(io_source=source, schema=schema).sink_csv(
@@ -134,13 +145,12 @@ def write_sheet_part(
         compression="gzip",
         compression_level=GZIP_LEVEL,
         include_header=False,
-        separator=",",
+        separator=SEPARATOR,
         line_terminator="\n",
         quote_style="never",
+        null_value=EMPTY_CELL,
         maintain_order=True,
     )
-    # The sink ends the opening and closing text with a line end too.
-    length += 2
     try:
         with gzip_path.open("rb") as gzip_file:
             start, end, crc, modulo = _gzip_frame(gzip_file)
@@ -149,6 +159,35 @@ def write_sheet_part(
             write_deflated(archive, info, _chunks(gzip_file, start, end), crc, length)
     finally:
         gzip_path.unlink(missing_ok=True)
+
+
+def _rendered(
+    rows: Iterator[pl.DataFrame], render: Render, number: int, names: list[str]
+) -> Iterator[pl.DataFrame]:
+    for frame in rows:
+        rendered = render(frame, number)
+        number += frame.height
+        yield rendered.rename(dict(zip(rendered.columns, names, strict=True)))
+
+
+def _around(frame: pl.DataFrame, before: str | None, after: str | None) -> pl.DataFrame:
+    """The frame with `before` ahead of its first row and `after` behind its last."""
+    names = frame.columns
+    if before is not None:
+        head = frame.head(1).with_columns((pl.lit(before) + pl.col(names[0])).alias(names[0]))
+        frame = pl.concat([head, frame.slice(1)])
+    if after is not None:
+        tail = frame.tail(1).with_columns((pl.col(names[-1]) + pl.lit(after)).alias(names[-1]))
+        frame = pl.concat([frame.head(frame.height - 1), tail])
+    return frame
+
+
+def _length(frame: pl.DataFrame) -> int:
+    """The bytes the CSV writer writes for the frame: cells, separators, line ends."""
+    cells = frame.select(
+        pl.sum_horizontal(pl.all().str.len_bytes().fill_null(len(EMPTY_CELL))).sum()
+    ).item()
+    return int(cells or 0) + frame.height * frame.width  # width - 1 separators and a line end
 
 
 def _gzip_frame(gzip_file: Any) -> tuple[int, int, int, int]:
