@@ -338,13 +338,14 @@ def _rows_xml(cells: Sequence[_Cell]) -> list[pl.Expr]:
     xml = []
     for cell in cells:
         value = to_offset(pl.col(cell.key)) if cell.kind == "offset" else pl.col(cell.key)
-        text = inline_string(pl.when(value != "").then(value))
-        if cell.number is not None:
-            style = _STYLES.get(cell.kind)
-            number = number_cell(cell.number, None if style is None else int(style))
-            xml.append(pl.when(cell.number.is_not_null()).then(number).otherwise(text))
-        else:
-            xml.append(text)
+        if cell.number is None:
+            xml.append(inline_string(pl.when(value != "").then(value)))
+            continue
+        style = _STYLES.get(cell.kind)
+        number = number_cell(cell.number, None if style is None else int(style))
+        # Text only where the answer is not a number: escaping every row cost more.
+        text = inline_string(pl.when(cell.number.is_null() & (value != "")).then(value))
+        xml.append(pl.coalesce(number, text))
     return row_columns(pl.col(_ROW), xml)
 
 
