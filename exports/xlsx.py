@@ -114,8 +114,9 @@ _SHEET_NAME_LENGTH = 31
 _FIRST_SAFE_SERIAL = 61.0
 _EXCEL_EPOCH = pl.datetime(1899, 12, 30)
 _MS_PER_DAY = 86_400_000
-# The frame column that holds each row's number while it is rendered.
+# The frame columns that hold each row's number and each cell's number while rendered.
 _ROW = "#row"
+_NUMBER = "#number:"
 _NUMERIC: frozenset[CellType] = frozenset({"int", "float", "bool", "date", "datetime"})
 _STYLES: dict[CellType, Style] = {"date": Style.DATE, "datetime": Style.DATETIME}
 
@@ -281,12 +282,17 @@ class _Rows:
         self.cells = cells
         self.headers = headers
         self.shape = shape
+        # Numbers are computed in a first step: referenced twice in one expression
+        # (the cell, and the text where there is none) they were computed twice.
+        self.numbers = [
+            cell.number.alias(_NUMBER + cell.key) for cell in cells if cell.number is not None
+        ]
         self.xml = _rows_xml(cells)
 
     def render(self, frame: pl.DataFrame, first: int) -> pl.DataFrame:
         """The frame's rows as `<row>` XML, numbered from `first`."""
-        number = (pl.int_range(pl.len(), dtype=pl.Int64) + first).cast(pl.String)
-        return frame.with_columns(number.alias(_ROW)).select(self.xml)
+        row = (pl.int_range(pl.len(), dtype=pl.Int64) + first).cast(pl.String)
+        return frame.with_columns(row.alias(_ROW), *self.numbers).select(self.xml)
 
     def sheets(self, book: _Book, kept: KeptFrames) -> list[_Sheet]:
         """The table's sheets: the first, then continuations past Excel's row limit."""
@@ -342,9 +348,10 @@ def _rows_xml(cells: Sequence[_Cell]) -> list[pl.Expr]:
             xml.append(inline_string(pl.when(value != "").then(value)))
             continue
         style = _STYLES.get(cell.kind)
-        number = number_cell(cell.number, None if style is None else int(style))
+        computed = pl.col(_NUMBER + cell.key)
+        number = number_cell(computed, None if style is None else int(style))
         # Text only where the answer is not a number: escaping every row cost more.
-        text = inline_string(pl.when(cell.number.is_null() & (value != "")).then(value))
+        text = inline_string(pl.when(computed.is_null() & (value != "")).then(value))
         xml.append(pl.coalesce(number, text))
     return row_columns(pl.col(_ROW), xml)
 
@@ -375,7 +382,8 @@ def _number(kind: CellType, out: OutputColumn) -> pl.Expr:
     elif kind == "float":
         number = to_float(value)
     elif kind == "date":
-        number = _serial(to_date(value).cast(pl.Datetime("ms")))
+        days = (to_date(value) - _EXCEL_EPOCH.dt.date()).dt.total_days()  # a whole number
+        number = pl.when(days >= _FIRST_SAFE_SERIAL).then(days)
     elif kind == "datetime" and out.column.source == SUBMISSION_DATE:
         number = _serial(to_utc_datetime(value).dt.replace_time_zone(None))
     else:
