@@ -15,11 +15,14 @@ is rendered, so a part past 4 GiB still gets its true length.
 
 from __future__ import annotations
 
+import functools
 import shutil
 import struct
 import tempfile
 import zipfile
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -40,6 +43,8 @@ _COPY_BYTES = 1 << 20
 # Rows rendered at a time: a slice of the benchmark's root sheet is about 16 MB of XML;
 # smaller slices cost more per row (Polars plans the expressions once per slice).
 SLICE_ROWS = 5_000
+# Slices rendered ahead of the one being written (memory: a few slices of XML).
+_AHEAD = 2
 
 Render = Callable[[pl.DataFrame, int], pl.DataFrame]
 
@@ -166,10 +171,29 @@ def write_sheet_part(
 def _rendered(
     rows: Iterator[pl.DataFrame], render: Render, number: int, names: list[str]
 ) -> Iterator[pl.DataFrame]:
+    """The frames rendered, in order; the next ones are rendered while one is written.
+
+    Polars releases the GIL while it renders, so slices render side by side
+    and beside the sink's writing and deflating: the export uses both cores.
+    """
+    pending: deque[Future[pl.DataFrame]] = deque()
+
+    def oldest() -> pl.DataFrame:
+        rendered = pending.popleft().result()
+        return rendered.rename(dict(zip(rendered.columns, names, strict=True)))
+
     for frame in rows:
-        rendered = render(frame, number)
+        pending.append(_renderers().submit(render, frame, number))
         number += frame.height
-        yield rendered.rename(dict(zip(rendered.columns, names, strict=True)))
+        if len(pending) > _AHEAD:
+            yield oldest()
+    while pending:
+        yield oldest()
+
+
+@functools.cache
+def _renderers() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=_AHEAD, thread_name_prefix="xlsx-render")
 
 
 def _around(frame: pl.DataFrame, before: str | None, after: str | None) -> pl.DataFrame:
