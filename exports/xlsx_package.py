@@ -76,7 +76,7 @@ def sheet_part(number: int) -> str:
 
 
 def _xml(root: ET.Element) -> bytes:
-    return _DECLARATION + ET.tostring(root, encoding="utf-8", xml_declaration=False)
+    return _DECLARATION + bytes(ET.tostring(root, encoding="utf-8", xml_declaration=False))
 
 
 def content_types_xml(sheets: int) -> bytes:
@@ -157,12 +157,12 @@ def styles_xml() -> bytes:
         Style.DATETIME: ("165", "0"),
     }
     for style in Style:
-        number_format, font = xfs[style]
-        attributes = {"numFmtId": number_format, "fontId": font, "fillId": "0", "borderId": "0"}
+        format_id, font_id = xfs[style]
+        attributes = {"numFmtId": format_id, "fontId": font_id, "fillId": "0", "borderId": "0"}
         attributes["xfId"] = "0"
-        if number_format != "0":
+        if format_id != "0":
             attributes["applyNumberFormat"] = "1"
-        if font != "0":
+        if font_id != "0":
             attributes["applyFont"] = "1"
         ET.SubElement(cells, "xf", attributes)
     named = ET.SubElement(root, "cellStyles", count="1")
