@@ -4,9 +4,10 @@ Before, xlsxwriter copied the rendered rows through a text file and deflated
 the package with Python's zlib: about 700 MB of XML per 100,000 submissions,
 more than half of an XLSX export's CPU. Here, as for the CSV zip's members
 (exports.csvmember), a table's raw frames wait in uncompressed Arrow IPC files
-until every batch has arrived; then each sheet's rows are rendered slice by
-slice (`render`: a frame to one column of row XML) and Polars writes them as
-gzip with its own deflate on its own threads. A gzip file is a raw deflate
+until every batch has arrived; then each sheet's rows are shaped and rendered
+slice by slice (`render`: a frame to the columns exports.sheetxml gives, two
+slices ahead on worker threads), and Polars' CSV writer joins them into row
+XML and writes it as gzip with its own deflate. A gzip file is a raw deflate
 stream between a 10-byte header and a trailer (CRC-32, length), which is what a
 zip member holds, so the stream is copied into the member unchanged
 (exports.deflate.write_deflated). The rendered text's length is counted as it
