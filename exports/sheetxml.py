@@ -1,25 +1,55 @@
 """Worksheet rows as SpreadsheetML, rendered a whole batch at a time by Polars.
 
-xlsxwriter builds every cell through several Python calls, which made the XLSX
-export five times slower than the CSV zip. The rows of a sheet are plain XML
-(`<row><c r="B3" s="1"><v>34</v></c>...</row>`), so they are rendered here as
-column expressions instead, and exports.xlsx hands the text to xlsxwriter's
-constant_memory row file; xlsxwriter still writes everything else (styles,
-headers, column widths, frozen panes, the package).
+Building cells one Python call at a time made the XLSX export five times
+slower than the CSV zip. The rows of a sheet are plain XML
+(`<row r="3"><c s="3"><v>34</v></c><c t="inlineStr">...</c></row>`), so they
+are rendered here as column expressions instead, and exports.xlsx_part has
+Polars' CSV writer join them and deflate them straight into the sheet's zip
+member.
 
-Text follows the rules xlsxwriter applies: XML special characters escaped,
+The CSV writer puts a separator between the columns of a row; the separator is
+`<` and every column after a row's first is rendered without its leading `<`,
+so the writer's output is exactly the row's XML and no string per row is ever
+assembled (that copy cost about as much as rendering the cells). An empty cell
+is the writer's null value, `c/>` after the separator.
+
+Cells carry no reference (`r="B3"`): OOXML makes it optional, and a cell
+without one is the next column of its row, as Excel, LibreOffice and openpyxl
+read it. Every column therefore has a cell, `<c/>` where the answer is empty.
+That leaves out about a third of the text that would otherwise be written,
+rendered and deflated. Rows keep their number.
+
+Text follows the rules OOXML writers apply: XML special characters escaped,
 control characters written as `_xHHHH_` (and "_x" as "_x005F_x", so text that
-looks like such an escape is shown as typed), and cut at Excel's 32,767 characters.
-Text cells are inline strings, never formulas.
+looks like such an escape is shown as typed), and cut at Excel's 32,767
+characters. Text cells are inline strings, never formulas.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import polars as pl
 
-__all__ = ["MAX_CELL_CHARS", "column_letters", "inline_string", "number_cell", "row_xml"]
+__all__ = [
+    "EMPTY_CELL",
+    "MAX_CELL_CHARS",
+    "ROW_CLOSING",
+    "SEPARATOR",
+    "column_letters",
+    "escaped_text",
+    "inline_string",
+    "number_cell",
+    "row_columns",
+    "text_row",
+]
 
 MAX_CELL_CHARS = 32_767
+# Written by the CSV writer between a row's columns: the `<` each column after the first lacks.
+SEPARATOR = "<"
+# An empty cell (the CSV writer's null value) and the end of a row, after the separator.
+EMPTY_CELL = "c/>"
+ROW_CLOSING = "/row>"
 # Characters XML 1.0 forbids or that parsers would change (CR), as OOXML writes them.
 _CONTROL = [chr(c) for c in [*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0D, 0x20)]]
 # "_x" itself is written "_x005F_x" (an escaped "_"), so text that looks like an
@@ -46,28 +76,40 @@ def column_letters(index: int) -> str:
     return letters
 
 
-def number_cell(reference: pl.Expr, number: pl.Expr, style: int | None) -> pl.Expr:
-    """`<c>` of a number given as text (null: no cell)."""
-    styled = f'" s="{style}"><v>' if style is not None else '"><v>'
-    return pl.concat_str([pl.lit('<c r="'), reference, pl.lit(styled), number, pl.lit("</v></c>")])
+def escaped_text(text: pl.Expr) -> pl.Expr:
+    """Text as the content of an XML element, cut at Excel's longest cell."""
+    return text.str.slice(0, MAX_CELL_CHARS).str.replace_many(_XML_SPECIAL, _XML_ESCAPED)
 
 
-def inline_string(reference: pl.Expr, text: pl.Expr) -> pl.Expr:
-    """`<c>` of a text (null: no cell)."""
-    escaped = text.str.slice(0, MAX_CELL_CHARS).str.replace_many(_XML_SPECIAL, _XML_ESCAPED)
+def number_cell(number: pl.Expr, style: int | None) -> pl.Expr:
+    """A cell holding a number given as text, without its leading `<` (null: empty)."""
+    opening = f'c s="{style}"><v>' if style is not None else "c><v>"
+    return pl.concat_str([pl.lit(opening), number, pl.lit("</v></c>")])
+
+
+def inline_string(text: pl.Expr, style: int | None = None) -> pl.Expr:
+    """A cell holding a text, without its leading `<` (null: empty)."""
+    styled = f' s="{style}"' if style is not None else ""
     # xml:space="preserve": Excel would otherwise trim spaces at the ends.
-    opening = pl.lit('" t="inlineStr"><is><t xml:space="preserve">')
-    return pl.concat_str([pl.lit('<c r="'), reference, opening, escaped, pl.lit("</t></is></c>")])
+    opening = f'c{styled} t="inlineStr"><is><t xml:space="preserve">'
+    return pl.concat_str([pl.lit(opening), escaped_text(text), pl.lit("</t></is></c>")])
 
 
-def row_xml(row_number: pl.Expr, cells: list[pl.Expr]) -> pl.Expr:
-    """`<row>` holding the cells that are not null."""
-    return pl.concat_str(
-        [
-            pl.lit('<row r="'),
-            row_number,
-            pl.lit('">'),
-            *(cell.fill_null("") for cell in cells),
-            pl.lit("</row>"),
-        ]
+def row_columns(row_number: pl.Expr, cells: Sequence[pl.Expr]) -> list[pl.Expr]:
+    """A row's columns for the CSV writer: `<row r="N">`, the cells, `/row>`."""
+    opening = pl.concat_str([pl.lit('<row r="'), row_number, pl.lit('">')])
+    closing = pl.lit(ROW_CLOSING)
+    return [column.alias(f"c{i}") for i, column in enumerate([opening, *cells, closing])]
+
+
+def text_row(number: int, texts: Sequence[str | None], style: int | None = None) -> str:
+    """One row of text cells (headers, labels), as its XML."""
+    frame = pl.DataFrame(
+        {f"c{i}": [text or None] for i, text in enumerate(texts)},
+        schema={f"c{i}": pl.String for i in range(len(texts))},
     )
+    cells = frame.select(
+        inline_string(pl.col(name), style).alias(name) for name in frame.columns
+    ).row(0)
+    inner = "".join(SEPARATOR + (cell or EMPTY_CELL) for cell in cells)
+    return f'<row r="{number}">{inner}{SEPARATOR}{ROW_CLOSING}'

@@ -8,9 +8,10 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import openpyxl
+import pandas
 import polars as pl
 import pytest
-import xlsxwriter.workbook
+from lxml import etree as lxml_etree
 from openpyxl.cell.cell import Cell
 from openpyxl.utils.escape import unescape
 from openpyxl.worksheet.worksheet import Worksheet
@@ -162,16 +163,23 @@ def test_label_row_option_adds_question_labels_in_the_chosen_language() -> None:
 def test_one_header_row_by_default_so_readers_get_numbers_and_dates() -> None:
     pipe = PipeLike()
     write_xlsx(SCHEMA, [farm_records()[:1]], pipe)
+    data = b"".join(pipe.chunks)
 
-    # Like pandas.read_excel, a generic reader takes row 1 as the header and types the rest.
-    frame = pl.read_excel(io.BytesIO(b"".join(pipe.chunks)), sheet_name="farm", engine="openpyxl")
-
-    assert frame.height == 1
-    assert frame.schema["age"].is_numeric()
-    assert frame.get_column("age").to_list() == [34]
-    assert frame.schema["SubmissionDate"] == pl.Datetime("us")
-    assert frame.get_column("born").to_list()[0].isoformat().startswith("1992-02-29")
-    assert frame.get_column("seen_offset").to_list() == ["+03:00"]
+    # pandas.read_excel takes row 1 as the header and types the rest.
+    frame = pandas.read_excel(io.BytesIO(data), sheet_name="farm")
+    assert len(frame) == 1
+    assert pandas.api.types.is_integer_dtype(frame["age"])
+    assert frame["age"].tolist() == [34]
+    assert pandas.api.types.is_datetime64_any_dtype(frame["SubmissionDate"])
+    assert frame["SubmissionDate"][0] == pandas.Timestamp("2026-08-01T10:00")
+    assert frame["born"][0] == pandas.Timestamp("1992-02-29")
+    assert frame["seen_offset"].tolist() == ["+03:00"]
+    plots = pandas.read_excel(io.BytesIO(data), sheet_name="farm-plot")
+    assert list(plots.columns) == ["crop", "boundary", "path", "PARENT_KEY", "KEY"]
+    # Polars reads it the same way.
+    polars_frame = pl.read_excel(io.BytesIO(data), sheet_name="farm", engine="openpyxl")
+    assert polars_frame.schema["age"].is_numeric()
+    assert polars_frame.schema["SubmissionDate"] == pl.Datetime("us")
 
 
 def test_choice_labels_replace_values_with_labels_on() -> None:
@@ -249,6 +257,34 @@ def test_a_table_longer_than_a_sheet_continues_on_numbered_sheets(
     assert crops == [f"c{n}" for n in range(8)]
 
 
+def test_continued_sheets_repeat_the_header_rows_and_read_back_whole_with_pandas(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(exports.xlsx, "MAX_ROWS", 5)  # two header rows, three data rows
+    records = many_records(7)
+    out = io.BytesIO()
+    # Batches of 2 and 5 rows: sheets end inside a batch and between batches.
+    write_xlsx(SCHEMA, [records[:2], records[2:]], out, ExportOptions(label_row=True))
+
+    sheets = pandas.read_excel(io.BytesIO(out.getvalue()), sheet_name=None, skiprows=[1])
+    assert list(sheets) == [
+        "farm",
+        "farm (2)",
+        "farm (3)",
+        "farm-plot",
+        "farm-plot (2)",
+        "farm-plot (3)",
+    ]
+    farm = pandas.concat([sheets["farm"], sheets["farm (2)"], sheets["farm (3)"]])
+    assert farm["age"].tolist() == list(range(7))
+    assert farm["KEY"].tolist() == [f"uuid:{n}" for n in range(7)]
+    book = openpyxl.load_workbook(io.BytesIO(out.getvalue()))
+    for name in ("farm (2)", "farm (3)"):
+        assert rows(book[name])[1][1:3] == ["Name", "Age"]  # the label row again
+        assert book[name].freeze_panes == "A3"
+    assert [len(rows(book[name])) for name in book.sheetnames[:3]] == [5, 5, 3]
+
+
 LONG_REPEATS = """
 | survey |
 |        | type         | name                                        | label |
@@ -323,11 +359,25 @@ def test_column_letters_follow_excel(index: int, letters: str) -> None:
     assert column_letters(index) == letters
 
 
-def test_the_workbook_is_packaged_by_our_parallel_zip_and_every_part_checks_out() -> None:
-    # xlsxwriter looks the class up in its module when it packages a workbook.
-    assert xlsxwriter.workbook.ZipFile is exports.xlsx._PackageZip
+def test_the_package_has_every_part_excel_needs_and_every_part_checks_out() -> None:
     out = io.BytesIO()
-    write_xlsx(SCHEMA, [farm_records()], out)
+    write_xlsx(SCHEMA, [farm_records()], out, cleaning_log=[])
     with zipfile.ZipFile(io.BytesIO(out.getvalue())) as package:
-        assert package.testzip() is None  # every part's CRC-32 matches
-        assert "xl/worksheets/sheet1.xml" in package.namelist()
+        assert package.testzip() is None  # every part's CRC-32 and length match
+        assert package.namelist() == [
+            "[Content_Types].xml",
+            "_rels/.rels",
+            "xl/workbook.xml",
+            "xl/_rels/workbook.xml.rels",
+            "xl/styles.xml",
+            "xl/worksheets/sheet1.xml",
+            "xl/worksheets/sheet2.xml",
+            "xl/worksheets/sheet3.xml",
+        ]
+        types = package.read("[Content_Types].xml").decode()
+        sheet = package.read("xl/worksheets/sheet1.xml").decode()
+    assert types.count("spreadsheetml.worksheet+xml") == 3
+    assert '<pane ySplit="1" topLeftCell="A2" activePane="bottomLeft" state="frozen"' in sheet
+    # Every part is well-formed XML (the sheets are rendered as text).
+    for part in ("xl/worksheets/sheet1.xml", "xl/worksheets/sheet2.xml"):
+        lxml_etree.fromstring(zipfile.ZipFile(io.BytesIO(out.getvalue())).read(part))
