@@ -23,14 +23,21 @@ from pathlib import Path
 
 import httpx
 import openpyxl
-from playwright.async_api import FilePayload, Locator, Page, async_playwright, expect
+from playwright.async_api import (
+    FilePayload,
+    Locator,
+    Page,
+    ViewportSize,
+    async_playwright,
+    expect,
+)
 
 from tests.e2e.collect import png_1x1
 from tests.e2e.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
 from tests.e2e.web.browser import CHROMIUM, CHROMIUM_ARGS, serious_accessibility_violations
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-TABLET = {"width": 768, "height": 1024}
+TABLET: ViewportSize = {"width": 768, "height": 1024}
 PHONES = 30  # more than the table's page of 25
 
 
