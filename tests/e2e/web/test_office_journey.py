@@ -257,7 +257,7 @@ async def test_office_journey_in_the_browser(
             # The map shows the point without any tile server.
             await page.get_by_role("link", name="Back to the submissions").click()
             await page.get_by_role("link", name="Map").click()
-            await expect(page.get_by_role("img", name="Map of 1 locations")).to_be_visible()
+            await expect(page.get_by_role("img", name="Map of 1 location")).to_be_visible()
             await expect(page.get_by_role("link", name="41.32750, 19.81870")).to_be_visible()
             await page.wait_for_load_state("networkidle")
             assert any(re.search(r"/tiles/\d+/\d+/\d+\.png$", url) for url in asked)
