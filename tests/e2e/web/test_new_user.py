@@ -146,6 +146,13 @@ async def test_a_new_user_does_every_bullet_on_a_tablet(live_server: str, tmp_pa
 
             # Sign in with the keyboard alone, over plain HTTP on loopback.
             await page.goto(base + "/")
+            # A mistyped password is refused in plain words.
+            await page.get_by_label("E-mail address").fill(ADMIN_EMAIL)
+            await page.get_by_label("Password").fill("not the password")
+            await page.get_by_role("button", name="Sign in").click()
+            await expect(page.get_by_role("alert")).to_be_visible()
+            await expect(page.get_by_role("alert")).not_to_contain_text("went wrong")
+            await page.reload()
             await tab_to(page, page.get_by_label("E-mail address"))
             await page.keyboard.type(ADMIN_EMAIL)
             await page.keyboard.press("Tab")
@@ -252,6 +259,12 @@ async def test_a_new_user_does_every_bullet_on_a_tablet(live_server: str, tmp_pa
             assert await qr.evaluate("(img) => img.decode().then(() => img.naturalWidth)") >= 300
             assert (await qr.bounding_box() or {"width": 0})["width"] >= 300  # large on screen
             await expect(page.get_by_role("button", name="Print")).to_be_visible()
+            # On paper: the QR code, larger still, without the app around it.
+            await page.emulate_media(media="print")
+            await expect(page.get_by_role("banner")).to_be_hidden()
+            await expect(qr).to_be_visible()
+            assert (await qr.bounding_box() or {"width": 0})["width"] >= 450  # 12 cm
+            await page.emulate_media(media="screen")
             address = page.get_by_role("figure").get_by_text(re.compile(r"/v1/key/"))
             await expect(address).to_contain_text(f"/projects/{project_id}")
             await expect(page.get_by_role("alert")).to_contain_text("only works on this computer")
