@@ -438,6 +438,41 @@ async def test_a_new_user_does_every_bullet_on_a_tablet(live_server: str, tmp_pa
             await switch.select_option("en")
             await expect(page.get_by_role("button", name="Sign out")).to_be_visible()
 
+            # A counsellor at the desk fills the form in with the keyboard alone, the CSV
+            # choice list (an attachment) and a photo included, on the tablet.
+            await page.goto(f"{base}/projects/{project_id}/forms/desk_visit")
+            await page.get_by_role("link", name="Fill in this form").click()
+            await tab_to(page, page.get_by_role("textbox", name="Municipality"))
+            await page.keyboard.type("At the desk")
+            await tab_to(page, page.get_by_role("radio", name="Female"))
+            await page.keyboard.press("Space")
+            # Tab enters a group of radios at its first; the arrow keys choose within.
+            await tab_to(page, page.get_by_role("radio", name="Tirana"))
+            await page.keyboard.press("ArrowDown")
+            await expect(page.get_by_role("radio", name="Durres")).to_be_checked()
+            await tab_to(page, page.get_by_role("button", name="Choose image"))
+            async with page.expect_file_chooser() as chooser:
+                await page.keyboard.press("Enter")
+            await (await chooser.value).set_files(
+                files={"name": "desk.png", "mimeType": "image/png", "buffer": png_1x1(b"\x40")}
+            )
+            await tab_to(page, page.get_by_role("spinbutton", name="Household size"))
+            await page.keyboard.type("4")
+            await accessible(page, "Web Forms on a tablet")
+            # The photo can be taken back (Web Forms' icon-only button, named by us).
+            await expect(page.get_by_role("button", name="Remove the chosen image")).to_be_visible()
+            await fits_a_tablet(page, "Web Forms")
+            await tab_to(page, page.get_by_role("button", name="Send"))
+            await page.keyboard.press("Enter")
+            await expect(page.get_by_role("status")).to_have_text("The submission was sent.")
+            await page.goto(f"{base}/projects/{project_id}/forms/desk_visit/submissions")
+            await expect(page.get_by_role("status")).to_have_text(f"{PHONES + 1} submissions")
+            from_the_desk = page.get_by_role("row").filter(has_text="At the desk")
+            await expect(from_the_desk).to_contain_text("durres")
+            await expect(
+                from_the_desk.get_by_role("img", name=re.compile("^Photo "))
+            ).to_be_visible()
+
             # Archived, and listed as such.
             await page.goto(f"{base}/projects/{project_id}/settings")
             await page.get_by_role("button", name="Archive project").click()
