@@ -6,7 +6,8 @@ words (sheet, row, column, did-you-mean) from a dropped file, a keyboard-chosen 
 CSV attachments, a second version, open / closing / closed, several phones (one
 revoked, the QR large and printable), paging, sorting and filtering 30 submissions,
 a thumbnail opened full size, an edit's history, an export with labels in a chosen
-language filtered by review state and date, the interface in Albanian and Serbian,
+language, filtered by review state and date, without personal data; the form filled
+in by keyboard with its CSV list and a photo; the interface in Albanian and Serbian,
 and archiving. No page scrolls sideways at tablet width; axe-core checks each page.
 Elements are found by role and accessible name (the drop zone by its visible hint).
 """
@@ -60,7 +61,7 @@ def xlsform(survey: Sequence[tuple[str, ...]], version: str) -> bytes:
     return buffer.getvalue()
 
 
-HEADER = ("type", "name", "label::English (en)", "label::Shqip (sq)")
+HEADER = ("type", "name", "label::English (en)", "label::Shqip (sq)", "personal")
 # Row 2 has a type one letter short of "integer".
 MISTYPED = xlsform([HEADER, ("integr", "age", "Age", "Mosha")], "1")
 QUESTIONS = [
@@ -69,6 +70,7 @@ QUESTIONS = [
     ("select_one gender", "gender", "Gender", "Gjinia"),
     ("select_one_from_file places.csv", "place", "Place", "Vendi"),
     ("image", "photo", "Photo", "Foto"),
+    ("text", "returnee", "Returnee's name", "Emri i të kthyerit", "yes"),
 ]
 GOOD = xlsform(QUESTIONS, "1")
 SECOND = xlsform([*QUESTIONS, ("integer", "household", "Household size", "Madhësia")], "2")
@@ -86,7 +88,7 @@ def visit(instance_id: str, number: int, *, photo: bool, replaces: str | None = 
         '<?xml version="1.0"?><data id="desk_visit" version="2">'
         f"<municipality>Visit {number:02}{' (edited)' if replaces else ''}</municipality>"
         f"<gender>{'female' if number % 2 else 'male'}</gender><place>tirana</place>"
-        f"{picture}<household>{number}</household>"
+        f"{picture}<returnee>Arben Krasniqi</returnee><household>{number}</household>"
         f"<meta><instanceID>{instance_id}</instanceID>{deprecated}</meta></data>"
     ).encode()
 
@@ -409,6 +411,7 @@ async def test_a_new_user_does_every_bullet_on_a_tablet(live_server: str, tmp_pa
             await page.get_by_label(re.compile("^Review state")).select_option("rejected")
             await page.get_by_label("From date").fill(today.isoformat())
             await page.get_by_label("To date").fill(today.isoformat())
+            await page.get_by_label("Personal data").select_option(label="leave out")
             await accessible(page, "export options")
             await fits_a_tablet(page, "export")
             async with page.expect_download() as downloading:
@@ -425,6 +428,7 @@ async def test_a_new_user_does_every_bullet_on_a_tablet(live_server: str, tmp_pa
             assert "Visit 10 (edited)" in rows[0]
             assert "Mashkull" in rows[0]  # visit 10's gender, labelled in Albanian
             assert "rejected" in rows[0]
+            assert "Arben" not in table  # the returnee's name, personal, left out
 
             # The interface in Albanian and Serbian, then English again.
             # The header's own language list (the export has one for labels).
