@@ -2,7 +2,8 @@
 
 Attachments come from phones and uploads: their declared type is whatever the
 sender said. A type a browser would render as a page (HTML, XHTML, SVG, XML,
-script) is served as plain bytes, always as a download, never inline.
+script) is served as plain bytes, always as a download, never inline. A photo
+asked for by the web app is shown inline, so its thumbnail opens it full size.
 """
 
 from __future__ import annotations
@@ -42,3 +43,12 @@ def safe_media_type(declared: str | None) -> str:
     ):
         return OCTET_STREAM
     return declared.strip()  # with its parameters (charset=...)
+
+
+# Still pictures a browser only displays: the web app opens these in a tab of their own.
+_PICTURES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp", "image/bmp"})
+
+
+def shown_inline(media_type: str) -> bool:
+    """Whether a file of this (already made safe) type may be shown rather than saved."""
+    return media_type.split(";")[0].strip().lower() in _PICTURES

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server import problems
 from server.auth import Grant, Principal, constant_time_equal, derive_draft_token
 from server.db.models import Blob, Dataset, Form, FormAttachment, FormDef, Project
-from server.downloads import safe_media_type
+from server.downloads import safe_media_type, shown_inline
 from server.encoded_paths import path_segment
 from server.errors import openrosa_headers
 from server.openrosa.multipart import read_submission, spool_directory
@@ -436,7 +436,10 @@ async def blob_response(
         url = await rt.blobs.presigned_url(blob.sha256, filename=filename, content_type=media_type)
         if url is not None:
             return Redirect(url, status_code=307, headers=headers)
-    disposition = f"attachment; filename*=UTF-8''{quote(filename, safe='')}"
+    # A photo opened from the web app is shown; everything else, and every file
+    # fetched by a phone or a script, is a download.
+    kind = "inline" if from_web_app(request) and shown_inline(media_type) else "attachment"
+    disposition = f"{kind}; filename*=UTF-8''{quote(filename, safe='')}"
     # An explicit Content-Type header: Litestar would otherwise let a JSON route's
     # default media type replace the blob's own.
     return Stream(

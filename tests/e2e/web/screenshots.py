@@ -143,7 +143,7 @@ async def main() -> None:
                 await page.get_by_label("Condition").select_option("contains")
                 await page.get_by_label("Value").fill("tiran")
                 await page.get_by_role("button", name="Apply filters").click()
-                await page.get_by_role("status").filter(has_text="1 submissions").wait_for()
+                await page.get_by_role("status").filter(has_text="1 submission").wait_for()
                 await page.screenshot(path=str(OUT / "submissions-filtered.png"), full_page=True)
                 print("docs/screenshots/submissions-filtered.png")
                 # The cleaning log: an entry made in the page, and the checks run.

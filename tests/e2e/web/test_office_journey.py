@@ -257,7 +257,7 @@ async def test_office_journey_in_the_browser(
             # The map shows the point without any tile server.
             await page.get_by_role("link", name="Back to the submissions").click()
             await page.get_by_role("link", name="Map").click()
-            await expect(page.get_by_role("img", name="Map of 1 locations")).to_be_visible()
+            await expect(page.get_by_role("img", name="Map of 1 location")).to_be_visible()
             await expect(page.get_by_role("link", name="41.32750, 19.81870")).to_be_visible()
             await page.wait_for_load_state("networkidle")
             assert any(re.search(r"/tiles/\d+/\d+/\d+\.png$", url) for url in asked)
@@ -284,22 +284,20 @@ async def test_office_journey_in_the_browser(
             assert "Durrës" in desk_row
             assert ".png" in desk_row
 
-            # The project is renamed, and a colleague made its data collector.
-            async with httpx.AsyncClient(base_url=base, timeout=30) as admin:
-                signed = await admin.post(
-                    "/v1/sessions", json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}
-                )
-                admin.headers["Authorization"] = f"Bearer {signed.json()['token']}"
-                user = await admin.post(
-                    "/v1/users", json={"email": COLLECTOR_EMAIL, "password": COLLECTOR_PASSWORD}
-                )
-                assert user.status_code == 200, user.text
+            # The project is renamed, and a colleague gets an account and is made its
+            # data collector, all in the browser.
             await page.goto(f"{base}/projects/{project_id}/settings")
             await page.get_by_label("Project name").fill("Returns 2026, Albania")
             await page.get_by_role("button", name="Rename project").click()
             await expect(page.get_by_role("heading", name="Returns 2026, Albania")).to_be_visible()
             await assert_accessible(page, "project settings")
             await page.get_by_role("link", name="Members").click()
+            await page.get_by_label("Their e-mail address").fill(COLLECTOR_EMAIL)
+            await page.get_by_label("A first password").fill(COLLECTOR_PASSWORD)
+            await page.get_by_role("button", name="Create account").click()
+            await expect(page.get_by_role("status")).to_have_text(
+                f"{COLLECTOR_EMAIL} has an account. Choose their role and add them."
+            )
             await page.get_by_label("Person").select_option(
                 label=f"{COLLECTOR_EMAIL} ({COLLECTOR_EMAIL})"
             )

@@ -29,3 +29,12 @@ export async function uploadForm(
   const response = await request(path, { method: "POST", body: file, headers });
   return (await response.json()) as Form;
 }
+
+// The languages a form's labels are written in (its XForm's <translation lang>), so
+// an export's label language is picked from a list rather than typed from memory.
+export async function formLanguages(projectId: number, xmlFormId: string): Promise<string[]> {
+  const response = await request(`${formPath(projectId, xmlFormId)}.xml`);
+  const xml = new DOMParser().parseFromString(await response.text(), "application/xml");
+  return Array.from(xml.getElementsByTagName("translation"), (t) => t.getAttribute("lang") ?? "")
+    .filter((lang) => lang !== "");
+}
