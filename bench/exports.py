@@ -49,6 +49,7 @@ from bench.ingest import (
     Backend,
     machine,
     postgres_backend,
+    postgres_files_backend,
     replace_block,
     seed_form,
     sqlite_backend,
@@ -288,8 +289,16 @@ def report(runs: list[Run], run: Run) -> None:
 
 
 @contextlib.contextmanager
-def _backend(name: str, data_dir: Path) -> Iterator[Backend]:
-    with (sqlite_backend if name == "sqlite" else postgres_backend)(data_dir) as backend:
+def _backend(name: str, data_dir: Path, *, kept: bool) -> Iterator[Backend]:
+    if name == "sqlite":
+        chosen = sqlite_backend
+    elif kept:
+        # moto holds its objects in memory, so a kept PostgreSQL database (named by
+        # HOMEWARD_TEST_DATABASE_URL) keeps its blobs and analysis copy in files.
+        chosen = postgres_files_backend
+    else:
+        chosen = postgres_backend
+    with chosen(data_dir) as backend:
         yield backend
 
 
@@ -323,8 +332,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--keep",
         type=Path,
-        help="SQLite only: seed into DIR/<count> once and reuse it on later runs "
-        "(a million rows take tens of minutes to seed on a shared machine).",
+        help="Seed into DIR/<count> once and reuse it on later runs (a million rows "
+        "take tens of minutes to seed on a shared machine). PostgreSQL: needs a database "
+        "that outlives the run (HOMEWARD_TEST_DATABASE_URL); blobs go to DIR/postgres-<count>.",
     )
     parser.add_argument(
         "--seed-only", action="store_true", help="Seed (and build the copy), export nothing."
@@ -346,20 +356,23 @@ def main(argv: list[str] | None = None) -> None:
     for name in backends:
         for count in counts:
             with contextlib.ExitStack() as stack:
-                if args.keep is not None and name == "sqlite":
-                    base = args.keep / str(count)
+                kept = args.keep is not None and (
+                    name == "sqlite" or bool(os.environ.get("HOMEWARD_TEST_DATABASE_URL"))
+                )
+                if args.keep is not None and kept:
+                    base = args.keep / (str(count) if name == "sqlite" else f"postgres-{count}")
                     base.mkdir(parents=True, exist_ok=True)
                 else:
                     base = Path(
                         stack.enter_context(tempfile.TemporaryDirectory(prefix="homeward-bench-"))
                     )
-                backend = stack.enter_context(_backend(name, base))
+                backend = stack.enter_context(_backend(name, base, kept=kept))
                 project_id = _seeded(backend, base, count)
                 out = base / "out"
                 if args.row_store:
                     for fmt in formats:
                         report(runs, export_once(backend, project_id, count, fmt, out, copy=False))
-                if not (args.no_copy_build and args.keep is not None):
+                if not (args.no_copy_build and kept):
                     report(runs, build_copy(backend, count))
                 if args.seed_only:
                     continue
