@@ -140,6 +140,14 @@ async def _seed(backend: Backend, count: int, *, photo_bytes: int = 0) -> int:
                 instance_id = f"uuid:{uuid.UUID(int=number + 1)}"
                 xml, record, shape, row = pool[number % POOL]
                 xml = xml.replace(PLACEHOLDER.encode(), instance_id.encode())
+                photo = "photo.jpg"
+                if photo_bytes:
+                    # Phones name each photo apart (a timestamp): the zip's media/
+                    # folder holds one file per name.
+                    photo = f"{number + 1}.jpg"
+                    xml = xml.replace(b"photo.jpg", photo.encode())
+                    record = record.replace(b"photo.jpg", photo.encode())
+                    row = row.replace(b"photo.jpg", photo.encode())
                 at = start + timedelta(seconds=number)
                 submissions.append(
                     {
@@ -172,7 +180,7 @@ async def _seed(backend: Backend, count: int, *, photo_bytes: int = 0) -> int:
                 )
                 attachment: dict[str, object] = {
                     "submission_def_id": number + 1,
-                    "name": "photo.jpg",
+                    "name": photo,
                 }
                 if photo_bytes:
                     info = await rt.blobs.put_bytes(os.urandom(photo_bytes))
