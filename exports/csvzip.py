@@ -31,7 +31,7 @@ import msgspec
 import polars as pl
 
 from exports.cleaning.log import CleaningChange, cleaning_log_frame
-from exports.csvmember import RenderedTable
+from exports.csvmember import RenderedTable, StreamedTable
 from exports.deflate import parallel_member
 from exports.formulas import formula_escaped
 from exports.options import ExportOptions
@@ -171,7 +171,7 @@ def _write_tables(
     root = plan.root
     with ExitStack() as stack:
         rendered = {
-            table.name: stack.enter_context(RenderedTable(spool_dir)) for table in plan.tables
+            table.name: stack.enter_context(RenderedTable(spool_dir)) for table in plan.tables[1:]
         }
         if known and stream_root:
             values: SelectValues = select_values or {}
@@ -183,14 +183,17 @@ def _write_tables(
                     _write_rows(plan, root, frames[root.name], member, values)
                     for table in plan.tables[1:]:
                         rendered[table.name].append(_cells(plan, table, frames[table.name], values))
-            del rendered[root.name]
         elif known:
             values = select_values or {}
+            # The root table's header is known: Polars renders it while batches arrive.
+            streamed = StreamedTable(header(plan, root, values), spool_dir)
+            rendered[root.name] = stack.enter_context(streamed)
             for frames in _tabulated(plan, batches):
                 for table in plan.tables:
                     rendered[table.name].append(_cells(plan, table, frames[table.name], values))
         else:
             # The 0/1 columns need every chosen value first: raw frames wait in spools.
+            rendered[root.name] = stack.enter_context(RenderedTable(spool_dir))
             spools = {
                 table.name: stack.enter_context(FrameSpool(spool_dir)) for table in plan.tables
             }
