@@ -72,7 +72,8 @@ format: install ## Reformat the code with ruff
 
 bench: install ## Ingest, export (100k and 1M), OData and entity-list benchmarks; figures go to docs/benchmarks.md
 	$(PY) -m bench.ingest --write-docs
-	$(PY) -m bench.exports --counts 100000,1000000 --write-docs
+	$(PY) -m bench.exports --counts 100000,1000000 --http --write-docs
+	$(PY) -m bench.exports --photos 2000
 	$(PY) -m bench.odata --count 100000 --write-docs
 	$(PY) -m bench.entities --count 100000 --write-docs
 

@@ -17,11 +17,13 @@ streaming engine, so memory holds a few batches whatever the table's size.
 
 from __future__ import annotations
 
+import queue
 import shutil
 import struct
 import tempfile
+import threading
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
@@ -31,7 +33,7 @@ from polars.io.plugins import register_io_source
 
 from exports.deflate import write_deflated
 
-__all__ = ["GZIP_LEVEL", "RenderedTable"]
+__all__ = ["GZIP_LEVEL", "RenderedTable", "StreamedTable"]
 
 # Polars' gzip level 2: as small as zlib's level 1, four times cheaper.
 GZIP_LEVEL = 2
@@ -39,6 +41,9 @@ _GZIP_HEADER = b"\x1f\x8b\x08\x00"  # gzip, deflate, no optional fields (what Po
 _COPY_BYTES = 1 << 20
 # Rows handed to the CSV sink at a time: memory in flight stays a few MB.
 _SLICE_ROWS = 1_000
+# Batches a streamed table may hold before `append` waits for the sink.
+_STREAM_BATCHES = 2
+_POLL_SECONDS = 0.1
 # Deflate expands at most 1032-fold: a shorter stream cannot hold 4 GiB of text,
 # so the gzip trailer's length (modulo 4 GiB) is the length.
 _MAX_RATIO = 1032
@@ -62,9 +67,7 @@ class RenderedTable:
         # Uncompressed: lz4 cost 5-6 CPU s of a million-row export, writing and reading.
         _positional(cells).write_ipc(path, compression="uncompressed")
         self._files.append(path)
-        lengths = cells.select(pl.sum_horizontal(pl.all().str.len_bytes().fill_null(0)).sum())
-        self._cell_bytes += int(lengths.item() or 0)
-        self._rows += cells.height
+        self._count(cells)
 
     def write_member(
         self,
@@ -73,28 +76,25 @@ class RenderedTable:
         header: Sequence[str],
     ) -> None:
         """The header line and every row, as the member `info` of `archive`."""
-        head = pl.DataFrame(
-            {f"c{i}": [name] for i, name in enumerate(header)},
-            schema={f"c{i}": pl.String for i in range(len(header))},
-        )
-        gzip_path = self._folder / "table.csv.gz"
-        _source(head, self._files).sink_csv(
-            gzip_path,
-            compression="gzip",
-            compression_level=GZIP_LEVEL,
-            include_header=False,
-            separator=",",
-            line_terminator="\n",
-            quote_char='"',
-            quote_style="necessary",
-            null_value="",
-            maintain_order=True,
-        )
-        with gzip_path.open("rb") as gzip_file:
+        head = _head(header)
+        _sink(_source(head, self._files), self._gzip_path)
+        self._copy_member(archive, info, len(header))
+
+    @property
+    def _gzip_path(self) -> Path:
+        return self._folder / "table.csv.gz"
+
+    def _copy_member(self, archive: zipfile.ZipFile, info: zipfile.ZipInfo, width: int) -> None:
+        with self._gzip_path.open("rb") as gzip_file:
             start, end, crc, length = _gzip_frame(gzip_file)
             if end - start >= (1 << 32) // _MAX_RATIO:
-                length = _full_length(length, self._estimated_length(len(header)))
+                length = _full_length(length, self._estimated_length(width))
             write_deflated(archive, info, _chunks(gzip_file, start, end), crc, length)
+
+    def _count(self, cells: pl.DataFrame) -> None:
+        lengths = cells.select(pl.sum_horizontal(pl.all().str.len_bytes().fill_null(0)).sum())
+        self._cell_bytes += int(lengths.item() or 0)
+        self._rows += cells.height
 
     def _estimated_length(self, width: int) -> int:
         """The text's length to within the quotes of quoted cells (header left out)."""
@@ -113,6 +113,125 @@ class RenderedTable:
         traceback: TracebackType | None,
     ) -> None:
         self.close()
+
+
+class StreamedTable(RenderedTable):
+    """A table whose header is known up front, rendered by Polars while batches arrive.
+
+    The sink runs on a thread of its own from the first batch, pulling batches
+    from a short queue: the table's CSV is formatted and deflated while later
+    segments are still read and shaped (on both cores), and its rows are never
+    written to and read back from Arrow files (the root table of a million
+    submissions is about 1 GB of text). `append` waits while the queue is full,
+    so memory holds a few batches.
+    """
+
+    def __init__(self, header: Sequence[str], directory: str | Path | None = None) -> None:
+        super().__init__(directory)
+        self._width = len(header)
+        self._queue: queue.Queue[pl.DataFrame | None] = queue.Queue(_STREAM_BATCHES)
+        self._stopping = threading.Event()
+        self._failure: BaseException | None = None
+        head = _head(header)
+        source = _queued_source(head, self._next_batch)
+        self._thread = threading.Thread(
+            target=self._render, args=(source,), name="csv-member", daemon=True
+        )
+        self._thread.start()
+
+    def _render(self, source: pl.LazyFrame) -> None:
+        try:
+            _sink(source, self._gzip_path)
+        except BaseException as failure:  # handed to the producer's thread
+            self._failure = failure
+
+    def _next_batch(self) -> pl.DataFrame | None:
+        while not self._stopping.is_set():
+            try:
+                return self._queue.get(timeout=_POLL_SECONDS)
+            except queue.Empty:
+                continue
+        return None
+
+    def append(self, cells: pl.DataFrame) -> None:
+        if cells.height == 0:
+            return
+        self._count(cells)
+        self._put(_positional(cells))
+
+    def _put(self, item: pl.DataFrame | None) -> None:
+        while True:
+            self._raise_failure()
+            if not self._thread.is_alive():
+                raise RuntimeError("the CSV member's writer stopped early")
+            try:
+                self._queue.put(item, timeout=_POLL_SECONDS)
+                return
+            except queue.Full:
+                continue
+
+    def _raise_failure(self) -> None:
+        if self._failure is not None:
+            raise RuntimeError("rendering a CSV member failed") from self._failure
+
+    def write_member(
+        self,
+        archive: zipfile.ZipFile,
+        info: zipfile.ZipInfo,
+        header: Sequence[str],
+    ) -> None:
+        """Finish the member (`header` was given to the constructor) and add it."""
+        if len(header) != self._width:
+            raise ValueError("the header changed after the table started streaming")
+        self._put(None)
+        self._thread.join()
+        self._raise_failure()
+        self._copy_member(archive, info, self._width)
+
+    def close(self) -> None:
+        self._stopping.set()  # a sink still waiting for batches ends at once
+        self._thread.join()
+        super().close()
+
+
+def _head(header: Sequence[str]) -> pl.DataFrame:
+    return pl.DataFrame(
+        {f"c{i}": [name] for i, name in enumerate(header)},
+        schema={f"c{i}": pl.String for i in range(len(header))},
+    )
+
+
+def _sink(source: pl.LazyFrame, path: Path) -> None:
+    source.sink_csv(
+        path,
+        compression="gzip",
+        compression_level=GZIP_LEVEL,
+        include_header=False,
+        separator=",",
+        line_terminator="\n",
+        quote_char='"',
+        quote_style="necessary",
+        null_value="",
+        maintain_order=True,
+    )
+
+
+def _queued_source(
+    head: pl.DataFrame, next_batch: Callable[[], pl.DataFrame | None]
+) -> pl.LazyFrame:
+    """The header row, then batches as `next_batch` hands them over (None ends them)."""
+
+    def slices(
+        with_columns: list[str] | None, predicate: Any, n_rows: int | None, batch_size: int | None
+    ) -> Iterator[pl.DataFrame]:
+        yield head if with_columns is None else head.select(with_columns)
+        while (frame := next_batch()) is not None:
+            if with_columns is not None:
+                frame = frame.select(with_columns)
+            for start in range(0, frame.height, _SLICE_ROWS):
+                yield frame.slice(start, _SLICE_ROWS)
+
+    return register_io_source(io_source=slices, schema=head.schema)
 
 
 def _source(head: pl.DataFrame, files: list[Path]) -> pl.LazyFrame:

@@ -31,7 +31,7 @@ import msgspec
 import polars as pl
 
 from exports.cleaning.log import CleaningChange, cleaning_log_frame
-from exports.csvmember import RenderedTable
+from exports.csvmember import RenderedTable, StreamedTable
 from exports.deflate import parallel_member
 from exports.formulas import formula_escaped
 from exports.options import ExportOptions
@@ -170,11 +170,11 @@ def _write_tables(
     known = select_values is not None or not plan.options.split_select_multiples
     root = plan.root
     with ExitStack() as stack:
-        rendered = {
-            table.name: stack.enter_context(RenderedTable(spool_dir)) for table in plan.tables
-        }
+        rendered: dict[str, RenderedTable] = {}
         if known and stream_root:
             values: SelectValues = select_values or {}
+            for table in plan.tables[1:]:
+                rendered[table.name] = stack.enter_context(RenderedTable(spool_dir))
             # Size unknown until the end: zip64 headers keep >4 GiB members valid.
             with archive.open(root.file_name, "w", force_zip64=True) as opened:
                 member = parallel_member(opened, ZIP_LEVEL)
@@ -183,14 +183,20 @@ def _write_tables(
                     _write_rows(plan, root, frames[root.name], member, values)
                     for table in plan.tables[1:]:
                         rendered[table.name].append(_cells(plan, table, frames[table.name], values))
-            del rendered[root.name]
         elif known:
             values = select_values or {}
+            # Every header is known: Polars renders each table while batches arrive,
+            # the tables side by side.
+            for table in plan.tables:
+                streamed = StreamedTable(header(plan, table, values), spool_dir)
+                rendered[table.name] = stack.enter_context(streamed)
             for frames in _tabulated(plan, batches):
                 for table in plan.tables:
                     rendered[table.name].append(_cells(plan, table, frames[table.name], values))
         else:
             # The 0/1 columns need every chosen value first: raw frames wait in spools.
+            for table in plan.tables:
+                rendered[table.name] = stack.enter_context(RenderedTable(spool_dir))
             spools = {
                 table.name: stack.enter_context(FrameSpool(spool_dir)) for table in plan.tables
             }

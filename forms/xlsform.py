@@ -9,6 +9,7 @@ how to write.
 
 from __future__ import annotations
 
+import functools
 import threading
 import warnings
 import zipfile
@@ -17,10 +18,6 @@ from io import BytesIO
 from typing import Any
 
 import msgspec
-from pyxform.errors import PyXFormError
-from pyxform.question_type_dictionary import QUESTION_TYPE_DICT
-from pyxform.xls2json_backends import get_xlsform
-from pyxform.xls2xform import convert
 
 from forms.schema import HOMEWARD_NS
 from forms.xlsform_messages import explain
@@ -66,6 +63,12 @@ def compile_xlsform(
     The form id is the settings sheet's form_id, else `form_id_fallback`, else "data".
     Synchronous and CPU-bound: run it in a worker thread.
     """
+    # Imported here: pyxform (with openpyxl, xlrd and lark) costs most of a second of
+    # start-up, and only form uploads need it, not an export or the ingest path.
+    from pyxform.errors import PyXFormError
+    from pyxform.xls2json_backends import get_xlsform
+    from pyxform.xls2xform import convert
+
     file_type = _file_type(data, file_name)
     if file_type in (".xlsx", ".xlsm"):
         _check_zip(data)
@@ -90,7 +93,7 @@ def compile_xlsform(
     itemsets = result.itemsets
     return CompiledXlsForm(
         xml=result.xform.encode("utf-8"),
-        warnings=[explain(str(w), definition, _QUESTION_TYPES) for w in result.warnings],
+        warnings=[explain(str(w), definition, _question_types()) for w in result.warnings],
         itemsets_csv=itemsets.encode("utf-8") if itemsets else None,
     )
 
@@ -200,21 +203,25 @@ def _declare_namespace(definition: dict[str, Any]) -> None:
 def _explain(message: str, definition: dict[str, Any]) -> str:
     if "was not recognized as a supported type" in message:
         return "The spreadsheet is not a valid XLSForm: the file could not be read as a workbook"
-    return explain(message, definition, _QUESTION_TYPES)
+    return explain(message, definition, _question_types())
 
 
-# Type names worth suggesting for a typo: today's spellings, not pyxform's
-# legacy aliases ("add integer prompt", "q int").
-_QUESTION_TYPES = sorted(
-    {name for name in QUESTION_TYPE_DICT if not name.startswith(("add ", "q ", "get "))}
-    | {
-        "begin group",
-        "end group",
-        "begin repeat",
-        "end repeat",
-        "select_one",
-        "select_multiple",
-        "select_one_from_file",
-        "select_multiple_from_file",
-    }
-)
+@functools.cache
+def _question_types() -> list[str]:
+    """Type names worth suggesting for a typo: today's spellings, not pyxform's
+    legacy aliases ("add integer prompt", "q int")."""
+    from pyxform.question_type_dictionary import QUESTION_TYPE_DICT
+
+    return sorted(
+        {name for name in QUESTION_TYPE_DICT if not name.startswith(("add ", "q ", "get "))}
+        | {
+            "begin group",
+            "end group",
+            "begin repeat",
+            "end repeat",
+            "select_one",
+            "select_multiple",
+            "select_one_from_file",
+            "select_multiple_from_file",
+        }
+    )

@@ -8,6 +8,7 @@ again in a QR code) and looked up by sha256 too.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import secrets
@@ -19,9 +20,15 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from server.roles import ROLES_BY_ID, RoleSpec
 
 _hasher = PasswordHasher()
-# A real hash to verify against when the e-mail is unknown, so that a wrong e-mail
-# and a wrong password take the same time.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """A real hash to verify against when the e-mail is unknown, so that a wrong e-mail
+    and a wrong password take the same time. Made on first use, not at import: every
+    process (an export, a migration) would otherwise pay an argon2 hash it never uses."""
+    return _hasher.hash(secrets.token_urlsafe(16))
+
 
 # Central's tokens are 64 characters of [A-Za-z0-9!$]; base64 of 48 bytes is 64
 # characters, with '!' and '$' standing in for '+' and '/'.
@@ -34,7 +41,9 @@ def hash_password(password: str) -> str:
 
 def verify_password(password: str, password_hash: str | None) -> bool:
     try:
-        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+        return (
+            _hasher.verify(password_hash or _dummy_hash(), password) and password_hash is not None
+        )
     except (VerificationError, InvalidHashError):
         return False
 

@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from storage.blobs import BlobInfo, BlobNotFound, BlobStore, hash_file
 from storage.filesystem import FilesystemBlobStore
-from storage.s3 import S3BlobStore
+
+if TYPE_CHECKING:
+    from storage.s3 import S3BlobStore
 
 __all__ = [
     "BlobInfo",
@@ -74,7 +77,19 @@ def _filesystem_store(url: str) -> FilesystemBlobStore:
     return FilesystemBlobStore(Path(path).absolute())
 
 
+def __getattr__(name: str) -> Any:
+    # The S3 store is imported when first named: minio and pycryptodome cost a few
+    # tenths of a second of every process start, and the folder store needs neither.
+    if name == "S3BlobStore":
+        from storage.s3 import S3BlobStore
+
+        return S3BlobStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def _s3_store(url: str, *, access_key: str | None, secret_key: str | None) -> S3BlobStore:
+    from storage.s3 import S3BlobStore
+
     parts = urlsplit(url)
     if "@" in parts.netloc:
         # Do not echo the URL: it holds a secret.

@@ -83,6 +83,7 @@ from server.services.analysis_export import (
 from server.services.export_slots import ExportSlot, export_slots
 from server.services.forms import schema_of
 from server.services.stats import page_counts
+from storage import BlobNotFound, FilesystemBlobStore
 
 REVIEW_STATES = ("received", "hasIssues", "edited", "approved", "rejected")
 
@@ -103,8 +104,12 @@ __all__ = [
 log = logging.getLogger("homeward.exports")
 
 BATCH_SIZE = 1000  # submissions per page (read at call time, so tests may lower it)
-CHUNK_BYTES = 64 * 1024  # bytes handed to the response at a time
-PENDING_CHUNKS = 8  # chunks the writer may run ahead of the client
+# Bytes handed to the response at a time. Each chunk is one hop from the writer
+# thread to the event loop: at 64 KB a CSV zip with 600 MB of photos made 9,400 of
+# them (with as many for reading the photos) and ran at 45 MB/s.
+CHUNK_BYTES = 1024 * 1024
+PENDING_CHUNKS = 4  # chunks the writer may run ahead of the client
+MEDIA_READ_BYTES = 1024 * 1024  # a media file read from the blob folder at a time
 
 T = TypeVar("T")
 Where = tuple[ColumnElement[bool], ...]
@@ -478,11 +483,31 @@ async def _media(
         for item in stored:
             if item.hidden:
                 continue
-            chunks = bridge.iterate(rt.blobs.open(item.sha256))
-            yield MediaFile(name=item.name, size=item.size, chunks=chunks)
+            yield MediaFile(name=item.name, size=item.size, chunks=_media_chunks(rt, item, bridge))
         if len(stored) < BATCH_SIZE:
             return
         before = stored[-1].id
+
+
+def _media_chunks(rt: Runtime, item: _Stored, bridge: _LoopBridge) -> Iterator[bytes]:
+    """A media file's bytes, for the writer thread.
+
+    From the blob folder the writer reads the file itself: through the store's
+    async reader every chunk was two hops between threads and the event loop.
+    """
+    if isinstance(rt.blobs, FilesystemBlobStore):
+        return _file_chunks(rt.blobs.path_for(item.sha256), item.sha256)
+    return bridge.iterate(rt.blobs.open(item.sha256, chunk_size=MEDIA_READ_BYTES))
+
+
+def _file_chunks(path: Path, sha256: str) -> Iterator[bytes]:
+    try:
+        opened = path.open("rb")
+    except FileNotFoundError:
+        raise BlobNotFound(sha256) from None
+    with opened:
+        while chunk := opened.read(MEDIA_READ_BYTES):
+            yield chunk
 
 
 class ExportAbandoned(Exception):  # noqa: N818 - a state, not an error of ours

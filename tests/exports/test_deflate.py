@@ -11,7 +11,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from exports.csvmember import RenderedTable, _full_length
+from exports.csvmember import RenderedTable, StreamedTable, _full_length
 from exports.deflate import ParallelDeflate, parallel_member, write_deflated
 
 
@@ -94,3 +94,44 @@ def test_a_length_past_4_gib_is_told_by_the_trailer_and_the_estimate() -> None:
     assert _full_length(1_000, 1_010) == 1_000
     assert _full_length(1_000, (5 << 32) + 990) == (5 << 32) + 1_000
     assert _full_length((1 << 32) - 5, (1 << 32) + 3) == (1 << 32) - 5
+
+
+def test_a_streamed_table_writes_the_member_a_kept_table_writes(tmp_path: Path) -> None:
+    rows = pl.DataFrame(
+        {"a": [str(i) if i % 7 else None for i in range(5_000)], "b": ['x,"y"'] * 5_000}
+    )
+    members = []
+    for kind in (RenderedTable, StreamedTable):
+        buffer = io.BytesIO()
+        table = (
+            RenderedTable(tmp_path)
+            if kind is RenderedTable
+            else StreamedTable(["n", "m"], tmp_path)
+        )
+        with zipfile.ZipFile(buffer, "w") as archive, table:
+            for start in range(0, rows.height, 1_500):  # more batches than the queue holds
+                table.append(rows.slice(start, 1_500))
+            table.write_member(archive, zipfile.ZipInfo("t.csv"), ["n", "m"])
+        with zipfile.ZipFile(buffer) as archive:
+            assert archive.testzip() is None
+            members.append(archive.read("t.csv"))
+    assert members[0] == members[1]
+    assert members[1].startswith(b'n,m\n,"x,""y"""\n1,"x,""y"""\n')
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_streamed_table_closed_before_its_member_stops_its_writer(tmp_path: Path) -> None:
+    table = StreamedTable(["a"], tmp_path)
+    table.append(pl.DataFrame({"a": ["1", "2"]}))
+    table.close()  # as when the export fails or the client goes away
+    assert not table._thread.is_alive()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_streamed_table_refuses_a_header_of_another_width(tmp_path: Path) -> None:
+    with (
+        StreamedTable(["a", "b"], tmp_path) as table,
+        zipfile.ZipFile(io.BytesIO(), "w") as archive,
+        pytest.raises(ValueError, match="header"),
+    ):
+        table.write_member(archive, zipfile.ZipInfo("t.csv"), ["a"])

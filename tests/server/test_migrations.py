@@ -31,3 +31,30 @@ async def test_migrated_tables_match_the_models(runtime: Runtime) -> None:
 
     async with runtime.engine.connect() as connection:
         assert await connection.run_sync(differences) == []
+
+
+def test_the_newest_revision_read_from_the_files_is_alembics_head() -> None:
+    # migrate() skips Alembic when the database is at these revisions.
+    from alembic.script import ScriptDirectory
+
+    from server.db.migrate import _heads, alembic_config
+
+    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    assert _heads() == frozenset(script.get_heads())
+
+
+async def test_migrating_a_database_at_the_newest_revision_leaves_it_there(
+    runtime: Runtime,
+) -> None:
+    from sqlalchemy import text
+
+    from server.db.migrate import _at_head, _heads, migrate
+
+    assert await _at_head(runtime.engine)
+    await migrate(runtime.engine)  # nothing to do, and nothing done
+    async with runtime.engine.connect() as connection:
+        rows = await connection.execute(text("SELECT version_num FROM alembic_version"))
+        current: set[str] = {row[0] for row in rows}
+    heads = _heads()
+    assert heads is not None
+    assert current == heads
