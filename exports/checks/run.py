@@ -170,12 +170,7 @@ def checked_paths(
     if "constraint" in wanted:
         kept |= set(constraints)
     if "other" in wanted:
-        kept |= {
-            f.path
-            for f in questions
-            if f.kind in ("select1", "select")
-            or (f.kind == "string" and f.name.endswith(_OTHER_SUFFIXES))
-        }
+        kept |= _other_pairs(schema, questions)
     if "duration" in wanted:
         kept |= {"/start", "/end"}
     return frozenset(kept)
@@ -254,6 +249,27 @@ def _tables(collected: CheckInput) -> list[_Table]:
         }
         tables.append(_Table(table.repeat_path, fields, frame))
     return tables
+
+
+def _other_pairs(schema: FormSchema, questions: Sequence[Field]) -> set[str]:
+    """Selects with an "other" choice and their "specify" text beside them (_other_specify)."""
+    found: set[str] = set()
+    for select in questions:
+        if select.kind not in ("select1", "select") or not select.choice_list:
+            continue
+        choices = schema.choices.get(select.choice_list, [])
+        if not any(c.name.casefold() in _OTHER_VALUES for c in choices):
+            continue
+        texts = {
+            f.path
+            for f in questions
+            if f.kind == "string"
+            and f.parent_repeat == select.parent_repeat
+            and any(f.name == select.name + suffix for suffix in _OTHER_SUFFIXES)
+        }
+        if texts:
+            found |= {select.path, *texts}
+    return found
 
 
 def _reported(frame: pl.DataFrame, since: datetime | None) -> set[str]:
