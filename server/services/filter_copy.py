@@ -58,12 +58,10 @@ from server.runtime import Runtime
 from server.services.analysis import CopyLayout, copy_layout
 from server.services.field_filter import kind_of
 
-__all__ = ["Decided", "decide_from_copy"]
+__all__ = ["decide_from_copy"]
 
 log = logging.getLogger("homeward.filter_copy")
 
-# A part of the filter and the SQL condition that now stands for it.
-Decided = Mapping[Expr, ColumnElement[bool]]
 _Coerce = Callable[[object, str], object]
 
 # SQLite's CAST(text AS REAL): the longest number at the start, 0 if none.
@@ -199,7 +197,7 @@ def _reads_answer(expr: Expr, answers: Mapping[str, Node]) -> bool:
     return False
 
 
-def copyable_parts(
+def _copyable_parts(
     expr: Expr, answers: Mapping[str, Node], rules: _Rules, coerce: _Coerce
 ) -> dict[Expr, pl.Expr]:
     """The largest parts of `expr` that read answers and Polars can decide alone."""
@@ -347,7 +345,7 @@ async def decide_from_copy(
         return {}
     async with rt.read() as db:
         rules = await _rules(db)
-        parts = copyable_parts(expr, answers, rules, coerce)
+        parts = _copyable_parts(expr, answers, rules, coerce)
         if not parts:
             return {}
         paths = {node.path for name, node in answers.items() if mentions(expr, name)}
