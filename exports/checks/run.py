@@ -224,14 +224,19 @@ def run_checks(
 
 
 def _tables(collected: CheckInput) -> list[_Table]:
-    """The root table (readable submissions only) and every repeat's, as one frame each."""
+    """The root table (readable submissions only) and every repeat's, as one frame each.
+
+    Consumes `collected`: its batches are dropped as they are joined up."""
     plan, parts = collected.plan, collected.parts
     questions = [f for f in collected.schema.fields if f.kind not in (STRUCTURE, REPEAT)]
     tables: list[_Table] = []
     instances: dict[str | None, pl.DataFrame] = {}  # repeat path -> KEY, _INSTANCE
     for table in plan.tables:
         empty = pl.DataFrame(schema={s: pl.String for s in table.sources})
-        frame = pl.concat(parts[table.name], how="diagonal_relaxed") if parts[table.name] else empty
+        # The batches are let go as each table is joined up: held once, not twice.
+        batches = parts.pop(table.name, [])
+        frame = pl.concat(batches, how="diagonal_relaxed") if batches else empty
+        del batches
         if table.repeat_path is None:
             frame = frame.filter(pl.col(STATUS).is_null())  # unreadable data has no answers
             frame = frame.with_columns(pl.col(KEY).alias(_INSTANCE), pl.lit("").alias(_ROW))
