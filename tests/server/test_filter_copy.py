@@ -11,8 +11,10 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from server.api import odata as odata_api
+from server.db.models import AnalysisSegment
 from server.services import analysis, filter_copy
 from server.services.forms import find_form
 from tests.server.conftest import World
@@ -227,3 +229,25 @@ async def test_personal_answers_are_refused_before_the_copy_is_read(
     assert allowed.status_code == 200, allowed.text
     assert picked(allowed.json()) == [0, 2]
     assert len(read) == 1  # only the allowed one reached the copy
+
+
+async def test_submissions_missing_from_the_copy_are_read_from_the_records(
+    visits: World,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A segment the copy lost (its row gone): its submissions come through SQL."""
+    world = visits
+    await send(world, extra_xml(0))
+    await send(world, extra_xml(1))
+    monkeypatch.setattr(analysis, "SEGMENT_SUBMISSIONS", 2)
+    monkeypatch.setattr(analysis, "SMALL_SEGMENT", 0)  # three segments, not merged
+    assert await analysis.extend_copy(world.runtime, await form_id(world)) == 6
+    async with world.runtime.transaction() as db:
+        lost = await db.scalar(select(AnalysisSegment).where(AnalysisSegment.number == 2).limit(1))
+        assert lost is not None
+        await db.delete(lost)
+
+    same(
+        await answers(world, monkeypatch, copy=True),
+        await answers(world, monkeypatch, copy=False),
+    )
