@@ -127,18 +127,68 @@ class CheckInput:
     """The form's tables for the checks, built a batch at a time.
 
     Only the tabulated frames are held, never the records: a caller reading
-    pages from a database adds each page as it arrives.
+    pages from a database adds each page as it arrives. Given the settings and
+    constraints the checks will run with, each batch keeps only the columns
+    they read (a million submissions of a 40-question form held whole take
+    gigabytes; the checks read a few columns).
     """
 
-    def __init__(self, schema: FormSchema) -> None:
+    def __init__(
+        self,
+        schema: FormSchema,
+        settings: CheckSettings | None = None,
+        constraints: Mapping[str, str] | None = None,
+    ) -> None:
         self.schema = schema
         self.plan = plan_export(schema, ExportOptions())
         self.parts: dict[str, list[pl.DataFrame]] = {table.name: [] for table in self.plan.tables}
+        self.kept = None if settings is None else checked_paths(schema, settings, constraints or {})
 
     def add(self, batch: Sequence[ExportRecord]) -> None:
         if batch:
             for name, part in tabulate_batch(self.plan, batch).items():
+                if self.kept is not None:
+                    part = part.select(c for c in part.columns if c in self.kept)
                 self.parts[name].append(part)
+
+
+# The columns every table keeps: which row it is, whose, when, and whether readable.
+_ROW_COLUMNS = frozenset({KEY, PARENT_KEY, STATUS, SUBMISSION_DATE})
+
+
+def checked_paths(
+    schema: FormSchema, settings: CheckSettings, constraints: Mapping[str, str]
+) -> frozenset[str]:
+    """The columns the chosen checks read (more rather than fewer: a name in the
+    settings keeps every question so named)."""
+    questions = [f for f in schema.fields if f.kind not in (STRUCTURE, REPEAT)]
+    wanted = set(settings.checks)
+    kept: set[str] = set(_ROW_COLUMNS)
+
+    def named(names: Sequence[str]) -> set[str]:
+        return {f.path for f in questions if f.path in names or f.name in names}
+
+    if "duplicate" in wanted:
+        if settings.duplicate_fields is not None:
+            kept |= named(settings.duplicate_fields)
+        else:
+            kept |= {
+                f.path
+                for f in questions
+                if f.personal and (f.kind in _FUZZY_KINDS or f.kind in _EXACT_KINDS)
+            }
+    if "outlier" in wanted:
+        if settings.outlier_fields is not None:
+            kept |= named(settings.outlier_fields)
+        else:
+            kept |= {f.path for f in questions if f.kind in _NUMERIC_KINDS}
+    if "constraint" in wanted:
+        kept |= set(constraints)
+    if "other" in wanted:
+        kept |= _other_pairs(schema, questions)
+    if "duration" in wanted:
+        kept |= {"/start", "/end"}
+    return frozenset(kept)
 
 
 def run_checks(
@@ -189,14 +239,19 @@ def run_checks(
 
 
 def _tables(collected: CheckInput) -> list[_Table]:
-    """The root table (readable submissions only) and every repeat's, as one frame each."""
+    """The root table (readable submissions only) and every repeat's, as one frame each.
+
+    Consumes `collected`: its batches are dropped as they are joined up."""
     plan, parts = collected.plan, collected.parts
     questions = [f for f in collected.schema.fields if f.kind not in (STRUCTURE, REPEAT)]
     tables: list[_Table] = []
     instances: dict[str | None, pl.DataFrame] = {}  # repeat path -> KEY, _INSTANCE
     for table in plan.tables:
         empty = pl.DataFrame(schema={s: pl.String for s in table.sources})
-        frame = pl.concat(parts[table.name], how="diagonal_relaxed") if parts[table.name] else empty
+        # The batches are let go as each table is joined up: held once, not twice.
+        batches = parts.pop(table.name, [])
+        frame = pl.concat(batches, how="diagonal_relaxed") if batches else empty
+        del batches
         if table.repeat_path is None:
             frame = frame.filter(pl.col(STATUS).is_null())  # unreadable data has no answers
             frame = frame.with_columns(pl.col(KEY).alias(_INSTANCE), pl.lit("").alias(_ROW))
@@ -214,6 +269,27 @@ def _tables(collected: CheckInput) -> list[_Table]:
         }
         tables.append(_Table(table.repeat_path, fields, frame))
     return tables
+
+
+def _other_pairs(schema: FormSchema, questions: Sequence[Field]) -> set[str]:
+    """Selects with an "other" choice and their "specify" text beside them (_other_specify)."""
+    found: set[str] = set()
+    for select in questions:
+        if select.kind not in ("select1", "select") or not select.choice_list:
+            continue
+        choices = schema.choices.get(select.choice_list, [])
+        if not any(c.name.casefold() in _OTHER_VALUES for c in choices):
+            continue
+        texts = {
+            f.path
+            for f in questions
+            if f.kind == "string"
+            and f.parent_repeat == select.parent_repeat
+            and any(f.name == select.name + suffix for suffix in _OTHER_SUFFIXES)
+        }
+        if texts:
+            found |= {select.path, *texts}
+    return found
 
 
 def _reported(frame: pl.DataFrame, since: datetime | None) -> set[str]:

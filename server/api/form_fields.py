@@ -8,6 +8,7 @@ from typing import Any
 
 from litestar import Response, Router, get
 from litestar.params import FromPath, FromQuery
+from msgspec import UNSET
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,6 +21,7 @@ from server.db.models import Blob, Form, FormAttachment, FormDef
 from server.openrosa.routes import blob_response
 from server.requests import AnyRequest, parse_flag, runtime_of
 from server.services.forms import schema_of
+from server.services.personal import PersonalView, personal_view
 
 F = "/projects/{project_id:int}/forms/{xml_form_id:str}"
 # Central reports selects and ranks by their XForm bind type, "string".
@@ -27,7 +29,12 @@ _CENTRAL_TYPES = {"select1": "string", "select": "string", "rank": "string"}
 _ODATA_UNSAFE = re.compile(r"[^A-Za-z0-9_]")
 
 
-def fields_out(schema: FormSchema, *, odata: bool) -> list[FieldOut]:
+def fields_out(
+    schema: FormSchema, *, odata: bool, view: PersonalView | None = None
+) -> list[FieldOut]:
+    """The fields as Central lists them; with `view`, those the caller sees masked
+    say so (the web app then does not offer them as filters)."""
+
     def clean(text: str) -> str:
         return _ODATA_UNSAFE.sub("_", text) if odata else text
 
@@ -38,6 +45,7 @@ def fields_out(schema: FormSchema, *, odata: bool) -> list[FieldOut]:
             type=_CENTRAL_TYPES.get(field.kind, field.kind),
             binary=True if field.kind == "binary" else None,
             select_multiple=True if field.kind == "select" else None,
+            masked=True if view and view.masked and view.fields.covers(field.path) else UNSET,
         )
         for field in schema.fields
     ]
@@ -80,12 +88,13 @@ async def _fields(
     request: AnyRequest, project_id: int, xml_form_id: str, odata: str | None, *, draft: bool
 ) -> list[FieldOut]:
     async with runtime_of(request).read() as db:
-        _, form = await caller_and_form(request, db, project_id, xml_form_id, "form.read")
+        principal, form = await caller_and_form(request, db, project_id, xml_form_id, "form.read")
         def_id = form.draft_def_id if draft else form.current_def_id
         form_def = await db.get(FormDef, def_id) if def_id else None
         if form_def is None:
             raise problems.not_found()
-        return fields_out(schema_of(form_def), odata=parse_flag(odata))
+        view = await personal_view(db, principal, form)
+        return fields_out(schema_of(form_def), odata=parse_flag(odata), view=view)
 
 
 async def _definition(
@@ -199,9 +208,10 @@ async def list_version_fields(
     odata: FromQuery[str | None] = None,
 ) -> list[FieldOut]:
     async with runtime_of(request).read() as db:
-        _, form = await caller_and_form(request, db, project_id, xml_form_id, "form.read")
+        principal, form = await caller_and_form(request, db, project_id, xml_form_id, "form.read")
         found = await _version(db, form, version_ref)
-        return fields_out(schema_of(found), odata=parse_flag(odata))
+        view = await personal_view(db, principal, form)
+        return fields_out(schema_of(found), odata=parse_flag(odata), view=view)
 
 
 router = Router(

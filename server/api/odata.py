@@ -53,6 +53,7 @@ from server.requests import AnyRequest, parse_flag, require_principal, runtime_o
 from server.runtime import Runtime
 from server.services import odata as feed_service
 from server.services.field_filter import answer_fields
+from server.services.filter_copy import decide_from_copy
 from server.services.odata import Answers, Feed, FeedQuery, FeedRow
 from server.services.personal import PersonalView, audit_personal_read, personal_view
 
@@ -175,6 +176,23 @@ def _refuse_personal_filter(view: PersonalView, expr: Expr | None, answers: Answ
             raise problems.personal_filter_forbidden(name)
 
 
+async def _decided_from_copy(
+    request: AnyRequest, feed: Feed, expr: Expr | None, answers: Answers
+) -> feed_service.Decided:
+    if expr is None or feed.draft or not answers:
+        return {}
+    # Validated first: a bad literal is refused as before, whichever path reads it.
+    feed_service.filter_clause(expr, answers)
+    return await decide_from_copy(
+        runtime_of(request),
+        feed.form,
+        expr,
+        answers,
+        lambda part: feed_service.filter_clause(part, answers),
+        feed_service.coerce_literal,
+    )
+
+
 def _split_outside_quotes(sub: str) -> list[str]:
     """``sub`` split at each ``/`` that is not inside a quoted key (``('a/b')``)."""
     parts = [""]
@@ -249,8 +267,11 @@ async def _data(
     limit = _count_option("$top", top)
     offset = _count_option("$skip", skip) or 0
     cursor = None if not skiptoken else feed_service.decode_skiptoken(skiptoken)
+    # Answers are read from the analysis copy where it holds them (Polars over
+    # columns, not a JSON record parsed per submission in SQL).
+    decided = await _decided_from_copy(request, feed, expr, answers)
     where = feed_service.base_where(
-        feed, expr, include_deleted=mentions(expr, "__system/deletedAt")
+        feed, expr, include_deleted=mentions(expr, "__system/deletedAt"), decided=decided
     )
     writer = RowWriter(feed.model, table, options)
     shown = view.record if view.masked else None

@@ -292,3 +292,6 @@ class FieldOut(ApiModel):
     type: str
     binary: bool | None = None
     select_multiple: bool | None = None
+    # Homeward: the caller sees this field's answers masked (marked personal), so it
+    # may not filter by them (403.1); only present when true.
+    masked: bool | msgspec.UnsetType = msgspec.UNSET

@@ -100,7 +100,7 @@ async def run_form_checks(
             db, form, ExportOptions(), (), media=False, spool_dir=rt.settings.data_dir / "tmp"
         )
         log = await stored_changes(db, form)
-        collected = CheckInput(schema)
+        collected = CheckInput(schema, settings, constraints)
         # A large form's submissions are read from its analysis copy (Polars, no
         # record decoded) when the copy holds what the checks read.
         copy = await usable_copy(db, form, collected.plan)

@@ -73,6 +73,7 @@ __all__ = [
     "FeedQuery",
     "FeedRow",
     "base_where",
+    "coerce_literal",
     "count_rows",
     "decode_skiptoken",
     "encode_skiptoken",
@@ -147,6 +148,8 @@ class _Sql:
 
 # A form's questions by OData path (services.field_filter.answer_fields).
 Answers = Mapping[str, Node]
+# Parts of a filter decided from the analysis copy, and the condition each became.
+Decided = Mapping[Expr, ColumnElement[bool]]
 
 
 def _bad_value(value: object, kind: str) -> problems.Problem:
@@ -162,7 +165,7 @@ def _bad_value(value: object, kind: str) -> problems.Problem:
     return problems.unexpected_value("$filter", value, f"compare it with {wanted}.")
 
 
-def _coerce(value: object, kind: str) -> object:
+def coerce_literal(value: object, kind: str) -> object:
     """A literal as the type of what it is compared with."""
     if kind == "time":
         if isinstance(value, datetime):
@@ -265,7 +268,7 @@ def _comparison(node: Comparison, answers: Answers) -> ColumnElement[bool]:
             return false()  # like SQL: nothing is less than null
         if left.kind == "presence":
             raise _bad_value(right.value, left.kind)
-        value: Any = _coerce(right.value, left.kind)
+        value: Any = coerce_literal(right.value, left.kind)
         other: Any = literal(value, _TIMESTAMP) if left.kind == "time" else value
         nullable = left.nullable
     elif "presence" in (left.kind, right.kind):
@@ -311,19 +314,28 @@ def _contains(field: Operand, text: Operand, answers: Answers) -> ColumnElement[
     return contains_clause(value.expr, value.kind, text.value)
 
 
-def filter_clause(expr: Expr, answers: Answers | None = None) -> ColumnElement[bool]:
+def filter_clause(
+    expr: Expr, answers: Answers | None = None, decided: Decided | None = None
+) -> ColumnElement[bool]:
     """The SQL condition on ``submissions`` for a parsed $filter (`answers`: the form's
-    questions it may name, from services.field_filter)."""
+    questions it may name, from services.field_filter; `decided`: parts already
+    decided from the analysis copy, services.filter_copy)."""
     answers = answers or {}
+    if decided and expr in decided:
+        return decided[expr]
     match expr:
         case Comparison():
             return _comparison(expr, answers)
         case BoolOp("and", left, right):
-            return and_(filter_clause(left, answers), filter_clause(right, answers))
+            return and_(
+                filter_clause(left, answers, decided), filter_clause(right, answers, decided)
+            )
         case BoolOp(_, left, right):
-            return or_(filter_clause(left, answers), filter_clause(right, answers))
+            return or_(
+                filter_clause(left, answers, decided), filter_clause(right, answers, decided)
+            )
         case Not(operand):
-            return not_(filter_clause(operand, answers))
+            return not_(filter_clause(operand, answers, decided))
         case Call("contains", (field, text)):
             return _contains(field, text, answers)
     raise ODataError.unsupported_expression("expression", 0, str(expr))
@@ -624,7 +636,9 @@ async def count_rows(db: AsyncSession, query: FeedQuery, open_session: Sessions)
     return total
 
 
-def base_where(feed: Feed, expr: Expr | None, *, include_deleted: bool) -> tuple[Any, ...]:
+def base_where(
+    feed: Feed, expr: Expr | None, *, include_deleted: bool, decided: Decided | None = None
+) -> tuple[Any, ...]:
     conditions: list[ColumnElement[bool]] = [
         Submission.form_id == feed.form.id,
         Submission.draft == feed.draft,
@@ -632,7 +646,7 @@ def base_where(feed: Feed, expr: Expr | None, *, include_deleted: bool) -> tuple
     if not include_deleted:
         conditions.append(Submission.deleted_at.is_(None))
     if expr is not None:
-        conditions.append(filter_clause(expr, answer_fields(feed.model)))
+        conditions.append(filter_clause(expr, answer_fields(feed.model), decided))
     return tuple(conditions)
 
 

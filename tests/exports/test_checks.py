@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from exports.checks import CheckSettings, run_checks
+from exports.checks import CheckInput, CheckSettings, run_checks
 from exports.checks.constraint import NotEvaluable, compile_constraint
 from forms.xform import bind_constraints, read_xform
 from forms.xlsform import compile_xlsform
@@ -277,3 +277,35 @@ def test_only_limits_the_suggestions_to_the_submissions_named() -> None:
     assert [(s.instance_id, s.field) for s in report.suggestions] == [
         ("uuid:f10", "/household[1]/age")
     ]
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        CheckSettings(),
+        CheckSettings(checks=("duplicate",), duplicate_fields=("full_name",)),
+        CheckSettings(checks=("outlier", "other")),
+        CheckSettings(checks=("constraint", "duration")),
+    ],
+)
+def test_checks_on_the_columns_they_read_find_what_they_find_on_all(
+    settings: CheckSettings,
+) -> None:
+    odd = [
+        returnee(90, age="340", phone="12-34", minutes=2),
+        returnee(91, full_name="genc  GASHl", dob="1953-01-01"),
+        returnee(92, occupation="other", occupation_other="Teacher"),
+    ]
+    whole = CheckInput(SCHEMA)
+    narrow = CheckInput(SCHEMA, settings, CONSTRAINTS)
+    for collected in (whole, narrow):
+        collected.add(records(*odd))
+
+    kept = set(narrow.parts["returns"][0].columns)
+    every = set(whole.parts["returns"][0].columns)
+    expected = run_checks(SCHEMA, whole, settings, CONSTRAINTS)
+
+    assert run_checks(SCHEMA, narrow, settings, CONSTRAINTS) == expected
+    assert expected.suggestions
+    assert kept < every
+    assert "/phone" not in kept or "constraint" in settings.checks

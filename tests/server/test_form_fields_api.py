@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from tests.server.conftest import SIMPLE_FORM, World
+from tests.server.test_odata_field_filter import member
+from tests.server.test_odata_field_filter import visits as visits
 from tests.server.test_submission_review import assert_problem
 
 SELECTS = SIMPLE_FORM.replace(
@@ -84,3 +86,15 @@ async def test_draft_definition_and_version_files(world: World) -> None:
         f"{forms}/versions/1/attachments/logo.png", headers=world.admin_headers
     )
     assert_problem(none, 404, 404.1)
+
+
+async def test_fields_say_which_a_caller_sees_masked(visits: World) -> None:
+    """The web app offers as filters only the fields the server will filter by."""
+    viewer = await member(visits, "viewer")
+    url = f"/v1/projects/{visits.project_id}/forms/visit/fields?odata=true"
+
+    as_viewer = (await visits.client.get(url, headers=viewer)).json()
+    as_admin = (await visits.client.get(url, headers=visits.admin_headers)).json()
+
+    assert [f["name"] for f in as_viewer if f.get("masked")] == ["full_name"]
+    assert not any("masked" in f for f in as_admin)

@@ -41,6 +41,9 @@ export interface FormField {
   type: string;
   binary: boolean | null;
   selectMultiple?: boolean | null;
+  // The caller sees this field's answers masked (personal): the server refuses
+  // filters on it, so none is offered.
+  masked?: boolean | null;
 }
 
 export interface Actor {
