@@ -30,6 +30,7 @@ import logging
 import string
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import anyio.to_thread
 import msgspec
@@ -106,7 +107,8 @@ def _answer(node: Node, rules: _Rules) -> tuple[pl.Expr, str]:
     return answer, kind
 
 
-_ORDERED: dict[str, Callable[[pl.Expr, object], pl.Expr]] = {
+# Literals are str, float or date; Any because polars types the operand by what is installed.
+_ORDERED: dict[str, Callable[[pl.Expr, Any], pl.Expr]] = {
     "lt": lambda column, value: column < value,
     "le": lambda column, value: column <= value,
     "gt": lambda column, value: column > value,
