@@ -2,7 +2,9 @@
 every other browser path so the app's own router (history mode) can show it.
 
 The fallback never answers for ``/v1`` (the API and OpenRosa), ``/schema`` or
-``/healthz``: an unknown API path stays Central's JSON 404, not a web page.
+``/healthz``: an unknown API path stays Central's JSON 404, not a web page. The one
+exception is a person typing the API's root, ``/v1``, into a browser: that is sent
+to the app's front page instead of a line of JSON.
 """
 
 from __future__ import annotations
@@ -10,8 +12,9 @@ from __future__ import annotations
 import mimetypes
 from pathlib import Path
 
-from litestar import Response, Router, get
+from litestar import Request, Response, Router, get
 from litestar.params import FromPath
+from litestar.response import Redirect
 
 from server import problems
 from server.security_headers import FILL_PAGE_POLICY
@@ -44,6 +47,13 @@ def is_fill_page(relative: str) -> bool:
     )
 
 
+def _is_page_visit(request: Request[object, object, object]) -> bool:
+    """A browser loading a page (not a script or a client asking for JSON)."""
+    if request.headers.get("sec-fetch-mode") == "navigate":
+        return True
+    return "text/html" in request.headers.get("accept", "")
+
+
 def _index(dist: Path, relative: str = "") -> Response[bytes]:
     index = dist / "index.html"
     if not index.is_file():
@@ -59,6 +69,14 @@ def web_router(dist: Path | None = None) -> Router:
     async def index() -> Response[bytes]:
         return _index(root)
 
+    # Litestar's router matches ``/v1`` as the head of the API's own routes, so the
+    # catch-all below never sees it: it needs a route of its own.
+    @get("/v1", include_in_schema=False, name="web-api-root")
+    async def api_root(request: Request[object, object, object]) -> Redirect:
+        if _is_page_visit(request):
+            return Redirect("/", status_code=303)
+        raise problems.not_found()
+
     @get("/{path:path}", include_in_schema=False, name="web-path")
     async def any_path(path: FromPath[str]) -> Response[bytes]:
         relative = path.lstrip("/")
@@ -72,4 +90,4 @@ def web_router(dist: Path | None = None) -> Router:
             raise problems.not_found()  # a missing file, not a page of the app
         return _index(root, relative)
 
-    return Router("/", route_handlers=[index, any_path])
+    return Router("/", route_handlers=[index, api_root, any_path])

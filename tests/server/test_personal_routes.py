@@ -187,6 +187,7 @@ NO_CONTENT = {
     "an export job's state and progress": r"/export-jobs/\{job_id:int\}$",
     "which data checks a form runs, on which fields": r"/cleaning-check-settings$",
     "the web app's sign-in state": r"^/v1/web/session$",
+    "the API's root: a browser is sent to the web app": r"^/v1$",
     "OpenRosa: form lists, form XML, manifests, form media and sending": (
         r"/formList$|/manifest$|/submission$|/forms/\{form_file:str\}$"
         r"|^/v1/(key|test)/.*/(attachments/\{name:str\}|draft\.xml)$"

@@ -164,6 +164,25 @@ async def test_app_paths_fall_back_to_index_but_never_shadow_the_api(
         assert escape.status_code == 404 or "root:" not in escape.text
 
 
+async def test_the_api_root_typed_into_a_browser_opens_the_app(
+    web_client: httpx.AsyncClient,
+) -> None:
+    page = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    async with web_client as client:
+        for path in ("/v1", "/v1/"):
+            visit = await client.get(path, headers=page)
+            assert visit.status_code == 303, path
+            assert visit.headers["location"] == "/"
+        navigate = await client.get("/v1", headers={"Sec-Fetch-Mode": "navigate"})
+        assert navigate.status_code == 303
+        # A script or API client still gets Central's JSON answer, and deeper API
+        # paths are never redirected.
+        assert (await client.get("/v1", headers={"Accept": "application/json"})).status_code == 404
+        deeper = await client.get("/v1/nothing", headers=page)
+        assert deeper.status_code == 404
+        assert deeper.json()["code"] == 404.1
+
+
 async def test_only_the_fill_pages_relax_the_csp_for_web_forms(
     web_client: httpx.AsyncClient,
 ) -> None:

@@ -199,6 +199,8 @@ async def test_office_journey_in_the_browser(
             await page.get_by_role("link", name="Household visit").click()
             await page.get_by_role("link", name="Fill in this form").click()
             await page.get_by_role("textbox", name="Municipality").fill("Durrës")
+            # One level-1 heading, the form's title from Web Forms (not the app's too).
+            await expect(page.get_by_role("heading", level=1)).to_have_text(["Household visit"])
             await assert_accessible(page, "Web Forms")
             await page.get_by_role("radio", name="Female").check()
             async with page.expect_file_chooser() as chooser:
