@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import mimetypes
 from pathlib import Path
+from typing import Any
 
 from litestar import Request, Response, Router, get
 from litestar.params import FromPath
@@ -47,7 +48,7 @@ def is_fill_page(relative: str) -> bool:
     )
 
 
-def _is_page_visit(request: Request[object, object, object]) -> bool:
+def _is_page_visit(request: Request[Any, Any, Any]) -> bool:
     """A browser loading a page (not a script or a client asking for JSON)."""
     if request.headers.get("sec-fetch-mode") == "navigate":
         return True
@@ -72,7 +73,7 @@ def web_router(dist: Path | None = None) -> Router:
     # Litestar's router matches ``/v1`` as the head of the API's own routes, so the
     # catch-all below never sees it: it needs a route of its own.
     @get("/v1", include_in_schema=False, name="web-api-root")
-    async def api_root(request: Request[object, object, object]) -> Redirect:
+    async def api_root(request: Request[Any, Any, Any]) -> Redirect:
         if _is_page_visit(request):
             return Redirect("/", status_code=303)
         raise problems.not_found()
