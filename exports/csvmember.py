@@ -13,6 +13,10 @@ A deflate stream cannot be continued once finished, so each table is written
 by one Polars call over all its rows: batches are kept as Arrow IPC files (cells
 already shaped and quoted as Central writes them) and scanned in order by the
 streaming engine, so memory holds a few batches whatever the table's size.
+
+A streamed table may also send its member while Polars writes it
+(`StreamedTable.send_live`, exports.livemember): the first member of a zip,
+so its first bytes leave at once.
 """
 
 from __future__ import annotations
@@ -32,12 +36,12 @@ import polars as pl
 from polars.io.plugins import register_io_source
 
 from exports.deflate import write_deflated
+from exports.livemember import LiveMember, check_gzip_header
 
 __all__ = ["GZIP_LEVEL", "RenderedTable", "StreamedTable"]
 
 # Polars' gzip level 2: as small as zlib's level 1, four times cheaper.
 GZIP_LEVEL = 2
-_GZIP_HEADER = b"\x1f\x8b\x08\x00"  # gzip, deflate, no optional fields (what Polars writes)
 _COPY_BYTES = 1 << 20
 # Rows handed to the CSV sink at a time: memory in flight stays a few MB.
 _SLICE_ROWS = 1_000
@@ -87,8 +91,7 @@ class RenderedTable:
     def _copy_member(self, archive: zipfile.ZipFile, info: zipfile.ZipInfo, width: int) -> None:
         with self._gzip_path.open("rb") as gzip_file:
             start, end, crc, length = _gzip_frame(gzip_file)
-            if end - start >= (1 << 32) // _MAX_RATIO:
-                length = _full_length(length, self._estimated_length(width))
+            length = self._full_length(width, length, end - start)
             write_deflated(archive, info, _chunks(gzip_file, start, end), crc, length)
 
     def _count(self, cells: pl.DataFrame) -> None:
@@ -99,6 +102,12 @@ class RenderedTable:
     def _estimated_length(self, width: int) -> int:
         """The text's length to within the quotes of quoted cells (header left out)."""
         return self._cell_bytes + self._rows * width  # a separator or line end per cell
+
+    def _full_length(self, width: int, modulo: int, deflated: int) -> int:
+        """The text's length from the gzip trailer's (mod 4 GiB) and the deflated size."""
+        if deflated >= (1 << 32) // _MAX_RATIO:
+            return _full_length(modulo, self._estimated_length(width))
+        return modulo
 
     def close(self) -> None:
         shutil.rmtree(self._folder, ignore_errors=True)
@@ -132,6 +141,8 @@ class StreamedTable(RenderedTable):
         self._queue: queue.Queue[pl.DataFrame | None] = queue.Queue(_STREAM_BATCHES)
         self._stopping = threading.Event()
         self._failure: BaseException | None = None
+        self._sink_done = threading.Event()
+        self._live: LiveMember | None = None
         head = _head(header)
         source = _queued_source(head, self._next_batch)
         self._thread = threading.Thread(
@@ -144,6 +155,18 @@ class StreamedTable(RenderedTable):
             _sink(source, self._gzip_path)
         except BaseException as failure:  # handed to the producer's thread
             self._failure = failure
+        finally:
+            self._sink_done.set()
+
+    def send_live(self, archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> None:
+        """Start the member `info` now and copy the table into it while it is rendered.
+
+        Nothing else may be written to `archive` until `write_member` has returned.
+        """
+        self._live = LiveMember(archive, info, self._gzip_path, self._sink_done, self._failed)
+
+    def _failed(self) -> BaseException | None:
+        return self._failure
 
     def _next_batch(self) -> pl.DataFrame | None:
         while not self._stopping.is_set():
@@ -173,6 +196,9 @@ class StreamedTable(RenderedTable):
     def _raise_failure(self) -> None:
         if self._failure is not None:
             raise RuntimeError("rendering a CSV member failed") from self._failure
+        if self._live is not None and self._live.failure is not None:
+            # As it was raised: a client that went away is not an export that failed.
+            raise self._live.failure
 
     def write_member(
         self,
@@ -180,15 +206,32 @@ class StreamedTable(RenderedTable):
         info: zipfile.ZipInfo,
         header: Sequence[str],
     ) -> None:
-        """Finish the member (`header` was given to the constructor) and add it."""
+        """Finish the member (`header` was given to the constructor) and add it.
+
+        A member sent live (`send_live`) is finished instead; `info` must name it.
+        """
         if len(header) != self._width:
             raise ValueError("the header changed after the table started streaming")
+        live = self._live
+        if live is not None:
+            if live.name != info.filename:
+                raise ValueError("this table is being sent as another member")
+            live.expect_end()  # before the sink can end: its end is then the table's
         self._put(None)
         self._thread.join()
         self._raise_failure()
-        self._copy_member(archive, info, self._width)
+        if live is None:
+            self._copy_member(archive, info, self._width)
+            return
+        deflated = self._gzip_path.stat().st_size - 18  # less the gzip header and trailer
+        live.finish(lambda modulo: self._full_length(self._width, modulo, deflated))
+        self._live = None
 
     def close(self) -> None:
+        # The follower stops first: the sink, told to stop, ends with part of the table.
+        if self._live is not None:
+            self._live.close()
+            self._live = None
         self._stopping.set()  # a sink still waiting for batches ends at once
         self._thread.join()
         super().close()
@@ -265,9 +308,7 @@ def _positional(frame: pl.DataFrame) -> pl.DataFrame:
 
 def _gzip_frame(gzip_file: IO[bytes]) -> tuple[int, int, int, int]:
     """(start, end) of the deflate stream in the gzip file, its CRC-32 and length mod 4 GiB."""
-    head = gzip_file.read(10)
-    if len(head) < 10 or head[:4] != _GZIP_HEADER:
-        raise ValueError("Polars wrote gzip with optional header fields; not supported")
+    check_gzip_header(gzip_file.read(10))
     end = gzip_file.seek(-8, 2)
     crc, length = struct.unpack("<II", gzip_file.read(8))
     return 10, end, crc, length
