@@ -6,7 +6,8 @@ that is already running, which is what pyodk, ruODK and a browser do; this modul
 measures the same thing. The server is started once (`homeward serve`); each
 download is timed from the request to the last byte, the server's CPU seconds are
 read from /proc before and after, and its peak RSS is the kernel's high-water mark
-for the process, reset before each download.
+for the process, reset before each download. The time to the first byte of the body
+is kept too: a download that stays silent for long trips proxies and looks hung.
 """
 
 from __future__ import annotations
@@ -25,12 +26,12 @@ import httpx
 from bench.ingest import SECRET_KEY, Backend, running_server
 
 ADMIN_EMAIL = "bench@example.org"
-READ_SIZE = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
 class Download:
     seconds: float
+    first_byte_seconds: float
     server_cpu_seconds: float
     server_peak_rss_mb: float
     bytes: int
@@ -96,13 +97,17 @@ def download(
     _reset_peak_rss(pid)
     cpu = _cpu_seconds(pid)
     received = 0
+    first_byte = 0.0
     started = time.perf_counter()
     with (
         httpx.Client(timeout=600) as client,
         client.stream("GET", path, params=params, headers=headers) as response,
     ):
-        for chunk in response.iter_raw(READ_SIZE):
+        # Chunks as they arrive (no chunk size): the first one is the first byte.
+        for chunk in response.iter_raw():
+            if not received and chunk:
+                first_byte = time.perf_counter() - started
             received += len(chunk)
         ok = response.status_code == 200
     seconds = time.perf_counter() - started
-    return Download(seconds, _cpu_seconds(pid) - cpu, _peak_rss_mb(pid), received, ok)
+    return Download(seconds, first_byte, _cpu_seconds(pid) - cpu, _peak_rss_mb(pid), received, ok)

@@ -82,6 +82,8 @@ class Run:
     # The 1-minute load average when the run ended: the machine is shared, and wall
     # time means little without it (CPU seconds are the comparable figure).
     load: float = 0.0
+    # Seconds from the request to the first byte of the body (downloads only).
+    first_byte_seconds: float | None = None
 
 
 # ---------------------------------------------------------------- seeding
@@ -270,6 +272,7 @@ def export_over_http(
                     got.bytes / 1e6,
                     got.ok,
                     _load(),
+                    got.first_byte_seconds,
                 )
             )
     return runs
@@ -307,18 +310,26 @@ def _timed(backend: Backend, arguments: list[str]) -> tuple[float, float, float,
 
 def table(runs: list[Run]) -> str:
     lines = [
-        "| Backend | Submissions | Format | Seconds | Submissions/s | CPU s | Load "
-        "| Peak RSS MB | Output MB | MB/s | Target |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| Backend | Submissions | Format | Seconds | First byte s | Submissions/s | CPU s "
+        "| Load | Peak RSS MB | Output MB | MB/s | Target |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for run in runs:
         lines.append(
             f"| {run.backend} | {run.count:,} | {run.format} | {run.seconds:.1f} "
+            f"| {_first_byte(run, '{}') or '–'} "
             f"| {run.count / run.seconds:,.0f} | {run.cpu_seconds:.1f} | {run.load:.1f} "
             f"| {run.peak_rss_mb:.0f} | {run.output_mb:.1f} | {run.output_mb / run.seconds:,.0f} "
             f"| {verdict(run)} |"
         )
     return "\n".join(lines)
+
+
+def _first_byte(run: Run, template: str) -> str:
+    """`template` with the first-byte time, or nothing where it was not measured."""
+    if run.first_byte_seconds is None:
+        return ""
+    return template.format(f"{run.first_byte_seconds:.2f}")
 
 
 def verdict(run: Run) -> str:
@@ -363,7 +374,8 @@ def write_docs(runs: list[Run], args: argparse.Namespace) -> None:
 def report(runs: list[Run], run: Run) -> None:
     runs.append(run)
     print(
-        f"   {run.format}: {run.seconds:.1f} s, {run.cpu_seconds:.1f} CPU s, load "
+        f"   {run.format}: {run.seconds:.1f} s{_first_byte(run, ' (first byte {} s)')}, "
+        f"{run.cpu_seconds:.1f} CPU s, load "
         f"{run.load:.1f}, {run.peak_rss_mb:.0f} MB RSS, {run.output_mb:.1f} MB out, "
         f"{verdict(run)}",
         flush=True,
