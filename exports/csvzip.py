@@ -9,10 +9,11 @@ attachments under `media/`. The one deliberate difference is formula escaping
 
 Memory stays flat: each table's rows are kept batch by batch in temporary
 files and written at the end as one member that Polars renders and deflates
-(exports.csvmember). The root table's member is sent while it is written, so
-the first bytes leave at once: from the analysis copy Polars' gzip file is
-followed as it grows (exports.livemember); with `stream_root` (records
-arriving slowly from the row store) its rows go straight into the member. The
+(exports.csvmember). When every header is known up front, the root table's
+member is sent while it is written, so the first bytes leave at once: Polars'
+gzip file is followed as it grows (exports.livemember), or with `stream_root`
+(records arriving slowly from the row store) the rows go straight into the
+member. The
 output may be a pipe or socket; it is never sought. If anything fails midway
 the archive is left without its central directory, so a client never mistakes a
 truncated export for a complete one.
@@ -102,11 +103,12 @@ def write_csv_zip(
 
     With `cleaning_log`, the log is added as `cleaning-log.csv` after the tables.
 
-    Tables are rendered and deflated by Polars (exports.csvmember); the root
-    table's member is sent while Polars writes it, so a long export starts
-    sending at once and no proxy gives up on a silent response. When batches
-    come slowly (records read page by page from the database), `stream_root`
-    writes the root table's rows into its member as they arrive instead.
+    Tables are rendered and deflated by Polars (exports.csvmember); with every
+    header known, the root table's member is sent while Polars writes it, so a
+    long export starts sending at once and no proxy gives up on a silent
+    response. When batches come slowly (records read page by page from the
+    database), `stream_root` writes the root table's rows into its member as
+    they arrive instead.
 
     `select_values` (field path -> sorted values) lets the root table stream
     even with split_select_multiples; without it the values are collected from
