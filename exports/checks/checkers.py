@@ -175,34 +175,49 @@ class Outliers:
         self.index, self.table, self.field = index, table, field
         self.fence, self.extremes = fence, extremes
         self.numbers: list[pl.DataFrame] = []
-        self.kept: pl.DataFrame | None = None
+        # Reported rows that may be among the extremes, and how many; once the
+        # ends are full, a row between them (`bounds`) cannot enter.
+        self.kept: list[pl.DataFrame] = []
+        self.held = 0
+        self.bounds: tuple[float, float] | None = None
         self.rows = 0
         self.fences: tuple[float, float, int] | None = None
         self.second_pass = False
         self.found: list[Suggestion] = []
 
     def _values(self, tables: Sequence[pl.DataFrame]) -> pl.DataFrame:
+        """The table's rows with a finite number, each with its position in the table."""
         frame = tables[self.index]
-        values = frame.select(
-            (pl.int_range(pl.len(), dtype=pl.Int64) + self.rows).alias("seq"),
-            INSTANCE,
-            ROW,
-            REPORTED,
-            pl.col(self.field.path).alias("text"),
-            pl.col(self.field.path).str.strip_chars().cast(pl.Float64, strict=False).alias("x"),
-        ).filter(pl.col("x").is_not_null() & pl.col("x").is_finite())
+        number = pl.col(self.field.path).str.strip_chars().cast(pl.Float64, strict=False)
+        values = (
+            frame.select(INSTANCE, ROW, REPORTED, self.field.path)
+            .with_row_index("seq", offset=self.rows)
+            .with_columns(number.alias("x"))
+            .filter(pl.col("x").is_not_null() & pl.col("x").is_finite())
+            .rename({self.field.path: "text"})
+        )
         self.rows += frame.height
         return values
 
     def add(self, tables: Sequence[pl.DataFrame]) -> None:
         values = self._values(tables)
         self.numbers.append(values.select("x", REPORTED))
-        reported = values.filter(pl.col(REPORTED))
-        both = reported if self.kept is None else pl.concat([self.kept, reported])
-        if both.height > 2 * self.extremes:
-            ends = [both.bottom_k(self.extremes, by="x"), both.top_k(self.extremes, by="x")]
-            both = pl.concat(ends).unique("seq")  # ties may put one row in both ends
-        self.kept = both
+        ends = pl.col(REPORTED)
+        if self.bounds is not None:
+            ends = ends & ((pl.col("x") <= self.bounds[0]) | (pl.col("x") >= self.bounds[1]))
+        candidates = values.filter(ends)
+        self.kept.append(candidates)
+        self.held += candidates.height
+        if self.held > 4 * self.extremes:
+            every = pl.concat(self.kept)
+            lowest = every.bottom_k(self.extremes, by="x")
+            highest = every.top_k(self.extremes, by="x")
+            low, high = lowest.get_column("x").max(), highest.get_column("x").min()
+            assert isinstance(low, float)
+            assert isinstance(high, float)
+            self.bounds = (low, high)
+            kept = pl.concat([lowest, highest]).unique("seq")  # ties may put a row in both
+            self.kept, self.held = [kept], kept.height
 
     def finish(self, skipped: list[NotEvaluated]) -> None:
         numbers = pl.concat(self.numbers) if self.numbers else pl.DataFrame({"x": []})
@@ -233,9 +248,9 @@ class Outliers:
         self.fences = (low, high, numbers.height)
         outside = (pl.col("x") < low) | (pl.col("x") > high)
         count = numbers.filter(outside & pl.col(REPORTED)).height
-        found = self.kept.filter(outside).sort("seq") if self.kept is not None else None
-        self.kept = None
-        if found is not None and found.height == count:
+        found = pl.concat(self.kept).filter(outside).sort("seq")
+        self.kept = []
+        if found.height == count:
             self._suggest(found)
         else:
             self.second_pass = True
