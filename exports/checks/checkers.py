@@ -5,8 +5,8 @@ readable rows and every repeat's, each row with the submission it belongs to,
 its cleaning-log path and whether it is reported) and keeps its suggestions in
 row order, so a round over many batches finds what one over a single batch
 finds. What crosses batches is small: the duplicate check's blocking columns
-for the rows that have any, and per outlier field its numbers (8 bytes an
-answer) and the most extreme rows seen so far.
+for the rows that have any, and per outlier field how often each number was
+answered and the most extreme rows seen so far.
 """
 
 from __future__ import annotations
@@ -162,8 +162,8 @@ class Duplicates:
 class Outliers:
     """Tukey's fences over every answer to one field (in a repeat: every instance's).
 
-    The quartiles need every number, so those are held (8 bytes an answer); the
-    rows are not. Beside them the `extremes` lowest and highest reported rows
+    The quartiles need every number: a tally of them is held (each distinct
+    number and how often), not the rows. Beside them the `extremes` lowest and highest reported rows
     are kept: when the rows outside the fences are among them (almost always),
     they are the findings. Otherwise `second_pass` is set and the caller feeds
     the batches again (`add_again`), which picks the rows outside the fences.
@@ -174,7 +174,11 @@ class Outliers:
     ) -> None:
         self.index, self.table, self.field = index, table, field
         self.fence, self.extremes = fence, extremes
+        # How often each number was answered (reported or not): survey numbers
+        # repeat (ages, counts, prices in cents), so this is far smaller than
+        # the answers; merged whenever it doubles.
         self.numbers: list[pl.DataFrame] = []
+        self.tallied = self.merged = 0
         # Reported rows that may be among the extremes, and how many; once the
         # ends are full, a row between them (`bounds`) cannot enter.
         self.kept: list[pl.DataFrame] = []
@@ -201,7 +205,7 @@ class Outliers:
 
     def add(self, tables: Sequence[pl.DataFrame]) -> None:
         values = self._values(tables)
-        self.numbers.append(values.select("x", REPORTED))
+        self._tally(values.group_by("x", REPORTED).agg(pl.len().cast(pl.Int64).alias("n")))
         ends = pl.col(REPORTED)
         if self.bounds is not None:
             ends = ends & ((pl.col("x") <= self.bounds[0]) | (pl.col("x") >= self.bounds[1]))
@@ -219,10 +223,20 @@ class Outliers:
             kept = pl.concat([lowest, highest]).unique("seq")  # ties may put a row in both
             self.kept, self.held = [kept], kept.height
 
+    def _tally(self, counts: pl.DataFrame) -> None:
+        self.numbers.append(counts)
+        self.tallied += counts.height
+        if self.tallied > max(2 * self.merged, 10_000):
+            merged = pl.concat(self.numbers).group_by("x", REPORTED).agg(pl.col("n").sum())
+            self.numbers, self.tallied = [merged], merged.height
+            self.merged = merged.height
+
     def finish(self, skipped: list[NotEvaluated]) -> None:
-        numbers = pl.concat(self.numbers) if self.numbers else pl.DataFrame({"x": []})
+        schema = {"x": pl.Float64, REPORTED: pl.Boolean, "n": pl.Int64}
+        tally = pl.concat(self.numbers) if self.numbers else pl.DataFrame(schema=schema)
         self.numbers = []
-        if numbers.height < MIN_OUTLIER_VALUES:
+        total = int(tally.get_column("n").sum())
+        if total < MIN_OUTLIER_VALUES:
             skipped.append(
                 NotEvaluated(
                     "outlier",
@@ -232,7 +246,9 @@ class Outliers:
                 )
             )
             return
-        x = numbers.get_column("x")
+        # Every answer again, one field at a time after the read: Polars' quantile
+        # of the same numbers, so the fences are exactly those of the held column.
+        x = tally.select(pl.col("x").repeat_by("n").explode()).get_column("x")
         q1, q3 = x.quantile(0.25, "linear"), x.quantile(0.75, "linear")
         assert q1 is not None
         assert q3 is not None
@@ -245,9 +261,9 @@ class Outliers:
             )
             return
         low, high = q1 - self.fence * spread, q3 + self.fence * spread
-        self.fences = (low, high, numbers.height)
+        self.fences = (low, high, total)
         outside = (pl.col("x") < low) | (pl.col("x") > high)
-        count = numbers.filter(outside & pl.col(REPORTED)).height
+        count = int(tally.filter(outside & pl.col(REPORTED)).get_column("n").sum())
         found = pl.concat(self.kept).filter(outside).sort("seq")
         self.kept = []
         if found.height == count:
