@@ -19,6 +19,7 @@ import re
 from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC
 
+import msgspec
 import polars as pl
 
 from exports.checks.checkers import (
@@ -48,7 +49,7 @@ from exports.checks.report import (
     Suggestion,
 )
 from exports.options import ExportOptions
-from exports.plan import KEY, PARENT_KEY, STATUS, SUBMISSION_DATE, plan_export
+from exports.plan import KEY, PARENT_KEY, STATUS, SUBMISSION_DATE, ExportPlan, plan_export
 from exports.records import ExportRecord
 from exports.tabulate import tabulate_batch
 from exports.typed import to_utc_datetime
@@ -139,8 +140,8 @@ class CheckRound:
         unknown = [c for c in settings.checks if c not in CHECKS]
         if unknown:
             raise ValueError(f"Unknown checks: {', '.join(unknown)}; known: {', '.join(CHECKS)}")
-        self.plan = plan_export(schema, ExportOptions())
         self.kept = checked_paths(schema, settings, constraints)
+        self.plan = _narrowed(plan_export(schema, ExportOptions()), self.kept)
         self.shapes = _shapes(schema)
         self.checked = 0
         self._reported = _reported_expr(settings, only)
@@ -293,6 +294,16 @@ class CheckRound:
             parents[shape.repeat_path] = frame.select(KEY, INSTANCE, REPORTED)
             tables.append(frame)
         return tables
+
+
+def _narrowed(plan: ExportPlan, kept: frozenset[str]) -> ExportPlan:
+    """The plan with only the columns the checks read: a batch is tabulated (and
+    a copied segment projected) to those, not to the form's every question."""
+    tables = tuple(
+        msgspec.structs.replace(table, columns=tuple(c for c in table.columns if c.source in kept))
+        for table in plan.tables
+    )
+    return msgspec.structs.replace(plan, tables=tables)
 
 
 def _reported_expr(settings: CheckSettings, only: Collection[str] | None) -> pl.Expr:
