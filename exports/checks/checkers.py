@@ -95,22 +95,29 @@ class Duplicates:
     """The same person registered twice: equal exact fields, alike texts.
 
     Rows are blocked by their exact fields and the first letter of the first
-    text; only blocks of two or more rows are compared, so what is held across
-    batches is the blocking columns of rows that have any (a frame, not Python
-    tuples), and a block's rows become Python values only at the end.
+    text; only blocks of two or more rows are compared. Up to `budget` rows
+    (those with any of the fields answered) are held as a frame; beyond that
+    only each row's block hash is (8 bytes a row), and a second pass
+    (`add_again`) takes the rows of the blocks that hold more than one.
     """
 
-    def __init__(self, chosen: Sequence[Field], settings: CheckSettings) -> None:
+    def __init__(self, chosen: Sequence[Field], settings: CheckSettings, budget: int) -> None:
         self.chosen = chosen
         self.fuzzy = [f.path for f in chosen if f.kind in FUZZY_KINDS]
         self.exact = [f.path for f in chosen if f.kind not in FUZZY_KINDS]
         self.paths = list(dict.fromkeys(f.path for f in chosen))
         self.ratio = settings.duplicate_ratio
         self.blocks = [f"e{i}" for i in range(len(self.exact))] + (["b"] if self.fuzzy else [])
-        self.parts: list[pl.DataFrame] = []
+        self.budget = budget
+        self.parts: list[pl.DataFrame] | None = []  # None: over budget, hashes only
+        self.held = 0
+        self.hashes: list[pl.Series] = []
+        self.shared: pl.Series | None = None  # hashes of blocks of more than one row
+        self.second_pass = False
         self.found: list[Suggestion] = []
 
-    def add(self, tables: Sequence[pl.DataFrame]) -> None:
+    def _rows(self, tables: Sequence[pl.DataFrame]) -> pl.DataFrame | None:
+        """The batch's rows with any of the fields answered, normalised and blocked."""
         rows = tables[0].select(KEY, SUBMISSION_DATE, REPORTED, *self.paths)
         kept: list[tuple[object, ...]] = []
         for row in rows.iter_rows(named=True):
@@ -120,16 +127,53 @@ class Duplicates:
             # Equal exact fields first, then the fuzzy texts' first letter: fewer pairs to compare.
             block = [row[p] or "" for p in self.exact] + [t[:1] for t in texts[:1]]
             kept.append((row[KEY], row[SUBMISSION_DATE], row[REPORTED], *block, *texts))
-        if kept:
-            names = [KEY, SUBMISSION_DATE, REPORTED, *self.blocks]
-            names += [f"t{i}" for i in range(len(self.fuzzy))]
-            schema = {n: pl.Boolean if n == REPORTED else pl.String for n in names}
-            self.parts.append(pl.DataFrame(kept, schema=schema, orient="row"))
+        if not kept:
+            return None
+        names = [KEY, SUBMISSION_DATE, REPORTED, *self.blocks]
+        names += [f"t{i}" for i in range(len(self.fuzzy))]
+        schema = {n: pl.Boolean if n == REPORTED else pl.String for n in names}
+        frame = pl.DataFrame(kept, schema=schema, orient="row")
+        return frame.with_columns(pl.struct(self.blocks).hash().alias("hash"))
+
+    def add(self, tables: Sequence[pl.DataFrame]) -> None:
+        rows = self._rows(tables)
+        if rows is None:
+            return
+        self.hashes.append(rows.get_column("hash"))
+        if self.parts is not None:
+            self.parts.append(rows)
+            self.held += rows.height
+            if self.held > self.budget:
+                self.parts = None
 
     def finish(self) -> None:
-        if not self.parts:
+        """End of the first pass: compare, or say which blocks a second pass takes."""
+        hashes = pl.concat(self.hashes) if self.hashes else pl.Series("hash", [], pl.UInt64)
+        self.hashes = []
+        if self.parts is not None:
+            self._compare(self.parts)
             return
-        rows = pl.concat(self.parts)
+        counts = hashes.value_counts(name="count")
+        self.shared = counts.filter(pl.col("count") > 1).get_column("hash")
+        self.second_pass = not self.shared.is_empty()
+        self.parts = []
+
+    def add_again(self, tables: Sequence[pl.DataFrame]) -> None:
+        if not self.second_pass or self.parts is None or self.shared is None:
+            return
+        rows = self._rows(tables)
+        if rows is not None:
+            self.parts.append(rows.filter(pl.col("hash").is_in(self.shared.implode())))
+
+    def finish_again(self) -> None:
+        if self.second_pass and self.parts is not None:
+            self._compare(self.parts)
+            self.parts = None
+
+    def _compare(self, parts: list[pl.DataFrame]) -> None:
+        if not parts:
+            return
+        rows = pl.concat(parts).drop("hash")
         self.parts = []
         rows = rows.filter(pl.len().over(self.blocks) > 1)  # a block of one has no pair
         groups: dict[tuple[str, ...], list[tuple[str, str, bool, list[str]]]] = {}
@@ -163,8 +207,8 @@ class Outliers:
     """Tukey's fences over every answer to one field (in a repeat: every instance's).
 
     The quartiles need every number: a tally of them is held (each distinct
-    number and how often), not the rows. Beside them the `extremes` lowest and highest reported rows
-    are kept: when the rows outside the fences are among them (almost always),
+    number and how often), not the rows. Beside them the `extremes` lowest and
+    highest reported rows are kept: when the rows outside the fences are among them (almost always),
     they are the findings. Otherwise `second_pass` is set and the caller feeds
     the batches again (`add_again`), which picks the rows outside the fences.
     """

@@ -2,7 +2,7 @@
 
     round = CheckRound(schema, settings, constraints, only=...)
     for batch in batches: round.add(batch)
-    if round.needs_second_pass():        # rare: many outliers in one field
+    if round.needs_second_pass():        # many outliers in a field, or people
         for batch in batches: round.add_again(batch)
     report = round.report()
 
@@ -55,7 +55,11 @@ from exports.tabulate import tabulate_batch
 from exports.typed import to_utc_datetime
 from forms.schema import REPEAT, STRUCTURE, FormSchema
 
-__all__ = ["EXTREMES", "CheckRound", "checked_paths"]
+__all__ = ["DUPLICATE_ROWS", "EXTREMES", "CheckRound", "checked_paths"]
+
+# Rows with a duplicate field answered that are held for the comparison; more
+# (hundreds of thousands of people) cost a second pass for the shared blocks.
+DUPLICATE_ROWS = 200_000
 
 # Rows kept at each end of an outlier field's numbers while the fences are not
 # known yet; more findings than this on one side cost a second pass.
@@ -134,6 +138,7 @@ class CheckRound:
         *,
         only: Collection[str] | None = None,
         extremes: int = EXTREMES,
+        duplicate_rows: int = DUPLICATE_ROWS,
     ) -> None:
         settings = settings or CheckSettings()
         constraints = constraints or {}
@@ -150,7 +155,7 @@ class CheckRound:
         root = self.shapes[0]
         self.duplicates: Duplicates | None = None
         if "duplicate" in wanted:
-            self.duplicates = self._duplicates(root, settings)
+            self.duplicates = self._duplicates(root, settings, duplicate_rows)
         self.outliers: list[Outliers] = []
         if "outlier" in wanted:
             self.outliers = self._outliers(settings, extremes)
@@ -176,7 +181,9 @@ class CheckRound:
     def _skip(self, check: str, field: str | None, why: str, reason: NotEvaluatedReason) -> None:
         self._skipped[check].append(NotEvaluated(check, field, why, reason))
 
-    def _duplicates(self, root: TableShape, settings: CheckSettings) -> Duplicates | None:
+    def _duplicates(
+        self, root: TableShape, settings: CheckSettings, budget: int
+    ) -> Duplicates | None:
         if settings.duplicate_fields is not None:
             chosen = resolve(root.fields, settings.duplicate_fields)
         else:
@@ -189,7 +196,7 @@ class CheckRound:
             why = "no fields to compare: name them in duplicateFields"
             self._skip("duplicate", None, why, "no_duplicate_fields")
             return None
-        return Duplicates(chosen, settings)
+        return Duplicates(chosen, settings, budget)
 
     def _outliers(self, settings: CheckSettings, extremes: int) -> list[Outliers]:
         every = {path: f for table in self.shapes for path, f in table.fields.items()}
@@ -241,14 +248,16 @@ class CheckRound:
 
     def needs_second_pass(self) -> bool:
         """Whether the batches must be given again (add_again): an outlier field
-        with more findings than the rows kept at its ends. Ends the first pass."""
+        with more findings than the rows kept at its ends, or more people to
+        compare than DUPLICATE_ROWS. Ends the first pass."""
         if not self._finished:
             self._finished = True
             if self.duplicates is not None:
                 self.duplicates.finish()
             for outliers in self.outliers:
                 outliers.finish(self._skipped["outlier"])
-        return any(outliers.second_pass for outliers in self.outliers)
+        again = self.duplicates is not None and self.duplicates.second_pass
+        return again or any(outliers.second_pass for outliers in self.outliers)
 
     def add_again(self, batch: Sequence[ExportRecord]) -> None:
         if batch:
@@ -256,6 +265,8 @@ class CheckRound:
 
     def add_tables_again(self, frames: Mapping[str, pl.DataFrame]) -> None:
         tables = self._tables(frames)
+        if self.duplicates is not None:
+            self.duplicates.add_again(tables)
         for outliers in self.outliers:
             outliers.add_again(tables)
 
@@ -263,6 +274,7 @@ class CheckRound:
         self.needs_second_pass()
         found: list[Suggestion] = []
         if self.duplicates is not None:
+            self.duplicates.finish_again()
             found += self.duplicates.found
         checkers: list[Checker] = [*self.outliers, *self.constraints, *self.others]
         for checker in checkers:

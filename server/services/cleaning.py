@@ -83,8 +83,8 @@ async def run_form_checks(
     Batches are read as an export reads them (the analysis copy, and the row
     store beyond it) and checked in a worker thread as they come, then let go:
     the round holds what the checks need across batches, not the tables. A
-    second read happens only when an outlier field has more findings than the
-    round keeps (exports.checks.round.EXTREMES).
+    second read happens only when an outlier field has more findings, or the
+    duplicate check more people, than the round holds (exports.checks.round).
     """
     async with rt.read() as db:
         if form.current_def_id is None:

@@ -96,7 +96,11 @@ def in_batches(
     extremes: int,
     only: set[str] | None = None,
 ) -> CheckReport:
-    checks = CheckRound(schema, settings, constraints, only=only, extremes=extremes)
+    """Held within bounds when `extremes` is large, else with a second pass for
+    outliers and for duplicates (only `extremes` people held)."""
+    checks = CheckRound(
+        schema, settings, constraints, only=only, extremes=extremes, duplicate_rows=extremes
+    )
     for batch in batches:
         checks.add(batch)
     if checks.needs_second_pass():
@@ -158,10 +162,19 @@ def test_varied_data_gives_every_check_findings_and_deep_rows_their_paths() -> N
         assert found.field.startswith("/household[")  # type: ignore[union-attr]
 
 
-def test_a_second_pass_is_asked_for_only_when_the_extremes_kept_are_too_few() -> None:
+@pytest.mark.parametrize(
+    "settings",
+    [
+        CheckSettings(checks=("outlier",), outlier_fence=0.5),
+        CheckSettings(checks=("duplicate",), duplicate_fields=("full_name",)),
+    ],
+)
+def test_a_second_pass_is_asked_for_only_when_the_rows_held_are_too_few(
+    settings: CheckSettings,
+) -> None:
     people = returnees(random.Random(3), 80)
-    few = CheckRound(SCHEMA, CheckSettings(checks=("outlier",), outlier_fence=0.5), extremes=1)
-    many = CheckRound(SCHEMA, CheckSettings(checks=("outlier",), outlier_fence=0.5))
+    few = CheckRound(SCHEMA, settings, extremes=1, duplicate_rows=10)
+    many = CheckRound(SCHEMA, settings)
     for checks in (few, many):
         checks.add(people)
 
