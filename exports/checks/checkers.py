@@ -203,6 +203,10 @@ class Duplicates:
                     )
 
 
+# Numbers held as they come before they are tallied (a group-by a batch costs more).
+_UNTALLIED = 100_000
+
+
 class Outliers:
     """Tukey's fences over every answer to one field (in a repeat: every instance's).
 
@@ -249,7 +253,7 @@ class Outliers:
 
     def add(self, tables: Sequence[pl.DataFrame]) -> None:
         values = self._values(tables)
-        self._tally(values.group_by("x", REPORTED).agg(pl.len().cast(pl.Int64).alias("n")))
+        self._tally(values.select("x", REPORTED, pl.lit(1, dtype=pl.Int64).alias("n")))
         ends = pl.col(REPORTED)
         if self.bounds is not None:
             ends = ends & ((pl.col("x") <= self.bounds[0]) | (pl.col("x") >= self.bounds[1]))
@@ -270,7 +274,7 @@ class Outliers:
     def _tally(self, counts: pl.DataFrame) -> None:
         self.numbers.append(counts)
         self.tallied += counts.height
-        if self.tallied > max(2 * self.merged, 10_000):
+        if self.tallied > max(2 * self.merged, _UNTALLIED):
             merged = pl.concat(self.numbers).group_by("x", REPORTED).agg(pl.col("n").sum())
             self.numbers, self.tallied = [merged], merged.height
             self.merged = merged.height
