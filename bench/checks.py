@@ -6,7 +6,8 @@ Opens a Homeward data folder seeded by bench.exports (`--keep DIR`: SQLite file,
 blobs and the analysis copy; copy it first, the run may write to it) and runs
 the form's check round as the button and the worker do
 (services.cleaning.run_form_checks: the batches read from the analysis copy and
-the row store beyond it, tabulated, then the checks), with the form's stored
+the row store beyond it, each tabulated to the columns the checks read and
+checked as it arrives, exports.checks.CheckRound), with the form's stored
 settings or `--checks`. Nothing is stored.
 
 Measured in this process: wall time, CPU time (all threads, Polars' included),

@@ -10,9 +10,8 @@ versions stay the one record of an edit and the log cannot drift from them.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
-from functools import partial
 from itertools import pairwise
 
 import anyio.to_thread
@@ -21,7 +20,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from exports import ExportOptions
-from exports.checks import CheckInput, CheckReport, CheckSettings, run_checks
+from exports.checks import CheckReport, CheckRound, CheckSettings
 from exports.cleaning import (
     CleaningChange,
     CleaningError,
@@ -30,6 +29,7 @@ from exports.cleaning import (
     check_field,
     value_at,
 )
+from exports.records import ExportRecord
 from forms.schema import FormSchema
 from forms.xform import XFormError, bind_constraints
 from server import problems
@@ -78,12 +78,13 @@ async def run_form_checks(
 ) -> CheckReport:
     """The checks over the form's current submissions, with the cleaning log applied
     (an accepted suggestion is not suggested again; a removed duplicate is gone).
-    With `only`, suggestions for those instance ids alone (exports.checks.run_checks).
+    With `only`, suggestions for those instance ids alone (exports.checks.CheckRound).
 
     Batches are read as an export reads them (the analysis copy, and the row
-    store beyond it) and tabulated in a worker thread as they come (the
-    answers' text in memory, a few hundred bytes a submission); the checks
-    then run there too.
+    store beyond it) and checked in a worker thread as they come, then let go:
+    the round holds what the checks need across batches, not the tables. A
+    second read happens only when an outlier field has more findings, or the
+    duplicate check more people, than the round holds (exports.checks.round).
     """
     async with rt.read() as db:
         if form.current_def_id is None:
@@ -96,37 +97,40 @@ async def run_form_checks(
             constraints = bind_constraints(form_def.xml)
         except XFormError:
             constraints = {}
+        try:
+            checks = CheckRound(schema, settings, constraints, only=only)
+        except ValueError as error:  # an unknown check or field named in the settings
+            raise problems.cleaning_not_possible(str(error)) from error
         job = await export_service.prepare_export(
             db, form, ExportOptions(), (), media=False, spool_dir=rt.settings.data_dir / "tmp"
         )
         log = await stored_changes(db, form)
-        collected = CheckInput(schema, settings, constraints)
         # A large form's submissions are read from its analysis copy (Polars, no
         # record decoded) when the copy holds what the checks read.
-        copy = await usable_copy(db, form, collected.plan)
+        copy = await usable_copy(db, form, checks.plan)
     tail = job
     if copy is not None:
         tail = replace(job, where=(*job.where, Submission.id > copy.copied_through), copy=None)
-    # Each page is tabulated as it arrives: only the frames are held, not the records.
-    before: int | None = None
-    while True:
-        async with rt.read() as db:
-            page = await export_service.fetch_page(db, tail, before)
-        for cleaned in apply_cleaning([page.records], log):
-            await anyio.to_thread.run_sync(collected.add, cleaned)
-        if not page.more:
-            break
-        before = page.last_id
-    if copy is not None:
-        async for batch in segment_batches(rt, copy, job.where):
-            for cleaned in apply_cleaning([batch], log):
-                await anyio.to_thread.run_sync(collected.add, cleaned)
-    try:
-        return await anyio.to_thread.run_sync(
-            partial(run_checks, schema, collected, settings, constraints, only=only)
-        )
-    except ValueError as error:  # an unknown check or field named in the settings
-        raise problems.cleaning_not_possible(str(error)) from error
+
+    async def read(take: Callable[[Sequence[ExportRecord]], None]) -> None:
+        before: int | None = None
+        while True:
+            async with rt.read() as db:
+                page = await export_service.fetch_page(db, tail, before)
+            for cleaned in apply_cleaning([page.records], log):
+                await anyio.to_thread.run_sync(take, cleaned)
+            if not page.more:
+                break
+            before = page.last_id
+        if copy is not None:
+            async for batch in segment_batches(rt, copy, job.where):
+                for cleaned in apply_cleaning([batch], log):
+                    await anyio.to_thread.run_sync(take, cleaned)
+
+    await read(checks.add)
+    if await anyio.to_thread.run_sync(checks.needs_second_pass):
+        await read(checks.add_again)
+    return await anyio.to_thread.run_sync(checks.report)
 
 
 async def form_schema(db: AsyncSession, form: Form) -> FormSchema:
