@@ -18,12 +18,16 @@ numbers. Empty answers are empty cells. Excel keeps at most 32,767 characters
 in a cell; longer text is cut there.
 
 The package is written here part by part (exports.xlsx_package), straight to
-`out` as the CSV zip is. Memory stays flat: each table's raw frames wait in
-temporary files while batches arrive (exports.xlsx_part); then each sheet's
-rows are rendered by Polars (exports.sheetxml) and deflated into the sheet's
-zip member as they are rendered. Nothing is written before the last batch has
-been read, so a failure while reading writes nothing; a failure while writing
-leaves the zip without its central directory, visibly incomplete.
+`out` as the CSV zip is. Memory stays flat: each sheet's rows are rendered by
+Polars (exports.sheetxml) and deflated into a temporary file while batches
+arrive, a thread per sheet (exports.xlsx_part); once the last batch is in, each
+sheet's head (its size and column widths) is put in front of its rows as the
+zip member is written. Split select multiples need every chosen value before
+the first row can be shaped: then the raw frames wait in temporary files until
+the last batch and are streamed after it. Nothing is written to `out` before
+the last batch has been read, so a failure while reading writes nothing; a
+failure while writing leaves the zip without its central directory, visibly
+incomplete.
 
 A sheet holds at most 1,048,576 rows (Excel's limit, header rows included). A
 longer table continues on sheets named after it, "household (2)",
@@ -36,9 +40,10 @@ from __future__ import annotations
 import tempfile
 import time
 import zipfile
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import ExitStack
 from pathlib import Path
+from types import TracebackType
 
 import msgspec
 import polars as pl
@@ -92,7 +97,7 @@ from exports.xlsx_package import (
     workbook_rels_xml,
     workbook_xml,
 )
-from exports.xlsx_part import KeptFrames, write_sheet_part
+from exports.xlsx_part import KeptFrames, SheetBody, StreamedSheet, write_sheet_part
 from forms.schema import FormSchema
 
 __all__ = ["CLEANING_LOG_SHEET", "MAX_ROWS", "write_xlsx"]
@@ -119,6 +124,8 @@ _ROW = "#row"
 _NUMBER = "#number:"
 _NUMERIC: frozenset[CellType] = frozenset({"int", "float", "bool", "date", "datetime"})
 _STYLES: dict[CellType, Style] = {"date": Style.DATE, "datetime": Style.DATETIME}
+# Rows of a table's first frame its column widths are measured on.
+_WIDTH_SAMPLE = 200
 
 
 def write_xlsx(
@@ -134,50 +141,64 @@ def write_xlsx(
     """Write the export of `batches` (newest submission first) as an .xlsx workbook to `out`.
 
     `select_values` (field path -> sorted values) saves collecting the values of
-    split select multiples from the data, as in write_csv_zip. With
-    `cleaning_log`, the log follows the tables on a sheet of its own ("cleaning log").
+    split select multiples from the data, as in write_csv_zip, and lets the
+    sheets stream. With `cleaning_log`, the log follows the tables on a sheet of
+    its own ("cleaning log").
     """
     plan = plan_export(schema, options)
+    book = _Book(schema, options)
     with ExitStack() as stack:
-        kept = {t.name: stack.enter_context(KeptFrames(spool_dir)) for t in plan.tables}
-        collect = select_values is None and options.split_select_multiples
-        found: dict[str, set[str]] = {}
-        for batch in batches:
-            if not batch:
-                continue
-            frames = tabulate_batch(plan, batch)
+        work_dir = Path(
+            stack.enter_context(tempfile.TemporaryDirectory(prefix="xlsx-", dir=spool_dir))
+        )
+        tables: list[_TableSheets] = []
+        if select_values is not None or not options.split_select_multiples:
+            values = select_values or {}
             for table in plan.tables:
-                raw = frames[table.name]
-                if collect:
-                    collect_select_values(table, raw, found)
-                kept[table.name].append(raw)
-        values = select_values if select_values is not None else sorted_select_values(found)
-        book = _Book(schema, options)
-        sheets: list[_Sheet] = []
-        for table in plan.tables:
-            sheets += _table_rows(book, plan, table, values).sheets(book, kept[table.name])
+                rows = _table_rows(book, plan, table, values)
+                tables.append(stack.enter_context(_TableSheets(rows, work_dir)))
+            for batch in batches:
+                if batch:
+                    frames = tabulate_batch(plan, batch)
+                    for table, sheets in zip(plan.tables, tables, strict=True):
+                        sheets.append(frames[table.name])
+        else:
+            kept = [stack.enter_context(KeptFrames(work_dir)) for _ in plan.tables]
+            found: dict[str, set[str]] = {}
+            for batch in batches:
+                if batch:
+                    frames = tabulate_batch(plan, batch)
+                    for table, frames_kept in zip(plan.tables, kept, strict=True):
+                        collect_select_values(table, frames[table.name], found)
+                        frames_kept.append(frames[table.name])
+            values = sorted_select_values(found)
+            for table, frames_kept in zip(plan.tables, kept, strict=True):
+                rows = _table_rows(book, plan, table, values)
+                sheets = stack.enter_context(_TableSheets(rows, work_dir))
+                for raw in frames_kept.frames():
+                    sheets.append(raw)
+                frames_kept.close()
+                tables.append(sheets)
         if cleaning_log is not None:
             log = cleaning_log_frame(cleaning_log)
-            kept_log = stack.enter_context(KeptFrames(spool_dir))
-            kept_log.append(log)
-            sheets += _log_rows(log.columns).sheets(book, kept_log)
-        work_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="xlsx-", dir=spool_dir))
-        _write_package(sheets, out, Path(work_dir))
+            sheets = stack.enter_context(_TableSheets(_log_rows(log.columns), work_dir))
+            sheets.append(log)
+            tables.append(sheets)
+        parts = [sheet for sheets in tables for sheet in sheets.finish(book)]
+        _write_package(parts, out)
     out.flush()
 
 
 class _Sheet(msgspec.Struct, frozen=True):
-    """One sheet part to write: its name, layout, header rows and where its rows come from."""
+    """One sheet part to write: its name, layout, header rows and its rendered rows."""
 
     name: str
     layout: SheetLayout
     header: bytes
-    rows: Callable[[], Iterator[pl.DataFrame]]
-    render: Callable[[pl.DataFrame, int], pl.DataFrame]
-    columns: int  # of the rendered rows (exports.sheetxml.row_columns)
+    body: SheetBody | None
 
 
-def _write_package(sheets: Sequence[_Sheet], out: ByteSink, work_dir: Path) -> None:
+def _write_package(sheets: Sequence[_Sheet], out: ByteSink) -> None:
     guard = OutputGuard(out)
     archive = zipfile.ZipFile(
         guard, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=_ZIP_LEVEL
@@ -190,17 +211,8 @@ def _write_package(sheets: Sequence[_Sheet], out: ByteSink, work_dir: Path) -> N
         archive.writestr(_member(STYLES), styles_xml())
         for number, sheet in enumerate(sheets, start=1):
             before, after = sheet_frame(sheet.layout)
-            write_sheet_part(
-                archive,
-                _member(sheet_part(number)),
-                before + sheet.header,
-                sheet.rows(),
-                sheet.render,
-                after,
-                first_row=sheet.layout.header_rows + 1,
-                columns=sheet.columns,
-                work_dir=work_dir,
-            )
+            info = _member(sheet_part(number))
+            write_sheet_part(archive, info, before + sheet.header, sheet.body, after)
         archive.close()
     except BaseException:
         guard.abort()  # no central directory: the workbook is visibly incomplete
@@ -294,31 +306,16 @@ class _Rows:
         row = (pl.int_range(pl.len(), dtype=pl.Int64) + first).cast(pl.String)
         return frame.with_columns(row.alias(_ROW), *self.numbers).select(self.xml)
 
-    def sheets(self, book: _Book, kept: KeptFrames) -> list[_Sheet]:
-        """The table's sheets: the first, then continuations past Excel's row limit."""
-        header_rows = len(self.headers)
-        per_sheet = MAX_ROWS - header_rows
+    def header(self) -> bytes:
         styles = (Style.HEADER, Style.LABEL)
-        header = "".join(
+        return "".join(
             text_row(number, texts, styles[number - 1])
             for number, texts in enumerate(self.headers, start=1)
         ).encode()
-        widths = self._widths(kept)
-        sheets = []
-        start, part = 0, 1
-        while part == 1 or start < kept.rows:
-            count = min(per_sheet, kept.rows - start)
-            layout = SheetLayout(widths, header_rows, header_rows + count, book.sheets == 0)
-            name = book.sheet_name(self.name, part)
-            rows = _slices(kept, start, count, self.shape)
-            sheets.append(_Sheet(name, layout, header, rows, self.render, len(self.xml)))
-            start += count
-            part += 1
-        return sheets
 
-    def _widths(self, kept: KeptFrames) -> list[float]:
-        """Column widths from the first rows: wide enough to read, never sprawling."""
-        sample = self.shape(kept.first) if kept.first is not None else None
+    def widths(self, first: pl.DataFrame | None) -> list[float]:
+        """Column widths from the first raw rows: wide enough to read, never sprawling."""
+        sample = self.shape(first) if first is not None else None
         widths = []
         for cell in self.cells:
             if cell.kind == "datetime":
@@ -333,10 +330,84 @@ class _Rows:
         return widths
 
 
-def _slices(
-    kept: KeptFrames, start: int, count: int, shape: Shape
-) -> Callable[[], Iterator[pl.DataFrame]]:
-    return lambda: kept.slices(start, count, shape)
+class _TableSheets:
+    """A table's sheets, streamed while its raw frames arrive (exports.xlsx_part).
+
+    A sheet that reaches Excel's row limit is finished and the rows go on on a
+    new one; each gets the header rows again. The sheets are named when the
+    workbook is written, in table order.
+    """
+
+    def __init__(self, rows: _Rows, work_dir: Path) -> None:
+        self._rows = rows
+        self._work_dir = work_dir
+        self._per_sheet = MAX_ROWS - len(rows.headers)
+        self._widths: list[float] | None = None
+        self._bodies: list[SheetBody] = []
+        self._open: StreamedSheet | None = None
+        self._filled = 0  # rows on the open sheet
+
+    def append(self, raw: pl.DataFrame) -> None:
+        if self._widths is None and raw.height:
+            self._widths = self._rows.widths(raw.head(_WIDTH_SAMPLE))
+        at = 0
+        while at < raw.height:
+            if self._open is None:
+                self._open = self._started()
+            count = min(raw.height - at, self._per_sheet - self._filled)
+            self._open.append(raw.slice(at, count))
+            self._filled += count
+            at += count
+            if self._filled == self._per_sheet:
+                self._bodies.append(self._open.finish())
+                self._open.close()
+                self._open = None
+
+    def finish(self, book: _Book) -> list[_Sheet]:
+        """The table's sheets: the first (with no rows if the table has none), then the rest."""
+        if self._open is not None:
+            self._bodies.append(self._open.finish())
+            self._open.close()
+            self._open = None
+        header_rows = len(self._rows.headers)
+        header = self._rows.header()
+        widths = self._widths or self._rows.widths(None)
+        sheets: list[_Sheet] = []
+        bodies: list[SheetBody | None] = [*self._bodies] or [None]
+        for body in bodies:
+            count = 0 if body is None else body.rows
+            layout = SheetLayout(widths, header_rows, header_rows + count, book.sheets == 0)
+            sheets.append(
+                _Sheet(book.sheet_name(self._rows.name, len(sheets) + 1), layout, header, body)
+            )
+        return sheets
+
+    def _started(self) -> StreamedSheet:
+        self._filled = 0
+        _, after = sheet_frame(SheetLayout([], 0, 0))
+        return StreamedSheet(
+            self._rows.shape,
+            self._rows.render,
+            columns=len(self._rows.xml),
+            first_row=len(self._rows.headers) + 1,
+            after=after,
+            path=self._work_dir / f"sheet-{id(self)}-{len(self._bodies)}.xml.gz",
+        )
+
+    def close(self) -> None:
+        if self._open is not None:
+            self._open.close()
+
+    def __enter__(self) -> _TableSheets:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
 
 
 def _rows_xml(cells: Sequence[_Cell]) -> list[pl.Expr]:
