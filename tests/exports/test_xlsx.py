@@ -285,6 +285,24 @@ def test_continued_sheets_repeat_the_header_rows_and_read_back_whole_with_pandas
     assert [len(rows(book[name])) for name in book.sheetnames[:3]] == [5, 5, 3]
 
 
+def test_each_sheet_states_its_own_size_although_its_rows_were_written_first(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(exports.xlsx, "MAX_ROWS", 4)  # one header row, three data rows
+    out = io.BytesIO()
+    write_xlsx(SCHEMA, [many_records(2), many_records(5)], out, ExportOptions())
+
+    with zipfile.ZipFile(io.BytesIO(out.getvalue())) as package:
+        assert package.testzip() is None
+        sheets = [package.read(f"xl/worksheets/sheet{n}.xml").decode() for n in (1, 2, 3)]
+    book = openpyxl.load_workbook(io.BytesIO(out.getvalue()), read_only=True)
+    for sheet, name, rows_in_it in zip(sheets, book.sheetnames, [4, 4, 2], strict=False):
+        width = len(next(book[name].iter_rows(values_only=True)))
+        assert f'<dimension ref="A1:{column_letters(width - 1)}{rows_in_it}" />' in sheet
+        assert book[name].max_row == rows_in_it
+    assert "<cols>" in sheets[0]  # widths from the first batch, put in front at the end
+
+
 LONG_REPEATS = """
 | survey |
 |        | type         | name                                        | label |
