@@ -384,7 +384,7 @@ class _TableSheets:
 
     def _started(self) -> StreamedSheet:
         self._filled = 0
-        _, after = sheet_frame(SheetLayout([], 0, 0))
+        _, after = sheet_frame(SheetLayout([], 0, 0))  # the closing text: the same for any sheet
         return StreamedSheet(
             self._rows.shape,
             self._rows.render,
