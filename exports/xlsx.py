@@ -124,6 +124,8 @@ _ROW = "#row"
 _NUMBER = "#number:"
 _NUMERIC: frozenset[CellType] = frozenset({"int", "float", "bool", "date", "datetime"})
 _STYLES: dict[CellType, Style] = {"date": Style.DATE, "datetime": Style.DATETIME}
+_DATES: frozenset[CellType] = frozenset({"date", "datetime"})
+_PARSED = "#parsed:"
 # Rows of a table's first frame its column widths are measured on.
 _WIDTH_SAMPLE = 200
 
@@ -282,6 +284,7 @@ class _Cell(msgspec.Struct, frozen=True):
     name: str
     kind: CellType
     number: pl.Expr | None = None  # numeric cells: the value as a number's text, null if none
+    parsed: pl.Expr | None = None  # dates and moments: their serial day numbers (_parsed)
 
 
 class _Rows:
@@ -294,8 +297,13 @@ class _Rows:
         self.cells = cells
         self.headers = headers
         self.shape = shape
-        # Numbers are computed in a first step: referenced twice in one expression
-        # (the cell, and the text where there is none) they were computed twice.
+        # Numbers are computed in steps of their own: referenced twice in one expression
+        # (the cell, and the text where there is none) they were computed twice. Dates
+        # and moments are parsed in the step before (Polars' eager select does not
+        # share the parse between the serial number and its range check).
+        self.parsed = [
+            cell.parsed.alias(_PARSED + cell.key) for cell in cells if cell.parsed is not None
+        ]
         self.numbers = [
             cell.number.alias(_NUMBER + cell.key) for cell in cells if cell.number is not None
         ]
@@ -304,6 +312,8 @@ class _Rows:
     def render(self, frame: pl.DataFrame, first: int) -> pl.DataFrame:
         """The frame's rows as `<row>` XML, numbered from `first`."""
         row = (pl.int_range(pl.len(), dtype=pl.Int64) + first).cast(pl.String)
+        if self.parsed:
+            frame = frame.with_columns(self.parsed)
         return frame.with_columns(row.alias(_ROW), *self.numbers).select(self.xml)
 
     def header(self) -> bytes:
@@ -432,7 +442,8 @@ def _table_rows(book: _Book, plan: ExportPlan, table: TablePlan, values: SelectV
     headers: list[list[str]] = [[], []]
     for out, kind in with_offsets(output_columns(plan, table, values)):
         number = _number(kind, out) if kind in _NUMERIC else None
-        cells.append(_Cell(out.key, out.name, kind, number))
+        parsed = _parsed(kind, out) if kind in _DATES else None
+        cells.append(_Cell(out.key, out.name, kind, number, parsed))
         headers[0].append(out.name)
         headers[1].append(book.label(out, kind))
     shape: Shape = lambda raw: shape_table(plan, table, raw, values)  # noqa: E731
@@ -452,17 +463,23 @@ def _number(kind: CellType, out: OutputColumn) -> pl.Expr:
         number = to_int(value)
     elif kind == "float":
         number = to_float(value)
-    elif kind == "date":
-        days = (to_date(value) - _EXCEL_EPOCH.dt.date()).dt.total_days()  # a whole number
-        number = pl.when(days >= _FIRST_SAFE_SERIAL).then(days)
-    elif kind == "datetime" and out.column.source == SUBMISSION_DATE:
-        number = _serial(to_utc_datetime(value).dt.replace_time_zone(None))
     else:
-        number = _serial(to_local_datetime(value))
+        # Excel's serial day number (of a date, a whole number); null before 1900-03-01.
+        serial = pl.col(_PARSED + out.key)
+        number = pl.when(serial >= _FIRST_SAFE_SERIAL).then(serial)
     return number.cast(pl.String)
 
 
+def _parsed(kind: CellType, out: OutputColumn) -> pl.Expr:
+    """A date or dateTime column's answers as Excel serial day numbers, early ones included."""
+    value = pl.col(out.key)
+    if kind == "date":
+        return (to_date(value) - _EXCEL_EPOCH.dt.date()).dt.total_days()  # a whole number
+    if out.column.source == SUBMISSION_DATE:
+        return _serial(to_utc_datetime(value).dt.replace_time_zone(None))
+    return _serial(to_local_datetime(value))
+
+
 def _serial(moment: pl.Expr) -> pl.Expr:
-    """Excel's serial day number of a naive datetime; null before 1900-03-01."""
-    serial = (moment - _EXCEL_EPOCH).dt.total_milliseconds() / _MS_PER_DAY
-    return pl.when(serial >= _FIRST_SAFE_SERIAL).then(serial).otherwise(None)
+    """Excel's serial day number of a naive datetime."""
+    return (moment - _EXCEL_EPOCH).dt.total_milliseconds() / _MS_PER_DAY

@@ -140,6 +140,30 @@ def test_cells_are_typed_from_the_question_kinds() -> None:
     assert second["weight"].value is None
 
 
+def test_dates_and_moments_before_1900_03_01_stay_text_and_later_ones_are_cells() -> None:
+    # Excel's serial numbers before 1900-03-01 meet its 1900 leap-year bug.
+    answers = [
+        ("1900-02-28", "1900-02-28T23:59:59.000+01:00"),
+        ("1900-03-01", "1900-03-01T00:00:00.000+01:00"),
+        ("2026-08-01", "2026-08-01T10:30:00.000Z"),
+    ]
+    records = [
+        export_record(SCHEMA, farm_xml(f"uuid:d{i}", born=born, seen=seen))
+        for i, (born, seen) in enumerate(answers)
+    ]
+
+    sheet = workbook(records, ExportOptions())["farm"]
+
+    header = [cell.value for cell in sheet[1]]
+    born, seen = header.index("born"), header.index("seen")
+    values = [(row[born].value, row[seen].value) for row in sheet.iter_rows(min_row=2)]
+    assert values == [
+        answers[0],
+        (datetime(1900, 3, 1), datetime(1900, 3, 1)),
+        (datetime(2026, 8, 1), datetime(2026, 8, 1, 10, 30)),
+    ]
+
+
 def test_label_row_option_adds_question_labels_in_the_chosen_language() -> None:
     english = workbook(farm_records(), ExportOptions(split_select_multiples=True, label_row=True))
     french = workbook(farm_records(), ExportOptions(language="French (fr)", label_row=True))
