@@ -124,7 +124,8 @@ _ROW = "#row"
 _NUMBER = "#number:"
 _NUMERIC: frozenset[CellType] = frozenset({"int", "float", "bool", "date", "datetime"})
 _STYLES: dict[CellType, Style] = {"date": Style.DATE, "datetime": Style.DATETIME}
-_DATES: frozenset[CellType] = frozenset({"date", "datetime"})
+# Columns parsed in a step of their own, so that the parse runs once.
+_PARSED_KINDS: frozenset[CellType] = frozenset({"date", "datetime", "offset"})
 _PARSED = "#parsed:"
 # Rows of a table's first frame its column widths are measured on.
 _WIDTH_SAMPLE = 200
@@ -284,7 +285,7 @@ class _Cell(msgspec.Struct, frozen=True):
     name: str
     kind: CellType
     number: pl.Expr | None = None  # numeric cells: the value as a number's text, null if none
-    parsed: pl.Expr | None = None  # dates and moments: their serial day numbers (_parsed)
+    parsed: pl.Expr | None = None  # dates, moments and offsets, parsed (_parsed)
 
 
 class _Rows:
@@ -302,7 +303,7 @@ class _Rows:
         # and moments are parsed in the step before (Polars' eager select does not
         # share the parse between the serial number and its range check).
         self.parsed = [
-            cell.parsed.alias(_PARSED + cell.key) for cell in cells if cell.parsed is not None
+            cell.parsed.alias(_parsed_name(cell)) for cell in cells if cell.parsed is not None
         ]
         self.numbers = [
             cell.number.alias(_NUMBER + cell.key) for cell in cells if cell.number is not None
@@ -424,7 +425,7 @@ def _rows_xml(cells: Sequence[_Cell]) -> list[pl.Expr]:
     """A frame's rows as the columns of their SpreadsheetML (built once, run on every slice)."""
     xml = []
     for cell in cells:
-        value = to_offset(pl.col(cell.key)) if cell.kind == "offset" else pl.col(cell.key)
+        value = pl.col(_parsed_name(cell) if cell.kind == "offset" else cell.key)
         if cell.number is None:
             xml.append(inline_string(pl.when(value != "").then(value)))
             continue
@@ -437,12 +438,17 @@ def _rows_xml(cells: Sequence[_Cell]) -> list[pl.Expr]:
     return row_columns(pl.col(_ROW), xml)
 
 
+def _parsed_name(cell: _Cell) -> str:
+    # A dateTime column and its offset column read the same answer: their parses differ.
+    return ("#offset:" if cell.kind == "offset" else _PARSED) + cell.key
+
+
 def _table_rows(book: _Book, plan: ExportPlan, table: TablePlan, values: SelectValues) -> _Rows:
     cells = []
     headers: list[list[str]] = [[], []]
     for out, kind in with_offsets(output_columns(plan, table, values)):
         number = _number(kind, out) if kind in _NUMERIC else None
-        parsed = _parsed(kind, out) if kind in _DATES else None
+        parsed = _parsed(kind, out) if kind in _PARSED_KINDS else None
         cells.append(_Cell(out.key, out.name, kind, number, parsed))
         headers[0].append(out.name)
         headers[1].append(book.label(out, kind))
@@ -471,8 +477,11 @@ def _number(kind: CellType, out: OutputColumn) -> pl.Expr:
 
 
 def _parsed(kind: CellType, out: OutputColumn) -> pl.Expr:
-    """A date or dateTime column's answers as Excel serial day numbers, early ones included."""
+    """A date or dateTime column's answers as Excel serial day numbers, early ones included;
+    an offset column's UTC offsets."""
     value = pl.col(out.key)
+    if kind == "offset":
+        return to_offset(value)
     if kind == "date":
         return (to_date(value) - _EXCEL_EPOCH.dt.date()).dt.total_days()  # a whole number
     if out.column.source == SUBMISSION_DATE:
