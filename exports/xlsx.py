@@ -18,12 +18,16 @@ numbers. Empty answers are empty cells. Excel keeps at most 32,767 characters
 in a cell; longer text is cut there.
 
 The package is written here part by part (exports.xlsx_package), straight to
-`out` as the CSV zip is. Memory stays flat: each table's raw frames wait in
-temporary files while batches arrive (exports.xlsx_part); then each sheet's
-rows are rendered by Polars (exports.sheetxml) and deflated into the sheet's
-zip member as they are rendered. Nothing is written before the last batch has
-been read, so a failure while reading writes nothing; a failure while writing
-leaves the zip without its central directory, visibly incomplete.
+`out` as the CSV zip is. Memory stays flat: each sheet's rows are rendered by
+Polars (exports.sheetxml) and deflated into a temporary file while batches
+arrive, a thread per sheet (exports.xlsx_part); once the last batch is in, each
+sheet's head (its size and column widths) is put in front of its rows as the
+zip member is written. Split select multiples need every chosen value before
+the first row can be shaped: then the raw frames wait in temporary files until
+the last batch and are streamed after it. Nothing is written to `out` before
+the last batch has been read, so a failure while reading writes nothing; a
+failure while writing leaves the zip without its central directory, visibly
+incomplete.
 
 A sheet holds at most 1,048,576 rows (Excel's limit, header rows included). A
 longer table continues on sheets named after it, "household (2)",
@@ -36,9 +40,10 @@ from __future__ import annotations
 import tempfile
 import time
 import zipfile
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import ExitStack
 from pathlib import Path
+from types import TracebackType
 
 import msgspec
 import polars as pl
@@ -92,7 +97,7 @@ from exports.xlsx_package import (
     workbook_rels_xml,
     workbook_xml,
 )
-from exports.xlsx_part import KeptFrames, write_sheet_part
+from exports.xlsx_part import KeptFrames, SheetBody, StreamedSheet, write_sheet_part
 from forms.schema import FormSchema
 
 __all__ = ["CLEANING_LOG_SHEET", "MAX_ROWS", "write_xlsx"]
@@ -119,6 +124,11 @@ _ROW = "#row"
 _NUMBER = "#number:"
 _NUMERIC: frozenset[CellType] = frozenset({"int", "float", "bool", "date", "datetime"})
 _STYLES: dict[CellType, Style] = {"date": Style.DATE, "datetime": Style.DATETIME}
+# Columns parsed in a step of their own, so that the parse runs once.
+_PARSED_KINDS: frozenset[CellType] = frozenset({"date", "datetime", "offset"})
+_PARSED = "#parsed:"
+# Rows of a table's first frame its column widths are measured on.
+_WIDTH_SAMPLE = 200
 
 
 def write_xlsx(
@@ -134,50 +144,64 @@ def write_xlsx(
     """Write the export of `batches` (newest submission first) as an .xlsx workbook to `out`.
 
     `select_values` (field path -> sorted values) saves collecting the values of
-    split select multiples from the data, as in write_csv_zip. With
-    `cleaning_log`, the log follows the tables on a sheet of its own ("cleaning log").
+    split select multiples from the data, as in write_csv_zip, and lets the
+    sheets stream. With `cleaning_log`, the log follows the tables on a sheet of
+    its own ("cleaning log").
     """
     plan = plan_export(schema, options)
+    book = _Book(schema, options)
     with ExitStack() as stack:
-        kept = {t.name: stack.enter_context(KeptFrames(spool_dir)) for t in plan.tables}
-        collect = select_values is None and options.split_select_multiples
-        found: dict[str, set[str]] = {}
-        for batch in batches:
-            if not batch:
-                continue
-            frames = tabulate_batch(plan, batch)
+        work_dir = Path(
+            stack.enter_context(tempfile.TemporaryDirectory(prefix="xlsx-", dir=spool_dir))
+        )
+        tables: list[_TableSheets] = []
+        if select_values is not None or not options.split_select_multiples:
+            values = select_values or {}
             for table in plan.tables:
-                raw = frames[table.name]
-                if collect:
-                    collect_select_values(table, raw, found)
-                kept[table.name].append(raw)
-        values = select_values if select_values is not None else sorted_select_values(found)
-        book = _Book(schema, options)
-        sheets: list[_Sheet] = []
-        for table in plan.tables:
-            sheets += _table_rows(book, plan, table, values).sheets(book, kept[table.name])
+                rows = _table_rows(book, plan, table, values)
+                tables.append(stack.enter_context(_TableSheets(rows, work_dir)))
+            for batch in batches:
+                if batch:
+                    frames = tabulate_batch(plan, batch)
+                    for table, sheets in zip(plan.tables, tables, strict=True):
+                        sheets.append(frames[table.name])
+        else:
+            kept = [stack.enter_context(KeptFrames(work_dir)) for _ in plan.tables]
+            found: dict[str, set[str]] = {}
+            for batch in batches:
+                if batch:
+                    frames = tabulate_batch(plan, batch)
+                    for table, frames_kept in zip(plan.tables, kept, strict=True):
+                        collect_select_values(table, frames[table.name], found)
+                        frames_kept.append(frames[table.name])
+            values = sorted_select_values(found)
+            for table, frames_kept in zip(plan.tables, kept, strict=True):
+                rows = _table_rows(book, plan, table, values)
+                sheets = stack.enter_context(_TableSheets(rows, work_dir))
+                for raw in frames_kept.frames():
+                    sheets.append(raw)
+                frames_kept.close()
+                tables.append(sheets)
         if cleaning_log is not None:
             log = cleaning_log_frame(cleaning_log)
-            kept_log = stack.enter_context(KeptFrames(spool_dir))
-            kept_log.append(log)
-            sheets += _log_rows(log.columns).sheets(book, kept_log)
-        work_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="xlsx-", dir=spool_dir))
-        _write_package(sheets, out, Path(work_dir))
+            sheets = stack.enter_context(_TableSheets(_log_rows(log.columns), work_dir))
+            sheets.append(log)
+            tables.append(sheets)
+        parts = [sheet for sheets in tables for sheet in sheets.finish(book)]
+        _write_package(parts, out)
     out.flush()
 
 
 class _Sheet(msgspec.Struct, frozen=True):
-    """One sheet part to write: its name, layout, header rows and where its rows come from."""
+    """One sheet part to write: its name, layout, header rows and its rendered rows."""
 
     name: str
     layout: SheetLayout
     header: bytes
-    rows: Callable[[], Iterator[pl.DataFrame]]
-    render: Callable[[pl.DataFrame, int], pl.DataFrame]
-    columns: int  # of the rendered rows (exports.sheetxml.row_columns)
+    body: SheetBody | None
 
 
-def _write_package(sheets: Sequence[_Sheet], out: ByteSink, work_dir: Path) -> None:
+def _write_package(sheets: Sequence[_Sheet], out: ByteSink) -> None:
     guard = OutputGuard(out)
     archive = zipfile.ZipFile(
         guard, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=_ZIP_LEVEL
@@ -190,17 +214,8 @@ def _write_package(sheets: Sequence[_Sheet], out: ByteSink, work_dir: Path) -> N
         archive.writestr(_member(STYLES), styles_xml())
         for number, sheet in enumerate(sheets, start=1):
             before, after = sheet_frame(sheet.layout)
-            write_sheet_part(
-                archive,
-                _member(sheet_part(number)),
-                before + sheet.header,
-                sheet.rows(),
-                sheet.render,
-                after,
-                first_row=sheet.layout.header_rows + 1,
-                columns=sheet.columns,
-                work_dir=work_dir,
-            )
+            info = _member(sheet_part(number))
+            write_sheet_part(archive, info, before + sheet.header, sheet.body, after)
         archive.close()
     except BaseException:
         guard.abort()  # no central directory: the workbook is visibly incomplete
@@ -270,6 +285,7 @@ class _Cell(msgspec.Struct, frozen=True):
     name: str
     kind: CellType
     number: pl.Expr | None = None  # numeric cells: the value as a number's text, null if none
+    parsed: pl.Expr | None = None  # dates, moments and offsets, parsed (_parsed)
 
 
 class _Rows:
@@ -282,8 +298,13 @@ class _Rows:
         self.cells = cells
         self.headers = headers
         self.shape = shape
-        # Numbers are computed in a first step: referenced twice in one expression
-        # (the cell, and the text where there is none) they were computed twice.
+        # Numbers are computed in steps of their own: referenced twice in one expression
+        # (the cell, and the text where there is none) they were computed twice. Dates
+        # and moments are parsed in the step before (Polars' eager select does not
+        # share the parse between the serial number and its range check).
+        self.parsed = [
+            cell.parsed.alias(_parsed_name(cell)) for cell in cells if cell.parsed is not None
+        ]
         self.numbers = [
             cell.number.alias(_NUMBER + cell.key) for cell in cells if cell.number is not None
         ]
@@ -292,33 +313,20 @@ class _Rows:
     def render(self, frame: pl.DataFrame, first: int) -> pl.DataFrame:
         """The frame's rows as `<row>` XML, numbered from `first`."""
         row = (pl.int_range(pl.len(), dtype=pl.Int64) + first).cast(pl.String)
+        if self.parsed:
+            frame = frame.with_columns(self.parsed)
         return frame.with_columns(row.alias(_ROW), *self.numbers).select(self.xml)
 
-    def sheets(self, book: _Book, kept: KeptFrames) -> list[_Sheet]:
-        """The table's sheets: the first, then continuations past Excel's row limit."""
-        header_rows = len(self.headers)
-        per_sheet = MAX_ROWS - header_rows
+    def header(self) -> bytes:
         styles = (Style.HEADER, Style.LABEL)
-        header = "".join(
+        return "".join(
             text_row(number, texts, styles[number - 1])
             for number, texts in enumerate(self.headers, start=1)
         ).encode()
-        widths = self._widths(kept)
-        sheets = []
-        start, part = 0, 1
-        while part == 1 or start < kept.rows:
-            count = min(per_sheet, kept.rows - start)
-            layout = SheetLayout(widths, header_rows, header_rows + count, book.sheets == 0)
-            name = book.sheet_name(self.name, part)
-            rows = _slices(kept, start, count, self.shape)
-            sheets.append(_Sheet(name, layout, header, rows, self.render, len(self.xml)))
-            start += count
-            part += 1
-        return sheets
 
-    def _widths(self, kept: KeptFrames) -> list[float]:
-        """Column widths from the first rows: wide enough to read, never sprawling."""
-        sample = self.shape(kept.first) if kept.first is not None else None
+    def widths(self, first: pl.DataFrame | None) -> list[float]:
+        """Column widths from the first raw rows: wide enough to read, never sprawling."""
+        sample = self.shape(first) if first is not None else None
         widths = []
         for cell in self.cells:
             if cell.kind == "datetime":
@@ -333,17 +341,91 @@ class _Rows:
         return widths
 
 
-def _slices(
-    kept: KeptFrames, start: int, count: int, shape: Shape
-) -> Callable[[], Iterator[pl.DataFrame]]:
-    return lambda: kept.slices(start, count, shape)
+class _TableSheets:
+    """A table's sheets, streamed while its raw frames arrive (exports.xlsx_part).
+
+    A sheet that reaches Excel's row limit is finished and the rows go on on a
+    new one; each gets the header rows again. The sheets are named when the
+    workbook is written, in table order.
+    """
+
+    def __init__(self, rows: _Rows, work_dir: Path) -> None:
+        self._rows = rows
+        self._work_dir = work_dir
+        self._per_sheet = MAX_ROWS - len(rows.headers)
+        self._widths: list[float] | None = None
+        self._bodies: list[SheetBody] = []
+        self._open: StreamedSheet | None = None
+        self._filled = 0  # rows on the open sheet
+
+    def append(self, raw: pl.DataFrame) -> None:
+        if self._widths is None and raw.height:
+            self._widths = self._rows.widths(raw.head(_WIDTH_SAMPLE))
+        at = 0
+        while at < raw.height:
+            if self._open is None:
+                self._open = self._started()
+            count = min(raw.height - at, self._per_sheet - self._filled)
+            self._open.append(raw.slice(at, count))
+            self._filled += count
+            at += count
+            if self._filled == self._per_sheet:
+                self._bodies.append(self._open.finish())
+                self._open.close()
+                self._open = None
+
+    def finish(self, book: _Book) -> list[_Sheet]:
+        """The table's sheets: the first (with no rows if the table has none), then the rest."""
+        if self._open is not None:
+            self._bodies.append(self._open.finish())
+            self._open.close()
+            self._open = None
+        header_rows = len(self._rows.headers)
+        header = self._rows.header()
+        widths = self._widths or self._rows.widths(None)
+        sheets: list[_Sheet] = []
+        bodies: list[SheetBody | None] = [*self._bodies] or [None]
+        for body in bodies:
+            count = 0 if body is None else body.rows
+            layout = SheetLayout(widths, header_rows, header_rows + count, book.sheets == 0)
+            sheets.append(
+                _Sheet(book.sheet_name(self._rows.name, len(sheets) + 1), layout, header, body)
+            )
+        return sheets
+
+    def _started(self) -> StreamedSheet:
+        self._filled = 0
+        _, after = sheet_frame(SheetLayout([], 0, 0))  # the closing text: the same for any sheet
+        return StreamedSheet(
+            self._rows.shape,
+            self._rows.render,
+            columns=len(self._rows.xml),
+            first_row=len(self._rows.headers) + 1,
+            after=after,
+            path=self._work_dir / f"sheet-{id(self)}-{len(self._bodies)}.xml.gz",
+        )
+
+    def close(self) -> None:
+        if self._open is not None:
+            self._open.close()
+
+    def __enter__(self) -> _TableSheets:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
 
 
 def _rows_xml(cells: Sequence[_Cell]) -> list[pl.Expr]:
     """A frame's rows as the columns of their SpreadsheetML (built once, run on every slice)."""
     xml = []
     for cell in cells:
-        value = to_offset(pl.col(cell.key)) if cell.kind == "offset" else pl.col(cell.key)
+        value = pl.col(_parsed_name(cell) if cell.kind == "offset" else cell.key)
         if cell.number is None:
             xml.append(inline_string(pl.when(value != "").then(value)))
             continue
@@ -356,12 +438,18 @@ def _rows_xml(cells: Sequence[_Cell]) -> list[pl.Expr]:
     return row_columns(pl.col(_ROW), xml)
 
 
+def _parsed_name(cell: _Cell) -> str:
+    # A dateTime column and its offset column read the same answer: their parses differ.
+    return ("#offset:" if cell.kind == "offset" else _PARSED) + cell.key
+
+
 def _table_rows(book: _Book, plan: ExportPlan, table: TablePlan, values: SelectValues) -> _Rows:
     cells = []
     headers: list[list[str]] = [[], []]
     for out, kind in with_offsets(output_columns(plan, table, values)):
         number = _number(kind, out) if kind in _NUMERIC else None
-        cells.append(_Cell(out.key, out.name, kind, number))
+        parsed = _parsed(kind, out) if kind in _PARSED_KINDS else None
+        cells.append(_Cell(out.key, out.name, kind, number, parsed))
         headers[0].append(out.name)
         headers[1].append(book.label(out, kind))
     shape: Shape = lambda raw: shape_table(plan, table, raw, values)  # noqa: E731
@@ -381,17 +469,26 @@ def _number(kind: CellType, out: OutputColumn) -> pl.Expr:
         number = to_int(value)
     elif kind == "float":
         number = to_float(value)
-    elif kind == "date":
-        days = (to_date(value) - _EXCEL_EPOCH.dt.date()).dt.total_days()  # a whole number
-        number = pl.when(days >= _FIRST_SAFE_SERIAL).then(days)
-    elif kind == "datetime" and out.column.source == SUBMISSION_DATE:
-        number = _serial(to_utc_datetime(value).dt.replace_time_zone(None))
     else:
-        number = _serial(to_local_datetime(value))
+        # Excel's serial day number (of a date, a whole number); null before 1900-03-01.
+        serial = pl.col(_PARSED + out.key)
+        number = pl.when(serial >= _FIRST_SAFE_SERIAL).then(serial)
     return number.cast(pl.String)
 
 
+def _parsed(kind: CellType, out: OutputColumn) -> pl.Expr:
+    """A date or dateTime column's answers as Excel serial day numbers, early ones included;
+    an offset column's UTC offsets."""
+    value = pl.col(out.key)
+    if kind == "offset":
+        return to_offset(value)
+    if kind == "date":
+        return (to_date(value) - _EXCEL_EPOCH.dt.date()).dt.total_days()  # a whole number
+    if out.column.source == SUBMISSION_DATE:
+        return _serial(to_utc_datetime(value).dt.replace_time_zone(None))
+    return _serial(to_local_datetime(value))
+
+
 def _serial(moment: pl.Expr) -> pl.Expr:
-    """Excel's serial day number of a naive datetime; null before 1900-03-01."""
-    serial = (moment - _EXCEL_EPOCH).dt.total_milliseconds() / _MS_PER_DAY
-    return pl.when(serial >= _FIRST_SAFE_SERIAL).then(serial).otherwise(None)
+    """Excel's serial day number of a naive datetime."""
+    return (moment - _EXCEL_EPOCH).dt.total_milliseconds() / _MS_PER_DAY

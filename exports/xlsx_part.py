@@ -1,40 +1,47 @@
-"""A sheet part of a workbook, rendered by Polars and deflated straight into its zip member.
+"""A sheet part of a workbook, rendered by Polars while batches arrive and deflated by it.
 
 Before, xlsxwriter copied the rendered rows through a text file and deflated
 the package with Python's zlib: about 700 MB of XML per 100,000 submissions,
 more than half of an XLSX export's CPU. Here, as for the CSV zip's members
-(exports.csvmember), a table's raw frames wait in uncompressed Arrow IPC files
-until every batch has arrived; then each sheet's rows are shaped and rendered
-slice by slice (`render`: a frame to the columns exports.sheetxml gives, two
-slices ahead on worker threads), and Polars' CSV writer joins them into row
-XML and writes it as gzip with its own deflate. A gzip file is a raw deflate
-stream between a 10-byte header and a trailer (CRC-32, length), which is what a
-zip member holds, so the stream is copied into the member unchanged
-(exports.deflate.write_deflated). The rendered text's length is counted as it
-is rendered, so a part past 4 GiB still gets its true length.
+(exports.csvmember), a sheet's rows are streamed: from its first batch on, a
+thread of its own runs a Polars CSV sink that pulls raw frames from a short
+queue, shapes and renders them slice by slice (`render`: a frame to the columns
+exports.sheetxml gives) and writes the joined row XML as gzip with Polars' own
+deflate. Keeping the raw frames in Arrow files and rendering them all after the
+last batch (as this module did before) made the rendering wait for the reading:
+a million submissions took 38 s on a quiet machine against the CSV zip's 13 s.
+
+A gzip file is a raw deflate stream between a 10-byte header and a trailer
+(CRC-32, length), which is what a zip member holds, so the stream is copied
+into the member unchanged. What goes before the rows (`<dimension>` with the
+row count, the column widths, the header rows) is only known once the last
+row is in, so it is deflated on its own when the member is written and put in
+front of the rows' stream (exports.deflate.write_deflated). The rendered text's
+length is counted as it is rendered, so a part past 4 GiB still gets its true
+length.
 """
 
 from __future__ import annotations
 
-import functools
+import queue
 import shutil
 import struct
 import tempfile
+import threading
 import zipfile
-from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import IO, Any
 
+import msgspec
 import polars as pl
 from polars.io.plugins import register_io_source
 
 from exports.deflate import write_deflated
 from exports.sheetxml import EMPTY_CELL, SEPARATOR
 
-__all__ = ["GZIP_LEVEL", "KeptFrames", "write_sheet_part"]
+__all__ = ["GZIP_LEVEL", "KeptFrames", "SheetBody", "StreamedSheet", "write_sheet_part"]
 
 # Polars' gzip level 1: at 2 (the CSV members' level) the benchmark's root sheet took 0.47
 # CPU s per 39,000 rows to write and deflate, at 1 0.34 s, for a part 23% larger.
@@ -42,52 +49,48 @@ GZIP_LEVEL = 1
 _GZIP_HEADER = b"\x1f\x8b\x08\x00"  # gzip, deflate, no optional fields (what Polars writes)
 _COPY_BYTES = 1 << 20
 # Rows rendered at a time: a slice of the benchmark's root sheet is about 8 MB of XML. With
-# 5,000, a 1,000,000 export peaked at 386 MB (342 MB now); with 1,000, Polars planning the
-# expressions once per slice cost about 40% more CPU in rendering.
+# 5,000, a 1,000,000 export peaked at 386 MB; with 1,000, Polars planning the expressions
+# once per slice cost about 40% more CPU in rendering.
 SLICE_ROWS = 2_500
-# Slices rendered ahead of the one being written (memory: a few slices of XML).
-_AHEAD = 2
+# Raw frames a sheet may hold before `append` waits for its sink.
+_QUEUED = 2
+_POLL_SECONDS = 0.1
 
+Shape = Callable[[pl.DataFrame], pl.DataFrame]
 Render = Callable[[pl.DataFrame, int], pl.DataFrame]
 
 
+class SheetBody(msgspec.Struct, frozen=True):
+    """A sheet's rows, rendered and deflated: a gzip file, its text's CRC-32 and length."""
+
+    path: Path
+    crc: int
+    length: int
+    rows: int
+
+
 class KeptFrames:
-    """A table's raw frames, kept in order on disk until its sheets are written."""
+    """A table's raw frames, kept in order on disk until they can be shaped.
+
+    Only split select multiples need it: their 0/1 columns are known once every
+    chosen value has been seen.
+    """
 
     def __init__(self, directory: str | Path | None = None) -> None:
         self._folder = Path(tempfile.mkdtemp(prefix="sheet-", dir=directory))
-        self._files: list[tuple[Path, int]] = []
-        self.rows = 0
-        self.first: pl.DataFrame | None = None  # the first frame, for column widths
+        self._files: list[Path] = []
 
     def append(self, frame: pl.DataFrame) -> None:
         if frame.height == 0:
             return
-        if self.first is None:
-            self.first = frame.head(200)
         path = self._folder / f"{len(self._files)}.arrow"
         # Uncompressed: lz4 cost seconds of a million-row CSV zip, writing and reading.
         frame.write_ipc(path, compression="uncompressed")
-        self._files.append((path, frame.height))
-        self.rows += frame.height
+        self._files.append(path)
 
-    def slices(
-        self, start: int, count: int, shape: Callable[[pl.DataFrame], pl.DataFrame]
-    ) -> Iterator[pl.DataFrame]:
-        """Rows [start, start + count), shaped, in frames of at most SLICE_ROWS rows.
-
-        A kept frame's part is shaped at once: shaping builds its expressions per call.
-        """
-        end = start + count
-        offset = 0
-        for path, height in self._files:
-            if offset + height > start and offset < end:
-                first = max(start - offset, 0)
-                last = min(end - offset, height)
-                frame = shape(pl.read_ipc(path).slice(first, last - first))
-                for at in range(0, frame.height, SLICE_ROWS):
-                    yield frame.slice(at, SLICE_ROWS)
-            offset += height
+    def frames(self) -> Iterator[pl.DataFrame]:
+        for path in self._files:
+            yield pl.read_ipc(path)
 
     def close(self) -> None:
         shutil.rmtree(self._folder, ignore_errors=True)
@@ -104,110 +107,164 @@ class KeptFrames:
         self.close()
 
 
+class StreamedSheet:
+    """One sheet's rows, shaped, rendered and deflated by a Polars sink on its own thread.
+
+    `render(frame, number)` gives the shaped frame's rows as `columns` text
+    columns that the CSV writer joins with exports.sheetxml.SEPARATOR into row
+    XML, the first row numbered `number`; the sheet's first is `first_row`.
+    `after` (the text that closes the part) follows the last row. `append`
+    waits while the sink holds `_QUEUED` frames, so memory holds a few batches
+    and the rendered slices in flight, whatever the sheet's length.
+    """
+
+    def __init__(
+        self,
+        shape: Shape,
+        render: Render,
+        *,
+        columns: int,
+        first_row: int,
+        after: bytes,
+        path: Path,
+    ) -> None:
+        self._shape = shape
+        self._render = render
+        self._names = [f"c{i}" for i in range(columns)]
+        self._number = first_row
+        self._after = after.decode()
+        self._path = path
+        self._length = 0  # counted as the frames go out, the closing text in them
+        self._rows = 0
+        self._queue: queue.Queue[pl.DataFrame | None] = queue.Queue(_QUEUED)
+        self._stopping = threading.Event()
+        self._failure: BaseException | None = None
+        self._thread = threading.Thread(target=self._sink, name="xlsx-sheet", daemon=True)
+        self._thread.start()
+
+    def append(self, raw: pl.DataFrame) -> None:
+        if raw.height == 0:
+            return
+        self._rows += raw.height
+        self._put(raw)
+
+    def finish(self) -> SheetBody:
+        """Wait for the sink to write the last row; the body, ready to copy into a member."""
+        self._put(None)
+        self._thread.join()
+        self._raise_failure()
+        with self._path.open("rb") as gzip_file:
+            _, _, crc, modulo = _gzip_frame(gzip_file)
+        if modulo != self._length % (1 << 32):
+            raise ValueError("the rendered sheet's length does not match its gzip trailer")
+        return SheetBody(self._path, crc, self._length, self._rows)
+
+    def close(self) -> None:
+        self._stopping.set()  # a sink still waiting for frames ends at once
+        self._thread.join()
+
+    def __enter__(self) -> StreamedSheet:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _sink(self) -> None:
+        schema = pl.Schema(dict.fromkeys(self._names, pl.String))
+        try:
+            register_io_source(io_source=self._rendered, schema=schema).sink_csv(
+                self._path,
+                compression="gzip",
+                compression_level=GZIP_LEVEL,
+                include_header=False,
+                separator=SEPARATOR,
+                line_terminator="\n",
+                quote_style="never",
+                null_value=EMPTY_CELL,
+                maintain_order=True,
+            )
+        except BaseException as failure:  # handed to the producer's thread
+            self._failure = failure
+
+    def _rendered(
+        self,
+        with_columns: list[str] | None,
+        predicate: Any,
+        n_rows: int | None,
+        batch_size: int | None,
+    ) -> Iterator[pl.DataFrame]:
+        """Each queued frame's rows as XML columns; the closing text behind the last row.
+
+        Runs on the sink's thread: Polars releases the GIL while it shapes and
+        renders, so a sheet renders beside the batches being read and the
+        other sheets being written, on both cores.
+        """
+        held: pl.DataFrame | None = None  # the last row's frame takes the closing text
+        while (raw := self._next()) is not None:
+            shaped = self._shape(raw)  # a whole batch at once: shaping plans per call
+            for at in range(0, shaped.height, SLICE_ROWS):
+                rendered = self._render(shaped.slice(at, SLICE_ROWS), self._number)
+                self._number += rendered.height
+                rendered = rendered.rename(dict(zip(rendered.columns, self._names, strict=True)))
+                if held is not None:
+                    self._length += _length(held)
+                    yield held
+                held = rendered
+        if held is not None and not self._stopping.is_set():
+            held = _closed(held, self._after)
+            self._length += _length(held)
+            yield held
+
+    def _next(self) -> pl.DataFrame | None:
+        while not self._stopping.is_set():
+            try:
+                return self._queue.get(timeout=_POLL_SECONDS)
+            except queue.Empty:
+                continue
+        return None
+
+    def _put(self, item: pl.DataFrame | None) -> None:
+        while True:
+            self._raise_failure()
+            if not self._thread.is_alive():
+                raise RuntimeError("the sheet's writer stopped early")
+            try:
+                self._queue.put(item, timeout=_POLL_SECONDS)
+                return
+            except queue.Full:
+                continue
+
+    def _raise_failure(self) -> None:
+        if self._failure is not None:
+            raise RuntimeError("rendering a sheet failed") from self._failure
+
+
 def write_sheet_part(
     archive: zipfile.ZipFile,
     info: zipfile.ZipInfo,
     before: bytes,
-    rows: Iterator[pl.DataFrame],
-    render: Render,
+    body: SheetBody | None,
     after: bytes,
-    *,
-    first_row: int,
-    columns: int,
-    work_dir: Path,
 ) -> None:
-    """Member `info`: `before`, each frame of `rows` rendered, then `after`.
-
-    `render(frame, number)` gives the frame's rows as `columns` text columns
-    that the CSV writer joins with exports.sheetxml.SEPARATOR into row XML,
-    the first row numbered `number`; the first frame's is `first_row`.
-    """
-    names = [f"c{i}" for i in range(columns)]
-    schema = pl.Schema(dict.fromkeys(names, pl.String))
-    pending = _rendered(rows, render, first_row, names)
-    first = next(pending, None)
-    if first is None:
+    """Member `info`: `before`, the body's rows (with `after` behind them), or `before + after`."""
+    if body is None:
         archive.writestr(info, before + after)
         return
-    text = (before.decode(), after.decode())
-    length = 0  # counted as the frames go out, the opening and closing text in them
-
-    def source(
-        with_columns: list[str] | None, predicate: Any, n_rows: int | None, batch_size: int | None
-    ) -> Iterator[pl.DataFrame]:
-        nonlocal length
-        # The opening text goes before the first row, the closing after the last.
-        frame: pl.DataFrame | None = _around(first, text[0], None)
-        for following in pending:
-            assert frame is not None
-            length += _length(frame)
-            yield frame
-            frame = following
-        assert frame is not None
-        frame = _around(frame, None, text[1])
-        length += _length(frame)
-        yield frame
-
-    gzip_path = work_dir / "part.xml.gz"
-    register_io_source(io_source=source, schema=schema).sink_csv(
-        gzip_path,
-        compression="gzip",
-        compression_level=GZIP_LEVEL,
-        include_header=False,
-        separator=SEPARATOR,
-        line_terminator="\n",
-        quote_style="never",
-        null_value=EMPTY_CELL,
-        maintain_order=True,
-    )
-    try:
-        with gzip_path.open("rb") as gzip_file:
-            start, end, crc, modulo = _gzip_frame(gzip_file)
-            if modulo != length % (1 << 32):
-                raise ValueError("the rendered sheet's length does not match its gzip trailer")
-            write_deflated(archive, info, _chunks(gzip_file, start, end), crc, length)
-    finally:
-        gzip_path.unlink(missing_ok=True)
+    with body.path.open("rb") as gzip_file:
+        start, end, _, _ = _gzip_frame(gzip_file)
+        write_deflated(archive, info, _chunks(gzip_file, start, end), body.crc, body.length, before)
 
 
-def _rendered(
-    rows: Iterator[pl.DataFrame], render: Render, number: int, names: list[str]
-) -> Iterator[pl.DataFrame]:
-    """The frames rendered, in order; the next ones are rendered while one is written.
-
-    Polars releases the GIL while it renders, so slices render side by side
-    and beside the sink's writing and deflating: the export uses both cores.
-    """
-    pending: deque[Future[pl.DataFrame]] = deque()
-
-    def oldest() -> pl.DataFrame:
-        rendered = pending.popleft().result()
-        return rendered.rename(dict(zip(rendered.columns, names, strict=True)))
-
-    for frame in rows:
-        pending.append(_renderers().submit(render, frame, number))
-        number += frame.height
-        if len(pending) > _AHEAD:
-            yield oldest()
-    while pending:
-        yield oldest()
-
-
-@functools.cache
-def _renderers() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=_AHEAD, thread_name_prefix="xlsx-render")
-
-
-def _around(frame: pl.DataFrame, before: str | None, after: str | None) -> pl.DataFrame:
-    """The frame with `before` ahead of its first row and `after` behind its last."""
-    names = frame.columns
-    if before is not None:
-        head = frame.head(1).with_columns((pl.lit(before) + pl.col(names[0])).alias(names[0]))
-        frame = pl.concat([head, frame.slice(1)])
-    if after is not None:
-        tail = frame.tail(1).with_columns((pl.col(names[-1]) + pl.lit(after)).alias(names[-1]))
-        frame = pl.concat([frame.head(frame.height - 1), tail])
-    return frame
+def _closed(frame: pl.DataFrame, after: str) -> pl.DataFrame:
+    """The frame with `after` behind its last row."""
+    last = frame.columns[-1]
+    tail = frame.tail(1).with_columns((pl.col(last) + pl.lit(after)).alias(last))
+    return pl.concat([frame.head(frame.height - 1), tail])
 
 
 def _length(frame: pl.DataFrame) -> int:
@@ -218,7 +275,7 @@ def _length(frame: pl.DataFrame) -> int:
     return int(cells or 0) + frame.height * frame.width  # width - 1 separators and a line end
 
 
-def _gzip_frame(gzip_file: Any) -> tuple[int, int, int, int]:
+def _gzip_frame(gzip_file: IO[bytes]) -> tuple[int, int, int, int]:
     """(start, end) of the deflate stream in the gzip file, its CRC-32 and length mod 4 GiB."""
     head = gzip_file.read(10)
     if len(head) < 10 or head[:4] != _GZIP_HEADER:
@@ -228,7 +285,7 @@ def _gzip_frame(gzip_file: Any) -> tuple[int, int, int, int]:
     return 10, end, crc, length
 
 
-def _chunks(gzip_file: Any, start: int, end: int) -> Iterator[bytes]:
+def _chunks(gzip_file: IO[bytes], start: int, end: int) -> Iterator[bytes]:
     gzip_file.seek(start)
     left = end - start
     while left > 0:

@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 
 from exports.csvmember import RenderedTable, StreamedTable, _full_length
-from exports.deflate import ParallelDeflate, parallel_member, write_deflated
+from exports.deflate import ParallelDeflate, crc32_combine, parallel_member, write_deflated
 
 
 def _text(size: int) -> bytes:
@@ -71,6 +71,30 @@ def test_a_member_from_deflated_bytes_reads_back_with_its_crc() -> None:
         assert archive.testzip() is None
         assert archive.read("t.csv") == data
         assert archive.getinfo("t.csv").compress_size == len(stream)
+
+
+@pytest.mark.parametrize(("first", "second"), [(0, 0), (0, 5), (5, 0), (1, 1), (1_000, 123_457)])
+def test_crc32_combine_gives_the_crc_of_the_joined_text(first: int, second: int) -> None:
+    text = _text(first + second)
+    head, tail = text[:first], text[first:]
+
+    combined = crc32_combine(zlib.crc32(head), zlib.crc32(tail), len(tail))
+
+    assert combined == zlib.crc32(text)
+
+
+def test_a_member_from_deflated_bytes_can_have_text_put_in_front() -> None:
+    head, data = b"<worksheet><dimension ref='A1:C9'/>", _text(300_000)
+    compressor = zlib.compressobj(1, zlib.DEFLATED, -zlib.MAX_WBITS)
+    stream = compressor.compress(data) + compressor.flush()
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        info = zipfile.ZipInfo("sheet.xml")
+        write_deflated(archive, info, [stream], zlib.crc32(data), len(data), head)
+    with zipfile.ZipFile(buffer) as archive:
+        assert archive.testzip() is None  # the combined CRC-32 matches
+        assert archive.read("sheet.xml") == head + data
+        assert archive.getinfo("sheet.xml").file_size == len(head) + len(data)
 
 
 def test_a_table_member_rendered_by_polars_holds_header_rows_and_repeated_names(

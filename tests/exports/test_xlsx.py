@@ -140,6 +140,30 @@ def test_cells_are_typed_from_the_question_kinds() -> None:
     assert second["weight"].value is None
 
 
+def test_dates_and_moments_before_1900_03_01_stay_text_and_later_ones_are_cells() -> None:
+    # Excel's serial numbers before 1900-03-01 meet its 1900 leap-year bug.
+    answers = [
+        ("1900-02-28", "1900-02-28T23:59:59.000+01:00"),
+        ("1900-03-01", "1900-03-01T00:00:00.000+01:00"),
+        ("2026-08-01", "2026-08-01T10:30:00.000Z"),
+    ]
+    records = [
+        export_record(SCHEMA, farm_xml(f"uuid:d{i}", born=born, seen=seen))
+        for i, (born, seen) in enumerate(answers)
+    ]
+
+    sheet = workbook(records, ExportOptions())["farm"]
+
+    header = [cell.value for cell in sheet[1]]
+    born, seen = header.index("born"), header.index("seen")
+    values = [(row[born].value, row[seen].value) for row in sheet.iter_rows(min_row=2)]
+    assert values == [
+        answers[0],
+        (datetime(1900, 3, 1), datetime(1900, 3, 1)),
+        (datetime(2026, 8, 1), datetime(2026, 8, 1, 10, 30)),
+    ]
+
+
 def test_label_row_option_adds_question_labels_in_the_chosen_language() -> None:
     english = workbook(farm_records(), ExportOptions(split_select_multiples=True, label_row=True))
     french = workbook(farm_records(), ExportOptions(language="French (fr)", label_row=True))
@@ -283,6 +307,24 @@ def test_continued_sheets_repeat_the_header_rows_and_read_back_whole_with_pandas
         assert rows(book[name])[1][1:3] == ["Name", "Age"]  # the label row again
         assert book[name].freeze_panes == "A3"
     assert [len(rows(book[name])) for name in book.sheetnames[:3]] == [5, 5, 3]
+
+
+def test_each_sheet_states_its_own_size_although_its_rows_were_written_first(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(exports.xlsx, "MAX_ROWS", 4)  # one header row, three data rows
+    out = io.BytesIO()
+    write_xlsx(SCHEMA, [many_records(2), many_records(5)], out, ExportOptions())
+
+    with zipfile.ZipFile(io.BytesIO(out.getvalue())) as package:
+        assert package.testzip() is None
+        sheets = [package.read(f"xl/worksheets/sheet{n}.xml").decode() for n in (1, 2, 3)]
+    book = openpyxl.load_workbook(io.BytesIO(out.getvalue()), read_only=True)
+    for sheet, name, rows_in_it in zip(sheets, book.sheetnames, [4, 4, 2], strict=False):
+        width = len(next(book[name].iter_rows(values_only=True)))
+        assert f'<dimension ref="A1:{column_letters(width - 1)}{rows_in_it}" />' in sheet
+        assert book[name].max_row == rows_in_it
+    assert "<cols>" in sheets[0]  # widths from the first batch, put in front at the end
 
 
 LONG_REPEATS = """
