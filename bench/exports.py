@@ -3,6 +3,7 @@
     python -m bench.exports [--backend sqlite|postgres|all] [--counts 20000,100000,1000000]
                             [--formats csv.zip,...] [--row-store] [--write-docs]
                             [--keep DIR] [--seed-only] [--no-copy-build]
+                            [--cleaned N[,N%]]
 
 For each backend (SQLite + files, or a private PostgreSQL 15 cluster) it creates the
 benchmark form with a household roster (40 questions, a repeat of three rows, a
@@ -42,6 +43,7 @@ from urllib.parse import quote
 
 import msgspec
 
+from bench.cleaning_entries import entry_count, write_entries
 from bench.export_http import download, serving
 from bench.forms import FORM_ID, MEMBERS, build_xform, submission_xml
 from bench.ingest import (
@@ -234,6 +236,7 @@ def export_once(
     *,
     copy: bool = True,
     media: bool = False,
+    cleaned: int | None = None,
 ) -> Run:
     """`homeward export` as a fresh process; wall time, CPU and peak RSS from the kernel.
 
@@ -243,10 +246,12 @@ def export_once(
     shutil.rmtree(out, ignore_errors=True)
     arguments = ["export", "--project", str(project_id), "--form", FORM_ID, "--format", fmt]
     arguments += ["--out", str(out)] if media else ["--no-attachments", "--out", str(out)]
+    arguments += ["--cleaned"] if cleaned is not None else []
     seconds, cpu, rss, ok = _timed(backend, arguments)
     size = sum(p.stat().st_size for p in out.iterdir()) if out.exists() else 0
     name = fmt if copy else f"{fmt} (row store)"
     name += " + media" if media else ""
+    name += f" (cleaned, {cleaned:,} entries)" if cleaned is not None else ""
     return Run(backend.name, count, name, seconds, cpu, rss, size / 1e6, ok, _load())
 
 
@@ -451,6 +456,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="With --keep: reuse the analysis copy a previous run built.",
     )
+    parser.add_argument(
+        "--cleaned",
+        metavar="N[,N%]",
+        help="Write N cleaning-log entries (or N%% of the submissions; one per count, or "
+        "one for all) into the database through the cleaning service, then export every "
+        "format raw and cleaned (cleaned=true), one after the other. Writes to the "
+        "database: use with --keep on a copy of the seeded data.",
+    )
     return parser.parse_args(argv)
 
 
@@ -462,6 +475,9 @@ def main(argv: list[str] | None = None) -> None:
     runs: list[Run] = []
     if args.photos:
         counts = [args.photos]
+    cleaned = args.cleaned.split(",") if args.cleaned else []
+    if cleaned and len(cleaned) not in (1, len(counts)):
+        sys.exit("--cleaned takes one size, or one per count")
     for name in backends:
         for count in counts:
             with contextlib.ExitStack() as stack:
@@ -494,8 +510,21 @@ def main(argv: list[str] | None = None) -> None:
                     for run in export_over_http(backend, project_id, count, media=True):
                         report(runs, run)
                     continue
+                entries = None
+                if cleaned:
+                    spec = cleaned[counts.index(count) if len(cleaned) > 1 else 0]
+                    started = time.perf_counter()
+                    entries = write_entries(backend, entry_count(spec, count), count)
+                    print(
+                        f"   {entries:,} cleaning-log entries in "
+                        f"{time.perf_counter() - started:.0f} s",
+                        flush=True,
+                    )
                 for fmt in formats:
                     report(runs, export_once(backend, project_id, count, fmt, out))
+                    if entries is not None:
+                        run = export_once(backend, project_id, count, fmt, out, cleaned=entries)
+                        report(runs, run)
                 if args.http:
                     for run in export_over_http(backend, project_id, count, media=False):
                         report(runs, run)

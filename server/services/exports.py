@@ -615,8 +615,10 @@ def _write(rt: Runtime, job: ExportJob, first: Page, sink: _ChunkSink, bridge: _
                 media=media,
                 spool_dir=spool_dir,
                 cleaning_log=log,
-                # Pages from the row store come slowly: the root table streams.
-                stream_root=job.copy is None or job.cleaning is not None,
+                # Pages from the row store come slowly: the root table streams. A
+                # cleaned export from the copy is rendered as a raw one is (its
+                # batches are the copy's, cleaned as they tabulate).
+                stream_root=job.copy is None,
             )
         elif job.format is ExportFormat.XLSX:
             write_xlsx(schema, batches, sink, options, spool_dir=spool_dir, cleaning_log=log)

@@ -244,3 +244,24 @@ def test_the_log_applied_to_the_analysis_copy_gives_what_it_gives_on_records(
         for name in want_zip.namelist():
             want = pl.read_parquet(io.BytesIO(want_zip.read(name)))
             assert pl.read_parquet(io.BytesIO(got_zip.read(name))).equals(want), name
+
+
+def test_each_batch_from_the_copy_takes_only_its_own_submissions_entries() -> None:
+    records = farm_records()
+    batches = [records[:1], records[1:]]
+    from_records, from_copy = io.BytesIO(), io.BytesIO()
+
+    write_csv_zip(SCHEMA, apply_cleaning(batches, COPY_LOG), from_records)
+    write_csv_zip(
+        SCHEMA,
+        apply_cleaning([copied(SCHEMA, batch) for batch in batches], COPY_LOG),
+        from_copy,
+    )
+
+    assert _members(from_copy) == _members(from_records)
+    with zipfile.ZipFile(from_copy) as archive:
+        root = list(csv.DictReader(io.StringIO(archive.read("farm.csv").decode())))
+    assert [(r["KEY"], r["age"], r["weight"]) for r in root] == [
+        ("uuid:a", "35", "-61.5"),
+        ("uuid:b", "abc", "60"),
+    ]
