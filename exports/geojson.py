@@ -47,6 +47,7 @@ import polars as pl
 from exports.csvzip import ByteSink
 from exports.geojson_features import render_features
 from exports.geojson_geometry import geometry_of
+from exports.geojson_worker import write_overlapped
 from exports.options import ExportError, ExportOptions
 from exports.plan import KEY, ExportPlan, TablePlan, plan_export
 from exports.records import ExportRecord
@@ -118,8 +119,8 @@ def write_geojson(
     writer = _FeatureWriter(plan, chosen, field, out)
     out.write(_OPEN)
     if select_values is not None or not options.split_select_multiples:
-        for raw in _raw_frames(plan, chosen, batches):
-            writer.write(raw, select_values)
+        known = select_values
+        write_overlapped(_raw_frames(plan, chosen, batches), lambda raw: writer.write(raw, known))
     else:
         with FrameSpool(spool_dir) as spool:
             found: dict[str, set[str]] = {}
@@ -127,8 +128,7 @@ def write_geojson(
                 collect_select_values(chosen, raw, found)
                 spool.append(raw)
             values = sorted_select_values(found)
-            for raw in spool.frames():
-                writer.write(raw, values)
+            write_overlapped(spool.frames(), lambda raw: writer.write(raw, values))
     out.write(_CLOSE)
     out.flush()
     return GeoJsonSummary(
