@@ -31,9 +31,11 @@ Choices made:
   cannot give a geometry (coordinates cannot be pseudonymised); choosing it is
   an ExportError, and the default choice skips it.
 
-The output is streamed: one batch of features is in memory at a time (the
-table's rows are spooled first only when split select multiple columns must be
-found in the data).
+The output is streamed: a batch's features are rendered by Polars
+(exports.geojson_features) and written by a worker thread while the next batch
+is read (exports.geojson_worker), so about three batches are in memory at a
+time (the table's rows are spooled first only when split select multiple
+columns must be found in the data).
 """
 
 from __future__ import annotations
@@ -119,8 +121,8 @@ def write_geojson(
     writer = _FeatureWriter(plan, chosen, field, out)
     out.write(_OPEN)
     if select_values is not None or not options.split_select_multiples:
-        known = select_values
-        write_overlapped(_raw_frames(plan, chosen, batches), lambda raw: writer.write(raw, known))
+        frames = _raw_frames(plan, chosen, batches)
+        write_overlapped(frames, lambda raw: writer.write(raw, select_values))
     else:
         with FrameSpool(spool_dir) as spool:
             found: dict[str, set[str]] = {}

@@ -1,11 +1,7 @@
-"""ODK geo answers as GeoJSON geometries, one value at a time.
+"""ODK geo answers as GeoJSON geometries, one value at a time (rules in exports.geojson).
 
-ODK writes "lat lon alt acc" per point and separates points with ";".
-geopoint -> Point, geotrace -> LineString, geoshape -> Polygon whose ring is
-closed if the phone did not close it and turned counterclockwise (RFC 7946's
-right-hand rule); a ring whose corners are all on one line is not a shape.
-Positions are [lon, lat], with the altitude as a third number only when every
-point of the value has one.
+Every geotrace and geoshape goes through here, and the geopoints that
+exports.geojson_features does not render in Polars.
 """
 
 from __future__ import annotations
