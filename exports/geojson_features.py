@@ -114,8 +114,10 @@ def render_features(
     features = texts.drop_nulls()
     if features.len() == 0:
         return RenderedBatch(text=b"", features=0, skipped=skipped)
-    text = features.str.join(",\n").item()
-    return RenderedBatch(text=text.encode(), features=features.len(), skipped=skipped)
+    # As bytes straight from Polars: a Python str of non-ASCII text would be
+    # decoded to wider characters and encoded back.
+    text = features.str.join(",\n").cast(pl.Binary).item()
+    return RenderedBatch(text=text, features=features.len(), skipped=skipped)
 
 
 def _too_large(float_columns: Sequence[str]) -> pl.Expr:
