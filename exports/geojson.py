@@ -31,23 +31,25 @@ Choices made:
   cannot give a geometry (coordinates cannot be pseudonymised); choosing it is
   an ExportError, and the default choice skips it.
 
-The output is streamed: one batch of features is in memory at a time (the
-table's rows are spooled first only when split select multiple columns must be
-found in the data).
+The output is streamed: a batch's features are rendered by Polars
+(exports.geojson_features) and written by a worker thread while the next batch
+is read (exports.geojson_worker), so about three batches are in memory at a
+time (the table's rows are spooled first only when split select multiple
+columns must be found in the data).
 """
 
 from __future__ import annotations
 
-import itertools
-import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 import msgspec
 import polars as pl
 
 from exports.csvzip import ByteSink
+from exports.geojson_features import render_features
+from exports.geojson_geometry import geometry_of
+from exports.geojson_worker import write_overlapped
 from exports.options import ExportError, ExportOptions
 from exports.plan import KEY, ExportPlan, TablePlan, plan_export
 from exports.records import ExportRecord
@@ -66,7 +68,6 @@ __all__ = ["GEO_KINDS", "GeoJsonSummary", "check_geojson", "geometry_of", "write
 
 Batches = Iterable[Sequence[ExportRecord]]
 SelectValues = Mapping[str, Sequence[str]]
-Position = list[float]
 
 GEO_KINDS = ("geopoint", "geotrace", "geoshape")
 # The geopoint parts (indexes into GEOPOINT_PARTS) that a position cannot hold in full.
@@ -74,7 +75,6 @@ _PART_PROPERTIES = frozenset({2, 3})
 _DEFAULT_OPTIONS = ExportOptions()
 _OPEN = b'{"type":"FeatureCollection","features":[\n'
 _CLOSE = b"\n]}\n"
-_encoder = msgspec.json.Encoder()
 
 
 class GeoJsonSummary(msgspec.Struct, frozen=True):
@@ -121,8 +121,8 @@ def write_geojson(
     writer = _FeatureWriter(plan, chosen, field, out)
     out.write(_OPEN)
     if select_values is not None or not options.split_select_multiples:
-        for raw in _raw_frames(plan, chosen, batches):
-            writer.write(raw, select_values)
+        frames = _raw_frames(plan, chosen, batches)
+        write_overlapped(frames, lambda raw: writer.write(raw, select_values))
     else:
         with FrameSpool(spool_dir) as spool:
             found: dict[str, set[str]] = {}
@@ -130,61 +130,12 @@ def write_geojson(
                 collect_select_values(chosen, raw, found)
                 spool.append(raw)
             values = sorted_select_values(found)
-            for raw in spool.frames():
-                writer.write(raw, values)
+            write_overlapped(spool.frames(), lambda raw: writer.write(raw, values))
     out.write(_CLOSE)
     out.flush()
     return GeoJsonSummary(
         table=chosen.name, geo_field=field.path, features=writer.features, skipped=writer.skipped
     )
-
-
-def geometry_of(kind: str, value: str) -> dict[str, Any] | None:
-    """The GeoJSON geometry of an ODK geo answer, or None when it cannot be read."""
-    positions = _positions(value)
-    if positions is None:
-        return None
-    if kind == "geopoint":
-        return {"type": "Point", "coordinates": positions[0]} if len(positions) == 1 else None
-    if kind == "geotrace":
-        return {"type": "LineString", "coordinates": positions} if len(positions) >= 2 else None
-    if positions[0] != positions[-1]:
-        positions.append(list(positions[0]))
-    if len(positions) < 4:
-        return None  # a ring needs three distinct corners
-    area = _signed_area(positions)
-    if area == 0:
-        return None  # all corners on one line: no shape
-    if area < 0:
-        positions.reverse()  # RFC 7946: exterior rings counterclockwise
-    return {"type": "Polygon", "coordinates": [positions]}
-
-
-def _positions(value: str) -> list[Position] | None:
-    points = [point.split() for point in value.split(";") if point.strip()]
-    if not points:
-        return None
-    with_altitude = all(len(parts) >= 3 for parts in points)
-    positions = []
-    for parts in points:
-        if len(parts) < 2:
-            return None
-        try:
-            numbers = [float(part) for part in parts[: 3 if with_altitude else 2]]
-        except ValueError:
-            return None
-        if not all(math.isfinite(n) for n in numbers):
-            return None
-        latitude, longitude = numbers[0], numbers[1]
-        if not (-90 <= latitude <= 90 and -180 <= longitude <= 180):
-            return None
-        positions.append([longitude, latitude, *numbers[2:]])
-    return positions
-
-
-def _signed_area(ring: list[Position]) -> float:
-    # Shoelace formula in lon/lat axes: positive for a counterclockwise ring.
-    return sum(a[0] * b[1] - b[0] * a[1] for a, b in itertools.pairwise(ring)) / 2
 
 
 def _raw_frames(plan: ExportPlan, table: TablePlan, batches: Batches) -> Iterator[pl.DataFrame]:
@@ -215,29 +166,19 @@ class _FeatureWriter:
         properties = shaped.select(
             self._property(out, kind).alias(name) for name, out, kind in columns
         )
-        names = properties.columns
-        geo_values = raw.get_column(self.field.path).to_list()
-        keys = raw.get_column(KEY).to_list()
-        chunks = []
-        for geo, key, row in zip(geo_values, keys, properties.iter_rows(), strict=True):
-            if not geo:
-                continue
-            geometry = geometry_of(self.field.kind, geo)
-            if geometry is None:
-                self.skipped += 1
-                continue
-            feature = {
-                "type": "Feature",
-                "id": key,
-                "geometry": geometry,
-                "properties": dict(zip(names, row, strict=True)),
-            }
-            chunks.append(_encoder.encode(feature))
-        if chunks:
+        batch = render_features(
+            self.field.kind,
+            raw.get_column(self.field.path),
+            raw.get_column(KEY),
+            properties,
+            [name for name, _, kind in columns if kind == "float"],
+        )
+        self.skipped += batch.skipped
+        if batch.features:
             if self.features:
                 self.out.write(b",\n")
-            self.out.write(b",\n".join(chunks))
-            self.features += len(chunks)
+            self.out.write(batch.text)
+            self.features += batch.features
 
     def _property(self, out: OutputColumn, kind: CellType) -> pl.Expr:
         value = pl.col(out.key)
