@@ -407,6 +407,8 @@ ROWS = [
     Row("POST",   "/v1/web/session",                               "ok  ok  ok  ok  ok  ok", ANY_SIGN_IN),
     Row("GET",    "/v1/web/session",                               "401 401 401 401 401 401"),
     Row("DELETE", "/v1/web/session",                               "401 401 401 401 401 401"),
+    # The API's root is nothing to a client (a browser's page visit goes to the app)
+    Row("GET",    "/v1",                                           "404 404 404 404 404 404"),
     Row("DELETE", "/v1/sessions/{token:str}",                      "401 403 403 403 403 ok", fresh=fresh_session),
     Row("GET",    "/v1/users/current",                             "401 404 ok  ok  ok  ok"),
     Row("GET",    "/v1/users",                                     "401 ok  ok  ok  ok  ok"),
