@@ -22,7 +22,10 @@ rendered and deflated. Rows keep their number.
 Text follows the rules OOXML writers apply: XML special characters escaped,
 control characters written as `_xHHHH_` (and "_x" as "_x005F_x", so text that
 looks like such an escape is shown as typed), and cut at Excel's 32,767
-characters. Text cells are inline strings, never formulas.
+characters. Text cells are inline strings, never formulas. Escaping every text
+cost about half of rendering a sheet, though hardly any text needs it: a slice
+of a sheet's rows checks each column once (`needs_escaping`, `needs_cut`) and
+escapes or cuts only the columns where some value needs it.
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ __all__ = [
     "column_letters",
     "escaped_text",
     "inline_string",
+    "needs_cut",
+    "needs_escaping",
     "number_cell",
     "row_columns",
     "text_row",
@@ -66,6 +71,14 @@ _XML_ESCAPED = [
 ]
 
 
+# Any of _XML_SPECIAL, as one pattern: a scan for it costs about a third of replacing them.
+_SPECIAL_PATTERN = (
+    "_x|["
+    + "".join(f"\\x{{{ord(c):X}}}" for c in ["&", "<", ">", *_CONTROL, "\ufffe", "\uffff"])
+    + "]"
+)
+
+
 def column_letters(index: int) -> str:
     """Excel's name of a zero-based column index: 0 -> A, 26 -> AA."""
     letters = ""
@@ -76,9 +89,34 @@ def column_letters(index: int) -> str:
     return letters
 
 
-def escaped_text(text: pl.Expr) -> pl.Expr:
-    """Text as the content of an XML element, cut at Excel's longest cell."""
-    return text.str.slice(0, MAX_CELL_CHARS).str.replace_many(_XML_SPECIAL, _XML_ESCAPED)
+def escaped_text(text: pl.Expr, *, escape: bool = True, cut: bool = True) -> pl.Expr:
+    """Text as the content of an XML element, cut at Excel's longest cell.
+
+    `escape=False` and `cut=False` skip a step that `needs_escaping` or
+    `needs_cut` found would change nothing.
+    """
+    if cut:
+        text = text.str.slice(0, MAX_CELL_CHARS)
+    if escape:
+        text = text.str.replace_many(_XML_SPECIAL, _XML_ESCAPED)
+    return text
+
+
+def needs_escaping(text: pl.Expr) -> pl.Expr:
+    """Whether escaping would change any of the texts (a boolean scalar).
+
+    The texts are joined into one first: a scan per value cost more. Where the
+    join puts "_" and "x" side by side the answer is a harmless yes.
+    """
+    return text.str.join("").str.contains(_SPECIAL_PATTERN)
+
+
+def needs_cut(text: pl.Expr) -> pl.Expr:
+    """Whether any of the texts is longer than a cell holds (a boolean scalar).
+
+    Bytes are counted (O(1) a value): no text of at most 32,767 bytes has more characters.
+    """
+    return text.str.len_bytes().max().fill_null(0) > MAX_CELL_CHARS
 
 
 def number_cell(number: pl.Expr, style: int | None) -> pl.Expr:
@@ -87,12 +125,16 @@ def number_cell(number: pl.Expr, style: int | None) -> pl.Expr:
     return pl.concat_str([pl.lit(opening), number, pl.lit("</v></c>")])
 
 
-def inline_string(text: pl.Expr, style: int | None = None) -> pl.Expr:
-    """A cell holding a text, without its leading `<` (null: empty)."""
+def inline_string(
+    text: pl.Expr, style: int | None = None, *, escape: bool = True, cut: bool = True
+) -> pl.Expr:
+    """A cell holding a text, without its leading `<` (null: empty); see escaped_text."""
     styled = f' s="{style}"' if style is not None else ""
     # xml:space="preserve": Excel would otherwise trim spaces at the ends.
     opening = f'c{styled} t="inlineStr"><is><t xml:space="preserve">'
-    return pl.concat_str([pl.lit(opening), escaped_text(text), pl.lit("</t></is></c>")])
+    return pl.concat_str(
+        [pl.lit(opening), escaped_text(text, escape=escape, cut=cut), pl.lit("</t></is></c>")]
+    )
 
 
 def row_columns(row_number: pl.Expr, cells: Sequence[pl.Expr]) -> list[pl.Expr]:

@@ -62,7 +62,14 @@ from exports.plan import (
     plan_export,
 )
 from exports.records import ExportRecord
-from exports.sheetxml import inline_string, number_cell, row_columns, text_row
+from exports.sheetxml import (
+    inline_string,
+    needs_cut,
+    needs_escaping,
+    number_cell,
+    row_columns,
+    text_row,
+)
 from exports.tabulate import (
     OutputColumn,
     collect_select_values,
@@ -122,6 +129,7 @@ _MS_PER_DAY = 86_400_000
 # The frame columns that hold each row's number and each cell's number while rendered.
 _ROW = "#row"
 _NUMBER = "#number:"
+_TEXT = "#text:"
 _NUMERIC: frozenset[CellType] = frozenset({"int", "float", "bool", "date", "datetime"})
 _STYLES: dict[CellType, Style] = {"date": Style.DATE, "datetime": Style.DATETIME}
 # Columns parsed in a step of their own, so that the parse runs once.
@@ -308,14 +316,30 @@ class _Rows:
         self.numbers = [
             cell.number.alias(_NUMBER + cell.key) for cell in cells if cell.number is not None
         ]
-        self.xml = _rows_xml(cells)
+        # Each cell's text (before escaping) is a column of its own, named by the cell's
+        # place (a dateTime and its offset share a key): the checks read it too.
+        self.texts = [_text(cell).alias(f"{_TEXT}{i}") for i, cell in enumerate(cells)]
+        # What a slice's texts need: escaping, cutting; two flags per cell.
+        self.checks = [
+            check(pl.col(f"{_TEXT}{i}")).alias(f"{i}:{j}")
+            for i in range(len(cells))
+            for j, check in enumerate([needs_escaping, needs_cut])
+        ]
+        self.xml = _rows_xml(cells, [(True, True)] * len(cells))
+        self._xml_by_needs: dict[tuple[bool, ...], list[pl.Expr]] = {}
 
     def render(self, frame: pl.DataFrame, first: int) -> pl.DataFrame:
         """The frame's rows as `<row>` XML, numbered from `first`."""
         row = (pl.int_range(pl.len(), dtype=pl.Int64) + first).cast(pl.String)
         if self.parsed:
             frame = frame.with_columns(self.parsed)
-        return frame.with_columns(row.alias(_ROW), *self.numbers).select(self.xml)
+        frame = frame.with_columns(row.alias(_ROW), *self.numbers).with_columns(self.texts)
+        needs = frame.select(self.checks).row(0) if frame.height else ()
+        xml = self._xml_by_needs.get(needs)
+        if xml is None:
+            pairs = list(zip(needs[::2], needs[1::2], strict=True))
+            xml = self._xml_by_needs[needs] = _rows_xml(self.cells, pairs) if pairs else self.xml
+        return frame.select(xml)
 
     def header(self) -> bytes:
         styles = (Style.HEADER, Style.LABEL)
@@ -421,20 +445,27 @@ class _TableSheets:
         self.close()
 
 
-def _rows_xml(cells: Sequence[_Cell]) -> list[pl.Expr]:
-    """A frame's rows as the columns of their SpreadsheetML (built once, run on every slice)."""
+def _text(cell: _Cell) -> pl.Expr:
+    """The text a cell shows, before escaping; null where it holds a number or nothing."""
+    value = pl.col(_parsed_name(cell) if cell.kind == "offset" else cell.key)
+    if cell.number is None:
+        return pl.when(value != "").then(value)
+    # Text only where the answer is not a number: escaping every row cost more.
+    return pl.when(pl.col(_NUMBER + cell.key).is_null() & (value != "")).then(value)
+
+
+def _rows_xml(cells: Sequence[_Cell], needs: Sequence[tuple[bool, bool]]) -> list[pl.Expr]:
+    """A frame's rows as the columns of their SpreadsheetML (built once for each `needs`:
+    whether a cell's texts need escaping and cutting)."""
     xml = []
-    for cell in cells:
-        value = pl.col(_parsed_name(cell) if cell.kind == "offset" else cell.key)
+    for i, (cell, (escape, cut)) in enumerate(zip(cells, needs, strict=True)):
+        string = inline_string(pl.col(f"{_TEXT}{i}"), escape=escape, cut=cut)
         if cell.number is None:
-            xml.append(inline_string(pl.when(value != "").then(value)))
+            xml.append(string)
             continue
         style = _STYLES.get(cell.kind)
-        computed = pl.col(_NUMBER + cell.key)
-        number = number_cell(computed, None if style is None else int(style))
-        # Text only where the answer is not a number: escaping every row cost more.
-        text = inline_string(pl.when(computed.is_null() & (value != "")).then(value))
-        xml.append(pl.coalesce(number, text))
+        number = number_cell(pl.col(_NUMBER + cell.key), None if style is None else int(style))
+        xml.append(pl.coalesce(number, string))
     return row_columns(pl.col(_ROW), xml)
 
 
