@@ -137,6 +137,10 @@ CONTRACTS = [
     Contract("DELETE", "/v1/web/session",
              Ok(200, Success, caller="anon", fresh=fresh_session, body=session_cookie_and_csrf),
              Fail(403.2, caller="anon", fresh=fresh_session, body=session_cookie)),
+    # Not Central's: the API's root typed into a browser opens the web app.
+    Contract("GET",    "/v1",
+             Ok(303, None, caller="anon", headers={"Accept": "text/html"}),
+             Fail(404.1, caller="anon")),
     Contract("GET",    "/v1/users/current",
              Ok(200, ExtendedUser, headers=EXTENDED),
              Fail(401.2, caller="anon", headers=BAD_TOKEN)),
