@@ -172,6 +172,7 @@ async def main() -> None:
                         (f"{form_path}/submissions", "submissions"),
                         (f"{form_path}/export", "export"),
                         (f"{form_path}/cleaning", "cleaning-log"),
+                        (f"{form_path}/fill", "fill"),
                         *case_pages,
                     ):
                         (OUT / code).mkdir(exist_ok=True)
