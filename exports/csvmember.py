@@ -21,33 +21,30 @@ so its first bytes leave at once.
 
 from __future__ import annotations
 
-import queue
 import shutil
-import struct
 import tempfile
 import threading
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import Any
 
 import polars as pl
 from polars.io.plugins import register_io_source
 
 from exports.deflate import write_deflated
-from exports.livemember import LiveMember, check_gzip_header
+from exports.gzipsink import FrameFeed, gzip_chunks, gzip_frame
+from exports.livemember import LiveMember
 
 __all__ = ["GZIP_LEVEL", "RenderedTable", "StreamedTable"]
 
 # Polars' gzip level 2: as small as zlib's level 1, four times cheaper.
 GZIP_LEVEL = 2
-_COPY_BYTES = 1 << 20
 # Rows handed to the CSV sink at a time: memory in flight stays a few MB.
 _SLICE_ROWS = 1_000
 # Batches a streamed table may hold before `append` waits for the sink.
 _STREAM_BATCHES = 2
-_POLL_SECONDS = 0.1
 # Deflate expands at most 1032-fold: a shorter stream cannot hold 4 GiB of text,
 # so the gzip trailer's length (modulo 4 GiB) is the length.
 _MAX_RATIO = 1032
@@ -90,9 +87,9 @@ class RenderedTable:
 
     def _copy_member(self, archive: zipfile.ZipFile, info: zipfile.ZipInfo, width: int) -> None:
         with self._gzip_path.open("rb") as gzip_file:
-            start, end, crc, length = _gzip_frame(gzip_file)
+            start, end, crc, length = gzip_frame(gzip_file)
             length = self._full_length(width, length, end - start)
-            write_deflated(archive, info, _chunks(gzip_file, start, end), crc, length)
+            write_deflated(archive, info, gzip_chunks(gzip_file, start, end), crc, length)
 
     def _count(self, cells: pl.DataFrame) -> None:
         lengths = cells.select(pl.sum_horizontal(pl.all().str.len_bytes().fill_null(0)).sum())
@@ -138,13 +135,12 @@ class StreamedTable(RenderedTable):
     def __init__(self, header: Sequence[str], directory: str | Path | None = None) -> None:
         super().__init__(directory)
         self._width = len(header)
-        self._queue: queue.Queue[pl.DataFrame | None] = queue.Queue(_STREAM_BATCHES)
-        self._stopping = threading.Event()
+        self._feed = FrameFeed(_STREAM_BATCHES, "CSV member")
         self._failure: BaseException | None = None
         self._sink_done = threading.Event()
         self._live: LiveMember | None = None
         head = _head(header)
-        source = _queued_source(head, self._next_batch)
+        source = _queued_source(head, self._feed.take)
         self._thread = threading.Thread(
             target=self._render, args=(source,), name="csv-member", daemon=True
         )
@@ -168,30 +164,11 @@ class StreamedTable(RenderedTable):
     def _failed(self) -> BaseException | None:
         return self._failure
 
-    def _next_batch(self) -> pl.DataFrame | None:
-        while not self._stopping.is_set():
-            try:
-                return self._queue.get(timeout=_POLL_SECONDS)
-            except queue.Empty:
-                continue
-        return None
-
     def append(self, cells: pl.DataFrame) -> None:
         if cells.height == 0:
             return
         self._count(cells)
-        self._put(_positional(cells))
-
-    def _put(self, item: pl.DataFrame | None) -> None:
-        while True:
-            self._raise_failure()
-            if not self._thread.is_alive():
-                raise RuntimeError("the CSV member's writer stopped early")
-            try:
-                self._queue.put(item, timeout=_POLL_SECONDS)
-                return
-            except queue.Full:
-                continue
+        self._feed.put(_positional(cells), self._thread, self._raise_failure)
 
     def _raise_failure(self) -> None:
         if self._failure is not None:
@@ -217,7 +194,7 @@ class StreamedTable(RenderedTable):
             if live.name != info.filename:
                 raise ValueError("this table is being sent as another member")
             live.expect_end()  # before the sink can end: its end is then the table's
-        self._put(None)
+        self._feed.put(None, self._thread, self._raise_failure)
         self._thread.join()
         self._raise_failure()
         if live is None:
@@ -232,7 +209,7 @@ class StreamedTable(RenderedTable):
         if self._live is not None:
             self._live.close()
             self._live = None
-        self._stopping.set()  # a sink still waiting for batches ends at once
+        self._feed.stop()  # a sink still waiting for batches ends at once
         self._thread.join()
         super().close()
 
@@ -306,26 +283,7 @@ def _positional(frame: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _gzip_frame(gzip_file: IO[bytes]) -> tuple[int, int, int, int]:
-    """(start, end) of the deflate stream in the gzip file, its CRC-32 and length mod 4 GiB."""
-    check_gzip_header(gzip_file.read(10))
-    end = gzip_file.seek(-8, 2)
-    crc, length = struct.unpack("<II", gzip_file.read(8))
-    return 10, end, crc, length
-
-
 def _full_length(modulo: int, estimate: int) -> int:
     """The length that matches the trailer (mod 4 GiB) and lies nearest the estimate."""
     wraps = round((estimate - modulo) / (1 << 32))
     return modulo + max(wraps, 0) * (1 << 32)
-
-
-def _chunks(gzip_file: IO[bytes], start: int, end: int) -> Iterator[bytes]:
-    gzip_file.seek(start)
-    left = end - start
-    while left > 0:
-        chunk = gzip_file.read(min(_COPY_BYTES, left))
-        if not chunk:
-            raise ValueError("the gzip file ended early")
-        left -= len(chunk)
-        yield chunk

@@ -23,22 +23,21 @@ length.
 
 from __future__ import annotations
 
-import queue
 import shutil
-import struct
 import tempfile
 import threading
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import Any
 
 import msgspec
 import polars as pl
 from polars.io.plugins import register_io_source
 
 from exports.deflate import write_deflated
+from exports.gzipsink import FrameFeed, gzip_chunks, gzip_frame
 from exports.sheetxml import EMPTY_CELL, SEPARATOR
 
 __all__ = ["GZIP_LEVEL", "KeptFrames", "SheetBody", "StreamedSheet", "write_sheet_part"]
@@ -46,15 +45,12 @@ __all__ = ["GZIP_LEVEL", "KeptFrames", "SheetBody", "StreamedSheet", "write_shee
 # Polars' gzip level 1: at 2 (the CSV members' level) the benchmark's root sheet took 0.47
 # CPU s per 39,000 rows to write and deflate, at 1 0.34 s, for a part 23% larger.
 GZIP_LEVEL = 1
-_GZIP_HEADER = b"\x1f\x8b\x08\x00"  # gzip, deflate, no optional fields (what Polars writes)
-_COPY_BYTES = 1 << 20
 # Rows rendered at a time: a slice of the benchmark's root sheet is about 8 MB of XML. With
 # 5,000, a 1,000,000 export peaked at 386 MB; with 1,000, Polars planning the expressions
 # once per slice cost about 40% more CPU in rendering.
 SLICE_ROWS = 2_500
 # Raw frames a sheet may hold before `append` waits for its sink.
 _QUEUED = 2
-_POLL_SECONDS = 0.1
 
 Shape = Callable[[pl.DataFrame], pl.DataFrame]
 Render = Callable[[pl.DataFrame, int], pl.DataFrame]
@@ -136,8 +132,7 @@ class StreamedSheet:
         self._path = path
         self._length = 0  # counted as the frames go out, the closing text in them
         self._rows = 0
-        self._queue: queue.Queue[pl.DataFrame | None] = queue.Queue(_QUEUED)
-        self._stopping = threading.Event()
+        self._feed = FrameFeed(_QUEUED, "sheet")
         self._failure: BaseException | None = None
         self._thread = threading.Thread(target=self._sink, name="xlsx-sheet", daemon=True)
         self._thread.start()
@@ -146,21 +141,21 @@ class StreamedSheet:
         if raw.height == 0:
             return
         self._rows += raw.height
-        self._put(raw)
+        self._feed.put(raw, self._thread, self._raise_failure)
 
     def finish(self) -> SheetBody:
         """Wait for the sink to write the last row; the body, ready to copy into a member."""
-        self._put(None)
+        self._feed.put(None, self._thread, self._raise_failure)
         self._thread.join()
         self._raise_failure()
         with self._path.open("rb") as gzip_file:
-            _, _, crc, modulo = _gzip_frame(gzip_file)
+            _, _, crc, modulo = gzip_frame(gzip_file)
         if modulo != self._length % (1 << 32):
             raise ValueError("the rendered sheet's length does not match its gzip trailer")
         return SheetBody(self._path, crc, self._length, self._rows)
 
     def close(self) -> None:
-        self._stopping.set()  # a sink still waiting for frames ends at once
+        self._feed.stop()  # a sink still waiting for frames ends at once
         self._thread.join()
 
     def __enter__(self) -> StreamedSheet:
@@ -205,7 +200,7 @@ class StreamedSheet:
         other sheets being written, on both cores.
         """
         held: pl.DataFrame | None = None  # the last row's frame takes the closing text
-        while (raw := self._next()) is not None:
+        while (raw := self._feed.take()) is not None:
             shaped = self._shape(raw)  # a whole batch at once: shaping plans per call
             for at in range(0, shaped.height, SLICE_ROWS):
                 rendered = self._render(shaped.slice(at, SLICE_ROWS), self._number)
@@ -215,29 +210,10 @@ class StreamedSheet:
                     self._length += _length(held)
                     yield held
                 held = rendered
-        if held is not None and not self._stopping.is_set():
+        if held is not None and not self._feed.stopped:
             held = _closed(held, self._after)
             self._length += _length(held)
             yield held
-
-    def _next(self) -> pl.DataFrame | None:
-        while not self._stopping.is_set():
-            try:
-                return self._queue.get(timeout=_POLL_SECONDS)
-            except queue.Empty:
-                continue
-        return None
-
-    def _put(self, item: pl.DataFrame | None) -> None:
-        while True:
-            self._raise_failure()
-            if not self._thread.is_alive():
-                raise RuntimeError("the sheet's writer stopped early")
-            try:
-                self._queue.put(item, timeout=_POLL_SECONDS)
-                return
-            except queue.Full:
-                continue
 
     def _raise_failure(self) -> None:
         if self._failure is not None:
@@ -256,8 +232,10 @@ def write_sheet_part(
         archive.writestr(info, before + after)
         return
     with body.path.open("rb") as gzip_file:
-        start, end, _, _ = _gzip_frame(gzip_file)
-        write_deflated(archive, info, _chunks(gzip_file, start, end), body.crc, body.length, before)
+        start, end, _, _ = gzip_frame(gzip_file)
+        write_deflated(
+            archive, info, gzip_chunks(gzip_file, start, end), body.crc, body.length, before
+        )
 
 
 def _closed(frame: pl.DataFrame, after: str) -> pl.DataFrame:
@@ -273,24 +251,3 @@ def _length(frame: pl.DataFrame) -> int:
         pl.sum_horizontal(pl.all().str.len_bytes().fill_null(len(EMPTY_CELL))).sum()
     ).item()
     return int(cells or 0) + frame.height * frame.width  # width - 1 separators and a line end
-
-
-def _gzip_frame(gzip_file: IO[bytes]) -> tuple[int, int, int, int]:
-    """(start, end) of the deflate stream in the gzip file, its CRC-32 and length mod 4 GiB."""
-    head = gzip_file.read(10)
-    if len(head) < 10 or head[:4] != _GZIP_HEADER:
-        raise ValueError("Polars wrote gzip with optional header fields; not supported")
-    end = gzip_file.seek(-8, 2)
-    crc, length = struct.unpack("<II", gzip_file.read(8))
-    return 10, end, crc, length
-
-
-def _chunks(gzip_file: IO[bytes], start: int, end: int) -> Iterator[bytes]:
-    gzip_file.seek(start)
-    left = end - start
-    while left > 0:
-        chunk = gzip_file.read(min(_COPY_BYTES, left))
-        if not chunk:
-            raise ValueError("the gzip file ended early")
-        left -= len(chunk)
-        yield chunk

@@ -14,6 +14,7 @@ import pytest
 
 from exports.csvmember import StreamedTable
 from exports.csvzip import write_csv_zip
+from exports.gzipsink import FrameFeed
 from exports.records import ExportRecord
 from tests.exports.test_csvzip import SCHEMA, synthetic_batches
 
@@ -131,16 +132,16 @@ def test_a_sink_that_fails_fails_the_export_without_a_central_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     handed = 0
-    next_batch = StreamedTable._next_batch
+    next_batch = FrameFeed.take
 
-    def failing(self: StreamedTable) -> pl.DataFrame | None:
+    def failing(self: FrameFeed) -> pl.DataFrame | None:
         nonlocal handed
         handed += 1
         if handed > 20:
             raise OSError("No space left on device")
         return next_batch(self)
 
-    monkeypatch.setattr(StreamedTable, "_next_batch", failing)
+    monkeypatch.setattr(FrameFeed, "take", failing)
     out = Recorder()
 
     with pytest.raises(RuntimeError, match="rendering a CSV member failed") as raised:
