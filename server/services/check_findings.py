@@ -253,9 +253,12 @@ async def find_new(
             assert state is not None
             after = state.checked_through
             settings, _ = await form_settings(db, form_id)
-            new = (
+            # Counted, not listed: the first round after an upgrade may find a million.
+            waiting, through, oldest = (
                 await db.execute(
-                    select(Submission.id, Submission.instance_id).where(
+                    select(
+                        func.count(), func.max(Submission.id), func.min(Submission.created_at)
+                    ).where(
                         Submission.form_id == form_id,
                         Submission.draft.is_(False),
                         Submission.deleted_at.is_(None),
@@ -263,14 +266,11 @@ async def find_new(
                         Submission.created_at < _now() - settle,
                     )
                 )
-            ).all()
-        if not new:
+            ).one()
+        if not waiting:
             return 0
-        through = max(submission_id for submission_id, _ in new)
         if form is not None and form.current_def_id is not None and settings.checks:
-            report = await cleaning.run_form_checks(
-                rt, form, settings, only={instance_id for _, instance_id in new}
-            )
+            report = await cleaning.run_form_checks(rt, form, _reported_from(settings, oldest))
             async with rt.transaction() as db:
                 added = await _store(db, form_id, report.suggestions)
     except problems.Problem as problem:  # settings naming a field a new version dropped
@@ -293,6 +293,20 @@ async def find_new(
                 .execution_options(synchronize_session=False)
             )
     return added
+
+
+def _reported_from(settings: CheckSettings, oldest: datetime) -> CheckSettings:
+    """The settings with suggestions for submissions received from `oldest` on.
+
+    Received times and ids grow together, so that is the new submissions (and,
+    at most, an already checked one received in the same millisecond: findings
+    are stored once whatever their status). A moment, not the list of instance
+    ids, so a round over a million new submissions holds no list of them.
+    Stored settings never hold a `since` of their own (store_settings).
+    """
+    # The export's SubmissionDate, which the checks compare, has milliseconds.
+    start = _aware(oldest).replace(microsecond=oldest.microsecond // 1000 * 1000)
+    return msgspec.structs.replace(settings, since=start)
 
 
 async def _forms_waiting(rt: Runtime, settle: timedelta) -> list[int]:

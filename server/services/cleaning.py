@@ -10,7 +10,7 @@ versions stay the one record of an edit and the log cannot drift from them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from itertools import pairwise
 
@@ -73,12 +73,10 @@ async def cleaned_export(db: AsyncSession, form: Form, job: ExportJob) -> Export
     return replace(job, cleaning=tuple(stored), cleaning_log=tuple(log))
 
 
-async def run_form_checks(
-    rt: Runtime, form: Form, settings: CheckSettings, *, only: Collection[str] | None = None
-) -> CheckReport:
+async def run_form_checks(rt: Runtime, form: Form, settings: CheckSettings) -> CheckReport:
     """The checks over the form's current submissions, with the cleaning log applied
     (an accepted suggestion is not suggested again; a removed duplicate is gone).
-    With `only`, suggestions for those instance ids alone (exports.checks.CheckRound).
+    settings.since limits the suggestions to submissions received from then on.
 
     Batches are read as an export reads them (the analysis copy, and the row
     store beyond it) and checked in a worker thread as they come, then let go:
@@ -98,7 +96,7 @@ async def run_form_checks(
         except XFormError:
             constraints = {}
         try:
-            checks = CheckRound(schema, settings, constraints, only=only)
+            checks = CheckRound(schema, settings, constraints)
         except ValueError as error:  # an unknown check or field named in the settings
             raise problems.cleaning_not_possible(str(error)) from error
         job = await export_service.prepare_export(

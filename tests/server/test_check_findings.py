@@ -121,6 +121,25 @@ async def test_only_new_submissions_get_findings_in_a_later_round(world: World) 
     assert sorted(str(f["instanceId"]) for f in outliers) == ["uuid:f20", "uuid:f21"]
 
 
+async def test_a_round_reports_from_the_first_new_submission_on(world: World) -> None:
+    await families_world(world)  # ages 30-35 and 5-10
+    assert await check_round(world) == 0
+    # Twenty households of ages 18-22: the older ages are now far out, but they
+    # were checked before; the round reports the new submissions alone.
+    for n in range(40, 60):
+        ages = (str(18 + n % 5), "child", ""), (str(18 + (n + 2) % 5), "child", "")
+        await send(world, family(n, *ages))
+
+    assert await check_round(world) == 0
+
+    on_demand = await world.client.post(
+        url(world, "cleaning-checks"), json={"checks": ["outlier"]}, headers=world.admin_headers
+    )
+    assert on_demand.status_code == 200, on_demand.text
+    reported = {s["instanceId"] for s in on_demand.json()["suggestions"]}
+    assert reported == {"uuid:f0", "uuid:f5"}  # ages 5 and 35: what the round left out
+
+
 async def test_accepted_findings_are_cleaning_log_entries_applied_to_the_repeat_table(
     world: World,
 ) -> None:
