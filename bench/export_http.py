@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import tempfile
 import time
@@ -78,11 +79,19 @@ def _peak_rss_mb(pid: int) -> float:
 
 @contextlib.contextmanager
 def serving(backend: Backend) -> Iterator[tuple[int, str, str]]:
-    """`homeward serve` (one process) on the backend; yields its pid, URL and a token."""
+    """`homeward serve` (one process) on the backend; yields its pid, URL and a token.
+
+    The server runs no data checks: seeding bypasses ingest, so to the check worker
+    every seeded submission would be new, and its first round over a million
+    (bench.checks measures one) would share the downloads' CPU and peak RSS.
+    """
     token = asyncio.run(_session_token(backend))
+    exports_alone = dataclasses.replace(
+        backend, env=backend.env | {"HOMEWARD_CHECKS_INTERVAL": "0"}
+    )
     with (
         tempfile.TemporaryFile(prefix="homeward-bench-serve-") as log,
-        running_server(backend, 1, log) as (process, url),
+        running_server(exports_alone, 1, log) as (process, url),
     ):
         yield process.pid, url, token
 
