@@ -294,7 +294,8 @@ async def _export(settings: Settings, args: argparse.Namespace) -> None:
         written = 0
         with partial.open("wb") as sink:
             async for chunk in exports.stream_export(rt, job, first):
-                sink.write(chunk)
+                # Written on a thread: meanwhile the event loop serves the export's reads.
+                await asyncio.to_thread(sink.write, chunk)
                 written += len(chunk)
                 if show:
                     progress.show(target.name, written)
