@@ -16,12 +16,14 @@ import contextlib
 import io
 from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import polars as pl
-from sqlalchemy import ColumnElement, Select, String, and_, func, select, type_coerce
+from sqlalchemy import ColumnElement, Select, String, and_, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.sql.util import find_tables
 from sqlalchemy.types import TypeDecorator
 
@@ -114,8 +116,7 @@ def _meta_query(where: Where, low: int, high: int) -> Select[tuple[Any, ...]]:
     query = select(
         Submission.id,
         Submission.instance_id,
-        # As stored: SQLite's text is parsed by Polars for the whole column at once.
-        type_coerce(Submission.created_at, _AsStored),
+        _StoredMoment(Submission.created_at),
         Submission.submitter_id,
         Submission.review_state,
         Submission.device_id,
@@ -127,7 +128,7 @@ def _meta_query(where: Where, low: int, high: int) -> Select[tuple[Any, ...]]:
 
 
 class _AsStored(TypeDecorator[Any]):
-    """A column read without the dialect's conversion (SQLite dates stay text)."""
+    """A column read without the dialect's conversion."""
 
     impl = String
     cache_ok = True
@@ -136,18 +137,43 @@ class _AsStored(TypeDecorator[Any]):
         return None
 
 
+class _StoredMoment(FunctionElement[Any]):
+    """A moment as Polars reads a column of them at once, not one datetime object each
+    (which cost ~1.4 CPU s a million on PostgreSQL): SQLite's stored text as it is,
+    PostgreSQL's as microseconds since 1970 (UTC)."""
+
+    type = _AsStored()
+    inherit_cache = True
+    name = "homeward_stored_moment"
+
+
+@compiles(_StoredMoment, "postgresql")
+def _stored_moment_postgresql(element: _StoredMoment, compiler: Any, **kw: Any) -> str:
+    moment = compiler.process(element.clauses, **kw)
+    # EXTRACT gives an exact numeric (PostgreSQL 14+): no float rounding of the µs.
+    return f"CAST(EXTRACT(EPOCH FROM {moment}) * 1000000 AS BIGINT)"
+
+
+@compiles(_StoredMoment)
+def _stored_moment_sqlite(element: _StoredMoment, compiler: Any, **kw: Any) -> str:
+    return str(compiler.process(element.clauses, **kw))
+
+
 _SQLITE_MOMENT = "%Y-%m-%d %H:%M:%S%.f"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _moments(values: Sequence[Any]) -> pl.Series:
-    """Submission dates as naive UTC datetimes, whichever way the driver returns them."""
+    """Submission dates (a `_StoredMoment` column) as UTC datetimes."""
+    if values and isinstance(values[0], int):
+        return pl.Series(values, dtype=pl.Int64).cast(pl.Datetime("us", "UTC"))
     if values and isinstance(values[0], str):
         parsed = pl.Series(values, dtype=pl.String).str.to_datetime(
             _SQLITE_MOMENT, time_unit="us", strict=False
         )
         if parsed.null_count() == 0:
             return parsed
-    return pl.Series([_utc(value) for value in values], dtype=pl.Datetime("us", "UTC"))
+    return pl.Series([_moment(value) for value in values], dtype=pl.Datetime("us", "UTC"))
 
 
 async def segment_batches(
@@ -388,8 +414,11 @@ async def _records(db: AsyncSession, def_ids: list[int]) -> dict[int, bytes]:
     return {row[0]: row[1] for row in found.all()}
 
 
-def _moment(value: datetime | str) -> datetime:
-    return _utc(datetime.fromisoformat(value) if isinstance(value, str) else value)
+def _moment(value: int | str) -> datetime:
+    """One `_StoredMoment` value as a UTC datetime."""
+    if isinstance(value, int):
+        return _EPOCH + timedelta(microseconds=value)
+    return _utc(datetime.fromisoformat(value))
 
 
 def _utc(value: datetime) -> datetime:
