@@ -247,7 +247,7 @@ def _closed(frame: pl.DataFrame, after: str) -> pl.DataFrame:
 
 def _length(frame: pl.DataFrame) -> int:
     """The bytes the CSV writer writes for the frame: cells, separators, line ends."""
-    cells = frame.select(
-        pl.sum_horizontal(pl.all().str.len_bytes().fill_null(len(EMPTY_CELL))).sum()
-    ).item()
-    return int(cells or 0) + frame.height * frame.width  # width - 1 separators and a line end
+    # Column by column: a horizontal sum made ~50 intermediate columns a slice (3x the time).
+    texts: int = sum(length or 0 for length in frame.select(pl.all().str.len_bytes().sum()).row(0))
+    empty: int = len(EMPTY_CELL) * sum(frame.null_count().row(0))
+    return texts + empty + frame.height * frame.width  # width - 1 separators and a line end
