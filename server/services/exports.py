@@ -570,6 +570,7 @@ class _ChunkSink:
         if not self._buffer and len(data) >= CHUNK_BYTES and isinstance(data, bytes):
             # A whole chunk already (a GeoJSON batch, a media file's read): handed
             # over as it is, since copying 2.4 GB through the buffer cost seconds.
+            # Only bytes: a caller may reuse a bytearray or a view once write returns.
             self._send_chunk(data)
             return len(data)
         self._buffer += data
