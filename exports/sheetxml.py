@@ -21,11 +21,14 @@ rendered and deflated. Rows keep their number.
 
 Text follows the rules OOXML writers apply: XML special characters escaped,
 control characters written as `_xHHHH_` (and "_x" as "_x005F_x", so text that
-looks like such an escape is shown as typed), and cut at Excel's 32,767
+looks like such an escape is shown as typed), spaces at either end kept with
+`xml:space="preserve"` (Excel trims them otherwise), and cut at Excel's 32,767
 characters. Text cells are inline strings, never formulas. Escaping every text
-cost about half of rendering a sheet, though hardly any text needs it: a slice
-of a sheet's rows checks each column once (`needs_escaping`, `needs_cut`) and
-escapes or cuts only the columns where some value needs it.
+cost about half of rendering a sheet, and marking every text to keep its spaces
+made a sheet a fifth longer (rendered, written and deflated), though hardly any
+text needs either: a slice of a sheet's rows checks each column once
+(`needs_care`, `needs_cut`) and escapes, marks or cuts only the columns where
+some value needs it.
 """
 
 from __future__ import annotations
@@ -42,8 +45,8 @@ __all__ = [
     "column_letters",
     "escaped_text",
     "inline_string",
+    "needs_care",
     "needs_cut",
-    "needs_escaping",
     "number_cell",
     "row_columns",
     "text_row",
@@ -71,11 +74,17 @@ _XML_ESCAPED = [
 ]
 
 
-# Any of _XML_SPECIAL, as one pattern: a scan for it costs about a third of replacing them.
-_SPECIAL_PATTERN = (
+# Joins a column's texts for one scan; a text holding it at worst gets a needless yes.
+_JOINT = "\ue000"
+# XML's whitespace that is not escaped (CR is): at either end of a text, Excel trims it
+# unless the text keeps its spaces.
+_SPACE = "[ \\t\\n]"
+# Any of _XML_SPECIAL, or whitespace at either end of a joined text, as one pattern: a
+# scan for it costs about a third of replacing them.
+_CARE_PATTERN = (
     "_x|["
     + "".join(f"\\x{{{ord(c):X}}}" for c in ["&", "<", ">", *_CONTROL, "\ufffe", "\uffff"])
-    + "]"
+    + f"]|{_SPACE}(?:{_JOINT}|$)|(?:^|{_JOINT}){_SPACE}"
 )
 
 
@@ -92,7 +101,7 @@ def column_letters(index: int) -> str:
 def escaped_text(text: pl.Expr, *, escape: bool = True, cut: bool = True) -> pl.Expr:
     """Text as the content of an XML element, cut at Excel's longest cell.
 
-    `escape=False` and `cut=False` skip a step that `needs_escaping` or
+    `escape=False` and `cut=False` skip a step that `needs_care` or
     `needs_cut` found would change nothing.
     """
     if cut:
@@ -102,13 +111,13 @@ def escaped_text(text: pl.Expr, *, escape: bool = True, cut: bool = True) -> pl.
     return text
 
 
-def needs_escaping(text: pl.Expr) -> pl.Expr:
-    """Whether escaping would change any of the texts (a boolean scalar).
+def needs_care(text: pl.Expr) -> pl.Expr:
+    """Whether any of the texts would change if escaped or needs its spaces kept
+    (a boolean scalar); `inline_string(plain=True)` is for texts where it is false.
 
-    The texts are joined into one first: a scan per value cost more. Where the
-    join puts "_" and "x" side by side the answer is a harmless yes.
+    The texts are joined into one first: a scan per value cost more.
     """
-    return text.str.join("").str.contains(_SPECIAL_PATTERN)
+    return text.str.join(_JOINT).str.contains(_CARE_PATTERN)
 
 
 def needs_cut(text: pl.Expr) -> pl.Expr:
@@ -126,14 +135,17 @@ def number_cell(number: pl.Expr, style: int | None) -> pl.Expr:
 
 
 def inline_string(
-    text: pl.Expr, style: int | None = None, *, escape: bool = True, cut: bool = True
+    text: pl.Expr, style: int | None = None, *, plain: bool = False, cut: bool = True
 ) -> pl.Expr:
-    """A cell holding a text, without its leading `<` (null: empty); see escaped_text."""
+    """A cell holding a text, without its leading `<` (null: empty); see escaped_text.
+
+    `plain=True`: no text needs escaping or its spaces kept (`needs_care`).
+    """
     styled = f' s="{style}"' if style is not None else ""
-    # xml:space="preserve": Excel would otherwise trim spaces at the ends.
-    opening = f'c{styled} t="inlineStr"><is><t xml:space="preserve">'
+    kept = "" if plain else ' xml:space="preserve"'
+    opening = f'c{styled} t="inlineStr"><is><t{kept}>'
     return pl.concat_str(
-        [pl.lit(opening), escaped_text(text, escape=escape, cut=cut), pl.lit("</t></is></c>")]
+        [pl.lit(opening), escaped_text(text, escape=not plain, cut=cut), pl.lit("</t></is></c>")]
     )
 
 

@@ -64,8 +64,8 @@ from exports.plan import (
 from exports.records import ExportRecord
 from exports.sheetxml import (
     inline_string,
+    needs_care,
     needs_cut,
-    needs_escaping,
     number_cell,
     row_columns,
     text_row,
@@ -319,11 +319,12 @@ class _Rows:
         # Each cell's text (before escaping) is a column of its own, named by the cell's
         # place (a dateTime and its offset share a key): the checks read it too.
         self.texts = [_text(cell).alias(f"{_TEXT}{i}") for i, cell in enumerate(cells)]
-        # What a slice's texts need: escaping, cutting; two flags per cell.
+        # What a slice's texts need: escaping and their spaces kept, cutting; two flags
+        # per cell.
         self.checks = [
             check(pl.col(f"{_TEXT}{i}")).alias(f"{i}:{j}")
             for i in range(len(cells))
-            for j, check in enumerate([needs_escaping, needs_cut])
+            for j, check in enumerate([needs_care, needs_cut])
         ]
         self.xml = _rows_xml(cells, [(True, True)] * len(cells))
         self._xml_by_needs: dict[tuple[bool, ...], list[pl.Expr]] = {}
@@ -456,10 +457,10 @@ def _text(cell: _Cell) -> pl.Expr:
 
 def _rows_xml(cells: Sequence[_Cell], needs: Sequence[tuple[bool, bool]]) -> list[pl.Expr]:
     """A frame's rows as the columns of their SpreadsheetML (built once for each `needs`:
-    whether a cell's texts need escaping and cutting)."""
+    whether a cell's texts need care (exports.sheetxml.needs_care) and cutting)."""
     xml = []
-    for i, (cell, (escape, cut)) in enumerate(zip(cells, needs, strict=True)):
-        string = inline_string(pl.col(f"{_TEXT}{i}"), escape=escape, cut=cut)
+    for i, (cell, (care, cut)) in enumerate(zip(cells, needs, strict=True)):
+        string = inline_string(pl.col(f"{_TEXT}{i}"), plain=not care, cut=cut)
         if cell.number is None:
             xml.append(string)
             continue

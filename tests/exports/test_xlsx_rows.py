@@ -1,8 +1,10 @@
-"""Sheet rows escape and cut only the columns of a slice that need it, with the same bytes."""
+"""Sheet rows escape, keep spaces and cut only in the columns of a slice that need it,
+with the same cells."""
 
 from __future__ import annotations
 
 import io
+import re
 import zipfile
 
 import polars as pl
@@ -12,7 +14,7 @@ import exports.xlsx
 import exports.xlsx_part
 from exports.options import ExportOptions
 from exports.records import ExportRecord
-from exports.sheetxml import _XML_SPECIAL, MAX_CELL_CHARS, needs_cut, needs_escaping
+from exports.sheetxml import _XML_SPECIAL, MAX_CELL_CHARS, needs_care, needs_cut
 from exports.xlsx import write_xlsx
 from tests.exports.conftest import export_record
 from tests.exports.survey import SCHEMA, farm_records, farm_xml, hostile_records
@@ -30,8 +32,13 @@ TRICKY = [
     "é" * 33_000,
     "12abc",
     "1e5",
+    " leading space",
+    "trailing tab\t",
+    "\nnewline first",
     "",
 ]
+# A text element and its content, in a sheet part.
+_TEXT_ELEMENT = re.compile(rb"<t( xml:space=\"preserve\")?>([^<]*)</t>")
 
 
 def records() -> list[ExportRecord]:
@@ -68,30 +75,60 @@ def parts(options: ExportOptions) -> dict[str, bytes]:
 @pytest.mark.parametrize(
     "options", [ExportOptions(), ExportOptions(split_select_multiples=True, labels=True)]
 )
-def test_rows_are_the_same_bytes_as_when_every_text_was_escaped_and_cut(
+def test_rows_hold_the_same_texts_as_when_every_text_was_escaped_marked_and_cut(
     monkeypatch: pytest.MonkeyPatch, options: ExportOptions
 ) -> None:
-    # Slices of 4 rows: some need escaping or cutting in a column, others not.
+    # Slices of 4 rows: some need care or cutting in a column, others not.
     monkeypatch.setattr(exports.xlsx_part, "SLICE_ROWS", 4)
     checked = parts(options)
-    monkeypatch.setattr(exports.xlsx, "needs_escaping", lambda text: pl.lit(True))
+    monkeypatch.setattr(exports.xlsx, "needs_care", lambda text: pl.lit(True))
     monkeypatch.setattr(exports.xlsx, "needs_cut", lambda text: pl.lit(True))
     always = parts(options)
 
-    assert checked == always
-    assert b"fish &amp; chips" in checked["xl/worksheets/sheet1.xml"]
+    assert checked.keys() == always.keys()
+    for name, part in checked.items():
+        if not name.startswith("xl/worksheets/"):
+            assert part == always[name]
+            continue
+        texts = [text for _, text in _TEXT_ELEMENT.findall(part)]
+        assert texts == [text for _, text in _TEXT_ELEMENT.findall(always[name])]
+        # Only a column of a slice that holds a text with spaces at an end is marked:
+        # plain slices are shorter than when every text was.
+        for preserved, text in _TEXT_ELEMENT.findall(part):
+            if text != text.strip(b" \t\n"):
+                assert preserved, text
+        assert len(part) < len(always[name])
+    sheet = checked["xl/worksheets/sheet1.xml"]
+    assert b"fish &amp; chips" in sheet
+    assert b"<t>plain</t>" in sheet
+    assert b'<t xml:space="preserve"> leading space</t>' in sheet
 
 
 @pytest.mark.parametrize("special", _XML_SPECIAL)
 def test_any_text_escaping_changes_is_found(special: str) -> None:
     frame = pl.DataFrame({"text": ["plain", None, f"a{special}b"]})
-    assert frame.select(needs_escaping(pl.col("text"))).item() is True
+    assert frame.select(needs_care(pl.col("text"))).item() is True
 
 
-def test_text_escaping_leaves_alone_is_not() -> None:
-    texts = ["plain", None, "tab\tnewline\n", "Zoë 日本語 🙂", "x_y", '"quoted"', "'"]
+@pytest.mark.parametrize("text", [" a", "a ", "\ta", "a\t", "\na", "a\n", " ", "a b\n"])
+def test_whitespace_at_either_end_of_any_text_is_found(text: str) -> None:
+    frame = pl.DataFrame({"text": ["plain", None, text, "plain"]})
+    assert frame.select(needs_care(pl.col("text"))).item() is True
+
+
+def test_text_escaping_and_trimming_leave_alone_is_not() -> None:
+    texts = [
+        "plain",
+        None,
+        "tab\tin the\nmiddle",
+        "Zoë 日本語 🙂",
+        "x_y",
+        '"quoted"',
+        "'",
+        "\u00a0nbsp",
+    ]
     frame = pl.DataFrame({"text": texts})
-    assert frame.select(needs_escaping(pl.col("text"))).item() is False
+    assert frame.select(needs_care(pl.col("text"))).item() is False
 
 
 @pytest.mark.parametrize(
