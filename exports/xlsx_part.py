@@ -45,10 +45,11 @@ __all__ = ["GZIP_LEVEL", "KeptFrames", "SheetBody", "StreamedSheet", "write_shee
 # Polars' gzip level 1: at 2 (the CSV members' level) the benchmark's root sheet took 0.47
 # CPU s per 39,000 rows to write and deflate, at 1 0.34 s, for a part 23% larger.
 GZIP_LEVEL = 1
-# Rows rendered at a time: a slice of the benchmark's root sheet is about 8 MB of XML. With
-# 5,000, a 1,000,000 export peaked at 386 MB; with 1,000, Polars planning the expressions
-# once per slice cost about 40% more CPU in rendering.
-SLICE_ROWS = 2_500
+# Rows rendered at a time (a batch from the analysis copy is 5,000): a slice of the
+# benchmark's root sheet is about 10 MB of XML. Polars plans a slice's expressions in
+# about 4 ms whatever its length, a third of rendering 2,000 rows: at 2,500, a million
+# took 16.8 s against 14.2 s at 5,000, which peaked 36 MB higher (376 MB).
+SLICE_ROWS = 5_000
 # Raw frames a sheet may hold before `append` waits for its sink.
 _QUEUED = 2
 
