@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
-from collections.abc import AsyncGenerator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -68,6 +68,9 @@ class CopyView:
     copied_through: int
     # (number, first submission id, last submission id), newest first.
     segments: tuple[tuple[int, int, int], ...]
+    # The answer columns read from each table the plan reads, by repeat path (None:
+    # the root); a check round reads a few of them.
+    answers: Mapping[str | None, frozenset[str]]
 
 
 async def usable_copy(db: AsyncSession, form: Form, plan: ExportPlan) -> CopyView | None:
@@ -83,13 +86,15 @@ async def usable_copy(db: AsyncSession, form: Form, plan: ExportPlan) -> CopyVie
     layout = await copy_layout(db, form)
     if layout is None or layout.key != state.layout:
         return None
+    wanted: dict[str | None, frozenset[str]] = {None: frozenset()}
     for table in plan.tables:
         copied = layout.plan.table_for(table.repeat_path)
         if copied is None:
             return None
-        answers = {s for s in table.sources if s.startswith("/")}
+        answers = frozenset(s for s in table.sources if s.startswith("/"))
         if not answers <= set(stored_columns(copied)):
             return None
+        wanted[table.repeat_path] = answers
     segments = (
         await db.execute(
             select(
@@ -103,7 +108,8 @@ async def usable_copy(db: AsyncSession, form: Form, plan: ExportPlan) -> CopyVie
     ).all()
     if not segments:
         return None
-    return CopyView(layout, state.copied_through, tuple((s[0], s[1], s[2]) for s in segments))
+    listed = tuple((s[0], s[1], s[2]) for s in segments)
+    return CopyView(layout, state.copied_through, listed, wanted)
 
 
 def _meta_query(where: Where, low: int, high: int) -> Select[tuple[Any, ...]]:
@@ -236,14 +242,14 @@ async def _read_segment(
         rows = (await connection.execute(_meta_query(where, low, high))).all()
         if not rows:
             return None
-        tables_data = {
-            table.repeat_path: await rt.blobs.read_object(
-                view.layout.object_name(table.name, number)
+        tables = {
+            table.repeat_path: _read_table(
+                await rt.blobs.read_object(view.layout.object_name(table.name, number)),
+                view.answers[table.repeat_path],
             )
             for table in plan.tables
+            if table.repeat_path in view.answers
         }
-        tables = {path: pl.read_parquet(io.BytesIO(data)) for path, data in tables_data.items()}
-        del tables_data
         columns = list(zip(*rows, strict=True))
         ids = pl.Series(SUBMISSION, columns[0], dtype=pl.Int64)
         held = tables[None].select(SUBMISSION, DEF, FORM_DEF, ENCRYPTED)
@@ -309,6 +315,18 @@ async def _read_segment(
                 record=records[def_id],
             )
     return tables, meta, missing
+
+
+def _read_table(data: bytes, answers: frozenset[str]) -> pl.DataFrame:
+    """A segment's table with its system columns and only the `answers` asked for.
+
+    A check round reads a few of a form's answers: decoding them all cost it
+    most of its time and memory.
+    """
+    source = io.BytesIO(data)
+    names = [n for n in pl.read_parquet_schema(source) if not n.startswith("/") or n in answers]
+    source.seek(0)
+    return pl.read_parquet(source, columns=names)
 
 
 def _version_frame(
