@@ -1,6 +1,6 @@
 """A check round fed one batch at a time: memory bounded by the batch, not the form.
 
-    round = CheckRound(schema, settings, constraints, only=...)
+    round = CheckRound(schema, settings, constraints)
     for batch in batches: round.add(batch)
     if round.needs_second_pass():        # many outliers in a field, or people
         for batch in batches: round.add_again(batch)
@@ -16,7 +16,7 @@ batches.
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC
 
 import msgspec
@@ -125,9 +125,9 @@ class CheckRound:
     """The checks over a form's submissions, given a batch at a time.
 
     Settings naming unknown checks or questions raise ValueError here, before
-    any batch is read. With `only` (instance ids), suggestions are made for
-    those submissions alone, still compared with all of them (new submissions'
-    run); settings.since likewise.
+    any batch is read. With settings.since, suggestions are made for the
+    submissions received since then alone, still compared with all of them
+    (new submissions' run).
     """
 
     def __init__(
@@ -136,7 +136,6 @@ class CheckRound:
         settings: CheckSettings | None = None,
         constraints: Mapping[str, str] | None = None,
         *,
-        only: Collection[str] | None = None,
         extremes: int = EXTREMES,
         duplicate_rows: int = DUPLICATE_ROWS,
     ) -> None:
@@ -149,7 +148,7 @@ class CheckRound:
         self.plan = _narrowed(plan_export(schema, ExportOptions()), self.kept)
         self.shapes = _shapes(schema)
         self.checked = 0
-        self._reported = _reported_expr(settings, only)
+        self._reported = _reported_expr(settings)
         self._skipped: dict[str, list[NotEvaluated]] = {check: [] for check in CHECKS}
         wanted = set(settings.checks)
         root = self.shapes[0]
@@ -318,14 +317,12 @@ def _narrowed(plan: ExportPlan, kept: frozenset[str]) -> ExportPlan:
     return msgspec.structs.replace(plan, tables=tables)
 
 
-def _reported_expr(settings: CheckSettings, only: Collection[str] | None) -> pl.Expr:
-    """Whether a root row gets suggestions: received since settings.since, among `only`."""
+def _reported_expr(settings: CheckSettings) -> pl.Expr:
+    """Whether a root row gets suggestions: received since settings.since."""
     reported = pl.lit(True)
     if settings.since is not None:
         since = settings.since
         utc = since if since.tzinfo is not None else since.replace(tzinfo=UTC)  # none given: UTC
         at = to_utc_datetime(pl.col(SUBMISSION_DATE))
         reported = reported & (at >= utc).fill_null(False)
-    if only is not None:
-        reported = reported & pl.col(KEY).is_in(pl.Series(list(only), dtype=pl.String))
     return reported.alias(REPORTED)

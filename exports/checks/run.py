@@ -7,7 +7,7 @@ it is handed, and reads them twice when the round asks for a second pass.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import polars as pl
 
@@ -76,17 +76,15 @@ def run_checks(
     batches: Iterable[Sequence[ExportRecord]] | CheckInput,
     settings: CheckSettings | None = None,
     constraints: Mapping[str, str] | None = None,
-    *,
-    only: Collection[str] | None = None,
 ) -> CheckReport:
     """Suggestions for the submissions in `batches`; `constraints` maps field paths to
     the current form version's constraint expressions (forms.xform.bind_constraints).
 
     Outliers, constraints and "other, specify" are checked in repeats too, per
-    repeat instance. With `only` (instance ids), suggestions are made for those
-    submissions alone, still compared with all of them (new submissions' run).
+    repeat instance. With settings.since, suggestions are made for the
+    submissions received since then alone, still compared with all of them.
     """
-    checks = CheckRound(schema, settings, constraints, only=only)
+    checks = CheckRound(schema, settings, constraints)
     if not isinstance(batches, CheckInput):
         collected = CheckInput(schema, settings, constraints)
         for batch in batches:

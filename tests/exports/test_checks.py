@@ -267,18 +267,6 @@ def test_answers_in_repeats_are_checked_per_repeat_instance_and_name_their_row()
     assert not report.not_evaluated
 
 
-def test_only_limits_the_suggestions_to_the_submissions_named() -> None:
-    odd = [family(9, ("400", "child", "")), family(10, ("500", "child", ""))]
-
-    report = run_checks(
-        REPEAT_SCHEMA, [families(*odd)], CheckSettings(checks=("outlier",)), only={"uuid:f10"}
-    )
-
-    assert [(s.instance_id, s.field) for s in report.suggestions] == [
-        ("uuid:f10", "/household[1]/age")
-    ]
-
-
 @pytest.mark.parametrize(
     "settings",
     [
