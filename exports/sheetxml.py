@@ -21,14 +21,15 @@ rendered and deflated. Rows keep their number.
 
 Text follows the rules OOXML writers apply: XML special characters escaped,
 control characters written as `_xHHHH_` (and "_x" as "_x005F_x", so text that
-looks like such an escape is shown as typed), spaces at either end kept with
-`xml:space="preserve"` (Excel trims them otherwise), and cut at Excel's 32,767
-characters. Text cells are inline strings, never formulas. Escaping every text
-cost about half of rendering a sheet, and marking every text to keep its spaces
-made a sheet a fifth longer (rendered, written and deflated), though hardly any
-text needs either: a slice of a sheet's rows checks each column once
-(`needs_care`, `needs_cut`) and escapes, marks or cuts only the columns where
-some value needs it.
+looks like such an escape is shown as typed), a text with whitespace at either
+end marked `xml:space="preserve"` (Excel trims it otherwise), and cut at
+Excel's 32,767 characters. Text cells are inline strings, never formulas.
+Escaping every text cost about half of rendering a sheet, and marking every
+text made a sheet a fifth longer (rendered, written and deflated), though
+hardly any text needs either: a slice of a sheet's rows checks each column
+once (`needs_care`, `needs_cut`) and looks at each value only in the columns
+where some value needs it. A cell's XML depends on its value alone, never on
+the slice it was rendered in.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ SEPARATOR = "<"
 # An empty cell (the CSV writer's null value) and the end of a row, after the separator.
 EMPTY_CELL = "c/>"
 ROW_CLOSING = "/row>"
+_TEXT_CLOSING = "</t></is></c>"
 # Characters XML 1.0 forbids or that parsers would change (CR), as OOXML writes them.
 _CONTROL = [chr(c) for c in [*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0D, 0x20)]]
 # "_x" itself is written "_x005F_x" (an escaped "_"), so text that looks like an
@@ -76,9 +78,11 @@ _XML_ESCAPED = [
 
 # Joins a column's texts for one scan; a text holding it at worst gets a needless yes.
 _JOINT = "\ue000"
-# XML's whitespace that is not escaped (CR is): at either end of a text, Excel trims it
-# unless the text keeps its spaces.
+# XML's whitespace that is not escaped (CR is, and is in _CONTROL): at either end of
+# a text, Excel trims it unless the text keeps its spaces.
 _SPACE = "[ \\t\\n]"
+# A text that keeps its spaces: XML's whitespace at either end, CR (escaped) included.
+_EDGE_SPACE = "^[ \\t\\n\\r]|[ \\t\\n\\r]$"
 # Any of _XML_SPECIAL, or whitespace at either end of a joined text, as one pattern: a
 # scan for it costs about a third of replacing them.
 _CARE_PATTERN = (
@@ -98,17 +102,9 @@ def column_letters(index: int) -> str:
     return letters
 
 
-def escaped_text(text: pl.Expr, *, escape: bool = True, cut: bool = True) -> pl.Expr:
-    """Text as the content of an XML element, cut at Excel's longest cell.
-
-    `escape=False` and `cut=False` skip a step that `needs_care` or
-    `needs_cut` found would change nothing.
-    """
-    if cut:
-        text = text.str.slice(0, MAX_CELL_CHARS)
-    if escape:
-        text = text.str.replace_many(_XML_SPECIAL, _XML_ESCAPED)
-    return text
+def escaped_text(text: pl.Expr) -> pl.Expr:
+    """Text as the content of an XML element."""
+    return text.str.replace_many(_XML_SPECIAL, _XML_ESCAPED)
 
 
 def needs_care(text: pl.Expr) -> pl.Expr:
@@ -137,16 +133,23 @@ def number_cell(number: pl.Expr, style: int | None) -> pl.Expr:
 def inline_string(
     text: pl.Expr, style: int | None = None, *, plain: bool = False, cut: bool = True
 ) -> pl.Expr:
-    """A cell holding a text, without its leading `<` (null: empty); see escaped_text.
+    """A cell holding a text, without its leading `<` (null: empty), cut at Excel's
+    longest cell, escaped and marked to keep its spaces where it needs it.
 
-    `plain=True`: no text needs escaping or its spaces kept (`needs_care`).
+    `plain=True` (no text needs escaping or marking: `needs_care`, and none is
+    cut) and `cut=False` (none is longer: `needs_cut`) skip the steps that
+    would change nothing.
     """
     styled = f' s="{style}"' if style is not None else ""
-    kept = "" if plain else ' xml:space="preserve"'
-    opening = f'c{styled} t="inlineStr"><is><t{kept}>'
-    return pl.concat_str(
-        [pl.lit(opening), escaped_text(text, escape=not plain, cut=cut), pl.lit("</t></is></c>")]
-    )
+    opening = f'c{styled} t="inlineStr"><is><t>'
+    if cut:
+        text = text.str.slice(0, MAX_CELL_CHARS)
+    if plain:
+        return pl.concat_str([pl.lit(opening), text, pl.lit(_TEXT_CLOSING)])
+    # After the cut: a cut can end a text in a space.
+    kept = f'c{styled} t="inlineStr"><is><t xml:space="preserve">'
+    marked = pl.when(text.str.contains(_EDGE_SPACE)).then(pl.lit(kept)).otherwise(pl.lit(opening))
+    return pl.concat_str([marked, escaped_text(text), pl.lit(_TEXT_CLOSING)])
 
 
 def row_columns(row_number: pl.Expr, cells: Sequence[pl.Expr]) -> list[pl.Expr]:

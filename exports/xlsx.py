@@ -460,7 +460,7 @@ def _rows_xml(cells: Sequence[_Cell], needs: Sequence[tuple[bool, bool]]) -> lis
     whether a cell's texts need care (exports.sheetxml.needs_care) and cutting)."""
     xml = []
     for i, (cell, (care, cut)) in enumerate(zip(cells, needs, strict=True)):
-        string = inline_string(pl.col(f"{_TEXT}{i}"), plain=not care, cut=cut)
+        string = inline_string(pl.col(f"{_TEXT}{i}"), plain=not (care or cut), cut=cut)
         if cell.number is None:
             xml.append(string)
             continue
