@@ -230,6 +230,8 @@ async def _analysis(
         await close_runtime(rt)
 
 
+# An export's small writes (zip headers, deflated blocks) gathered into few system calls.
+_FILE_BUFFER = 1024 * 1024
 # The values of server.services.exports.ExportFormat (a test keeps them equal); not
 # imported from there, so that `homeward serve` stays light.
 EXPORT_FORMATS = ("csv.zip", "csv", "xlsx", "parquet.zip", "geojson")
@@ -291,14 +293,13 @@ async def _export(settings: Settings, args: argparse.Namespace) -> None:
         args.out.mkdir(parents=True, exist_ok=True)
         target = args.out / f"{form.xml_form_id}.{export_format.value}"
         partial = target.with_name(target.name + ".partial")
-        written = 0
-        with partial.open("wb") as sink:
-            async for chunk in exports.stream_export(rt, job, first):
-                # Written on a thread: meanwhile the event loop serves the export's reads.
-                await asyncio.to_thread(sink.write, chunk)
-                written += len(chunk)
-                if show:
-                    progress.show(target.name, written)
+        try:
+            with partial.open("wb", buffering=_FILE_BUFFER) as sink:
+                shown = (lambda written: progress.show(target.name, written)) if show else None
+                written = await exports.export_to_file(rt, job, first, sink, on_written=shown)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
         partial.replace(target)  # a finished file only ever appears whole
         if show:
             print(file=sys.stderr)

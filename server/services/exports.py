@@ -18,7 +18,10 @@ memory object stream that the response drains. Both directions hold at most a
 page and a few chunks, so memory stays flat however many submissions there are,
 and a slow client slows the export down instead of filling memory. No page is
 fetched before the writer asks for it. (Repeat tables and split select
-multiples are spooled to temporary files by the writer itself.)
+multiples are spooled to temporary files by the writer itself.) An export to a
+file (``homeward export``, export runs) is written by the writer thread itself
+(``export_to_file``): handing each chunk to the event loop and back to a thread
+for the file cost the photos' CSV zip a third of its speed.
 """
 
 from __future__ import annotations
@@ -94,6 +97,7 @@ __all__ = [
     "ExportJob",
     "Page",
     "claim_export_slot",
+    "export_to_file",
     "fetch_page",
     "parse_filter",
     "prepare_export",
@@ -110,6 +114,7 @@ BATCH_SIZE = 1000  # submissions per page (read at call time, so tests may lower
 CHUNK_BYTES = 1024 * 1024
 PENDING_CHUNKS = 4  # chunks the writer may run ahead of the client
 MEDIA_READ_BYTES = 1024 * 1024  # a media file read from the blob folder at a time
+_PROGRESS_SECONDS = 0.25  # between reports of an export to a file's progress
 
 T = TypeVar("T")
 Where = tuple[ColumnElement[bool], ...]
@@ -601,7 +606,9 @@ class _ChunkSink:
         anyio.from_thread.run(self._send.send, chunk, token=self._bridge.token)
 
 
-def _write(rt: Runtime, job: ExportJob, first: Page, sink: _ChunkSink, bridge: _LoopBridge) -> None:
+def _write(
+    rt: Runtime, job: ExportJob, first: Page, sink: _ChunkSink | _FileSink, bridge: _LoopBridge
+) -> None:
     """Runs in the worker thread."""
     try:
         batches = bridge.iterate(_batches(rt, job, first))
@@ -664,6 +671,68 @@ async def _run_writer(
         # The export's own limiter: its thread never takes one of the default
         # tokens that its media reads (and the rest of the app) need.
         await anyio.to_thread.run_sync(_write, rt, job, first, sink, bridge, limiter=limiter)
+
+
+class _FileSink:
+    """The writer's output straight into a file, from the writer thread."""
+
+    def __init__(self, out: IO[bytes]) -> None:
+        self._out = out
+        self.written = 0  # read by the event loop for progress
+
+    def write(self, data: bytes, /) -> int:
+        self._out.write(data)
+        self.written += len(data)
+        return len(data)
+
+    def flush(self) -> None:
+        self._out.flush()
+
+    def writable(self) -> bool:
+        return True
+
+    def finish(self) -> None:
+        self._out.flush()
+
+
+async def export_to_file(
+    rt: Runtime,
+    job: ExportJob,
+    first: Page,
+    out: IO[bytes],
+    slot: ExportSlot | None = None,
+    on_written: Callable[[int], None] | None = None,
+) -> int:
+    """Write the export to `out` (left open, at its end); the bytes written.
+
+    `slot` as for stream_export. `on_written` is called on the event loop a few
+    times a second with the bytes written so far. A failure (or a cancellation,
+    which stops the writer at its next pull) leaves what was written in `out`:
+    the caller discards it.
+    """
+    slots = export_slots(rt.settings.max_exports)
+    slot = slot or slots.claim()
+    bridge = _LoopBridge(anyio.lowlevel.current_token())
+    sink = _FileSink(out)
+    try:
+        job.spool_dir.mkdir(parents=True, exist_ok=True)
+        writer = asyncio.ensure_future(
+            anyio.to_thread.run_sync(_write, rt, job, first, sink, bridge, limiter=slots.limiter)
+        )
+        try:
+            while not writer.done():
+                await asyncio.wait({writer}, timeout=_PROGRESS_SECONDS)
+                if on_written is not None:
+                    on_written(sink.written)
+        finally:
+            if not writer.done():
+                bridge.abandoned.set()
+                with anyio.CancelScope(shield=True):
+                    await asyncio.wait({writer})
+        writer.result()  # the writer's failure, if any
+    finally:
+        slot.release()
+    return sink.written
 
 
 def claim_export_slot(rt: Runtime) -> ExportSlot:

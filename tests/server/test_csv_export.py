@@ -22,6 +22,7 @@ from sqlalchemy import update
 from server.db.models import Submission
 from server.services import accounts
 from server.services import exports as export_service
+from server.services.export_slots import export_slots
 from server.services.forms import find_form
 from tests.server.conftest import XLSX, World, sign_in, submission_xml
 from tests.server.test_submissions import assert_created, submit
@@ -385,6 +386,51 @@ async def test_failure_after_the_first_byte_breaks_the_download(
     assert received  # the failure came after the first byte
     with pytest.raises(zipfile.BadZipFile):
         zipfile.ZipFile(io.BytesIO(bytes(received)))
+
+
+async def test_an_export_to_a_file_holds_the_download_s_bytes_and_frees_its_slot(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await three_submissions(world)
+    monkeypatch.setattr(export_service, "BATCH_SIZE", 1)
+    job, first = await _job(world)
+    downloaded = b"".join(
+        [c async for c in export_service.stream_export(world.runtime, job, first)]
+    )
+    job, first = await _job(world)
+    reported: list[int] = []
+    out = io.BytesIO()
+
+    written = await export_service.export_to_file(
+        world.runtime, job, first, out, on_written=reported.append
+    )
+
+    assert written == len(out.getvalue()) == reported[-1]
+    # The same zip (member dates aside): the same members, each the same bytes.
+    made = zipfile.ZipFile(out)
+    expected = zipfile.ZipFile(io.BytesIO(downloaded))
+    assert made.namelist() == expected.namelist()
+    assert all(made.read(name) == expected.read(name) for name in made.namelist())
+    assert any(name.startswith("media/") for name in made.namelist())  # the photo
+    slots = export_slots(world.runtime.settings.max_exports)
+    assert slots.running == 0
+
+
+async def test_a_failing_export_to_a_file_raises_and_frees_its_slot(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await three_submissions(world)
+    monkeypatch.setattr(export_service, "BATCH_SIZE", 1)
+    job, first = await _job(world)
+
+    async def broken_page(*_: Any) -> export_service.Page:
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(export_service, "fetch_page", broken_page)
+
+    with anyio.fail_after(10), pytest.raises(RuntimeError, match="database went away"):
+        await export_service.export_to_file(world.runtime, job, first, io.BytesIO())
+    assert export_slots(world.runtime.settings.max_exports).running == 0
 
 
 # --- golden replay against ODK Central ------------------------------------------------
