@@ -230,8 +230,6 @@ async def _analysis(
         await close_runtime(rt)
 
 
-# An export's small writes (zip headers, deflated blocks) gathered into few system calls.
-_FILE_BUFFER = 1024 * 1024
 # The values of server.services.exports.ExportFormat (a test keeps them equal); not
 # imported from there, so that `homeward serve` stays light.
 EXPORT_FORMATS = ("csv.zip", "csv", "xlsx", "parquet.zip", "geojson")
@@ -293,10 +291,9 @@ async def _export(settings: Settings, args: argparse.Namespace) -> None:
         args.out.mkdir(parents=True, exist_ok=True)
         target = args.out / f"{form.xml_form_id}.{export_format.value}"
         partial = target.with_name(target.name + ".partial")
+        shown = (lambda written: progress.show(target.name, written)) if show else None
         try:
-            with partial.open("wb", buffering=_FILE_BUFFER) as sink:
-                shown = (lambda written: progress.show(target.name, written)) if show else None
-                written = await exports.export_to_file(rt, job, first, sink, on_written=shown)
+            written = await exports.export_to_file(rt, job, first, partial, on_written=shown)
         except BaseException:
             partial.unlink(missing_ok=True)
             raise

@@ -55,8 +55,6 @@ log = logging.getLogger("homeward.export_runs")
 KEEP = timedelta(hours=24)  # how long a finished export's file is kept
 CLAIM = timedelta(minutes=2)  # renewed while the export runs; expires if its process dies
 HEARTBEAT_SECONDS = 5.0
-# An export's small writes (zip headers, deflated blocks) gathered into few system calls.
-_FILE_BUFFER = 1024 * 1024
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
 QUEUED, RUNNING, DONE, FAILED, EXPIRED = "queued", "running", "done", "failed", "expired"
 
@@ -246,8 +244,7 @@ async def _run(rt: Runtime, run_id: int, worker: str, slot: ExportSlot) -> None:
         spool.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=spool) as folder:
             path = Path(folder) / file_name
-            with path.open("wb", buffering=_FILE_BUFFER) as out:
-                await export_service.export_to_file(rt, job, first, out, slot)
+            await export_service.export_to_file(rt, job, first, path, slot)
             await rt.blobs.put_object_file(file_object(run, file_name), path)
             size = path.stat().st_size
         await _finish(

@@ -115,6 +115,8 @@ CHUNK_BYTES = 1024 * 1024
 PENDING_CHUNKS = 4  # chunks the writer may run ahead of the client
 MEDIA_READ_BYTES = 1024 * 1024  # a media file read from the blob folder at a time
 _PROGRESS_SECONDS = 0.25  # between reports of an export to a file's progress
+# An export to a file: its small writes (zip headers, deflated blocks) in few system calls.
+_FILE_BUFFER_BYTES = 1024 * 1024
 
 T = TypeVar("T")
 Where = tuple[ColumnElement[bool], ...]
@@ -699,37 +701,40 @@ async def export_to_file(
     rt: Runtime,
     job: ExportJob,
     first: Page,
-    out: IO[bytes],
+    path: Path,
     slot: ExportSlot | None = None,
     on_written: Callable[[int], None] | None = None,
 ) -> int:
-    """Write the export to `out` (left open, at its end); the bytes written.
+    """Write the export to a new file at `path`; the bytes written.
 
     `slot` as for stream_export. `on_written` is called on the event loop a few
     times a second with the bytes written so far. A failure (or a cancellation,
-    which stops the writer at its next pull) leaves what was written in `out`:
+    which stops the writer at its next pull) leaves what was written at `path`:
     the caller discards it.
     """
     slots = export_slots(rt.settings.max_exports)
     slot = slot or slots.claim()
     bridge = _LoopBridge(anyio.lowlevel.current_token())
-    sink = _FileSink(out)
     try:
         job.spool_dir.mkdir(parents=True, exist_ok=True)
-        writer = asyncio.ensure_future(
-            anyio.to_thread.run_sync(_write, rt, job, first, sink, bridge, limiter=slots.limiter)
-        )
-        try:
-            while not writer.done():
-                await asyncio.wait({writer}, timeout=_PROGRESS_SECONDS)
-                if on_written is not None:
-                    on_written(sink.written)
-        finally:
-            if not writer.done():
-                bridge.abandoned.set()
-                with anyio.CancelScope(shield=True):
-                    await asyncio.wait({writer})
-        writer.result()  # the writer's failure, if any
+        with path.open("wb", buffering=_FILE_BUFFER_BYTES) as out:
+            sink = _FileSink(out)
+            writer = asyncio.ensure_future(
+                anyio.to_thread.run_sync(
+                    _write, rt, job, first, sink, bridge, limiter=slots.limiter
+                )
+            )
+            try:
+                while not writer.done():
+                    await asyncio.wait({writer}, timeout=_PROGRESS_SECONDS)
+                    if on_written is not None:
+                        on_written(sink.written)
+            finally:
+                if not writer.done():
+                    bridge.abandoned.set()
+                    with anyio.CancelScope(shield=True):
+                        await asyncio.wait({writer})
+            writer.result()  # the writer's failure, if any
     finally:
         slot.release()
     return sink.written

@@ -389,7 +389,7 @@ async def test_failure_after_the_first_byte_breaks_the_download(
 
 
 async def test_an_export_to_a_file_holds_the_download_s_bytes_and_frees_its_slot(
-    world: World, monkeypatch: pytest.MonkeyPatch
+    world: World, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     await three_submissions(world)
     monkeypatch.setattr(export_service, "BATCH_SIZE", 1)
@@ -399,15 +399,15 @@ async def test_an_export_to_a_file_holds_the_download_s_bytes_and_frees_its_slot
     )
     job, first = await _job(world)
     reported: list[int] = []
-    out = io.BytesIO()
+    path = tmp_path / "simple.csv.zip"
 
     written = await export_service.export_to_file(
-        world.runtime, job, first, out, on_written=reported.append
+        world.runtime, job, first, path, on_written=reported.append
     )
 
-    assert written == len(out.getvalue()) == reported[-1]
+    assert written == path.stat().st_size == reported[-1]
     # The same zip (member dates aside): the same members, each the same bytes.
-    made = zipfile.ZipFile(out)
+    made = zipfile.ZipFile(path)
     expected = zipfile.ZipFile(io.BytesIO(downloaded))
     assert made.namelist() == expected.namelist()
     assert all(made.read(name) == expected.read(name) for name in made.namelist())
@@ -417,7 +417,7 @@ async def test_an_export_to_a_file_holds_the_download_s_bytes_and_frees_its_slot
 
 
 async def test_a_failing_export_to_a_file_raises_and_frees_its_slot(
-    world: World, monkeypatch: pytest.MonkeyPatch
+    world: World, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     await three_submissions(world)
     monkeypatch.setattr(export_service, "BATCH_SIZE", 1)
@@ -429,7 +429,7 @@ async def test_a_failing_export_to_a_file_raises_and_frees_its_slot(
     monkeypatch.setattr(export_service, "fetch_page", broken_page)
 
     with anyio.fail_after(10), pytest.raises(RuntimeError, match="database went away"):
-        await export_service.export_to_file(world.runtime, job, first, io.BytesIO())
+        await export_service.export_to_file(world.runtime, job, first, tmp_path / "broken.zip")
     assert export_slots(world.runtime.settings.max_exports).running == 0
 
 
