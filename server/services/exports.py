@@ -21,7 +21,7 @@ fetched before the writer asks for it. (Repeat tables and split select
 multiples are spooled to temporary files by the writer itself.) An export to a
 file (``homeward export``, export runs) is written by the writer thread itself
 (``export_to_file``): handing each chunk to the event loop and back to a thread
-for the file cost the photos' CSV zip a third of its speed.
+for the file made the photos' CSV zip take a third longer.
 """
 
 from __future__ import annotations
