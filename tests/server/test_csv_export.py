@@ -348,14 +348,21 @@ async def _job(world: World) -> tuple[export_service.ExportJob, export_service.P
         return job, await export_service.fetch_page(db, job, None)
 
 
+async def _paged_job(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> tuple[export_service.ExportJob, export_service.Page]:
+    """Three submissions in pages of one: the writer asks for pages after the first."""
+    await three_submissions(world)
+    monkeypatch.setattr(export_service, "BATCH_SIZE", 1)
+    return await _job(world)
+
+
 async def test_client_leaving_stops_the_writer(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    await three_submissions(world)
-    monkeypatch.setattr(export_service, "BATCH_SIZE", 1)
     monkeypatch.setattr(export_service, "CHUNK_BYTES", 1)
     monkeypatch.setattr(export_service, "PENDING_CHUNKS", 1)
-    job, first = await _job(world)
+    job, first = await _paged_job(world, monkeypatch)
     body = export_service.stream_export(world.runtime, job, first)
 
     with anyio.fail_after(10):
@@ -366,10 +373,8 @@ async def test_client_leaving_stops_the_writer(
 async def test_failure_after_the_first_byte_breaks_the_download(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    await three_submissions(world)
-    monkeypatch.setattr(export_service, "BATCH_SIZE", 1)
     monkeypatch.setattr(export_service, "CHUNK_BYTES", 1)
-    job, first = await _job(world)
+    job, first = await _paged_job(world, monkeypatch)
 
     async def broken_page(*_: Any) -> export_service.Page:
         raise RuntimeError("database went away")
@@ -391,9 +396,7 @@ async def test_failure_after_the_first_byte_breaks_the_download(
 async def test_an_export_to_a_file_holds_the_download_s_bytes_and_frees_its_slot(
     world: World, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    await three_submissions(world)
-    monkeypatch.setattr(export_service, "BATCH_SIZE", 1)
-    job, first = await _job(world)
+    job, first = await _paged_job(world, monkeypatch)
     downloaded = b"".join(
         [c async for c in export_service.stream_export(world.runtime, job, first)]
     )
@@ -419,9 +422,7 @@ async def test_an_export_to_a_file_holds_the_download_s_bytes_and_frees_its_slot
 async def test_a_failing_export_to_a_file_raises_and_frees_its_slot(
     world: World, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    await three_submissions(world)
-    monkeypatch.setattr(export_service, "BATCH_SIZE", 1)
-    job, first = await _job(world)
+    job, first = await _paged_job(world, monkeypatch)
 
     async def broken_page(*_: Any) -> export_service.Page:
         raise RuntimeError("database went away")
