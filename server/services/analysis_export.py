@@ -328,8 +328,8 @@ async def _read_segment(
 def _read_table(data: bytes, answers: frozenset[str]) -> pl.DataFrame:
     """A segment's table with its system columns and only the `answers` asked for.
 
-    A check round reads a few of a form's answers: decoding them all cost it
-    most of its time and memory.
+    A check round reads a few of a form's answers: decoding them all cost a
+    round over a million about 1.5 s and 30-40 MB.
     """
     source = io.BytesIO(data)
     names = [n for n in pl.read_parquet_schema(source) if not n.startswith("/") or n in answers]
