@@ -90,7 +90,7 @@ async def usable_copy(db: AsyncSession, form: Form, plan: ExportPlan) -> CopyVie
     layout = await copy_layout(db, form)
     if layout is None or layout.key != state.layout:
         return None
-    wanted: dict[str | None, frozenset[str]] = {None: frozenset()}
+    wanted: dict[str | None, frozenset[str]] = {}
     for table in plan.tables:
         copied = layout.plan.table_for(table.repeat_path)
         if copied is None:

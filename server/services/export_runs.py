@@ -244,9 +244,8 @@ async def _run(rt: Runtime, run_id: int, worker: str, slot: ExportSlot) -> None:
         spool.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=spool) as folder:
             path = Path(folder) / file_name
-            await export_service.export_to_file(rt, job, first, path, slot)
+            size = await export_service.export_to_file(rt, job, first, path, slot)
             await rt.blobs.put_object_file(file_object(run, file_name), path)
-            size = path.stat().st_size
         await _finish(
             rt,
             run_id,

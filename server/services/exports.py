@@ -615,6 +615,7 @@ def _write(
     try:
         batches = bridge.iterate(_batches(rt, job, first))
         schema, options, spool_dir = job.schema, job.options, job.spool_dir
+        spool_dir.mkdir(parents=True, exist_ok=True)
         log = None
         if job.cleaning is not None:
             # Records and the copy's tables alike (exports.cleaning.columns).
@@ -668,7 +669,6 @@ async def _run_writer(
     limiter: anyio.CapacityLimiter,
 ) -> None:
     async with send:  # closing it ends the response once the last chunk is out
-        job.spool_dir.mkdir(parents=True, exist_ok=True)
         sink = _ChunkSink(send, bridge)
         # The export's own limiter: its thread never takes one of the default
         # tokens that its media reads (and the rest of the app) need.
@@ -716,7 +716,6 @@ async def export_to_file(
     slot = slot or slots.claim()
     bridge = _LoopBridge(anyio.lowlevel.current_token())
     try:
-        job.spool_dir.mkdir(parents=True, exist_ok=True)
         with path.open("wb", buffering=_FILE_BUFFER_BYTES) as out:
             sink = _FileSink(out)
             writer = asyncio.ensure_future(
