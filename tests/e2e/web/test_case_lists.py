@@ -12,12 +12,13 @@ each page; elements are found by role and accessible name only.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 
 import httpx
 import pytest
-from playwright.async_api import Page, async_playwright, expect
+from playwright.async_api import Page, Route, async_playwright, expect
 
 from tests.e2e.collect import (
     INTAKE,
@@ -38,6 +39,14 @@ FORMS = ("intake", "needs_assessment", "follow_up")  # intake first: it declares
 COLLECTOR_EMAIL = "counsellor@example.org"
 COLLECTOR_PASSWORD = "a counsellor's password"
 INSTANCE_NAME = "RW-20261123-a1b2c3 / Tirana / 2026-11-23"  # what intake_xml sends
+
+
+DATASET_CALLS = re.compile(r".*/v1/projects/\d+/datasets.*")
+
+
+async def _slowly(route: Route) -> None:
+    await asyncio.sleep(0.5)
+    await route.continue_()
 
 
 async def assert_accessible(page: Page, where: str) -> None:
@@ -122,11 +131,17 @@ async def test_a_returnee_is_found_followed_and_counted_in_the_browser(live_serv
             owner_only = page.get_by_role(
                 "checkbox", name="Phones get only the entries of returnees they created"
             )
+            # The lists' reload after a save is slowed, as on a busy server: the
+            # switches wait for it, so a second click is not undone by the repaint.
+            await page.route(DATASET_CALLS, _slowly)
             await owner_only.check()
+            await expect(owner_only).to_be_disabled()
             await expect(page.get_by_role("status").first).to_have_text(
                 "The settings of returnees were saved."
             )
+            await expect(owner_only).to_be_enabled()
             await expect(owner_only).to_be_checked()
+            await page.unroute(DATASET_CALLS, _slowly)
             await owner_only.uncheck()
             await expect(owner_only).not_to_be_checked()
 
