@@ -152,7 +152,8 @@ def settle_heap() -> None:
     (95 ms each, measured). Freezing what startup made takes those out of every
     collection, and a larger first generation collects less often. Cyclic
     garbage is still collected; plain garbage is freed by reference counting.
+    No collection comes first: after start-up it found nothing to free and took
+    40 ms, an eighth of an export's fixed start (measured, `homeward export`).
     """
-    gc.collect()
     gc.freeze()
     gc.set_threshold(20_000, 20, 20)
