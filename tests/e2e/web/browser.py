@@ -7,11 +7,12 @@ injected from the web app's ``node_modules`` (installed by ``make install``).
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
 
-from playwright.async_api import Page
+from playwright.async_api import Page, Route
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 CHROMIUM = "/usr/bin/chromium"
@@ -47,3 +48,9 @@ async def serious_accessibility_violations(page: Page) -> list[dict[str, Any]]:
     )
     violations: list[dict[str, Any]] = json.loads(result)
     return [v for v in violations if v["impact"] in {"serious", "critical"}]
+
+
+async def slowly(route: Route) -> None:
+    """A route handler that holds each request half a second, as a busy server would."""
+    await asyncio.sleep(0.5)
+    await route.continue_()

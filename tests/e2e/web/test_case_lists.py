@@ -12,13 +12,12 @@ each page; elements are found by role and accessible name only.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import uuid
 
 import httpx
 import pytest
-from playwright.async_api import Page, Route, async_playwright, expect
+from playwright.async_api import Page, async_playwright, expect
 
 from tests.e2e.collect import (
     INTAKE,
@@ -31,7 +30,12 @@ from tests.e2e.collect import (
 )
 from tests.e2e.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
 from tests.e2e.test_programme_case_list import LABEL, follow_up_xml, needs_xml
-from tests.e2e.web.browser import CHROMIUM, CHROMIUM_ARGS, serious_accessibility_violations
+from tests.e2e.web.browser import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    serious_accessibility_violations,
+    slowly,
+)
 
 pytestmark = pytest.mark.slow  # a real server process and a browser
 
@@ -42,11 +46,6 @@ INSTANCE_NAME = "RW-20261123-a1b2c3 / Tirana / 2026-11-23"  # what intake_xml se
 
 
 DATASET_CALLS = re.compile(r".*/v1/projects/\d+/datasets.*")
-
-
-async def _slowly(route: Route) -> None:
-    await asyncio.sleep(0.5)
-    await route.continue_()
 
 
 async def assert_accessible(page: Page, where: str) -> None:
@@ -133,7 +132,7 @@ async def test_a_returnee_is_found_followed_and_counted_in_the_browser(live_serv
             )
             # The lists' reload after a save is slowed, as on a busy server: the
             # switches wait for it, so a second click is not undone by the repaint.
-            await page.route(DATASET_CALLS, _slowly)
+            await page.route(DATASET_CALLS, slowly)
             await owner_only.check()
             await expect(owner_only).to_be_disabled()
             await expect(page.get_by_role("status").first).to_have_text(
@@ -141,7 +140,7 @@ async def test_a_returnee_is_found_followed_and_counted_in_the_browser(live_serv
             )
             await expect(owner_only).to_be_enabled()
             await expect(owner_only).to_be_checked()
-            await page.unroute(DATASET_CALLS, _slowly)
+            await page.unroute(DATASET_CALLS, slowly)
             await owner_only.uncheck()
             await expect(owner_only).not_to_be_checked()
 

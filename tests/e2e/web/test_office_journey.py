@@ -27,7 +27,12 @@ from playwright.async_api import FilePayload, Page, async_playwright, expect
 from server.settings import Settings
 from tests.e2e.collect import png_1x1
 from tests.e2e.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
-from tests.e2e.web.browser import CHROMIUM, CHROMIUM_ARGS, serious_accessibility_violations
+from tests.e2e.web.browser import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    serious_accessibility_violations,
+    slowly,
+)
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 COLLECTOR_EMAIL = "collector@example.org"
@@ -188,8 +193,15 @@ async def test_office_journey_in_the_browser(
             qr_name = "QR code to set up ODK Collect for Ana's phone"
             assert await image_loaded(page, qr_name)
             await expect(page.get_by_role("alert")).to_contain_text("only works on this computer")
-            await page.get_by_role("checkbox", name="Household visit").check()
-            await expect(page.get_by_role("checkbox", name="Household visit")).to_be_checked()
+            # Saving a form's access waits (slowed here), and the switches with it.
+            assignments = re.compile(r".*/v1/projects/\d+/(forms/[^/]+/)?assignments/.*")
+            await page.route(assignments, slowly)
+            may_fill = page.get_by_role("checkbox", name="Household visit")
+            await may_fill.check()
+            await expect(may_fill).to_be_disabled()
+            await expect(may_fill).to_be_enabled()
+            await expect(may_fill).to_be_checked()
+            await page.unroute(assignments, slowly)
             await assert_accessible(page, "field team")
             listed = await page.request.get(f"{base}/v1/projects/{project_id}/app-users")
             token = (await listed.json())[0]["token"]
