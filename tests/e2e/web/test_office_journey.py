@@ -184,6 +184,15 @@ async def test_office_journey_in_the_browser(
             await expect(page.get_by_role("status")).to_have_text("The draft was published.")
             await expect(page.get_by_role("cell", name="1", exact=True)).to_be_visible()
             await assert_accessible(page, "form overview")
+            # Closing the form is kept (read again after a reload), then undone.
+            accepting = page.get_by_label("Accepting submissions")
+            await accepting.select_option("closing")
+            await expect(page.get_by_role("status")).to_have_text("The form's state was changed.")
+            await page.reload()
+            await expect(accepting).to_have_value("closing")
+            await accepting.select_option("open")
+            await expect(page.get_by_role("status")).to_have_text("The form's state was changed.")
+            await expect(accepting).to_have_value("open")
 
             # The field team: an app user, its QR code, its form.
             await page.get_by_role("link", name="Back to the project").click()
