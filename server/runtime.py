@@ -153,7 +153,7 @@ def settle_heap() -> None:
     collection, and a larger first generation collects less often. Cyclic
     garbage is still collected; plain garbage is freed by reference counting.
     No collection comes first: after start-up it found nothing to free and took
-    40 ms, an eighth of an export's fixed start (measured, `homeward export`).
+    40 ms of the half second a fresh `homeward export` spends starting (measured).
     """
     gc.freeze()
     gc.set_threshold(20_000, 20, 20)
